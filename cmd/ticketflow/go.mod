@@ -1,0 +1,3 @@
+module github.com/ticketflow/ticketflow/cmd/ticketflow
+
+go 1.26.8

@@ -1,0 +1,49 @@
+// Package config reads configuration from environment variables into typed structs. Every
+// variable has a documented default (the README's configuration table lists the same names).
+package config
+
+import (
+	"fmt"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Kafka is the broker connection shared by every service.
+type Kafka struct {
+	// Brokers are the seed brokers. Empty in `ticketflow dev` means: start the embedded broker.
+	Brokers []string `env:"KAFKA_BROKERS" envSeparator:","`
+	// Topic is the single event topic; its key is the ticket id.
+	Topic string `env:"KAFKA_TOPIC" envDefault:"ticket-events"`
+	// Partitions is used when the topic has to be created.
+	Partitions int32 `env:"KAFKA_PARTITIONS" envDefault:"12"`
+	// ReplicationFactor is used when the topic has to be created (-1 = broker default).
+	ReplicationFactor int16 `env:"KAFKA_REPLICATION_FACTOR" envDefault:"-1"`
+}
+
+// Postgres is the database connection.
+type Postgres struct {
+	URL string `env:"DATABASE_URL" envDefault:"postgres://postgres@127.0.0.1:5432/ticketflow?sslmode=disable"`
+	// MaxConns bounds the pool of each service.
+	MaxConns int32 `env:"DATABASE_MAX_CONNS" envDefault:"16"`
+}
+
+// HTTP is where a service listens.
+type HTTP struct {
+	Addr string `env:"TICKETFLOW_HTTP_ADDR" envDefault:"127.0.0.1:8000"`
+	// AllowedOrigins are the browser origins allowed for CORS and WebSocket upgrades.
+	AllowedOrigins []string `env:"TICKETFLOW_ALLOWED_ORIGINS" envSeparator:"," envDefault:"http://localhost:8000,http://127.0.0.1:8000,http://localhost:5173"`
+}
+
+// Auth configures bearer tokens.
+type Auth struct {
+	JWTSecret string `env:"TICKETFLOW_JWT_SECRET"`
+}
+
+// Load parses the environment into a new T.
+func Load[T any]() (T, error) {
+	var cfg T
+	if err := env.Parse(&cfg); err != nil {
+		return cfg, fmt.Errorf("configuration: %w", err)
+	}
+	return cfg, nil
+}

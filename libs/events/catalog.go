@@ -1,0 +1,186 @@
+package events
+
+// Type names an event. The constants below are the whole catalog.
+type Type string
+
+const (
+	TicketCreated             Type = "TicketCreated"
+	TicketProcessingRequested Type = "TicketProcessingRequested"
+	RunStarted                Type = "RunStarted"
+	StepStarted               Type = "StepStarted"
+	StepCompleted             Type = "StepCompleted"
+	LogEmitted                Type = "LogEmitted"
+	CIResult                  Type = "CIResult"
+	RunCompleted              Type = "RunCompleted"
+	RunFailed                 Type = "RunFailed"
+	RunCancelled              Type = "RunCancelled"
+	RunRejected               Type = "RunRejected"
+	CancelRequested           Type = "CancelRequested"
+	ValidationApproved        Type = "ValidationApproved"
+	ChangesRequested          Type = "ChangesRequested"
+)
+
+// Payload is the data of one event type.
+type Payload interface{ EventType() Type }
+
+type spec struct {
+	version    int
+	newPayload func() Payload
+}
+
+// catalog maps every known type to its current version. Bump a version only with a payload
+// change that old readers cannot read; consumers skip versions newer than they know.
+var catalog = map[Type]spec{
+	TicketCreated:             {1, func() Payload { return new(TicketCreatedData) }},
+	TicketProcessingRequested: {1, func() Payload { return new(ProcessingRequestedData) }},
+	RunStarted:                {1, func() Payload { return new(RunStartedData) }},
+	StepStarted:               {1, func() Payload { return new(StepStartedData) }},
+	StepCompleted:             {1, func() Payload { return new(StepCompletedData) }},
+	LogEmitted:                {1, func() Payload { return new(LogEmittedData) }},
+	CIResult:                  {1, func() Payload { return new(CIResultData) }},
+	RunCompleted:              {1, func() Payload { return new(RunCompletedData) }},
+	RunFailed:                 {1, func() Payload { return new(RunFailedData) }},
+	RunCancelled:              {1, func() Payload { return new(RunCancelledData) }},
+	RunRejected:               {1, func() Payload { return new(RunRejectedData) }},
+	CancelRequested:           {1, func() Payload { return new(CancelRequestedData) }},
+	ValidationApproved:        {1, func() Payload { return new(ValidationApprovedData) }},
+	ChangesRequested:          {1, func() Payload { return new(ChangesRequestedData) }},
+}
+
+// CurrentVersion is the version this build writes for t (0 for unknown types).
+func CurrentVersion(t Type) int { return catalog[t].version }
+
+// Known reports whether t is in the catalog.
+func Known(t Type) bool { _, ok := catalog[t]; return ok }
+
+// Terminal reports whether t ends a run.
+func Terminal(t Type) bool {
+	return t == RunCompleted || t == RunFailed || t == RunCancelled || t == RunRejected
+}
+
+// TicketCreatedData: a ticket now exists. Owner is the JWT subject that created it.
+type TicketCreatedData struct {
+	Title         string `json:"title"`
+	Description   string `json:"description"`
+	RepositoryURL string `json:"repository_url"`
+	BaseBranch    string `json:"base_branch"`
+	CICommand     string `json:"ci_command"`
+	Owner         string `json:"owner"`
+	// SimulateFailure asks the simulated executor to fail CI: "" (never), "always", or
+	// "once" (first iteration of each run only). Ignored by real executors.
+	SimulateFailure string `json:"simulate_failure,omitempty"`
+}
+
+// ProcessingRequestedData: someone asked for a run. The run id is on the envelope.
+type ProcessingRequestedData struct {
+	RequestedBy string `json:"requested_by"`
+	// Reason is "start" for a fresh request and "changes_requested" for the follow-up run
+	// that a review comment starts.
+	Reason string `json:"reason,omitempty"`
+}
+
+// RunStartedData: the processor accepted the run.
+type RunStartedData struct {
+	Iteration     int    `json:"iteration"`
+	MaxIterations int    `json:"max_iterations"`
+	Executor      string `json:"executor"`
+}
+
+// StepStartedData: a workflow step began. Attempt > 1 means the step was retried after a
+// processor restart interrupted it.
+type StepStartedData struct {
+	Step      string `json:"step"`
+	Progress  int    `json:"progress"`
+	Message   string `json:"message"`
+	Iteration int    `json:"iteration"`
+	Attempt   int    `json:"attempt"`
+}
+
+// StepCompletedData: a step finished. Outcome is "ok" or "failed".
+type StepCompletedData struct {
+	Step       string `json:"step"`
+	Progress   int    `json:"progress"`
+	Iteration  int    `json:"iteration"`
+	Attempt    int    `json:"attempt"`
+	Outcome    string `json:"outcome"`
+	DurationMS int64  `json:"duration_ms"`
+	Error      string `json:"error,omitempty"`
+}
+
+// LogEmittedData: one line of a run's log.
+type LogEmittedData struct {
+	Level   string `json:"level"`
+	Message string `json:"message"`
+	Step    string `json:"step,omitempty"`
+	Stream  string `json:"stream,omitempty"` // stdout or stderr for CI output
+}
+
+// CIResultData: the outcome of one CI execution.
+type CIResultData struct {
+	Iteration  int    `json:"iteration"`
+	Passed     bool   `json:"passed"`
+	ExitCode   int    `json:"exit_code"`
+	DurationMS int64  `json:"duration_ms"`
+	OutputTail string `json:"output_tail,omitempty"`
+}
+
+// RunCompletedData: CI passed; the run awaits human validation.
+type RunCompletedData struct {
+	Iteration int    `json:"iteration"`
+	Branch    string `json:"branch,omitempty"`
+	Message   string `json:"message"`
+}
+
+// RunFailedData: the run stopped on an error or on CI failing after MAX_ITERATIONS.
+type RunFailedData struct {
+	Step    string `json:"step,omitempty"`
+	Message string `json:"message"`
+	Error   string `json:"error"`
+}
+
+// RunCancelledData: the run was cancelled by a user or because the iteration budget is spent.
+type RunCancelledData struct {
+	Step    string `json:"step,omitempty"`
+	Message string `json:"message"`
+	Reason  string `json:"reason"`
+}
+
+// RunRejectedData: the processor refused a request (e.g. another run of the ticket is active).
+type RunRejectedData struct {
+	Reason      string `json:"reason"`
+	ActiveRunID string `json:"active_run_id,omitempty"`
+}
+
+// CancelRequestedData: a user asked to cancel the ticket's active run (run id on the envelope).
+type CancelRequestedData struct {
+	RequestedBy string `json:"requested_by"`
+}
+
+// ValidationApprovedData: a human approved a completed run.
+type ValidationApprovedData struct {
+	ApprovedBy string `json:"approved_by"`
+	Comment    string `json:"comment,omitempty"`
+}
+
+// ChangesRequestedData: a human asked for changes; the comment enters the conversation.
+type ChangesRequestedData struct {
+	RequestedBy string `json:"requested_by"`
+	Comment     string `json:"comment"`
+	// NextRunID is the follow-up run this request starts.
+	NextRunID string `json:"next_run_id"`
+}
+
+func (*TicketCreatedData) EventType() Type       { return TicketCreated }
+func (*ProcessingRequestedData) EventType() Type { return TicketProcessingRequested }
+func (*RunStartedData) EventType() Type          { return RunStarted }
+func (*StepStartedData) EventType() Type         { return StepStarted }
+func (*StepCompletedData) EventType() Type       { return StepCompleted }
+func (*LogEmittedData) EventType() Type          { return LogEmitted }
+func (*CIResultData) EventType() Type            { return CIResult }
+func (*RunCompletedData) EventType() Type        { return RunCompleted }
+func (*RunFailedData) EventType() Type           { return RunFailed }
+func (*RunCancelledData) EventType() Type        { return RunCancelled }
+func (*RunRejectedData) EventType() Type         { return RunRejected }
+func (*CancelRequestedData) EventType() Type     { return CancelRequested }
+func (*ValidationApprovedData) EventType() Type  { return ValidationApproved }
+func (*ChangesRequestedData) EventType() Type    { return ChangesRequested }
