@@ -1,0 +1,71 @@
+// The brief's hook: live processing state of one ticket over its WebSocket.
+//
+//   const { status, message, step, progress, error, logs, isConnected,
+//           cursor, runId, reconnecting } = useTicketProcessing(ticketId);
+//
+// Every component that watches the same ticket shares one socket (see lib/registry).
+
+import { useEffect, useMemo, useState, useSyncExternalStore } from "react";
+import { acquireTicket, releaseTicket } from "../lib/registry";
+import { initialTicketState, type TicketState, type TicketStore } from "../lib/ticketStore";
+import type { LogEntry, TicketStatus } from "../lib/types";
+
+export interface TicketProcessing {
+  /** null until the server (or the ticket's saved state) says. */
+  status: TicketStatus | null;
+  message: string;
+  step: string | null;
+  progress: number;
+  error: string | null;
+  logs: LogEntry[];
+  isConnected: boolean;
+  /** Opaque resume point: the cursor of the last event received. */
+  cursor: string | null;
+  runId: string | null;
+  reconnecting: boolean;
+}
+
+const noop = () => () => {};
+const emptySnapshot = () => initialTicketState;
+
+/** useTicketStore acquires the shared store of a ticket for the lifetime of the component. */
+export function useTicketStore(ticketId: string | null | undefined): TicketStore | null {
+  const [store, setStore] = useState<TicketStore | null>(null);
+  useEffect(() => {
+    if (!ticketId) {
+      setStore(null);
+      return;
+    }
+    const s = acquireTicket(ticketId);
+    setStore(s);
+    return () => releaseTicket(ticketId);
+  }, [ticketId]);
+  return store && store.ticketId === ticketId ? store : null;
+}
+
+/** useTicketState is the full state, including details beyond the brief's hook. */
+export function useTicketState(ticketId: string | null | undefined): TicketState {
+  const store = useTicketStore(ticketId);
+  return useSyncExternalStore(store ? store.subscribe : noop, store ? store.getSnapshot : emptySnapshot);
+}
+
+export function useTicketProcessing(ticketId: string | null | undefined): TicketProcessing {
+  const s = useTicketState(ticketId);
+  return useMemo(
+    () => ({
+      status: s.status,
+      message: s.message,
+      step: s.step,
+      progress: s.progress,
+      error: s.error,
+      logs: s.logs,
+      isConnected: s.isConnected,
+      cursor: s.cursor,
+      runId: s.runId,
+      reconnecting: s.reconnecting,
+    }),
+    [s.status, s.message, s.step, s.progress, s.error, s.logs, s.isConnected, s.cursor, s.runId, s.reconnecting],
+  );
+}
+
+export default useTicketProcessing;

@@ -1,0 +1,145 @@
+// The ticketflow REST API, typed. Every call sends the bearer token; errors become ApiError
+// with the server's stable code, network failures become NetworkError.
+
+import { getToken, setToken } from "./auth";
+import type { EventPage, Me, Run, StepStats, Ticket } from "./types";
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ApiError";
+  }
+}
+
+export class NetworkError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "NetworkError";
+  }
+}
+
+export interface RequestOptions {
+  idempotencyKey?: string;
+  signal?: AbortSignal;
+  baseUrl?: string;
+  token?: string | null;
+  fetchImpl?: typeof fetch;
+}
+
+type Listener = (err: ApiError) => void;
+const unauthorizedListeners = new Set<Listener>();
+
+/** onUnauthorized is told when the server rejects the token (the app shows the login page). */
+export function onUnauthorized(l: Listener): () => void {
+  unauthorizedListeners.add(l);
+  return () => unauthorizedListeners.delete(l);
+}
+
+export async function request<T>(method: string, path: string, body?: unknown, opts: RequestOptions = {}): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  const token = opts.token === undefined ? getToken() : opts.token;
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (opts.idempotencyKey) headers["Idempotency-Key"] = opts.idempotencyKey;
+  const f = opts.fetchImpl ?? fetch;
+  let res: Response;
+  try {
+    res = await f((opts.baseUrl ?? "") + path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: opts.signal,
+    });
+  } catch (err) {
+    if ((err as Error)?.name === "AbortError") throw err;
+    throw new NetworkError(`Serveur injoignable (${(err as Error)?.message ?? String(err)})`);
+  }
+  const text = await res.text();
+  let data: unknown = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!res.ok) {
+    const e = (data as { error?: { code?: string; message?: string } } | null)?.error;
+    const err = new ApiError(res.status, e?.code ?? `http_${res.status}`, e?.message ?? (res.statusText || `HTTP ${res.status}`));
+    if (res.status === 401 && opts.token === undefined) {
+      unauthorizedListeners.forEach((l) => l(err));
+    }
+    throw err;
+  }
+  return data as T;
+}
+
+export function newIdempotencyKey(): string {
+  if (typeof crypto !== "undefined" && "randomUUID" in crypto) return crypto.randomUUID();
+  return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
+}
+
+export interface CreateTicketInput {
+  title: string;
+  description?: string;
+  repository_url?: string;
+  base_branch?: string;
+  ci_command?: string;
+  simulate_failure?: "" | "once" | "always";
+}
+
+export interface StartResponse {
+  success: boolean;
+  status: string;
+  ticket_id: string;
+  run_id: string;
+  websocket_url: string;
+}
+
+const q = (params: Record<string, string | number | undefined | null>) => {
+  const s = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") s.set(k, String(v));
+  const out = s.toString();
+  return out ? `?${out}` : "";
+};
+
+export const api = {
+  me: (token?: string) => request<Me>("GET", "/api/me", undefined, token === undefined ? {} : { token }),
+  listTickets: (params: { limit?: number; status?: string } = {}, signal?: AbortSignal) =>
+    request<{ tickets: Ticket[] }>("GET", `/api/tickets${q({ limit: params.limit ?? 100, status: params.status })}`, undefined, { signal }),
+  getTicket: (id: string, signal?: AbortSignal) => request<Ticket>("GET", `/api/tickets/${encodeURIComponent(id)}`, undefined, { signal }),
+  createTicket: (input: CreateTicketInput, idempotencyKey: string) =>
+    request<Ticket>("POST", "/api/tickets", input, { idempotencyKey }),
+  runs: (id: string, signal?: AbortSignal) =>
+    request<{ runs: Run[] }>("GET", `/api/tickets/${encodeURIComponent(id)}/runs`, undefined, { signal }),
+  ticketEvents: (id: string, after?: string | null, limit = 500, signal?: AbortSignal) =>
+    request<EventPage>("GET", `/api/tickets/${encodeURIComponent(id)}/events${q({ after, limit })}`, undefined, { signal }),
+  runEvents: (runId: string, after?: string | null, limit = 500, signal?: AbortSignal) =>
+    request<EventPage>("GET", `/api/runs/${encodeURIComponent(runId)}/events${q({ after, limit })}`, undefined, { signal }),
+  stepAnalytics: (since: string, until: string, signal?: AbortSignal) =>
+    request<{ steps: StepStats[] }>("GET", `/api/analytics/steps${q({ since, until })}`, undefined, { signal }),
+};
+
+/** downloadNdjson fetches an audit trail as NDJSON (with the token) and saves it as a file. */
+export async function downloadNdjson(path: string, filename: string): Promise<void> {
+  const token = getToken();
+  const res = await fetch(path, { headers: { Accept: "application/x-ndjson", ...(token ? { Authorization: `Bearer ${token}` } : {}) } });
+  if (!res.ok) throw new ApiError(res.status, `http_${res.status}`, `Export impossible (HTTP ${res.status})`);
+  const blob = await res.blob();
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = filename;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+export function logout(): void {
+  setToken(null);
+}

@@ -1,0 +1,176 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { WebSocket as NodeWebSocket } from "ws";
+import { ManualOnline } from "./online";
+import { acquireTicket, closeAll, configureConnections, openTicketCount, releaseTicket } from "./registry";
+import type { WebSocketCtor } from "./socket";
+import { storageKey, TicketStore } from "./ticketStore";
+import { event, MemoryStorage, settle, TestServer, waitFor } from "../test/server";
+
+const WS = NodeWebSocket as unknown as WebSocketCtor;
+
+let server: TestServer;
+let stores: TicketStore[] = [];
+
+beforeEach(async () => {
+  server = await TestServer.start();
+});
+
+afterEach(async () => {
+  stores.forEach((s) => s.stop());
+  stores = [];
+  closeAll();
+  await server.close();
+});
+
+function store(storage: Storage | null = null, ticketId = "t1") {
+  const s = new TicketStore(ticketId, {
+    baseUrl: server.baseUrl,
+    getToken: () => "tok",
+    WebSocketImpl: WS,
+    online: new ManualOnline(true),
+    backoff: { baseMs: 20, maxMs: 100, factor: 2, jitter: 0.5 },
+    storage,
+    flushIntervalMs: 10,
+  });
+  stores.push(s);
+  s.start();
+  return s;
+}
+
+/** A run as the notifier sends it: PENDING, steps with logs, COMPLETED. */
+function runMessages(runId: string, from: number) {
+  let o = from;
+  const msgs: Record<string, unknown>[] = [event("status_update", o++, { status: "PENDING", progress: 0, message: "Traitement en cours de démarrage..." }, runId)];
+  for (const [step, progress] of [["check_iterations", 5], ["prepare_repository", 20], ["run_ci", 85]] as const) {
+    msgs.push(event("status_update", o++, { status: "IN_PROGRESS", step, progress, message: step }, runId));
+    msgs.push(event("log", o++, { level: "INFO", message: `${step} line`, step }, runId));
+    msgs.push(event("step_completed", o++, { step, outcome: "ok", duration_ms: 12 }, runId));
+  }
+  msgs.push(event("status_update", o++, { status: "COMPLETED", step: "await_validation", progress: 100, message: "done" }, runId));
+  return msgs;
+}
+
+describe("TicketStore", () => {
+  it("folds the brief's messages into status, step, progress, logs", async () => {
+    const s = store();
+    await waitFor(() => server.conns.length === 1);
+    const msgs = runMessages("run-1", 1);
+    for (const m of msgs.slice(0, 5)) server.send(server.last(), m);
+    await waitFor(() => s.getSnapshot().progress === 20);
+    let st = s.getSnapshot();
+    expect(st).toMatchObject({ status: "IN_PROGRESS", step: "prepare_repository", progress: 20, runId: "run-1", isConnected: true, cursor: "v1.3-5" });
+    expect(st.logs.map((l) => l.message)).toEqual(["check_iterations line"]);
+    expect(st.steps.check_iterations).toEqual({ outcome: "ok", durationMs: 12 });
+
+    for (const m of msgs.slice(5)) server.send(server.last(), m);
+    await waitFor(() => s.getSnapshot().status === "COMPLETED");
+    st = s.getSnapshot();
+    expect(st.progress).toBe(100);
+    expect(st.logs.map((l) => l.message)).toEqual(["check_iterations line", "prepare_repository line", "run_ci line"]);
+    expect(st.logs.map((l) => l.id)).toEqual(["ev-run-1-3", "ev-run-1-6", "ev-run-1-9"]);
+  });
+
+  it("keeps the last progress on failure and reports the error", async () => {
+    const s = store();
+    await waitFor(() => server.conns.length === 1);
+    server.send(server.last(), event("status_update", 1, { status: "IN_PROGRESS", step: "run_ci", progress: 85 }));
+    server.send(server.last(), event("status_update", 2, { status: "FAILED", step: "handle_ci_result", message: "CI en échec", error: "exit 1" }));
+    await waitFor(() => s.getSnapshot().status === "FAILED");
+    expect(s.getSnapshot()).toMatchObject({ progress: 85, error: "exit 1", message: "CI en échec" });
+  });
+
+  it("starts a fresh log when a new run begins", async () => {
+    const s = store();
+    await waitFor(() => server.conns.length === 1);
+    for (const m of runMessages("run-1", 1)) server.send(server.last(), m);
+    await waitFor(() => s.getSnapshot().status === "COMPLETED");
+    for (const m of runMessages("run-2", 100)) server.send(server.last(), m);
+    await waitFor(() => s.getSnapshot().runId === "run-2" && s.getSnapshot().status === "COMPLETED");
+    expect(s.getSnapshot().logs.map((l) => l.id)).toEqual(["ev-run-2-102", "ev-run-2-105", "ev-run-2-108"]);
+  });
+
+  it("a dropped connection mid-run loses and doubles nothing", async () => {
+    const s = store();
+    await waitFor(() => server.conns.length === 1);
+    const msgs = runMessages("run-1", 1);
+    for (const m of msgs.slice(0, 6)) server.send(server.last(), m);
+    await waitFor(() => s.getSnapshot().cursor === "v1.3-6");
+    server.last().ws.terminate();
+    await waitFor(() => server.conns.length === 2);
+    const resumeAt = Number(server.last().url.searchParams.get("cursor")?.split("-")[1]);
+    expect(resumeAt).toBe(6);
+    // Replay from a little before the cursor (an at-least-once server), then the rest.
+    for (const m of msgs.slice(resumeAt - 2)) server.send(server.last(), m);
+    await waitFor(() => s.getSnapshot().status === "COMPLETED");
+    expect(s.getSnapshot().logs.map((l) => l.message)).toEqual(["check_iterations line", "prepare_repository line", "run_ci line"]);
+  });
+
+  it("persists state with its cursor so a reload resumes from the cursor with the same log", async () => {
+    const storage = new MemoryStorage();
+    const a = store(storage);
+    await waitFor(() => server.conns.length === 1);
+    const msgs = runMessages("run-1", 1);
+    for (const m of msgs.slice(0, 7)) server.send(server.last(), m);
+    await waitFor(() => a.getSnapshot().cursor === "v1.3-7");
+    a.stop(); // page unload persists
+    expect(JSON.parse(storage.getItem(storageKey("t1"))!).cursor).toBe("v1.3-7");
+
+    const b = store(storage); // the reloaded page
+    expect(b.getSnapshot().logs.map((l) => l.message)).toEqual(["check_iterations line", "prepare_repository line"]);
+    await waitFor(() => server.conns.length === 2);
+    expect(server.last().url.searchParams.get("cursor")).toBe("v1.3-7");
+    for (const m of msgs.slice(6)) server.send(server.last(), m); // includes one duplicate
+    await waitFor(() => b.getSnapshot().status === "COMPLETED");
+    expect(b.getSnapshot().logs.map((l) => l.message)).toEqual(["check_iterations line", "prepare_repository line", "run_ci line"]);
+  });
+
+  it("starts over when the server says the history at the cursor is gone", async () => {
+    const storage = new MemoryStorage();
+    const a = store(storage);
+    await waitFor(() => server.conns.length === 1);
+    for (const m of runMessages("run-1", 1).slice(0, 4)) server.send(server.last(), m);
+    await waitFor(() => a.getSnapshot().cursor === "v1.3-4");
+    server.send(server.last(), { type: "history_unavailable", requested_cursor: "v1.3-4", message: "gone" });
+    server.send(server.last(), event("status_update", 50, { status: "IN_PROGRESS", step: "call_llm", progress: 50 }));
+    await waitFor(() => a.getSnapshot().progress === 50);
+    expect(a.getSnapshot()).toMatchObject({ notice: "gone", logs: [], step: "call_llm", cursor: "v1.3-50" });
+  });
+
+  it("bounds the log kept in memory", async () => {
+    const s = new TicketStore("t1", { baseUrl: server.baseUrl, WebSocketImpl: WS, online: new ManualOnline(true), storage: null, maxLogs: 100, flushIntervalMs: 5 });
+    stores.push(s);
+    s.start();
+    await waitFor(() => server.conns.length === 1);
+    for (let i = 1; i <= 250; i++) server.send(server.last(), event("log", i, { level: "INFO", message: `line ${i}` }));
+    await waitFor(() => s.getSnapshot().cursor === "v1.3-250");
+    s.flushNow();
+    expect(s.getSnapshot().logs.length).toBe(100);
+    expect(s.getSnapshot().logs[0].message).toBe("line 151");
+    expect(s.getSnapshot().droppedLogs).toBe(150);
+  });
+});
+
+describe("registry", () => {
+  it("shares one socket per ticket and closes it after the last release", async () => {
+    configureConnections({ baseUrl: server.baseUrl, WebSocketImpl: WS, online: new ManualOnline(true), storage: null, releaseGraceMs: 50, getToken: () => "tok" });
+    const a = acquireTicket("t1");
+    const b = acquireTicket("t1");
+    const c = acquireTicket("t2");
+    expect(a).toBe(b);
+    expect(c).not.toBe(a);
+    await waitFor(() => server.conns.length === 2);
+    await settle(100);
+    expect(server.conns.map((x) => x.url.pathname).sort()).toEqual(["/ws/tickets/t1", "/ws/tickets/t2"]);
+
+    releaseTicket("t1");
+    await settle(100);
+    expect(server.open.length).toBe(2); // b still watches t1
+    releaseTicket("t1");
+    releaseTicket("t2");
+    const again = acquireTicket("t2"); // reacquired within the grace period: same socket
+    expect(again).toBe(c);
+    await waitFor(() => server.open.length === 1, 5000, "t1 closed");
+    expect(openTicketCount()).toBe(1);
+    expect(server.open[0].url.pathname).toBe("/ws/tickets/t2");
+  });
+});
