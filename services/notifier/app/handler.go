@@ -1,0 +1,514 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	fws "github.com/fasthttp/websocket"
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+	"github.com/ticketflow/ticketflow/libs/auth"
+	"github.com/ticketflow/ticketflow/libs/cursor"
+	"github.com/ticketflow/ticketflow/libs/httpx"
+	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/workflow"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+const (
+	localClaims  = "notifier.claims"
+	localAuthErr = "notifier.auth_err"
+	// MaxTicketIDLength bounds ticket ids taken from the path.
+	MaxTicketIDLength = 128
+)
+
+// writeBufferPool lends gorilla's frame buffer only while it writes (it only writes close
+// frames here): an idle connection holds no write buffer.
+type writeBufferPool struct{ p sync.Pool }
+
+func (w *writeBufferPool) Get() any  { return w.p.Get() }
+func (w *writeBufferPool) Put(v any) { w.p.Put(v) }
+
+// Mount registers GET /ws/tickets (every ticket; admins only) and GET /ws/tickets/:ticket_id.
+// Origin and the per-IP connect rate are checked before the upgrade (plain HTTP 403 / 429);
+// the token, the ticket and the cursor after it, with an error message and a close code a
+// browser can read: 4401 unauthenticated, 4403 forbidden, 4404 unknown ticket, 4400 bad cursor.
+func (n *Notifier) Mount(app *fiber.App) {
+	wsCfg := websocket.Config{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   512,
+		WriteBufferSize:  512,
+		WriteBufferPool:  &writeBufferPool{},
+		// permessage-deflate stays off: see the README (gofiber/contrib#1136), and the writer
+		// frames messages itself to batch them into one syscall.
+		EnableCompression: false,
+	}
+	app.Get("/ws/tickets", n.precheck, websocket.New(func(c *websocket.Conn) { n.serve(c, "") }, wsCfg))
+	app.Get("/ws/tickets/:ticket_id", n.precheck, websocket.New(func(c *websocket.Conn) {
+		n.serve(c, c.Params("ticket_id"))
+	}, wsCfg))
+}
+
+// precheck runs before the upgrade.
+func (n *Notifier) precheck(c *fiber.Ctx) error {
+	if !websocket.IsWebSocketUpgrade(c) {
+		return httpx.Errorf(fiber.StatusUpgradeRequired, "upgrade_required", "this endpoint speaks WebSocket only")
+	}
+	if origin := c.Get(fiber.HeaderOrigin); origin != "" && !n.anyOrig && !n.origins[origin] {
+		n.m.rejected.WithLabelValues("origin").Inc()
+		return httpx.Forbidden("origin %q is not allowed", origin)
+	}
+	if !n.limiter.allow(c.IP(), time.Now()) {
+		n.m.rejected.WithLabelValues("rate_limited").Inc()
+		c.Set(fiber.HeaderRetryAfter, "1")
+		return httpx.Errorf(fiber.StatusTooManyRequests, "rate_limited", "too many connections from this address; retry later")
+	}
+	token := auth.BearerToken(c.Get(fiber.HeaderAuthorization))
+	if token == "" {
+		token = c.Query("access_token")
+	}
+	claims, err := n.auth.Verify(token)
+	if err != nil {
+		c.Locals(localAuthErr, err)
+	} else {
+		c.Locals(localClaims, claims)
+	}
+	return c.Next()
+}
+
+// setupError is a refusal after the upgrade: an error message then a close frame.
+type setupError struct {
+	code      int
+	errCode   string
+	message   string
+	closeText string
+}
+
+func (e *setupError) Error() string { return e.message }
+
+func refuse(code int, errCode, format string, args ...any) *setupError {
+	msg := fmt.Sprintf(format, args...)
+	return &setupError{code: code, errCode: errCode, message: msg, closeText: errCode}
+}
+
+func (n *Notifier) serve(c *websocket.Conn, ticketID string) {
+	s := newSession(n, c, ticketID)
+	stream := "ticket"
+	if s.global {
+		stream = "all"
+	}
+	n.m.connections.WithLabelValues(stream).Inc()
+	defer n.m.connections.WithLabelValues(stream).Dec()
+	c.SetReadLimit(n.cfg.MaxFrameBytes)
+	_ = c.SetReadDeadline(time.Now().Add(n.cfg.IdleTimeout))
+	c.SetPongHandler(func(string) error { return c.SetReadDeadline(time.Now().Add(n.cfg.IdleTimeout)) })
+	c.SetPingHandler(func(data string) error {
+		_ = c.SetReadDeadline(time.Now().Add(n.cfg.IdleTimeout))
+		s.send(opPong, []byte(data))
+		return nil
+	})
+
+	claims, _ := c.Locals(localClaims).(*auth.Claims)
+	authErr, _ := c.Locals(localAuthErr).(error)
+	const absent = "\x00"
+	cursorParam := c.Query("cursor", absent)
+	hasCursor := cursorParam != absent
+	if !hasCursor {
+		cursorParam = ""
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var setup func() error
+	var err error
+	if s.global {
+		setup, err = n.planAll(ctx, s, claims, authErr, cursorParam, hasCursor)
+	} else {
+		setup, err = n.planTicket(ctx, s, claims, authErr, cursorParam, hasCursor)
+	}
+	if err != nil {
+		var se *setupError
+		if !errors.As(err, &se) {
+			n.log.Warn("websocket setup failed", "ticket_id", ticketID, "err", err)
+			se = refuse(CloseTryAgain, "unavailable", "the event log is unavailable; retry later")
+		}
+		n.m.rejected.WithLabelValues(se.errCode).Inc()
+		s.closed = false
+		_ = s.text(TypeError, mustJSON(errorMsg{Type: TypeError, Code: se.errCode, Message: se.message}))
+		s.writeClose(se.code, se.closeText)
+		s.release()
+		n.drain(c)
+		return
+	}
+	defer n.hub.unsubscribe(s, ticketID)
+	go s.writeLoop(setup)
+
+	for {
+		typ, data, err := c.ReadMessage()
+		if err != nil {
+			var ce *fws.CloseError
+			switch {
+			case errors.As(err, &ce):
+				s.stop(0, "") // gorilla has echoed the close
+			case errors.Is(err, fws.ErrReadLimit):
+				n.m.rejected.WithLabelValues("frame_too_large").Inc()
+				s.stop(0, "") // gorilla has sent 1009
+			default:
+				s.stop(0, "")
+			}
+			break
+		}
+		_ = c.SetReadDeadline(time.Now().Add(n.cfg.IdleTimeout))
+		switch parseClientMessage(typ, data) {
+		case clientPing:
+			s.send(opText, pongMsg)
+		case clientBinary:
+			s.stop(CloseUnsupported, "binary frames are not supported")
+		}
+	}
+	<-s.done
+	_ = s.nc.Close()
+}
+
+// drain waits briefly for the client's close reply, so the close frame is not lost to a reset.
+func (n *Notifier) drain(c *websocket.Conn) {
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for {
+		if _, _, err := c.ReadMessage(); err != nil {
+			return
+		}
+	}
+}
+
+func authError(claims *auth.Claims, err error) *setupError {
+	if claims != nil {
+		return nil
+	}
+	switch {
+	case errors.Is(err, auth.ErrExpiredToken):
+		return refuse(CloseUnauthorized, "unauthenticated", "the token has expired")
+	case errors.Is(err, auth.ErrMissingToken) || err == nil:
+		return refuse(CloseUnauthorized, "unauthenticated", "missing bearer token (access_token parameter or Authorization header)")
+	default:
+		return refuse(CloseUnauthorized, "unauthenticated", "invalid token")
+	}
+}
+
+func validTicketID(id string) bool {
+	if id == "" || len(id) > MaxTicketIDLength || !utf8.ValidString(id) {
+		return false
+	}
+	for _, r := range id {
+		if r < 0x21 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// planTicket authorises a /ws/tickets/{id} connection, registers it and returns the writer's
+// setup: connected, then the replay fixed at registration, then replay_complete.
+func (n *Notifier) planTicket(ctx context.Context, s *session, claims *auth.Claims, authErr error, cursorParam string, hasCursor bool) (func() error, error) {
+	if se := authError(claims, authErr); se != nil {
+		return nil, se
+	}
+	id := s.ticketID
+	if !validTicketID(id) {
+		return nil, refuse(CloseNotFound, "not_found", "unknown ticket")
+	}
+	var requested cursor.Cursor
+	if hasCursor {
+		var err error
+		if requested, err = cursor.Parse(cursorParam); err != nil {
+			return nil, refuse(CloseBadRequest, "invalid_cursor", "invalid cursor: %v", err)
+		}
+	}
+	info := n.hub.lookup(id)
+	// Make sure everything appended before this connect has been applied when it matters:
+	// an unknown ticket (created a moment ago?), no cursor (is there a newer run?), or a
+	// cursor ahead of this replica (the client comes from a faster one).
+	switch {
+	case !info.known:
+		if err := n.catchUp(ctx); err != nil && !errors.Is(err, errCatchingUp) {
+			return nil, err
+		}
+	case !hasCursor:
+		if err := n.catchUp(ctx, info.partition); err != nil && !errors.Is(err, errCatchingUp) {
+			return nil, err
+		}
+	default:
+		if o, ok := requested[info.partition]; ok && o > n.hub.position(info.partition) {
+			if err := n.catchUp(ctx, info.partition); err != nil {
+				if errors.Is(err, errCatchingUp) {
+					return nil, refuse(CloseTryAgain, "catching_up", "this server is still catching up with the event log; retry")
+				}
+				return nil, err
+			}
+		}
+	}
+	info = n.hub.lookup(id)
+	if !info.known || info.owner == "" {
+		owner, p, found, err := n.ownerFromDB(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return nil, refuse(CloseNotFound, "not_found", "unknown ticket %q", id)
+		}
+		if !info.known {
+			info.partition = p
+		}
+		n.hub.learnOwner(id, info.partition, owner)
+		info = n.hub.lookup(id)
+	}
+	if !claims.CanAccess(info.owner) {
+		return nil, refuse(CloseForbidden, "forbidden", "you may not see ticket %q", id)
+	}
+
+	p := info.partition
+	after, beyond := int64(-1), false
+	if hasCursor {
+		if o, ok := requested[p]; ok {
+			after = o
+		}
+		if after > n.hub.position(p) {
+			// Still ahead after catching up: not a position of this log (recreated topic, or
+			// a cursor from elsewhere). History cannot be stitched: say so.
+			beyond = true
+		}
+	}
+	plan, ok := n.hub.subscribeTicket(s, id, p, after, !hasCursor)
+	if !ok {
+		return nil, refuse(CloseGoingAway, "going_away", "server shutting down")
+	}
+	if beyond {
+		plan.after, plan.fromRing, plan.fromKafka = plan.stitch, nil, false
+	}
+	return func() error {
+		_ = s.text(TypeConnected, mustJSON(connectedMsg{Type: TypeConnected, TicketID: id, Resumed: hasCursor}))
+		if !hasCursor && plan.after >= plan.stitch {
+			return nil // no run yet: nothing but connected, then live
+		}
+		result := "recovered"
+		if !hasCursor {
+			result = "current_run"
+		}
+		replayed := 0
+		gone := beyond
+		if !gone {
+			var err error
+			replayed, err = n.replayTicket(ctx, s, plan)
+			if errors.Is(err, errHistoryGone) {
+				gone = true
+			} else if err != nil {
+				return err
+			}
+		}
+		last := plan.last
+		if gone {
+			result = "unavailable"
+			msg := "the history at this cursor is no longer in the event log; here is the current state"
+			if beyond {
+				msg = "this cursor is not a position of the current event log; here is the current state"
+			}
+			_ = s.text(TypeHistoryUnavailable, mustJSON(historyUnavailableMsg{Type: TypeHistoryUnavailable,
+				TicketID: id, RequestedCursor: cursorParam, Message: msg}))
+			if snap := snapshotMessage(id, plan); snap != nil {
+				_ = s.text(TypeStatusUpdate, snap)
+			}
+		}
+		n.m.replays.WithLabelValues(result).Inc()
+		n.m.replayed.Add(float64(replayed))
+		rc := replayCompleteMsg{Type: TypeReplayComplete, TicketID: id, Replayed: replayed}
+		switch {
+		case last >= 0 && (gone || plan.after < last):
+			rc.Cursor = cursor.Single(p, last).String()
+		case plan.after >= 0:
+			rc.Cursor = cursor.Single(p, plan.after).String()
+		}
+		return s.text(TypeReplayComplete, mustJSON(rc))
+	}, nil
+}
+
+// snapshotMessage is the ticket's state at the stitch, sent after history_unavailable.
+func snapshotMessage(id string, plan ticketPlan) []byte {
+	if plan.last < 0 {
+		return nil
+	}
+	cur := cursor.Single(plan.partition, plan.last).String()
+	if plan.state != nil {
+		return snapshotOf(plan.state, cur)
+	}
+	b, _ := encodeWithCursor(statusUpdateMsg{header: header{Type: TypeStatusUpdate, TicketID: id}, Status: workflow.Idle, Snapshot: true}, cur)
+	return b
+}
+
+// replayTicket writes the plan's history: from memory when it covers the cursor, otherwise
+// straight from the ticket's partition in Kafka, filtered by key, up to the stitch.
+func (n *Notifier) replayTicket(ctx context.Context, s *session, plan ticketPlan) (int, error) {
+	if !plan.fromKafka {
+		for _, it := range plan.fromRing {
+			if err := s.event(it); err != nil {
+				return 0, err
+			}
+		}
+		return len(plan.fromRing), nil
+	}
+	replayed := 0
+	key := []byte(s.ticketID)
+	err := n.reader.read(ctx, plan.partition, plan.after+1, plan.stitch, func(rec *kgo.Record) error {
+		if string(rec.Key) != string(key) {
+			return nil
+		}
+		it, ok := decodeRecord(rec)
+		if !ok || it.ticketID != s.ticketID {
+			return nil
+		}
+		replayed++
+		return s.event(it)
+	})
+	return replayed, err
+}
+
+// planAll authorises a /ws/tickets connection (admins only), registers it and returns its
+// setup. With a cursor, every partition is replayed from Kafka up to the stitch; without, the
+// client starts live and connected carries the cursor of the stitch.
+func (n *Notifier) planAll(ctx context.Context, s *session, claims *auth.Claims, authErr error, cursorParam string, hasCursor bool) (func() error, error) {
+	if se := authError(claims, authErr); se != nil {
+		return nil, se
+	}
+	if !claims.IsAdmin() {
+		return nil, refuse(CloseForbidden, "forbidden", "the all-tickets stream is for admins only")
+	}
+	var requested cursor.Cursor
+	if hasCursor {
+		var err error
+		if requested, err = cursor.Parse(cursorParam); err != nil {
+			return nil, refuse(CloseBadRequest, "invalid_cursor", "invalid cursor: %v", err)
+		}
+		ahead := false
+		for p, o := range requested {
+			if o > n.hub.position(p) {
+				ahead = true
+			}
+		}
+		if ahead {
+			if err := n.catchUp(ctx); err != nil {
+				if errors.Is(err, errCatchingUp) {
+					return nil, refuse(CloseTryAgain, "catching_up", "this server is still catching up with the event log; retry")
+				}
+				return nil, err
+			}
+		}
+	}
+	stitch, ok := n.hub.subscribeAll(s)
+	if !ok {
+		return nil, refuse(CloseGoingAway, "going_away", "server shutting down")
+	}
+	return func() error {
+		if !hasCursor {
+			s.cur = cursor.Cursor(stitch).Clone()
+			return s.text(TypeConnected, mustJSON(connectedMsg{Type: TypeConnected, TicketID: "*", Cursor: s.cur.String()}))
+		}
+		_ = s.text(TypeConnected, mustJSON(connectedMsg{Type: TypeConnected, TicketID: "*", Resumed: true}))
+		s.cur = requested.Clone()
+		replayed, gone := 0, []string{}
+		for p, end := range stitch {
+			after, ok := requested[p]
+			if !ok {
+				after = -1
+			}
+			if after > end {
+				// Not a position of this log: restart this partition from its beginning.
+				gone = append(gone, fmt.Sprintf("%d", p))
+				after = -1
+				delete(s.cur, p)
+			}
+			if after >= end {
+				continue
+			}
+			from := after + 1
+			err := n.reader.read(ctx, p, from, end, func(rec *kgo.Record) error {
+				it, ok := decodeRecord(rec)
+				if !ok {
+					return nil
+				}
+				replayed++
+				return s.event(it)
+			})
+			if errors.Is(err, errHistoryGone) {
+				starts, serr := n.reader.starts(ctx)
+				if serr != nil {
+					return serr
+				}
+				gone = append(gone, fmt.Sprintf("%d", p))
+				err = n.reader.read(ctx, p, starts[p], end, func(rec *kgo.Record) error {
+					it, ok := decodeRecord(rec)
+					if !ok {
+						return nil
+					}
+					replayed++
+					return s.event(it)
+				})
+			}
+			if err != nil {
+				return err
+			}
+		}
+		result := "recovered"
+		if len(gone) > 0 {
+			result = "unavailable"
+			_ = s.text(TypeHistoryUnavailable, mustJSON(historyUnavailableMsg{Type: TypeHistoryUnavailable, TicketID: "*",
+				RequestedCursor: cursorParam,
+				Message:         "history is gone on partitions " + strings.Join(gone, ",") + "; they were replayed from the oldest event still in the log"}))
+		}
+		n.m.replays.WithLabelValues(result).Inc()
+		n.m.replayed.Add(float64(replayed))
+		return s.text(TypeReplayComplete, mustJSON(replayCompleteMsg{Type: TypeReplayComplete, TicketID: "*",
+			Cursor: s.cur.String(), Replayed: replayed}))
+	}, nil
+}
+
+func decodeRecord(rec *kgo.Record) (*item, bool) {
+	ev, err := kafka.Event(rec)
+	if err != nil {
+		return nil, false
+	}
+	return newItem(ev)
+}
+
+// Client messages.
+type clientMessage int
+
+const (
+	clientIgnored clientMessage = iota
+	clientPing
+	clientBinary
+)
+
+// parseClientMessage classifies a client frame. The brief's clients send the text "ping";
+// {"type":"ping"} is accepted too. Anything else is ignored (binary frames close 1003).
+func parseClientMessage(typ int, data []byte) clientMessage {
+	if typ == websocket.BinaryMessage {
+		return clientBinary
+	}
+	if typ != websocket.TextMessage {
+		return clientIgnored
+	}
+	s := strings.TrimSpace(string(data))
+	if strings.EqualFold(s, "ping") {
+		return clientPing
+	}
+	if len(s) < 64 && strings.HasPrefix(s, "{") {
+		compact := strings.NewReplacer(" ", "", "\t", "", "\n", "", "\r", "").Replace(s)
+		if compact == `{"type":"ping"}` {
+			return clientPing
+		}
+	}
+	return clientIgnored
+}

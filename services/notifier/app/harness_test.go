@@ -1,0 +1,336 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/gofiber/fiber/v2"
+	"github.com/ticketflow/ticketflow/libs/auth"
+	"github.com/ticketflow/ticketflow/libs/config"
+	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/workflow"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+const testSecret = "notifier-test-secret-0123456789abcdef"
+
+// testEnv is a real broker (kfake over TCP) with the topic, a producer, and a token issuer.
+type testEnv struct {
+	t        *testing.T
+	broker   *kafka.Embedded
+	kcfg     config.Kafka
+	prod     *kafka.Producer
+	verifier *auth.Verifier
+}
+
+func newTestEnv(t *testing.T, partitions int32) *testEnv {
+	t.Helper()
+	b, err := kafka.StartEmbedded("127.0.0.1:0", "", int(partitions))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	kcfg := config.Kafka{Brokers: b.Addrs(), Topic: "ticket-events", Partitions: partitions, ReplicationFactor: 1}
+	cl, err := kafka.NewClient(kcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := kafka.EnsureTopic(ctx, cl, kcfg); err != nil {
+		t.Fatal(err)
+	}
+	v, err := auth.NewVerifier(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testEnv{t: t, broker: b, kcfg: kcfg, prod: kafka.NewProducer(cl, kcfg.Topic), verifier: v}
+}
+
+func (e *testEnv) token(sub, role string) string {
+	tok, err := e.verifier.Issue(sub, role, time.Hour)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok
+}
+
+func (e *testEnv) append(envs ...events.Envelope) []events.Position {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pos, err := e.prod.Append(ctx, envs...)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return pos
+}
+
+// testServer is one notifier instance on its own port.
+type testServer struct {
+	n      *Notifier
+	addr   string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func testConfig() Config {
+	cfg := DefaultConfig()
+	cfg.ConnectRate = 0 // unlimited unless a test sets it
+	return cfg
+}
+
+func (e *testEnv) start(cfg Config, origins ...string) *testServer {
+	e.t.Helper()
+	if len(origins) == 0 {
+		origins = []string{"http://localhost:8000"}
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(&testLogWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	n, err := New(cfg, Deps{Log: log, Verifier: e.verifier, Kafka: e.kcfg, AllowedOrigins: origins})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	n.Mount(app)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &testServer{n: n, addr: ln.Addr().String(), cancel: cancel, done: make(chan struct{})}
+	go func() { _ = app.Listener(ln) }()
+	go func() {
+		defer close(s.done)
+		if err := n.Run(ctx); err != nil {
+			e.t.Errorf("Run: %v", err)
+		}
+		_ = app.ShutdownWithTimeout(2 * time.Second)
+	}()
+	e.t.Cleanup(s.stop)
+	return s
+}
+
+func (s *testServer) stop() {
+	s.cancel()
+	<-s.done
+}
+
+type testLogWriter struct{ t *testing.T }
+
+func (w *testLogWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+
+// msg is a decoded server message (the union of every field a test looks at).
+type msg struct {
+	Type            string `json:"type"`
+	TicketID        string `json:"ticket_id"`
+	Cursor          string `json:"cursor"`
+	EventID         string `json:"event_id"`
+	RunID           string `json:"run_id"`
+	Timestamp       string `json:"timestamp"`
+	Status          string `json:"status"`
+	Step            string `json:"step"`
+	Progress        *int   `json:"progress"`
+	Message         string `json:"message"`
+	Error           *string
+	Level           string `json:"level"`
+	Replayed        int    `json:"replayed"`
+	Resumed         bool   `json:"resumed"`
+	Snapshot        bool   `json:"snapshot"`
+	RequestedCursor string `json:"requested_cursor"`
+	Code            string `json:"code"`
+	raw             []byte
+}
+
+// client is a WebSocket client built on coder/websocket (not the server's library).
+type client struct {
+	c   *websocket.Conn
+	ctx context.Context
+}
+
+type dialOpts struct {
+	token  string
+	header bool // token in the Authorization header instead of the query
+	cursor *string
+	origin string
+	path   string // default /ws/tickets/<ticket>
+}
+
+func dialWS(ctx context.Context, addr, ticket string, o dialOpts) (*client, *http.Response, error) {
+	path := o.path
+	if path == "" {
+		path = "/ws/tickets/" + url.PathEscape(ticket)
+	}
+	q := url.Values{}
+	h := http.Header{}
+	if o.token != "" {
+		if o.header {
+			h.Set("Authorization", "Bearer "+o.token)
+		} else {
+			q.Set("access_token", o.token)
+		}
+	}
+	if o.cursor != nil {
+		q.Set("cursor", *o.cursor)
+	}
+	if o.origin != "" {
+		h.Set("Origin", o.origin)
+	}
+	u := "ws://" + addr + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: h})
+	if err != nil {
+		return nil, resp, err
+	}
+	c.SetReadLimit(1 << 22)
+	return &client{c: c, ctx: ctx}, resp, nil
+}
+
+func (c *client) read(timeout time.Duration) (msg, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, timeout)
+	defer cancel()
+	typ, data, err := c.c.Read(ctx)
+	if err != nil {
+		return msg{}, err
+	}
+	if typ != websocket.MessageText {
+		return msg{}, fmt.Errorf("unexpected %v frame", typ)
+	}
+	var m msg
+	if err := json.Unmarshal(data, &m); err != nil {
+		return msg{}, fmt.Errorf("bad JSON %q: %w", data, err)
+	}
+	var errField struct {
+		Error *string `json:"error"`
+	}
+	_ = json.Unmarshal(data, &errField)
+	m.Error, m.raw = errField.Error, data
+	return m, nil
+}
+
+// closeCode reads until the connection closes and returns its close status (-1 if none).
+func (c *client) closeCode(timeout time.Duration) (websocket.StatusCode, []msg) {
+	var got []msg
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		m, err := c.read(time.Until(deadline))
+		if err != nil {
+			return websocket.CloseStatus(err), got
+		}
+		got = append(got, m)
+	}
+	return -1, got
+}
+
+func (c *client) close() { _ = c.c.CloseNow() }
+
+func strptr(s string) *string { return &s }
+
+var idSeq atomic.Int64
+
+func newTicketID(prefix string) string {
+	return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano()%1e6, idSeq.Add(1))
+}
+
+// created is a TicketCreated envelope.
+func created(ticket, owner string) events.Envelope {
+	return events.MustNew(ticket, "", owner, &events.TicketCreatedData{Title: "t " + ticket, Owner: owner, BaseBranch: "main"})
+}
+
+// runEvents is a whole successful run as the processor appends it.
+func runEvents(ticket, run, actor string) []events.Envelope {
+	out := []events.Envelope{
+		events.MustNew(ticket, run, actor, &events.ProcessingRequestedData{RequestedBy: actor, Reason: "start"}),
+		events.MustNew(ticket, run, "processor", &events.RunStartedData{Iteration: 1, MaxIterations: 3, Executor: "simulated"}),
+	}
+	for _, s := range workflow.Steps[:len(workflow.Steps)-1] {
+		out = append(out,
+			events.MustNew(ticket, run, "processor", &events.StepStartedData{Step: s.Name, Progress: s.Progress, Message: s.Message, Iteration: 1, Attempt: 1}),
+			events.MustNew(ticket, run, "processor", &events.LogEmittedData{Level: "INFO", Message: "working on " + s.Name, Step: s.Name}))
+		if s.Name == workflow.RunCI.Name {
+			out = append(out, events.MustNew(ticket, run, "processor", &events.CIResultData{Iteration: 1, Passed: true, DurationMS: 12}))
+		}
+		out = append(out, events.MustNew(ticket, run, "processor", &events.StepCompletedData{Step: s.Name, Progress: s.Progress, Iteration: 1, Attempt: 1, Outcome: "ok", DurationMS: 3}))
+	}
+	return append(out, events.MustNew(ticket, run, "processor", &events.RunCompletedData{Iteration: 1, Message: workflow.MessageCompleted}))
+}
+
+// logEvents returns n log lines for a ticket.
+func logEvents(ticket, run string, n int) []events.Envelope {
+	out := make([]events.Envelope, n)
+	for i := range out {
+		out[i] = events.MustNew(ticket, run, "processor", &events.LogEmittedData{Level: "INFO", Message: fmt.Sprintf("line %d", i)})
+	}
+	return out
+}
+
+// ticketLog reads the ticket's events straight from Kafka with an independent consumer: the
+// reference every client sequence is compared with (ticket_events is a verbatim copy of it).
+func (e *testEnv) ticketLog(ticket string) []string {
+	e.t.Helper()
+	all := e.allEvents()
+	var ids []string
+	for _, ev := range all {
+		if ev.TicketID == ticket {
+			ids = append(ids, ev.ID)
+		}
+	}
+	return ids
+}
+
+func (e *testEnv) allEvents() []events.Event {
+	e.t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kcfg.Brokers...), kgo.ConsumeTopics(e.kcfg.Topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ends, err := newLogReader(cl, e.kcfg.Topic).ends(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	want := 0
+	for _, o := range ends {
+		want += int(o)
+	}
+	var out []events.Event
+	for len(out) < want {
+		f := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			e.t.Fatalf("read log: %d of %d records", len(out), want)
+		}
+		f.EachRecord(func(r *kgo.Record) {
+			ev, err := kafka.Event(r)
+			if err != nil {
+				e.t.Fatal(err)
+			}
+			out = append(out, ev)
+		})
+	}
+	return out
+}
+
+func isTimeout(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded)
+}

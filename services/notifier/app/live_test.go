@@ -1,0 +1,78 @@
+package app
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ticketflow/ticketflow/libs/cursor"
+)
+
+// TestLiveRunSequence is the brief's exact sequence on a client connected before the run.
+func TestLiveRunSequence(t *testing.T) {
+	e := newTestEnv(t, 4)
+	srv := e.start(testConfig())
+	ticket := newTicketID("live")
+	e.append(created(ticket, "alice"))
+
+	ctx := context.Background()
+	c, _, err := dialWS(ctx, srv.addr, ticket, dialOpts{token: e.token("alice", "user")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	first, err := c.read(5 * time.Second)
+	if err != nil || first.Type != TypeConnected || first.TicketID != ticket || first.Resumed {
+		t.Fatalf("first message = %+v, %v", first, err)
+	}
+	run := runEvents(ticket, "run-1", "alice")
+	pos := e.append(run...)
+
+	type su struct {
+		status, step string
+		progress     int
+	}
+	want := []su{{"PENDING", "", 0}, {"IN_PROGRESS", "check_iterations", 5}, {"IN_PROGRESS", "prepare_repository", 20},
+		{"IN_PROGRESS", "load_conversation", 30}, {"IN_PROGRESS", "call_llm", 50}, {"IN_PROGRESS", "commit_changes", 70},
+		{"IN_PROGRESS", "run_ci", 85}, {"IN_PROGRESS", "handle_ci_result", 95}, {"COMPLETED", "await_validation", 100}}
+	var got []su
+	logs := 0
+	for i, ev := range run {
+		m, err := c.read(5 * time.Second)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if m.EventID != ev.ID || m.RunID != "run-1" || m.TicketID != ticket || m.Timestamp == "" {
+			t.Fatalf("message %d = %s, want event %s", i, m.raw, ev.ID)
+		}
+		if wantCur := cursor.Single(pos[i].Partition, pos[i].Offset).String(); m.Cursor != wantCur {
+			t.Fatalf("message %d cursor %q, want %q", i, m.Cursor, wantCur)
+		}
+		switch m.Type {
+		case TypeStatusUpdate:
+			if m.Progress == nil || m.Message == "" {
+				t.Fatalf("status_update without progress or message: %s", m.raw)
+			}
+			if m.Error != nil {
+				t.Fatalf("status_update %s carries error", m.raw)
+			}
+			got = append(got, su{m.Status, m.Step, *m.Progress})
+		case TypeLog:
+			if m.Level != "INFO" || m.Message == "" {
+				t.Fatalf("log = %s", m.raw)
+			}
+			logs++
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("status updates %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("status update %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if logs != 7 {
+		t.Fatalf("%d logs, want 7", logs)
+	}
+}

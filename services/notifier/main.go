@@ -1,0 +1,119 @@
+// Command notifier runs the WebSocket notifier on its own: configuration from the
+// environment, /healthz, /readyz and /metrics beside /ws/tickets[/:ticket_id].
+// `ticketflow dev` mounts the same app.Notifier in its single process instead.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/ticketflow/ticketflow/libs/auth"
+	"github.com/ticketflow/ticketflow/libs/config"
+	"github.com/ticketflow/ticketflow/libs/httpx"
+	"github.com/ticketflow/ticketflow/libs/logging"
+	"github.com/ticketflow/ticketflow/libs/postgres"
+	"github.com/ticketflow/ticketflow/services/notifier/app"
+)
+
+type settings struct {
+	Notifier app.Config
+	Kafka    config.Kafka
+	HTTP     config.HTTP
+	Auth     config.Auth
+	Postgres config.Postgres
+	// UseDB lets the notifier ask the tickets projection for owners of tickets whose
+	// TicketCreated left the log (retention). Off: such tickets answer 4404.
+	UseDB bool `env:"TICKETFLOW_NOTIFIER_USE_DB" envDefault:"true"`
+}
+
+func main() {
+	log := logging.Setup()
+	if err := run(log); err != nil {
+		log.Error("notifier stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger) error {
+	cfg, err := config.Load[settings]()
+	if err != nil {
+		return err
+	}
+	if len(cfg.Kafka.Brokers) == 0 {
+		return errors.New("KAFKA_BROKERS is required")
+	}
+	verifier, err := auth.NewVerifier(cfg.Auth.JWTSecret)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	var db *pgxpool.Pool
+	if cfg.UseDB {
+		dbCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		db, err = postgres.Connect(dbCtx, cfg.Postgres, log)
+		cancel()
+		if err != nil {
+			log.Warn("running without the database: owners of tickets older than the log are unknown", "err", err)
+			db = nil
+		} else {
+			defer db.Close()
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n, err := app.New(cfg.Notifier, app.Deps{
+		Log: log, Verifier: verifier, Kafka: cfg.Kafka, DB: db, Registry: reg, AllowedOrigins: cfg.HTTP.AllowedOrigins,
+	})
+	if err != nil {
+		return err
+	}
+
+	srv := fiber.New(fiber.Config{
+		DisableStartupMessage: true,
+		ErrorHandler:          httpx.ErrorHandler(log),
+		ReadBufferSize:        8192,
+	})
+	srv.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	srv.Get("/readyz", func(c *fiber.Ctx) error {
+		if !n.Ready() {
+			return httpx.Unavailable("catching up with the event log")
+		}
+		return c.JSON(fiber.Map{"status": "ready"})
+	})
+	srv.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+	n.Mount(srv)
+
+	runErr := make(chan error, 1)
+	go func() { runErr <- n.Run(ctx) }()
+	listenErr := make(chan error, 1)
+	go func() { listenErr <- srv.Listen(cfg.HTTP.Addr) }()
+	log.Info("notifier listening", "addr", cfg.HTTP.Addr, "topic", cfg.Kafka.Topic)
+
+	select {
+	case <-ctx.Done():
+	case err = <-runErr:
+		if err != nil {
+			err = fmt.Errorf("consumer: %w", err)
+		}
+	case err = <-listenErr:
+		err = fmt.Errorf("listen %s: %w", cfg.HTTP.Addr, err)
+	}
+	stop()
+	_ = srv.ShutdownWithTimeout(5 * time.Second)
+	return err
+}
