@@ -134,7 +134,10 @@ func (s *testServer) stop() {
 
 type testLogWriter struct{ t *testing.T }
 
-func (w *testLogWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w *testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 // msg is a decoded server message (the union of every field a test looks at).
 type msg struct {

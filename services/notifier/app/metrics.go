@@ -6,7 +6,7 @@ import (
 
 // metrics are the notifier's Prometheus series (all prefixed ticketflow_notifier_).
 type metrics struct {
-	connections    *prometheus.GaugeVec   // open connections by stream (ticket|all)
+	connections    *prometheus.GaugeVec // open connections by stream (ticket|all)
 	sent           map[string]prometheus.Counter
 	sentVec        *prometheus.CounterVec // messages written by type
 	replays        *prometheus.CounterVec // resumes by result (recovered|unavailable|current_run)
