@@ -4,12 +4,13 @@
 #
 #   docker build --build-arg SERVICE=command   -t ticketflow/command .
 #   docker build --build-arg SERVICE=notifier  -t ticketflow/notifier .
-#   docker build --build-arg SERVICE=projector -t ticketflow/projector .
+#   docker build --build-arg SERVICE=projector --build-arg PORT=8080 -t ticketflow/projector .
 #   docker build --build-arg SERVICE=ticketflow -t ticketflow/ticketflow .   # the CLI (migrate, token, dev)
 #   docker build --build-arg SERVICE=processor --target processor -t ticketflow/processor .
 #
 # SERVICE names a directory: services/$SERVICE, or cmd/$SERVICE for the CLI. The binary is static
 # (CGO_ENABLED=0) and always lands at /usr/local/bin/app, so ENTRYPOINT need not know its name.
+# PORT (8000 by default, 8080 for the workers) sets the image's TICKETFLOW_HTTP_ADDR and EXPOSE.
 #
 # Two runtimes:
 #   runtime   (the default, last stage) distroless/static as uid 65532: no shell, no package manager.
@@ -45,16 +46,18 @@ RUN apk add --no-cache git openssh-client ca-certificates tzdata \
  && chown -R 10001:10001 /var/lib/ticketflow
 COPY --from=build /out/app /usr/local/bin/app
 COPY --from=build /out/healthcheck /usr/local/bin/healthcheck
-ENV HOME=/var/lib/ticketflow TICKETFLOW_WORK_DIR=/var/lib/ticketflow/work TICKETFLOW_HTTP_ADDR=:8080
+ARG PORT=8080
+ENV HOME=/var/lib/ticketflow TICKETFLOW_WORK_DIR=/var/lib/ticketflow/work TICKETFLOW_HTTP_ADDR=:${PORT}
 USER 10001:10001
-EXPOSE 8080
+EXPOSE ${PORT}
 VOLUME ["/var/lib/ticketflow/work"]
 ENTRYPOINT ["/usr/local/bin/app"]
 
 FROM gcr.io/distroless/static-debian12:nonroot AS runtime
 COPY --from=build /out/app /usr/local/bin/app
 COPY --from=build /out/healthcheck /usr/local/bin/healthcheck
-ENV TICKETFLOW_HTTP_ADDR=:8000
+ARG PORT=8000
+ENV TICKETFLOW_HTTP_ADDR=:${PORT}
 USER 65532:65532
-EXPOSE 8000
+EXPOSE ${PORT}
 ENTRYPOINT ["/usr/local/bin/app"]

@@ -742,7 +742,6 @@ func findWorkload(c *cluster, selector *metav1.LabelSelector) *workload {
 	return nil
 }
 
-
 func ptrString(p *int32) string {
 	if p == nil {
 		return "<unset>"
