@@ -5,7 +5,7 @@
 //
 // Every component that watches the same ticket shares one socket (see lib/registry).
 
-import { useEffect, useMemo, useState, useSyncExternalStore } from "react";
+import { useCallback, useEffect, useMemo, useState, useSyncExternalStore } from "react";
 import { acquireTicket, releaseTicket } from "../lib/registry";
 import { initialTicketState, type TicketState, type TicketStore } from "../lib/ticketStore";
 import type { LogEntry, TicketStatus } from "../lib/types";
@@ -43,10 +43,16 @@ export function useTicketStore(ticketId: string | null | undefined): TicketStore
   return store && store.ticketId === ticketId ? store : null;
 }
 
-/** useTicketState is the full state, including details beyond the brief's hook. */
-export function useTicketState(ticketId: string | null | undefined): TicketState {
+/** useTicketConnection is the full state (details beyond the brief's hook) and a retry action. */
+export function useTicketConnection(ticketId: string | null | undefined): { state: TicketState; retry: () => void } {
   const store = useTicketStore(ticketId);
-  return useSyncExternalStore(store ? store.subscribe : noop, store ? store.getSnapshot : emptySnapshot);
+  const state = useSyncExternalStore(store ? store.subscribe : noop, store ? store.getSnapshot : emptySnapshot);
+  const retry = useCallback(() => store?.retry(), [store]);
+  return { state, retry };
+}
+
+export function useTicketState(ticketId: string | null | undefined): TicketState {
+  return useTicketConnection(ticketId).state;
 }
 
 export function useTicketProcessing(ticketId: string | null | undefined): TicketProcessing {

@@ -1,0 +1,104 @@
+// The brief's component: live processing status of one ticket — status badge, progress bar,
+// steps, errors and the live log — over the ticket's shared WebSocket.
+//
+//   <TicketProcessingStatus ticketId={id} onComplete={() => ...} onError={(error) => ...} />
+
+import { useEffect, useRef } from "react";
+import { useTicketConnection } from "../hooks/useTicketProcessing";
+import { stepLabel, isActive, type LogEntry, type TicketStatus } from "../lib/types";
+import { ConnectionPill } from "./ConnectionPill";
+import { Icon } from "./Icon";
+import { LogViewer } from "./LogViewer";
+import { ProgressBar } from "./ProgressBar";
+import { StatusBadge } from "./StatusBadge";
+import { StepTimeline } from "./StepTimeline";
+
+export interface TicketProcessingStatusProps {
+  ticketId: string;
+  /** Called once when a run this page watched live reaches COMPLETED. */
+  onComplete?: () => void;
+  /** Called once with the error when a run this page watched live FAILED. */
+  onError?: (error: string) => void;
+}
+
+export function TicketProcessingStatus({ ticketId, onComplete, onError }: TicketProcessingStatusProps) {
+  const { state, retry } = useTicketConnection(ticketId);
+  const { status, message, step, progress, error, logs, runId } = state;
+
+  // Fire the callbacks on transitions seen live, not when a finished run is replayed.
+  const prev = useRef<{ status: TicketStatus | null; runId: string | null }>({ status: null, runId: null });
+  const callbacks = useRef({ onComplete, onError });
+  callbacks.current = { onComplete, onError };
+  useEffect(() => {
+    const before = prev.current;
+    prev.current = { status, runId };
+    if (!state.live || before.status === status || !isActive(before.status)) return;
+    if (status === "COMPLETED") callbacks.current.onComplete?.();
+    if (status === "FAILED") callbacks.current.onError?.(error ?? message);
+  }, [status, runId, error, message, state.live]);
+
+  const download = () => downloadLog(ticketId, runId, logs);
+
+  return (
+    <section className="card tps" aria-label="Traitement du ticket" data-ticket-id={ticketId}>
+      <div className="tps-head">
+        <StatusBadge status={status ?? null} />
+        <div className="tps-message">
+          <p className="tps-text">{message || (status ? "" : "En attente des informations du serveur…")}</p>
+          {step && <p className="tps-step muted">Étape : {stepLabel(step)}</p>}
+        </div>
+        <ConnectionPill info={state} onRetry={retry} />
+      </div>
+
+      <ProgressBar value={progress} status={status} detail={step ? stepLabel(step) : undefined} />
+      <StepTimeline step={step} status={status} results={state.steps} />
+
+      {state.ci && (
+        <p className={`ci-result ${state.ci.passed ? "ok" : "ko"}`}>
+          <Icon name={state.ci.passed ? "check" : "x"} size={14} /> CI {state.ci.passed ? "réussie" : "en échec"}
+          {state.ci.exitCode !== null && ` (code ${state.ci.exitCode})`}
+          {state.ci.iteration !== null && ` — itération ${state.ci.iteration}`}
+        </p>
+      )}
+      {state.notice && (
+        <p className="notice" role="status">
+          <Icon name="message" size={14} /> {state.notice}
+        </p>
+      )}
+      {error && (
+        <div className="error-panel" role="alert">
+          <Icon name="alert" size={16} />
+          <div>
+            <strong>{status === "CANCELLED" ? "Traitement annulé" : "Erreur"}</strong>
+            <p>{error}</p>
+          </div>
+        </div>
+      )}
+      {state.fatal && (
+        <div className="error-panel" role="alert">
+          <Icon name="wifi-off" size={16} />
+          <div>
+            <strong>Connexion temps réel interrompue</strong>
+            <p>{state.fatal}</p>
+          </div>
+        </div>
+      )}
+
+      <LogViewer logs={logs} dropped={state.droppedLogs} onDownload={download} />
+    </section>
+  );
+}
+
+function downloadLog(ticketId: string, runId: string | null, logs: LogEntry[]) {
+  const text = logs.map((l) => `${l.timestamp}\t${l.level}\t${l.step ?? ""}\t${l.message}`).join("\n") + "\n";
+  const url = URL.createObjectURL(new Blob([text], { type: "text/plain;charset=utf-8" }));
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = `${ticketId}${runId ? `-${runId}` : ""}.log`;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
+
+export default TicketProcessingStatus;

@@ -1,0 +1,290 @@
+import { useCallback, useEffect, useRef, useState, useSyncExternalStore, type FormEvent } from "react";
+import { AuditTrail } from "../components/AuditTrail";
+import { Icon } from "../components/Icon";
+import { StatusBadge } from "../components/StatusBadge";
+import { TicketProcessingStatus } from "../components/TicketProcessingStatus";
+import { useToast } from "../components/Toasts";
+import { useAsync } from "../hooks/useAsync";
+import { useTicketProcessing } from "../hooks/useTicketProcessing";
+import { actions } from "../lib/actionQueue";
+import { api, ApiError } from "../lib/api";
+import { durationBetween, formatDateTime, formatDuration, formatRelative, shortId } from "../lib/format";
+import { Link, useTitle } from "../lib/router";
+import { isActive, stepLabel, type Run } from "../lib/types";
+import { NotFoundPage } from "./NotFoundPage";
+
+const encode = encodeURIComponent;
+
+export function TicketPage({ ticketId }: { ticketId: string }) {
+  const toast = useToast();
+  const ticket = useAsync((signal) => api.getTicket(ticketId, signal), [ticketId]);
+  const runs = useAsync((signal) => api.runs(ticketId, signal), [ticketId]);
+  const live = useTicketProcessing(ticketId);
+  const [busy, setBusy] = useState<string | null>(null);
+  const [tab, setTab] = useState<"runs" | "audit">("runs");
+  const [auditKey, setAuditKey] = useState(0);
+  const dialog = useRef<HTMLDialogElement>(null);
+  const [comment, setComment] = useState("");
+  const pendingHere = usePendingFor(ticketId);
+  const loadTicketEvents = useTicketEvents(ticketId);
+  useTitle(ticket.data?.title ?? "Ticket");
+
+  // The socket is the live truth; the REST ticket fills in until it speaks.
+  const status = live.status ?? ticket.data?.status ?? null;
+  const active = isActive(status);
+
+  // Refresh runs, ticket and audit trail when the live status moves.
+  const { reload: reloadTicket } = ticket;
+  const { reload: reloadRuns } = runs;
+  useEffect(() => {
+    if (!live.status) return;
+    const t = setTimeout(() => {
+      reloadTicket();
+      reloadRuns();
+      setAuditKey((k) => k + 1);
+    }, 400);
+    return () => clearTimeout(t);
+  }, [live.status, live.runId, reloadTicket, reloadRuns]);
+
+  const onError = useCallback((error: string) => toast.error(`Échec du traitement: ${error}`), [toast]);
+  const onComplete = useCallback(() => toast.success("Traitement terminé : la CI est verte, en attente de validation."), [toast]);
+
+  const perform = async (label: string, path: string, body: unknown, done: string) => {
+    setBusy(label);
+    try {
+      const r = await actions().perform(label, path, body);
+      if (r.queued) toast.info(`Hors ligne : « ${label} » sera envoyé dès le retour du réseau.`);
+      else toast.success(done);
+      return true;
+    } catch (err) {
+      const msg = err instanceof ApiError && err.code === "run_active" ? "une exécution est déjà en cours" : (err as Error).message;
+      toast.error(`${label} : ${msg}`);
+      return false;
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  const start = () => perform("Développer automatiquement", "/api/tickets/processing/start", { ticket_id: ticketId }, "Traitement démarré.");
+  const cancel = () => perform("Annuler", `/api/tickets/${encode(ticketId)}/cancel`, undefined, "Annulation demandée.");
+  const approve = () => perform("Approuver", `/api/tickets/${encode(ticketId)}/validation`, { decision: "approve" }, "Modifications validées.");
+  const requestChanges = async (e: FormEvent) => {
+    e.preventDefault();
+    const ok = await perform(
+      "Demander des modifications",
+      `/api/tickets/${encode(ticketId)}/validation`,
+      { decision: "request_changes", comment: comment.trim() },
+      "Modifications demandées : une nouvelle itération démarre.",
+    );
+    if (ok) {
+      dialog.current?.close();
+      setComment("");
+    }
+  };
+
+  if (ticket.error instanceof ApiError && (ticket.error.status === 404 || ticket.error.status === 403)) {
+    return <NotFoundPage what="Ce ticket" />;
+  }
+  const t = ticket.data;
+
+  return (
+    <div className="page">
+      <Link to="/" className="back">
+        ← Tickets
+      </Link>
+      <header className="ticket-head">
+        <div className="ticket-title">
+          <h1>{t?.title ?? (ticket.error ? "Ticket" : "Chargement…")}</h1>
+          <div className="meta">
+            <StatusBadge status={status} />
+            <span className="mono muted" title="Identifiant du ticket">
+              {ticketId}
+            </span>
+            {t && (
+              <>
+                <span className="muted">par {t.owner}</span>
+                <span className="muted" title={formatDateTime(t.created_at)}>
+                  créé {formatRelative(t.created_at)}
+                </span>
+                {t.iteration > 0 && <span className="muted">itération {t.iteration}</span>}
+              </>
+            )}
+          </div>
+        </div>
+        <div className="actions" role="group" aria-label="Actions sur le ticket">
+          {status === "COMPLETED" && (
+            <>
+              <button type="button" className="btn btn-success" onClick={approve} disabled={!!busy || pendingHere}>
+                <Icon name="check" size={16} /> Approuver
+              </button>
+              <button type="button" className="btn" onClick={() => dialog.current?.showModal()} disabled={!!busy || pendingHere}>
+                <Icon name="message" size={16} /> Demander des modifications
+              </button>
+            </>
+          )}
+          {active ? (
+            <button type="button" className="btn btn-danger" onClick={cancel} disabled={!!busy || pendingHere}>
+              <Icon name="stop" size={14} /> Annuler
+            </button>
+          ) : (
+            status !== "COMPLETED" && (
+              <button type="button" className="btn btn-primary" onClick={start} disabled={!!busy || pendingHere || !t}>
+                <Icon name="play" size={14} /> Développer automatiquement
+              </button>
+            )
+          )}
+        </div>
+      </header>
+      {ticket.error && !t && (
+        <div className="error-panel" role="alert">
+          <Icon name="alert" size={16} />
+          <div>
+            <strong>Impossible de charger le ticket</strong>
+            <p>{ticket.error.message}</p>
+          </div>
+        </div>
+      )}
+
+      <div className="ticket-grid">
+        <div className="ticket-main">
+          <TicketProcessingStatus ticketId={ticketId} onComplete={onComplete} onError={onError} />
+        </div>
+        <aside className="card ticket-side" aria-label="Détails du ticket">
+          <h2>Détails</h2>
+          <dl className="props">
+            <dt>Dépôt</dt>
+            <dd className="mono break">{t?.repository_url || <span className="muted">aucun</span>}</dd>
+            <dt>Branche de base</dt>
+            <dd className="mono">{t?.base_branch || "—"}</dd>
+            <dt>Commande CI</dt>
+            <dd className="mono break">{t?.ci_command || <span className="muted">par défaut</span>}</dd>
+            <dt>Exécution courante</dt>
+            <dd className="mono" title={live.runId ?? t?.current_run_id}>
+              {shortId(live.runId ?? t?.current_run_id)}
+            </dd>
+            <dt>Mis à jour</dt>
+            <dd>{formatDateTime(t?.updated_at)}</dd>
+          </dl>
+          {t?.description && (
+            <>
+              <h3>Description</h3>
+              <p className="description">{t.description}</p>
+            </>
+          )}
+        </aside>
+      </div>
+
+      <section className="card history" aria-label="Historique">
+        <div className="tabs" role="tablist" aria-label="Historique">
+          <button type="button" role="tab" aria-selected={tab === "runs"} className={tab === "runs" ? "active" : ""} onClick={() => setTab("runs")}>
+            Exécutions {runs.data && <span className="count">{runs.data.runs.length}</span>}
+          </button>
+          <button type="button" role="tab" aria-selected={tab === "audit"} className={tab === "audit" ? "active" : ""} onClick={() => setTab("audit")}>
+            Journal d'audit complet
+          </button>
+        </div>
+        <div role="tabpanel">
+          {tab === "runs" ? (
+            <RunHistory runs={runs.data?.runs} loading={runs.loading} error={runs.error} refreshKey={auditKey} />
+          ) : (
+            <AuditTrail
+              load={loadTicketEvents}
+              exportPath={`/api/tickets/${encode(ticketId)}/events?format=ndjson`}
+              exportName={`${ticketId}-events.ndjson`}
+              refreshKey={auditKey}
+            />
+          )}
+        </div>
+      </section>
+
+      <dialog ref={dialog} className="dialog" aria-labelledby="changes-title" onClose={() => setComment("")}>
+        <form method="dialog" onSubmit={requestChanges}>
+          <h2 id="changes-title">Demander des modifications</h2>
+          <p className="muted">Votre commentaire rejoint la conversation du LLM ; une nouvelle itération démarre aussitôt.</p>
+          <label className="field">
+            <span>Commentaire</span>
+            <textarea className="input" rows={5} value={comment} onChange={(e) => setComment(e.target.value)} required autoFocus placeholder="Ce qui doit changer…" />
+          </label>
+          <div className="form-actions">
+            <button type="button" className="btn btn-ghost" onClick={() => dialog.current?.close()}>
+              Fermer
+            </button>
+            <button type="submit" className="btn btn-primary" disabled={!comment.trim() || !!busy}>
+              Envoyer
+            </button>
+          </div>
+        </form>
+      </dialog>
+    </div>
+  );
+}
+
+function useTicketEvents(ticketId: string) {
+  return useCallback((after: string | null, signal?: AbortSignal) => api.ticketEvents(ticketId, after, 500, signal), [ticketId]);
+}
+
+function usePendingFor(ticketId: string): boolean {
+  const q = actions();
+  return useSyncExternalStore(
+    (l) => q.subscribe(l),
+    () =>
+      q.pending.some(
+        (a) => (a.body as { ticket_id?: string } | undefined)?.ticket_id === ticketId || a.path.includes(`/tickets/${encode(ticketId)}/`),
+      ),
+    () => false,
+  );
+}
+
+function RunHistory({ runs, loading, error, refreshKey }: { runs?: Run[]; loading: boolean; error: Error | null; refreshKey: unknown }) {
+  const [open, setOpen] = useState<string | null>(null);
+  if (error && !runs) return <p className="form-error">{error.message}</p>;
+  if (!runs) return <p className="muted pad">{loading ? "Chargement…" : ""}</p>;
+  if (runs.length === 0) return <p className="muted pad">Aucune exécution : lancez « Développer automatiquement ».</p>;
+  return (
+    <ul className="runs">
+      {runs.map((r) => {
+        const expanded = open === r.id;
+        const duration = durationBetween(r.started_at ?? r.requested_at, r.finished_at);
+        return (
+          <li key={r.id} className={`run ${expanded ? "open" : ""}`} data-run-id={r.id}>
+            <button type="button" className="run-row" aria-expanded={expanded} onClick={() => setOpen(expanded ? null : r.id)}>
+              <StatusBadge status={r.status} size="sm" />
+              <span className="mono" title={r.id}>
+                {shortId(r.id)}
+              </span>
+              <span className="muted">itération {r.iteration || "—"}</span>
+              <span className="muted">{r.reason === "changes_requested" ? "après demande de modifications" : `par ${r.requested_by}`}</span>
+              <span className="muted" title={formatDateTime(r.requested_at)}>
+                {formatRelative(r.requested_at)}
+              </span>
+              <span className="muted">{duration !== null ? formatDuration(duration) : isActive(r.status) ? `${r.progress} % · ${stepLabel(r.step)}` : ""}</span>
+              <span className="run-chevron" aria-hidden>
+                ▾
+              </span>
+            </button>
+            {(r.error || r.branch) && (
+              <div className="run-extra">
+                {r.branch && (
+                  <span>
+                    Branche <code>{r.branch}</code>
+                  </span>
+                )}
+                {r.error && <span className="text-danger">{r.error}</span>}
+              </div>
+            )}
+            {expanded && (
+              <div className="run-events">
+                <RunEvents runId={r.id} refreshKey={refreshKey} />
+              </div>
+            )}
+          </li>
+        );
+      })}
+    </ul>
+  );
+}
+
+function RunEvents({ runId, refreshKey }: { runId: string; refreshKey: unknown }) {
+  const load = useCallback((after: string | null, signal?: AbortSignal) => api.runEvents(runId, after, 500, signal), [runId]);
+  return <AuditTrail load={load} exportPath={`/api/runs/${encode(runId)}/events?format=ndjson`} exportName={`${runId}-events.ndjson`} refreshKey={refreshKey} showRun={false} />;
+}
