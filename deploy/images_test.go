@@ -339,7 +339,7 @@ func TestNginxRoutes(t *testing.T) {
 			t.Errorf("location %s: proxy_http_version 1.1 is needed for keep-alive and upgrades", loc)
 		}
 		headers := strings.Join(directive(body, "proxy_set_header"), "\n")
-		for _, h := range []string{"Host $host", "X-Forwarded-For $proxy_add_x_forwarded_for", "X-Forwarded-Proto $scheme"} {
+		for _, h := range []string{"Host $http_host", "X-Forwarded-For $proxy_add_x_forwarded_for", "X-Forwarded-Proto $scheme"} {
 			if !strings.Contains(headers, h) {
 				t.Errorf("location %s does not set %s (a location with any proxy_set_header inherits none)", loc, h)
 			}
