@@ -48,8 +48,8 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 func TestUnknownTypesAndVersionsAreSkippable(t *testing.T) {
 	base := MustNew("t", "", "a", &TicketCreatedData{Title: "x"})
 	for _, e := range []Envelope{
-		{ID: "1", Type: "SomethingNew", Version: 1, TicketID: "t", OccurredAt: base.OccurredAt},
-		{ID: "2", Type: TicketCreated, Version: 99, TicketID: "t", OccurredAt: base.OccurredAt, Data: base.Data},
+		{ID: "0190a0a0-0000-7000-8000-000000000001", Type: "SomethingNew", Version: 1, TicketID: "t", OccurredAt: base.OccurredAt},
+		{ID: "0190a0a0-0000-7000-8000-000000000002", Type: TicketCreated, Version: 99, TicketID: "t", OccurredAt: base.OccurredAt, Data: base.Data},
 	} {
 		if _, err := e.Decode(); !errors.Is(err, ErrUnknown) {
 			t.Errorf("%s v%d: err = %v, want ErrUnknown", e.Type, e.Version, err)

@@ -93,6 +93,8 @@ func (e Envelope) Validate() error {
 	switch {
 	case e.ID == "":
 		return errors.New("events: envelope without id")
+	case uuid.Validate(e.ID) != nil:
+		return fmt.Errorf("events: envelope id %q is not a UUID", e.ID)
 	case e.Type == "":
 		return errors.New("events: envelope without type")
 	case e.TicketID == "":

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/ticketflow/ticketflow/libs/auth"
+	"github.com/ticketflow/ticketflow/libs/config"
+	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/httpx"
+	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/platform"
+	command "github.com/ticketflow/ticketflow/services/command/app"
+	notifier "github.com/ticketflow/ticketflow/services/notifier/app"
+	processor "github.com/ticketflow/ticketflow/services/processor/app"
+	projector "github.com/ticketflow/ticketflow/services/projector/app"
+)
+
+// devConfig is what only `ticketflow dev` reads.
+type devConfig struct {
+	DataDir           string `env:"TICKETFLOW_DATA_DIR" envDefault:".data"`
+	EmbeddedKafkaAddr string `env:"TICKETFLOW_EMBEDDED_KAFKA_ADDR" envDefault:"127.0.0.1:9092"`
+	WebDir            string `env:"TICKETFLOW_WEB_DIR" envDefault:"frontend/dist"`
+	// Demo creates the ticket "abc123" (the brief's example id) on first start.
+	Demo bool `env:"TICKETFLOW_DEMO" envDefault:"true"`
+}
+
+const demoTicketID = "abc123"
+
+func dataDir() string {
+	if d := os.Getenv("TICKETFLOW_DATA_DIR"); d != "" {
+		return d
+	}
+	return ".data"
+}
+
+func runDev([]string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.Default()
+
+	dcfg, err := config.Load[devConfig]()
+	if err != nil {
+		return err
+	}
+	pcfg, err := config.Load[platform.Config]()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dcfg.DataDir, 0o755); err != nil {
+		return fmt.Errorf("data dir %s: %w", dcfg.DataDir, err)
+	}
+	if pcfg.Auth.JWTSecret == "" {
+		if pcfg.Auth.JWTSecret, err = devSecret(dcfg.DataDir); err != nil {
+			return err
+		}
+	}
+	if len(pcfg.Kafka.Brokers) == 0 {
+		emb, err := kafka.StartEmbedded(dcfg.EmbeddedKafkaAddr, filepath.Join(dcfg.DataDir, "kafka"), int(pcfg.Kafka.Partitions))
+		if err != nil {
+			return fmt.Errorf("%w (is another ticketflow running? set TICKETFLOW_EMBEDDED_KAFKA_ADDR)", err)
+		}
+		defer emb.Close()
+		pcfg.Kafka.Brokers = emb.Addrs()
+		log.Info("embedded Kafka broker started", "addr", strings.Join(emb.Addrs(), ","), "data", filepath.Join(dcfg.DataDir, "kafka"))
+	}
+	base, err := platform.Open(ctx, pcfg, log)
+	if err != nil {
+		return err
+	}
+	defer base.Close()
+
+	cmdCfg, err := config.Load[command.Config]()
+	if err != nil {
+		return err
+	}
+	if os.Getenv("TICKETFLOW_ALLOW_FILE_REPOS") == "" {
+		cmdCfg.AllowFileRepos = true // local repositories are the point of a dev stack
+	}
+	projCfg, err := config.Load[projector.Config]()
+	if err != nil {
+		return err
+	}
+	procCfg, err := config.Load[processor.Config]()
+	if err != nil {
+		return err
+	}
+	notCfg, err := config.Load[notifier.Config]()
+	if err != nil {
+		return err
+	}
+
+	proj := projector.New(projCfg, projector.Deps{Log: log, DB: base.DB, Kafka: pcfg.Kafka, Registry: base.Registry})
+	proc, err := processor.New(procCfg, processor.Deps{Log: log, DB: base.DB, Kafka: pcfg.Kafka, Producer: base.Producer, Registry: base.Registry})
+	if err != nil {
+		return err
+	}
+	notif, err := notifier.New(notCfg, notifier.Deps{Log: log, Verifier: base.Verifier, Kafka: pcfg.Kafka, DB: base.DB,
+		Registry: base.Registry, AllowedOrigins: pcfg.HTTP.AllowedOrigins})
+	if err != nil {
+		return err
+	}
+
+	web := httpx.NewApp(log, pcfg.HTTP.AllowedOrigins)
+	checks := base.Checks()
+	checks["projector"] = readyCheck("projector has no partitions yet", proj.Ready)
+	checks["notifier"] = readyCheck("notifier not caught up yet", notif.Ready)
+	checks["processor"] = func(context.Context) error {
+		select {
+		case <-proc.Running():
+			return nil
+		default:
+			return errors.New("processor router not running yet")
+		}
+	}
+	httpx.MountOps(web, base.Registry, checks)
+	command.New(cmdCfg, command.Deps{Log: log, DB: base.DB, Producer: base.Producer, Verifier: base.Verifier}).Mount(web)
+	notif.Mount(web)
+	webApp := httpx.MountWebApp(web, dcfg.WebDir)
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 4)
+	for name, run := range map[string]func(context.Context) error{"projector": proj.Run, "processor": proc.Run, "notifier": notif.Run} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(ctx); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := platform.Serve(ctx, web, pcfg.HTTP.Addr, log); err != nil {
+			errc <- err
+		}
+	}()
+
+	go func() {
+		if err := waitReady(ctx, checks); err != nil {
+			return
+		}
+		if dcfg.Demo {
+			if err := ensureDemoTicket(ctx, base); err != nil {
+				log.Warn("demo ticket", "err", err)
+			}
+		}
+		printBanner(pcfg, dcfg, base.Verifier, webApp)
+	}()
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err = <-errc:
+		log.Error("stopping", "err", err)
+	}
+	stop()
+	wg.Wait()
+	return err
+}
+
+func readyCheck(msg string, ready func() bool) httpx.Check {
+	return func(context.Context) error {
+		if !ready() {
+			return errors.New(msg)
+		}
+		return nil
+	}
+}
+
+func waitReady(ctx context.Context, checks map[string]httpx.Check) error {
+	for {
+		ok := true
+		for _, c := range checks {
+			if c(ctx) != nil {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// devSecret keeps one generated JWT secret in the data dir, so tokens survive restarts.
+func devSecret(dir string) (string, error) {
+	if s, err := readSecret(dir); err == nil {
+		return s, nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	s := hex.EncodeToString(b)
+	if err := os.WriteFile(filepath.Join(dir, "jwt-secret"), []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("store dev JWT secret: %w", err)
+	}
+	return s, nil
+}
+
+func readSecret(dir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "jwt-secret"))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// ensureDemoTicket appends the demo ticket once. Its event id is fixed, so even a race with
+// a second start cannot create it twice (the projector dedupes by event id).
+func ensureDemoTicket(ctx context.Context, base *platform.Base) error {
+	var exists bool
+	if err := base.DB.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tickets WHERE id = $1)`, demoTicketID).Scan(&exists); err != nil || exists {
+		return err
+	}
+	env, err := events.New(demoTicketID, "", "dev", &events.TicketCreatedData{
+		Title:       "Demo: add a health endpoint",
+		Description: "A demo ticket created by `ticketflow dev`. Start it and watch the run live.",
+		BaseBranch:  "main", CICommand: "make test", Owner: "dev",
+	})
+	if err != nil {
+		return err
+	}
+	env.ID = uuid.NewSHA1(uuid.NameSpaceURL, []byte("ticketflow:demo:"+demoTicketID)).String()
+	_, err = base.Producer.Append(ctx, env)
+	return err
+}
+
+func printBanner(pcfg platform.Config, dcfg devConfig, v *auth.Verifier, webApp bool) {
+	token, err := v.Issue("dev", auth.RoleAdmin, 7*24*time.Hour)
+	if err != nil {
+		return
+	}
+	addr := pcfg.HTTP.Addr
+	host := strings.Replace(addr, "127.0.0.1", "localhost", 1)
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n  ticketflow is up on http://%s   (Ctrl-C stops it; data in %s)\n\n", host, dcfg.DataDir)
+	if webApp {
+		fmt.Fprintf(&b, "  Web app (logs you in):\n    http://%s/#access_token=%s\n\n", host, token)
+	} else {
+		fmt.Fprintf(&b, "  Web app not built (run `make run`, or `cd frontend && npm ci && npm run build`).\n\n")
+	}
+	fmt.Fprintf(&b, "  Dev token (admin, sub=dev, 7 days):\n    export TOKEN=%s\n\n", token)
+	fmt.Fprintf(&b, "  Watch the demo ticket:\n    wscat -c \"ws://%s/ws/tickets/%s?access_token=%s\"\n\n", host, demoTicketID, token)
+	fmt.Fprintf(&b, "  Start it (in another terminal):\n    curl -X POST http://%s/api/tickets/processing/start -H \"Content-Type: application/json\" -H \"Authorization: Bearer %s\" -d '{\"ticket_id\": \"%s\"}'\n\n", host, token, demoTicketID)
+	fmt.Fprintf(&b, "  Kafka (embedded unless KAFKA_BROKERS): %s   topic %s\n", strings.Join(pcfg.Kafka.Brokers, ","), pcfg.Kafka.Topic)
+	fmt.Fprint(os.Stdout, b.String())
+}

@@ -1,0 +1,529 @@
+package main
+
+// End-to-end tests: the real `ticketflow dev` binary as a child process, the embedded Kafka
+// broker over TCP, a real PostgreSQL database, HTTP and WebSocket clients.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/ticketflow/ticketflow/libs/auth"
+	"github.com/ticketflow/ticketflow/libs/postgres"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ticketflow-e2e-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "ticketflow")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build ticketflow:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const testSecret = "e2e-secret-e2e-secret-e2e-secret-0123"
+
+// stack is one running `ticketflow dev`.
+type stack struct {
+	t       *testing.T
+	cmd     *exec.Cmd
+	env     []string
+	http    string
+	kafka   string
+	dataDir string
+	log     *bytes.Buffer
+	token   string
+	done    chan struct{}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startStack runs `ticketflow dev` with its own ports, data dir and database.
+func startStack(t *testing.T, extraEnv ...string) *stack {
+	t.Helper()
+	s := &stack{t: t, http: freeAddr(t), kafka: freeAddr(t), dataDir: t.TempDir()}
+	s.env = append(os.Environ(),
+		"TICKETFLOW_HTTP_ADDR="+s.http,
+		"TICKETFLOW_EMBEDDED_KAFKA_ADDR="+s.kafka,
+		"TICKETFLOW_DATA_DIR="+s.dataDir,
+		"DATABASE_URL="+postgres.NewTestDatabase(t),
+		"TICKETFLOW_JWT_SECRET="+testSecret,
+		"TICKETFLOW_EXECUTOR=simulated",
+		"TICKETFLOW_SIM_STEP_DELAY=40ms",
+		"TICKETFLOW_WEB_DIR="+t.TempDir(),
+		"KAFKA_BROKERS=",
+		"KAFKA_PARTITIONS=4",
+		"TICKETFLOW_LOG_LEVEL="+os.Getenv("E2E_LOG_LEVEL"),
+	)
+	s.env = append(s.env, extraEnv...)
+	v, _ := auth.NewVerifier(testSecret)
+	s.token, _ = v.Issue("alice", auth.RoleUser, time.Hour)
+	s.start()
+	t.Cleanup(func() {
+		s.stop(syscall.SIGTERM)
+		if t.Failed() {
+			t.Logf("ticketflow dev output:\n%s", s.log.String())
+		}
+	})
+	return s
+}
+
+func (s *stack) start() {
+	s.t.Helper()
+	s.log = &bytes.Buffer{}
+	s.cmd = exec.Command(binary, "dev")
+	s.cmd.Env = s.env
+	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.done = make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(s.done) }()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + s.http + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case <-s.done:
+			s.t.Fatalf("ticketflow dev exited early:\n%s", s.log.String())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	s.t.Fatalf("ticketflow dev not ready in time:\n%s", s.log.String())
+}
+
+func (s *stack) stop(sig syscall.Signal) {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-s.done:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(sig)
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+		s.t.Errorf("ticketflow dev did not stop on %v", sig)
+	}
+}
+
+func (s *stack) do(method, path string, body any, out any) int {
+	s.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://"+s.http+path, r)
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			s.t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, raw, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (s *stack) createTicket(fields map[string]any) string {
+	s.t.Helper()
+	var tk struct{ ID string }
+	if code := s.do("POST", "/api/tickets", fields, &tk); code != 201 || tk.ID == "" {
+		s.t.Fatalf("create ticket: %d %+v", code, tk)
+	}
+	return tk.ID
+}
+
+type wsMessage struct {
+	Type     string `json:"type"`
+	TicketID string `json:"ticket_id"`
+	Status   string `json:"status"`
+	Step     string `json:"step"`
+	Progress *int   `json:"progress"`
+	Message  string `json:"message"`
+	Error    string `json:"error"`
+	Level    string `json:"level"`
+	Cursor   string `json:"cursor"`
+	EventID  string `json:"event_id"`
+	RunID    string `json:"run_id"`
+}
+
+func (s *stack) dial(ctx context.Context, ticketID, query string) *websocket.Conn {
+	s.t.Helper()
+	url := fmt.Sprintf("ws://%s/ws/tickets/%s?access_token=%s%s", s.http, ticketID, s.token, query)
+	c, _, err := websocket.Dial(ctx, url, nil)
+	if err != nil {
+		s.t.Fatalf("dial %s: %v", url, err)
+	}
+	c.SetReadLimit(1 << 20)
+	return c
+}
+
+// readUntil reads messages until stop returns true.
+func readUntil(t *testing.T, ctx context.Context, c *websocket.Conn, stop func(wsMessage) bool) []wsMessage {
+	t.Helper()
+	var got []wsMessage
+	for {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("read after %d messages: %v (last: %+v)", len(got), err, tail(got))
+		}
+		var m wsMessage
+		if err := json.Unmarshal(data, &m); err != nil {
+			t.Fatalf("message %q: %v", data, err)
+		}
+		got = append(got, m)
+		if stop(m) {
+			return got
+		}
+	}
+}
+
+func tail(ms []wsMessage) []wsMessage {
+	if len(ms) > 5 {
+		return ms[len(ms)-5:]
+	}
+	return ms
+}
+
+func terminal(m wsMessage) bool {
+	return m.Type == "status_update" && (m.Status == "COMPLETED" || m.Status == "FAILED" || m.Status == "CANCELLED")
+}
+
+type statusStep struct {
+	Status   string
+	Step     string
+	Progress int
+}
+
+func statusUpdates(ms []wsMessage) []statusStep {
+	var out []statusStep
+	for _, m := range ms {
+		if m.Type == "status_update" {
+			p := -1
+			if m.Progress != nil {
+				p = *m.Progress
+			}
+			out = append(out, statusStep{m.Status, m.Step, p})
+		}
+	}
+	return out
+}
+
+var briefSequence = []statusStep{
+	{"PENDING", "", 0},
+	{"IN_PROGRESS", "check_iterations", 5},
+	{"IN_PROGRESS", "prepare_repository", 20},
+	{"IN_PROGRESS", "load_conversation", 30},
+	{"IN_PROGRESS", "call_llm", 50},
+	{"IN_PROGRESS", "commit_changes", 70},
+	{"IN_PROGRESS", "run_ci", 85},
+	{"IN_PROGRESS", "handle_ci_result", 95},
+	{"COMPLETED", "await_validation", 100},
+}
+
+func TestBriefSequenceOverWebSocket(t *testing.T) {
+	s := startStack(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	id := s.createTicket(map[string]any{"title": "Add a health endpoint", "description": "e2e"})
+
+	c := s.dial(ctx, id, "")
+	defer c.CloseNow()
+	first := readUntil(t, ctx, c, func(wsMessage) bool { return true })
+	if first[0].Type != "connected" || first[0].TicketID != id {
+		t.Fatalf("first message = %+v, want connected for %s", first[0], id)
+	}
+
+	var start map[string]any
+	if code := s.do("POST", "/api/tickets/processing/start", map[string]string{"ticket_id": id}, &start); code != 202 {
+		t.Fatalf("start: %d %v", code, start)
+	}
+	if start["success"] != true || start["status"] != "PENDING" || start["websocket_url"] != "/ws/tickets/"+id {
+		t.Fatalf("start response = %v", start)
+	}
+	// A second start while the run is active is refused.
+	if code := s.do("POST", "/api/tickets/processing/start", map[string]string{"ticket_id": id}, nil); code != 409 {
+		t.Fatalf("second start: %d, want 409", code)
+	}
+	msgs := readUntil(t, ctx, c, terminal)
+	assertSequence(t, statusUpdates(msgs), briefSequence)
+	logs := 0
+	for i, m := range msgs {
+		if m.Type == "log" {
+			logs++
+			if m.Level == "" || m.Message == "" {
+				t.Errorf("log message without level or text: %+v", m)
+			}
+		}
+		if m.Cursor == "" || m.EventID == "" || m.RunID != start["run_id"] {
+			t.Errorf("message %d lacks cursor/event_id/run_id: %+v", i, m)
+		}
+	}
+	if logs < 7 {
+		t.Errorf("only %d log messages between status updates", logs)
+	}
+
+	// The projection agrees, and the audit trail holds every event the socket carried.
+	var tk struct {
+		Status   string
+		Progress int
+		Step     string
+	}
+	waitFor(t, func() bool { s.do("GET", "/api/tickets/"+id, nil, &tk); return tk.Status == "COMPLETED" })
+	if tk.Progress != 100 || tk.Step != "await_validation" {
+		t.Fatalf("ticket = %+v", tk)
+	}
+	var trail struct {
+		Events []struct {
+			Event struct{ ID string }
+		}
+	}
+	s.do("GET", "/api/tickets/"+id+"/events", nil, &trail)
+	inTrail := map[string]bool{}
+	for _, e := range trail.Events {
+		inTrail[e.Event.ID] = true
+	}
+	for _, m := range msgs {
+		if !inTrail[m.EventID] {
+			t.Errorf("socket event %s (%s) missing from the audit trail", m.EventID, m.Type)
+		}
+	}
+	// Approve → VALIDATED.
+	var v map[string]any
+	if code := s.do("POST", "/api/tickets/"+id+"/validation", map[string]string{"decision": "approve"}, &v); code != 202 {
+		t.Fatalf("approve: %d %v", code, v)
+	}
+	readUntil(t, ctx, c, func(m wsMessage) bool { return m.Type == "status_update" && m.Status == "VALIDATED" })
+}
+
+func assertSequence(t *testing.T, got, want []statusStep) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("status updates:\n got %v\nwant %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("status update %d = %v, want %v\n got %v", i, got[i], want[i], got)
+		}
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestFailedAfterMaxIterationsThenCancelled(t *testing.T) {
+	s := startStack(t, "MAX_ITERATIONS=2")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	id := s.createTicket(map[string]any{"title": "CI always red", "simulate_failure": "always"})
+	c := s.dial(ctx, id, "")
+	defer c.CloseNow()
+	s.do("POST", "/api/tickets/processing/start", map[string]string{"ticket_id": id}, nil)
+	msgs := readUntil(t, ctx, c, terminal)
+	last := msgs[len(msgs)-1]
+	if last.Status != "FAILED" || last.Error == "" {
+		t.Fatalf("terminal = %+v, want FAILED with error", last)
+	}
+	// CI failed → back to call_llm: two iterations of call_llm..handle_ci_result.
+	llm := 0
+	for _, u := range statusUpdates(msgs) {
+		if u.Step == "call_llm" {
+			llm++
+		}
+	}
+	if llm != 2 {
+		t.Fatalf("call_llm ran %d times, want 2 (MAX_ITERATIONS)", llm)
+	}
+	// The iteration budget is spent: the next run is CANCELLED by check_iterations.
+	waitFor(t, func() bool {
+		var tk struct{ Status string }
+		s.do("GET", "/api/tickets/"+id, nil, &tk)
+		return tk.Status == "FAILED"
+	})
+	if code := s.do("POST", "/api/tickets/processing/start", map[string]string{"ticket_id": id}, nil); code != 202 {
+		t.Fatalf("restart: %d", code)
+	}
+	msgs = readUntil(t, ctx, c, terminal)
+	last = msgs[len(msgs)-1]
+	if last.Status != "CANCELLED" || last.Step != "check_iterations" || last.Error == "" {
+		t.Fatalf("terminal = %+v, want CANCELLED at check_iterations with a reason", last)
+	}
+}
+
+func TestOnceFailingCILoopsBackAndCompletes(t *testing.T) {
+	s := startStack(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	id := s.createTicket(map[string]any{"title": "flaky", "simulate_failure": "once"})
+	c := s.dial(ctx, id, "")
+	defer c.CloseNow()
+	s.do("POST", "/api/tickets/processing/start", map[string]string{"ticket_id": id}, nil)
+	msgs := readUntil(t, ctx, c, terminal)
+	got := statusUpdates(msgs)
+	if got[len(got)-1].Status != "COMPLETED" {
+		t.Fatalf("last = %v", got[len(got)-1])
+	}
+	// handle_ci_result is followed by call_llm once (the loop), then the normal tail.
+	var steps []string
+	for _, u := range got {
+		steps = append(steps, u.Step)
+	}
+	joined := strings.Join(steps, ",")
+	if !strings.Contains(joined, "run_ci,handle_ci_result,call_llm,commit_changes,run_ci,handle_ci_result,await_validation") {
+		t.Fatalf("steps = %s", joined)
+	}
+}
+
+func TestCancelStopsTheRun(t *testing.T) {
+	s := startStack(t, "TICKETFLOW_SIM_STEP_DELAY=2s")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	id := s.createTicket(map[string]any{"title": "to cancel"})
+	c := s.dial(ctx, id, "")
+	defer c.CloseNow()
+	s.do("POST", "/api/tickets/processing/start", map[string]string{"ticket_id": id}, nil)
+	readUntil(t, ctx, c, func(m wsMessage) bool { return m.Step == "prepare_repository" })
+	if code := s.do("POST", "/api/tickets/"+id+"/cancel", nil, nil); code != 202 {
+		t.Fatalf("cancel: %d", code)
+	}
+	msgs := readUntil(t, ctx, c, terminal)
+	if last := msgs[len(msgs)-1]; last.Status != "CANCELLED" || last.Error == "" {
+		t.Fatalf("terminal = %+v", last)
+	}
+}
+
+func TestRestartKeepsTicketsAndHistory(t *testing.T) {
+	s := startStack(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	id := s.createTicket(map[string]any{"title": "survives restarts"})
+	c := s.dial(ctx, id, "")
+	s.do("POST", "/api/tickets/processing/start", map[string]string{"ticket_id": id}, nil)
+	readUntil(t, ctx, c, terminal)
+	c.CloseNow()
+	var before struct{ Events []json.RawMessage }
+	waitFor(t, func() bool {
+		s.do("GET", "/api/tickets/"+id+"/events?limit=5000", nil, &before)
+		var tk struct{ Status string }
+		s.do("GET", "/api/tickets/"+id, nil, &tk)
+		return tk.Status == "COMPLETED"
+	})
+	s.do("GET", "/api/tickets/"+id+"/events?limit=5000", nil, &before)
+
+	s.stop(syscall.SIGTERM)
+	if !strings.Contains(s.log.String(), "shutting down") {
+		t.Errorf("no clean shutdown logged:\n%s", s.log.String())
+	}
+	s.start()
+	var after struct{ Events []json.RawMessage }
+	s.do("GET", "/api/tickets/"+id+"/events?limit=5000", nil, &after)
+	if len(after.Events) != len(before.Events) || len(before.Events) == 0 {
+		t.Fatalf("events before restart %d, after %d", len(before.Events), len(after.Events))
+	}
+	// The history replays from Kafka after the restart: a client without cursor gets the run.
+	c = s.dial(ctx, id, "")
+	defer c.CloseNow()
+	msgs := readUntil(t, ctx, c, terminal)
+	assertSequence(t, statusUpdates(msgs), briefSequence)
+}
+
+// TestKcatSeesCloudEvents reads the topic of a running stack with Debian's kcat, a Kafka
+// client not written here.
+func TestKcatSeesCloudEvents(t *testing.T) {
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("kcat is not installed (.ci/run installs it with apt)")
+		}
+		t.Skip("kcat not installed: apt-get install -y kcat")
+	}
+	s := startStack(t)
+	id := s.createTicket(map[string]any{"title": "seen by kcat"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, kcat, "-C", "-b", s.kafka, "-t", "ticket-events", "-e", "-q",
+		"-f", "%k\t%h\t%s\n").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kcat: %v\n%s", err, out)
+	}
+	var found bool
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		parts := strings.SplitN(sc.Text(), "\t", 3)
+		if len(parts) != 3 || parts[0] != id {
+			continue
+		}
+		found = true
+		for _, h := range []string{"ce_specversion=1.0", "ce_type=io.ticketflow.TicketCreated.v1", "ce_source=urn:ticketflow", "ce_id=", "ce_time="} {
+			if !strings.Contains(parts[1], h) {
+				t.Errorf("headers %q lack %q", parts[1], h)
+			}
+		}
+		var env struct {
+			Type     string `json:"type"`
+			TicketID string `json:"ticket_id"`
+		}
+		if err := json.Unmarshal([]byte(parts[2]), &env); err != nil || env.Type != "TicketCreated" || env.TicketID != id {
+			t.Errorf("value %q: %v", parts[2], err)
+		}
+	}
+	if !found {
+		t.Fatalf("kcat did not see ticket %s:\n%s", id, out)
+	}
+}

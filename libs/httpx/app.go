@@ -1,0 +1,91 @@
+package httpx
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/cors"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// BodyLimit is the largest request body accepted (413 beyond it).
+const BodyLimit = 256 * 1024
+
+// NewApp returns a Fiber app with ticketflow's error rendering, panic recovery, a body
+// limit and CORS for the allowed origins.
+func NewApp(log *slog.Logger, allowedOrigins []string) *fiber.App {
+	app := fiber.New(fiber.Config{
+		ErrorHandler:          ErrorHandler(log),
+		BodyLimit:             BodyLimit,
+		DisableStartupMessage: true,
+		ReadTimeout:           30 * time.Second,
+		IdleTimeout:           120 * time.Second,
+	})
+	app.Use(recover.New())
+	if len(allowedOrigins) > 0 {
+		app.Use(cors.New(cors.Config{
+			AllowOrigins:  strings.Join(allowedOrigins, ","),
+			AllowHeaders:  "Authorization, Content-Type, Idempotency-Key, traceparent",
+			ExposeHeaders: "Location, Idempotent-Replayed",
+		}))
+	}
+	return app
+}
+
+// NewRegistry is a Prometheus registry with the Go runtime and process collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// Check is one readiness condition; it returns nil when ready.
+type Check func(ctx context.Context) error
+
+// MountOps adds /healthz (the process answers), /readyz (every check passes) and /metrics.
+func MountOps(app *fiber.App, reg *prometheus.Registry, checks map[string]Check) {
+	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
+	app.Get("/readyz", func(c *fiber.Ctx) error {
+		ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
+		defer cancel()
+		failed := fiber.Map{}
+		for name, check := range checks {
+			if err := check(ctx); err != nil {
+				failed[name] = err.Error()
+			}
+		}
+		if len(failed) > 0 {
+			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "failed": failed})
+		}
+		return c.JSON(fiber.Map{"status": "ready"})
+	})
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+}
+
+// MountWebApp serves a built single-page app from dir at /, falling back to index.html for
+// client-side routes. API, WebSocket and ops paths are never shadowed.
+func MountWebApp(app *fiber.App, dir string) bool {
+	index := filepath.Join(dir, "index.html")
+	if _, err := os.Stat(index); err != nil {
+		return false
+	}
+	app.Static("/", dir, fiber.Static{Compress: true, MaxAge: 0})
+	app.Get("/*", func(c *fiber.Ctx) error {
+		p := c.Path()
+		if strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/ws/") || p == "/metrics" {
+			return c.Next()
+		}
+		c.Set(fiber.HeaderCacheControl, "no-cache")
+		return c.SendFile(index)
+	})
+	return true
+}

@@ -1,0 +1,244 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/workflow"
+)
+
+// errCancelled ends a run whose cancellation was requested.
+var errCancelled = errors.New("run cancelled")
+
+// drive runs (or resumes) one run to its terminal event. Before each step it records the
+// step and attempt in PostgreSQL, then appends StepStarted; a crash anywhere means the next
+// owner finds the step recorded and retries it with attempt+1, so the retry shows in the
+// history. The terminal event is stored before it is appended (see beginTerminal), which is
+// what makes "exactly one terminal event per run" hold across crashes.
+func (p *Processor) drive(ctx context.Context, runID string) error {
+	row, err := p.store.run(ctx, runID)
+	if err != nil {
+		return fmt.Errorf("load run %s: %w", runID, err)
+	}
+	switch row.Status {
+	case runTerminal:
+		return nil
+	case runTerminating:
+		return p.recoverTerminal(ctx, row)
+	}
+	ticket, used, err := p.store.ticket(ctx, row.TicketID)
+	if err != nil {
+		return fmt.Errorf("load ticket %s: %w", row.TicketID, err)
+	}
+	d := &driver{p: p, row: row, run: &Run{ID: runID, Ticket: ticket, Iteration: row.Iteration, State: row.State}}
+	d.run.Log = d.log
+	d.run.Output = d.output
+
+	terminal, err := d.execute(ctx, used)
+	if ctx.Err() != nil {
+		return ctx.Err() // shutting down: another start resumes the run
+	}
+	if errors.Is(err, errCancelled) || p.cancelRequested(ctx, runID) != "" {
+		by := p.cancelRequested(ctx, runID)
+		terminal = &events.RunCancelledData{Step: d.run.Step, Message: workflow.MessageCancelled, Reason: "cancelled by " + by}
+	} else if err != nil && terminal == nil {
+		terminal = &events.RunFailedData{Step: d.run.Step, Message: fmt.Sprintf("Échec de l'étape %s", d.run.Step), Error: err.Error()}
+	}
+	return p.finish(ctx, row, terminal)
+}
+
+type driver struct {
+	p   *Processor
+	row runRow
+	run *Run
+}
+
+// execute walks the workflow from where the run stands and returns its terminal payload.
+// The run's position is (step, attempt, iteration) in processor_runs; each loop turn runs
+// one step and computes the next, so a resumed run continues exactly where it stopped.
+func (d *driver) execute(ctx context.Context, used int) (events.Payload, error) {
+	p := d.p
+	step, attempt := d.row.Step, d.row.Attempt+1
+	iteration := d.row.Iteration
+	if step == "" {
+		if err := p.append(ctx, d.row, &events.RunStartedData{Iteration: used + 1, MaxIterations: p.cfg.MaxIterations, Executor: p.exec.Name()}); err != nil {
+			return nil, err
+		}
+		step, attempt = workflow.CheckIterations.Name, 1
+	} else if step != workflow.CheckIterations.Name && step != workflow.PrepareRepository.Name {
+		// The work dir and conversation went with the crashed process: rebuild them quietly.
+		d.run.Iteration = iteration
+		if err := p.exec.Resume(ctx, d.run); err != nil {
+			return nil, err
+		}
+	}
+	for {
+		d.run.Iteration = iteration
+		s, _ := workflow.StepByName(step)
+		var ci CIOutcome
+		err := d.step(ctx, s, attempt, func(ctx context.Context) error {
+			switch step {
+			case workflow.CheckIterations.Name:
+				return d.log(ctx, "INFO", fmt.Sprintf("Itérations utilisées : %d / %d", used, p.cfg.MaxIterations))
+			case workflow.PrepareRepository.Name:
+				return p.exec.PrepareRepository(ctx, d.run)
+			case workflow.LoadConversation.Name:
+				return p.exec.LoadConversation(ctx, d.run)
+			case workflow.CallLLM.Name:
+				if err := p.store.useIteration(ctx, d.run.Ticket.ID, iteration); err != nil {
+					return err
+				}
+				return p.exec.CallLLM(ctx, d.run)
+			case workflow.CommitChanges.Name:
+				return p.exec.CommitChanges(ctx, d.run)
+			case workflow.RunCI.Name:
+				out, err := p.exec.RunCI(ctx, d.run)
+				if err == nil {
+					d.run.State.LastCI = &out
+				}
+				return err
+			case workflow.HandleCIResult.Name:
+				if d.run.State.LastCI == nil {
+					return errors.New("no CI result recorded for this iteration")
+				}
+				ci = *d.run.State.LastCI
+				return p.append(ctx, d.row, &events.CIResultData{Iteration: iteration, Passed: ci.Passed, ExitCode: ci.ExitCode,
+					DurationMS: ci.DurationMS, OutputTail: ci.OutputTail})
+			}
+			return fmt.Errorf("unknown step %q", step)
+		})
+		if err != nil {
+			return nil, err
+		}
+		attempt = 1
+		switch step {
+		case workflow.CheckIterations.Name:
+			if used >= p.cfg.MaxIterations {
+				return &events.RunCancelledData{Step: step, Message: "Nombre maximal d'itérations atteint",
+					Reason: fmt.Sprintf("MAX_ITERATIONS (%d) reached", p.cfg.MaxIterations)}, nil
+			}
+			step, iteration = workflow.PrepareRepository.Name, used+1
+		case workflow.PrepareRepository.Name:
+			step = workflow.LoadConversation.Name
+		case workflow.LoadConversation.Name:
+			step = workflow.CallLLM.Name
+		case workflow.CallLLM.Name:
+			step = workflow.CommitChanges.Name
+		case workflow.CommitChanges.Name:
+			step = workflow.RunCI.Name
+		case workflow.RunCI.Name:
+			step = workflow.HandleCIResult.Name
+		case workflow.HandleCIResult.Name:
+			if ci.Passed {
+				return &events.RunCompletedData{Iteration: iteration, Branch: d.run.State.Branch, Message: workflow.MessageCompleted}, nil
+			}
+			if iteration >= p.cfg.MaxIterations {
+				return &events.RunFailedData{Step: step, Message: "La CI échoue après le nombre maximal d'itérations",
+					Error: fmt.Sprintf("CI failed (exit code %d) after %d iterations: %s", ci.ExitCode, iteration, ci.OutputTail)}, nil
+			}
+			if err := d.log(ctx, "WARNING", fmt.Sprintf("CI en échec (code %d) : nouvelle itération %d/%d avec la sortie CI", ci.ExitCode, iteration+1, p.cfg.MaxIterations)); err != nil {
+				return nil, err
+			}
+			d.run.State.LastCI = nil
+			step, iteration = workflow.CallLLM.Name, iteration+1
+		}
+	}
+}
+
+// step records intent, appends StepStarted, runs fn, appends StepCompleted.
+func (d *driver) step(ctx context.Context, s workflow.Step, attempt int, fn func(context.Context) error) error {
+	if d.p.cancelRequested(ctx, d.row.RunID) != "" {
+		return errCancelled
+	}
+	d.run.Step, d.run.Attempt = s.Name, attempt
+	if err := d.p.store.startStep(ctx, d.row.RunID, s.Name, attempt, d.run.Iteration, d.run.State); err != nil {
+		return err
+	}
+	if err := d.p.append(ctx, d.row, &events.StepStartedData{Step: s.Name, Progress: s.Progress, Message: s.Message,
+		Iteration: d.run.Iteration, Attempt: attempt}); err != nil {
+		return err
+	}
+	start := time.Now()
+	stepCtx, stop := d.p.watchCancel(ctx, d.row.RunID)
+	err := fn(stepCtx)
+	stop()
+	outcome, errText := "ok", ""
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err() // shutdown: no StepCompleted, the step is retried
+		}
+		if stepCtx.Err() != nil {
+			err = errCancelled
+		}
+		outcome, errText = "failed", err.Error()
+	}
+	if saveErr := d.p.store.saveState(ctx, d.row.RunID, d.run.State); saveErr != nil {
+		return saveErr
+	}
+	if appendErr := d.p.append(ctx, d.row, &events.StepCompletedData{Step: s.Name, Progress: s.Progress, Iteration: d.run.Iteration,
+		Attempt: attempt, Outcome: outcome, DurationMS: time.Since(start).Milliseconds(), Error: errText}); appendErr != nil {
+		return appendErr
+	}
+	return err
+}
+
+func (d *driver) log(ctx context.Context, level, message string) error {
+	return d.p.append(ctx, d.row, &events.LogEmittedData{Level: level, Message: message, Step: d.run.Step})
+}
+
+func (d *driver) output(ctx context.Context, stream, line string) error {
+	level := "INFO"
+	if stream == "stderr" {
+		level = "WARNING"
+	}
+	return d.p.append(ctx, d.row, &events.LogEmittedData{Level: level, Message: line, Step: d.run.Step, Stream: stream})
+}
+
+// finish appends the run's single terminal event.
+func (p *Processor) finish(ctx context.Context, row runRow, terminal events.Payload) error {
+	env, err := events.New(row.TicketID, row.RunID, p.actor, terminal)
+	if err != nil {
+		return err
+	}
+	if err := p.store.beginTerminal(ctx, row.RunID, env); err != nil {
+		return err
+	}
+	if _, err := p.producer.Append(ctx, env); err != nil {
+		return err
+	}
+	p.metrics.runs.WithLabelValues(string(env.Type)).Inc()
+	return p.store.finishTerminal(ctx, row.RunID, row.TicketID)
+}
+
+// recoverTerminal completes a run that crashed between storing and confirming its terminal
+// event: the event is appended only if the log does not already hold it.
+func (p *Processor) recoverTerminal(ctx context.Context, row runRow) error {
+	var env events.Envelope
+	if err := json.Unmarshal(row.PendingEvent, &env); err != nil {
+		return fmt.Errorf("run %s: stored terminal event unreadable: %w", row.RunID, err)
+	}
+	found, err := p.logHasEvent(ctx, row.Partition, row.RequestOffset, env.ID)
+	if err != nil {
+		return err
+	}
+	if !found {
+		if _, err := p.producer.Append(ctx, env); err != nil {
+			return err
+		}
+	}
+	p.log.Info("recovered terminal event", "run_id", row.RunID, "type", env.Type, "already_in_log", found)
+	return p.store.finishTerminal(ctx, row.RunID, row.TicketID)
+}
+
+func (p *Processor) append(ctx context.Context, row runRow, payload events.Payload) error {
+	env, err := events.New(row.TicketID, row.RunID, p.actor, payload)
+	if err != nil {
+		return err
+	}
+	_, err = p.producer.Append(ctx, env)
+	return err
+}

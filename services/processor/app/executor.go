@@ -1,0 +1,72 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+)
+
+// Executor performs the steps of the workflow that touch the outside world. check_iterations,
+// handle_ci_result and await_validation are workflow decisions the engine makes itself.
+// Implementations must be safe to call again for the same step after a crash (the engine
+// retries an interrupted step with the next attempt number).
+type Executor interface {
+	// Name is recorded on RunStarted ("simulated", "real").
+	Name() string
+	PrepareRepository(ctx context.Context, run *Run) error
+	LoadConversation(ctx context.Context, run *Run) error
+	CallLLM(ctx context.Context, run *Run) error
+	CommitChanges(ctx context.Context, run *Run) error
+	RunCI(ctx context.Context, run *Run) (CIOutcome, error)
+	// Resume re-establishes what earlier steps left behind (work dir, conversation) when a
+	// run restarts after a crash past load_conversation. It appends no events.
+	Resume(ctx context.Context, run *Run) error
+}
+
+// CIOutcome is the result of one CI execution.
+type CIOutcome struct {
+	Passed     bool   `json:"passed"`
+	ExitCode   int    `json:"exit_code"`
+	DurationMS int64  `json:"duration_ms"`
+	OutputTail string `json:"output_tail"`
+}
+
+// Ticket is what the processor knows of a ticket (from TicketCreated and later events).
+type Ticket struct {
+	ID              string
+	Title           string
+	Description     string
+	RepositoryURL   string
+	BaseBranch      string
+	CICommand       string
+	SimulateFailure string
+	// Feedback holds review comments (ChangesRequested), oldest first.
+	Feedback []string
+}
+
+// Run is the executor's view of the run in progress.
+type Run struct {
+	ID        string
+	Ticket    Ticket
+	Iteration int
+	Attempt   int
+	// Step is the step being executed.
+	Step string
+	// State is engine-persisted scratch space executors may use (e.g. branch name, last CI
+	// output); it survives a processor restart.
+	State RunState
+	// Log appends a LogEmitted event for the current step. level is DEBUG, INFO, WARNING or ERROR.
+	Log func(ctx context.Context, level, message string) error
+	// Output appends one CI output line (stream "stdout" or "stderr") as a LogEmitted event.
+	Output func(ctx context.Context, stream, line string) error
+}
+
+// RunState is persisted with the run (processor_runs.state).
+type RunState struct {
+	Branch     string     `json:"branch,omitempty"`
+	LastCI     *CIOutcome `json:"last_ci,omitempty"`
+	WorkDir    string     `json:"work_dir,omitempty"`
+	Commit     string     `json:"commit,omitempty"`
+	LLMSummary string     `json:"llm_summary,omitempty"`
+	// Extra is free-form state for an executor.
+	Extra json.RawMessage `json:"extra,omitempty"`
+}

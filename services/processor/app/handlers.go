@@ -1,0 +1,124 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/kafka/wmkafka"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+const poisonSuffix = ".processor-poison"
+
+// newRouter assembles the processor's Watermill router: one handler on the event topic, with
+// retry, recoverer and poison-queue middleware from libs/kafka/wmkafka.
+func newRouter(p *Processor) (*message.Router, error) {
+	router, err := wmkafka.NewRouter(p.log, p.deps.Poison, p.deps.Kafka.Topic+poisonSuffix)
+	if err != nil {
+		return nil, err
+	}
+	router.AddConsumerHandler("processor", p.deps.Kafka.Topic, p.deps.Subscriber, p.handleMessage)
+	return router, nil
+}
+
+// handleMessage dispatches one event. Errors are retried by the middleware, then poisoned.
+func (p *Processor) handleMessage(msg *message.Message) error {
+	env, err := events.DecodeEnvelope(msg.Payload)
+	if err != nil {
+		p.log.Warn("skipping unreadable record", "err", err)
+		return nil
+	}
+	partition, _ := strconv.ParseInt(msg.Metadata.Get("kafka_partition"), 10, 32)
+	offset, _ := strconv.ParseInt(msg.Metadata.Get("kafka_offset"), 10, 64)
+	ev := events.Event{Envelope: env, Position: events.Position{Partition: int32(partition), Offset: offset}}
+	payload, err := env.Decode()
+	if errors.Is(err, events.ErrUnknown) {
+		return nil
+	}
+	if err != nil {
+		p.log.Warn("skipping event with unreadable payload", "event_id", env.ID, "err", err)
+		return nil
+	}
+	ctx := msg.Context()
+	switch d := payload.(type) {
+	case *events.TicketCreatedData:
+		return p.store.saveTicket(ctx, env.TicketID, d)
+	case *events.ProcessingRequestedData:
+		return p.onRequested(ctx, ev)
+	case *events.CancelRequestedData:
+		ok, err := p.store.requestCancel(ctx, env.RunID, d.RequestedBy)
+		if err == nil && ok {
+			p.log.Info("cancel requested", "run_id", env.RunID, "by", d.RequestedBy)
+		}
+		return err
+	case *events.ChangesRequestedData:
+		return p.store.addFeedback(ctx, env.TicketID, d.Comment)
+	}
+	return nil
+}
+
+func (p *Processor) onRequested(ctx context.Context, ev events.Event) error {
+	if ev.RunID == "" {
+		return nil
+	}
+	accepted, active, err := p.store.acceptRun(ctx, ev, p.cfg.InstanceID, p.cfg.Lease)
+	reject := func(reason string) error {
+		env, err := events.New(ev.TicketID, ev.RunID, p.actor, &events.RunRejectedData{Reason: reason, ActiveRunID: active})
+		if err != nil {
+			return err
+		}
+		_, err = p.producer.Append(ctx, env)
+		return err
+	}
+	switch {
+	case errors.Is(err, errUnknownTicket):
+		return reject("unknown ticket")
+	case err != nil:
+		return err
+	case !accepted:
+		return reject(fmt.Sprintf("run %s is already active for this ticket", active))
+	}
+	p.startDriver(p.runCtx, ev.RunID)
+	return nil
+}
+
+// logHasEvent scans a partition from an offset to its current end for an event id.
+func (p *Processor) logHasEvent(ctx context.Context, partition int32, from int64, eventID string) (bool, error) {
+	topic := p.deps.Kafka.Topic
+	cl, err := kafka.NewClient(p.deps.Kafka, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}))
+	if err != nil {
+		return false, err
+	}
+	defer cl.Close()
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		return false, err
+	}
+	end, ok := ends.Lookup(topic, partition)
+	if !ok || end.Err != nil {
+		return false, fmt.Errorf("end offset of %s/%d: %v", topic, partition, end.Err)
+	}
+	for next := from; next < end.Offset; {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		var found bool
+		fetches.EachRecord(func(rec *kgo.Record) {
+			next = rec.Offset + 1
+			if e, err := events.DecodeEnvelope(rec.Value); err == nil && e.ID == eventID {
+				found = true
+			}
+		})
+		if found {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -1,0 +1,181 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/ticketflow/ticketflow/libs/events"
+)
+
+// Run statuses in processor_runs.
+const (
+	runActive      = "active"
+	runTerminating = "terminating"
+	runTerminal    = "terminal"
+)
+
+// store is the processor's own state (processor_tickets, processor_runs).
+type store struct{ db *pgxpool.Pool }
+
+func (s *store) saveTicket(ctx context.Context, id string, d *events.TicketCreatedData) error {
+	_, err := s.db.Exec(ctx, `INSERT INTO processor_tickets (ticket_id, title, description, repository_url, base_branch, ci_command, simulate_failure)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (ticket_id) DO NOTHING`,
+		id, d.Title, d.Description, d.RepositoryURL, d.BaseBranch, d.CICommand, d.SimulateFailure)
+	return err
+}
+
+func (s *store) addFeedback(ctx context.Context, ticketID, comment string) error {
+	b, _ := json.Marshal([]string{comment})
+	_, err := s.db.Exec(ctx, `UPDATE processor_tickets SET feedback = feedback || $2::jsonb WHERE ticket_id = $1`, ticketID, string(b))
+	return err
+}
+
+func (s *store) ticket(ctx context.Context, id string) (Ticket, int, error) {
+	var t Ticket
+	var used int
+	var feedback []byte
+	err := s.db.QueryRow(ctx, `SELECT ticket_id, title, description, repository_url, base_branch, ci_command, simulate_failure,
+			iterations_used, feedback FROM processor_tickets WHERE ticket_id = $1`, id).
+		Scan(&t.ID, &t.Title, &t.Description, &t.RepositoryURL, &t.BaseBranch, &t.CICommand, &t.SimulateFailure, &used, &feedback)
+	if err != nil {
+		return t, 0, err
+	}
+	_ = json.Unmarshal(feedback, &t.Feedback)
+	return t, used, nil
+}
+
+// acceptRun records a request as the ticket's active run, or reports the run that is already
+// active. Both rows change in one transaction, so a redelivered request is recognised.
+func (s *store) acceptRun(ctx context.Context, ev events.Event, owner string, lease time.Duration) (accepted bool, activeRunID string, err error) {
+	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM processor_runs WHERE run_id = $1)`, ev.RunID).Scan(&exists); err != nil {
+			return err
+		}
+		if exists {
+			accepted = true // redelivery: already accepted earlier
+			return nil
+		}
+		err := tx.QueryRow(ctx, `SELECT active_run_id FROM processor_tickets WHERE ticket_id = $1 FOR UPDATE`, ev.TicketID).Scan(&activeRunID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			activeRunID = ""
+			return errUnknownTicket
+		}
+		if err != nil {
+			return err
+		}
+		if activeRunID != "" {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE processor_tickets SET active_run_id = $2 WHERE ticket_id = $1`, ev.TicketID, ev.RunID); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO processor_runs (run_id, ticket_id, partition, request_offset, status, owner, lease_until)
+			VALUES ($1, $2, $3, $4, 'active', $5, now() + $6::interval)`,
+			ev.RunID, ev.TicketID, ev.Partition, ev.Offset, owner, lease.String())
+		accepted = err == nil
+		return err
+	})
+	return accepted, activeRunID, err
+}
+
+var errUnknownTicket = errors.New("unknown ticket")
+
+type runRow struct {
+	RunID           string
+	TicketID        string
+	Partition       int32
+	RequestOffset   int64
+	Status          string
+	Step            string
+	Attempt         int
+	Iteration       int
+	State           RunState
+	CancelRequested string
+	PendingEvent    []byte
+}
+
+func (s *store) run(ctx context.Context, runID string) (runRow, error) {
+	var r runRow
+	var state []byte
+	var pending *string
+	err := s.db.QueryRow(ctx, `SELECT run_id, ticket_id, partition, request_offset, status, step, attempt, iteration, state,
+			cancel_requested, pending_event::text FROM processor_runs WHERE run_id = $1`, runID).
+		Scan(&r.RunID, &r.TicketID, &r.Partition, &r.RequestOffset, &r.Status, &r.Step, &r.Attempt, &r.Iteration, &state, &r.CancelRequested, &pending)
+	if err == nil {
+		_ = json.Unmarshal(state, &r.State)
+		if pending != nil {
+			r.PendingEvent = []byte(*pending)
+		}
+	}
+	return r, err
+}
+
+// claimRuns takes over open runs whose lease has expired or that this owner held before a
+// restart, and returns their ids.
+func (s *store) claimRuns(ctx context.Context, owner string, lease time.Duration, exclude []string) ([]string, error) {
+	rows, err := s.db.Query(ctx, `UPDATE processor_runs SET owner = $1, lease_until = now() + $2::interval
+		WHERE status <> 'terminal' AND (owner = $1 OR lease_until < now()) AND NOT (run_id = ANY($3))
+		RETURNING run_id`, owner, lease.String(), exclude)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+func (s *store) renewLeases(ctx context.Context, owner string, lease time.Duration, runIDs []string) error {
+	_, err := s.db.Exec(ctx, `UPDATE processor_runs SET lease_until = now() + $2::interval
+		WHERE owner = $1 AND run_id = ANY($3) AND status <> 'terminal'`, owner, lease.String(), runIDs)
+	return err
+}
+
+// startStep records the intent to run a step before its StepStarted is appended.
+func (s *store) startStep(ctx context.Context, runID, step string, attempt, iteration int, state RunState) error {
+	b, _ := json.Marshal(state)
+	_, err := s.db.Exec(ctx, `UPDATE processor_runs SET step = $2, attempt = $3, iteration = $4, state = $5, updated_at = now() WHERE run_id = $1`,
+		runID, step, attempt, iteration, b)
+	return err
+}
+
+func (s *store) saveState(ctx context.Context, runID string, state RunState) error {
+	b, _ := json.Marshal(state)
+	_, err := s.db.Exec(ctx, `UPDATE processor_runs SET state = $2, updated_at = now() WHERE run_id = $1`, runID, b)
+	return err
+}
+
+func (s *store) useIteration(ctx context.Context, ticketID string, iteration int) error {
+	_, err := s.db.Exec(ctx, `UPDATE processor_tickets SET iterations_used = GREATEST(iterations_used, $2) WHERE ticket_id = $1`, ticketID, iteration)
+	return err
+}
+
+func (s *store) requestCancel(ctx context.Context, runID, by string) (bool, error) {
+	tag, err := s.db.Exec(ctx, `UPDATE processor_runs SET cancel_requested = $2 WHERE run_id = $1 AND status = 'active' AND cancel_requested = ''`, runID, by)
+	return tag.RowsAffected() == 1, err
+}
+
+// beginTerminal stores the terminal event before it is appended; finishTerminal marks it
+// appended and frees the ticket. A crash between the two is resolved by looking for the
+// event in the log (see engine.recoverTerminal).
+func (s *store) beginTerminal(ctx context.Context, runID string, env events.Envelope) error {
+	b, err := json.Marshal(env)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.Exec(ctx, `UPDATE processor_runs SET status = 'terminating', pending_event = $2, updated_at = now()
+		WHERE run_id = $1 AND status = 'active'`, runID, string(b))
+	return err
+}
+
+func (s *store) finishTerminal(ctx context.Context, runID, ticketID string) error {
+	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE processor_runs SET status = 'terminal', updated_at = now() WHERE run_id = $1`, runID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE processor_tickets SET active_run_id = '' WHERE ticket_id = $1 AND active_run_id = $2`, ticketID, runID)
+		return err
+	})
+}
