@@ -5,17 +5,19 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 func TestCheck(t *testing.T) {
-	ready := true
+	var ready atomic.Bool
+	ready.Store(true)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == "/slow":
 			time.Sleep(200 * time.Millisecond)
-		case r.URL.Path == "/readyz" && !ready:
+		case r.URL.Path == "/readyz" && !ready.Load():
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 		}
 	}))
@@ -25,7 +27,7 @@ func TestCheck(t *testing.T) {
 	if err := check(ctx, srv.URL+"/readyz", time.Second); err != nil {
 		t.Fatalf("ready service: %v", err)
 	}
-	ready = false
+	ready.Store(false)
 	err := check(ctx, srv.URL+"/readyz", time.Second)
 	if err == nil || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("unready service: got %v, want a 503 error", err)
