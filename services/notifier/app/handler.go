@@ -57,16 +57,16 @@ func (n *Notifier) Mount(app *fiber.App) {
 // precheck runs before the upgrade.
 func (n *Notifier) precheck(c *fiber.Ctx) error {
 	if !websocket.IsWebSocketUpgrade(c) {
-		return httpx.Errorf(fiber.StatusUpgradeRequired, "upgrade_required", "this endpoint speaks WebSocket only")
+		return httpError(c, httpx.Errorf(fiber.StatusUpgradeRequired, "upgrade_required", "this endpoint speaks WebSocket only"))
 	}
 	if origin := c.Get(fiber.HeaderOrigin); origin != "" && !n.anyOrig && !n.origins[origin] {
 		n.m.rejected.WithLabelValues("origin").Inc()
-		return httpx.Forbidden("origin %q is not allowed", origin)
+		return httpError(c, httpx.Forbidden("origin %q is not allowed", origin))
 	}
 	if !n.limiter.allow(c.IP(), time.Now()) {
 		n.m.rejected.WithLabelValues("rate_limited").Inc()
 		c.Set(fiber.HeaderRetryAfter, "1")
-		return httpx.Errorf(fiber.StatusTooManyRequests, "rate_limited", "too many connections from this address; retry later")
+		return httpError(c, httpx.Errorf(fiber.StatusTooManyRequests, "rate_limited", "too many connections from this address; retry later"))
 	}
 	token := auth.BearerToken(c.Get(fiber.HeaderAuthorization))
 	if token == "" {
@@ -79,6 +79,12 @@ func (n *Notifier) precheck(c *fiber.Ctx) error {
 		c.Locals(localClaims, claims)
 	}
 	return c.Next()
+}
+
+// httpError renders a refusal the way every ticketflow API does, whatever error handler the
+// hosting Fiber app has.
+func httpError(c *fiber.Ctx, e *httpx.Error) error {
+	return c.Status(e.Status).JSON(fiber.Map{"success": false, "error": e})
 }
 
 // setupError is a refusal after the upgrade: an error message then a close frame.
@@ -273,9 +279,7 @@ func (n *Notifier) planTicket(ctx context.Context, s *session, claims *auth.Clai
 	p := info.partition
 	after, beyond := int64(-1), false
 	if hasCursor {
-		if o, ok := requested[p]; ok {
-			after = o
-		}
+		after = ticketAfter(requested, p)
 		if after > n.hub.position(p) {
 			// Still ahead after catching up: not a position of this log (recreated topic, or
 			// a cursor from elsewhere). History cannot be stitched: say so.
@@ -333,6 +337,16 @@ func (n *Notifier) planTicket(ctx context.Context, s *session, claims *auth.Clai
 		}
 		return s.text(TypeReplayComplete, mustJSON(rc))
 	}, nil
+}
+
+// ticketAfter is the offset after which a ticket on partition p resumes: the cursor's pair for
+// p, or -1 (from the start of the log) when the cursor has none (an empty "v1" cursor, or an
+// all-tickets cursor that never saw p).
+func ticketAfter(c cursor.Cursor, p int32) int64 {
+	if o, ok := c[p]; ok {
+		return o
+	}
+	return -1
 }
 
 // snapshotMessage is the ticket's state at the stitch, sent after history_unavailable.

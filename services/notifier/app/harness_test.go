@@ -173,6 +173,7 @@ type dialOpts struct {
 	cursor *string
 	origin string
 	path   string // default /ws/tickets/<ticket>
+	rcvbuf int    // >0: the client's socket receive buffer (a small one makes a slow client slow at once)
 }
 
 func dialWS(ctx context.Context, addr, ticket string, o dialOpts) (*client, *http.Response, error) {
@@ -199,7 +200,18 @@ func dialWS(ctx context.Context, addr, ticket string, o dialOpts) (*client, *htt
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}
-	c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: h})
+	do := &websocket.DialOptions{HTTPHeader: h}
+	if o.rcvbuf > 0 {
+		d := &net.Dialer{}
+		do.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := d.DialContext(ctx, network, addr)
+			if err == nil {
+				err = c.(*net.TCPConn).SetReadBuffer(o.rcvbuf)
+			}
+			return c, err
+		}}}
+	}
+	c, resp, err := websocket.Dial(ctx, u, do)
 	if err != nil {
 		return nil, resp, err
 	}

@@ -92,9 +92,7 @@ func (s *session) push(it *item) bool {
 		return false
 	}
 	if len(s.queue) >= s.n.cfg.QueueMessages || s.qbytes+len(it.msg) > s.n.cfg.QueueBytes {
-		s.overflow, s.stopped = true, true
-		s.closeCode, s.closeText = CloseTryAgain, "client too slow: resume with your last cursor"
-		s.queue, s.qbytes = nil, 0
+		s.overflowLocked()
 		s.mu.Unlock()
 		s.signal()
 		return false
@@ -106,6 +104,15 @@ func (s *session) push(it *item) bool {
 	return true
 }
 
+// overflowLocked drops the queue at once (its memory is released now, not when the blocked
+// writer wakes) and asks the writer to close with 1013.
+func (s *session) overflowLocked() {
+	s.overflow, s.stopped = true, true
+	s.closeCode, s.closeText = CloseTryAgain, "client too slow: resume with your last cursor"
+	s.queue, s.qbytes = nil, 0
+	s.n.m.slowClients.Inc()
+}
+
 // send queues a control or text frame under the same bounds.
 func (s *session) send(op byte, payload []byte) {
 	s.mu.Lock()
@@ -114,9 +121,7 @@ func (s *session) send(op byte, payload []byte) {
 		return
 	}
 	if len(s.queue) >= s.n.cfg.QueueMessages || s.qbytes+len(payload) > s.n.cfg.QueueBytes {
-		s.overflow, s.stopped = true, true
-		s.closeCode, s.closeText = CloseTryAgain, "client too slow: resume with your last cursor"
-		s.queue, s.qbytes = nil, 0
+		s.overflowLocked()
 		s.mu.Unlock()
 		s.signal()
 		return
@@ -291,7 +296,6 @@ func (s *session) writeLoop(setup func() error) {
 		stopped, overflow, code, text := s.stopped, s.overflow, s.closeCode, s.closeText
 		s.mu.Unlock()
 		if overflow {
-			s.n.m.slowClients.Inc()
 			s.writeClose(code, text)
 			return
 		}
