@@ -18,6 +18,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/kafka/wmkafka"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Config is read from the environment.
@@ -101,7 +102,9 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		}
 	}
 	if deps.Subscriber == nil {
-		sub, err := wmkafka.NewSubscriber(wmkafka.SubscriberConfig{Brokers: deps.Kafka.Brokers, ConsumerGroup: cfg.Group, Logger: deps.Log})
+		sub, err := wmkafka.NewSubscriber(wmkafka.SubscriberConfig{Brokers: deps.Kafka.Brokers, ConsumerGroup: cfg.Group, Logger: deps.Log,
+			// Static membership: a restarted processor takes its partitions back at once.
+			Options: []kgo.Opt{kgo.InstanceID(cfg.InstanceID)}})
 		if err != nil {
 			return nil, err
 		}

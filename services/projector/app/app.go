@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -28,6 +29,10 @@ type Config struct {
 	// (new topic id). Off by default: a recreated topic stops the projector with an error,
 	// because silently skipping or re-reading is a decision for a person.
 	ResetOnTopicChange bool `env:"TICKETFLOW_PROJECTOR_RESET_ON_TOPIC_CHANGE" envDefault:"false"`
+	// InstanceID is this member's static group membership id (KIP-345): a projector that
+	// restarts with the same id takes its partitions back at once instead of waiting for the
+	// dead member's session to time out. Default: the host name (a pod name in Kubernetes).
+	InstanceID string `env:"TICKETFLOW_INSTANCE_ID"`
 }
 
 // consumerName is the consumer_offsets key; the command service reads it to wait for its writes.
@@ -82,8 +87,14 @@ func (p *Projector) Ready() bool {
 
 // Run consumes until ctx ends.
 func (p *Projector) Run(ctx context.Context) error {
+	instance := p.cfg.InstanceID
+	if instance == "" {
+		host, _ := os.Hostname()
+		instance = "projector@" + host
+	}
 	cl, err := kafka.NewClient(p.deps.Kafka,
 		kgo.ConsumerGroup(p.cfg.Group),
+		kgo.InstanceID(instance),
 		kgo.ConsumeTopics(p.deps.Kafka.Topic),
 		kgo.DisableAutoCommit(), // offsets live in PostgreSQL, with the rows
 		kgo.AdjustFetchOffsetsFn(p.storedOffsets),
