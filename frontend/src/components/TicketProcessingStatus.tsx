@@ -32,10 +32,10 @@ export function TicketProcessingStatus({ ticketId, onComplete, onError }: Ticket
   useEffect(() => {
     const before = prev.current;
     prev.current = { status, runId };
-    if (!state.live || before.status === status || !isActive(before.status)) return;
+    if (!state.statusLive || before.status === status || !isActive(before.status)) return;
     if (status === "COMPLETED") callbacks.current.onComplete?.();
     if (status === "FAILED") callbacks.current.onError?.(error ?? message);
-  }, [status, runId, error, message, state.live]);
+  }, [status, runId, error, message, state.statusLive]);
 
   const download = () => downloadLog(ticketId, runId, logs);
 

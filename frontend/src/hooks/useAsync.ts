@@ -46,14 +46,16 @@ export function useAsync<T>(fn: (signal: AbortSignal) => Promise<T>, deps: Depen
   return { data, error, loading, reload, setData };
 }
 
-/** useInterval calls fn every ms while the page is visible (pass null to pause). */
+/** useInterval calls fn every ms while the page is visible and online (pass null to pause). */
 export function useInterval(fn: () => void, ms: number | null): void {
   const ref = useRef(fn);
   ref.current = fn;
   useEffect(() => {
     if (ms === null) return;
     const t = setInterval(() => {
-      if (typeof document === "undefined" || document.visibilityState !== "hidden") ref.current();
+      if (typeof document !== "undefined" && document.visibilityState === "hidden") return;
+      if (typeof navigator !== "undefined" && navigator.onLine === false) return;
+      ref.current();
     }, ms);
     return () => clearInterval(t);
   }, [ms]);

@@ -130,6 +130,25 @@ describe("ResumableSocket", () => {
     await waitFor(() => server.conns.length === 2, 5000, "manual retry");
   });
 
+  it("drops a refused cursor (close 4400) and resumes without it", async () => {
+    const { s } = open({ initialCursor: "v1.999-1" });
+    await waitFor(() => server.conns.length === 1);
+    expect(server.last().url.searchParams.get("cursor")).toBe("v1.999-1");
+    server.last().ws.close(4400, "invalid_cursor");
+    await waitFor(() => server.conns.length === 2, 5000, "retry");
+    expect(server.last().url.searchParams.has("cursor")).toBe(false);
+    expect(s.currentStatus.fatal).toBeNull();
+  });
+
+  it("after history_unavailable accepts the snapshot even if its event was seen", async () => {
+    const { got } = open();
+    await waitFor(() => server.conns.length === 1);
+    server.send(server.last(), event("status_update", 7, { status: "IN_PROGRESS", progress: 50 }));
+    server.send(server.last(), { type: "history_unavailable", requested_cursor: "v1.3-1", message: "gone" });
+    server.send(server.last(), event("status_update", 7, { status: "IN_PROGRESS", progress: 50, snapshot: true }));
+    await waitFor(() => got.filter((m) => m.type === "status_update").length === 2, 5000, "snapshot delivered");
+  });
+
   it("treats a silent connection as dead", async () => {
     server.greet = false;
     const { s } = open({ idleTimeoutMs: 100, pingIntervalMs: 10_000 });

@@ -58,6 +58,9 @@ const FATAL_CLOSE_CODES = new Map<number, string>([
   [4404, "Ticket introuvable."],
 ]);
 
+/** The server could not parse our request (an invalid cursor): retry without the cursor. */
+const CLOSE_BAD_REQUEST = 4400;
+
 /** How many event ids to remember for de-duplication (oldest forgotten first). */
 const SEEN_LIMIT = 50_000;
 
@@ -201,12 +204,14 @@ export class ResumableSocket {
       // The server accepted us: the backoff starts over at the next drop.
       this.setStatus({ attempt: 0 });
     }
-    if (msg.event_id) {
+    if (msg.type === "history_unavailable") {
+      // What we had is replaced by the current state: forget it, including what we saw.
+      this.cursor = null;
+      this.seen.clear();
+    }
+    if (msg.event_id && !msg.snapshot) {
       if (this.seen.has(msg.event_id)) return;
       this.remember(msg.event_id);
-    }
-    if (msg.type === "history_unavailable") {
-      this.cursor = null;
     }
     this.opts.onMessage(msg);
     if (typeof msg.cursor === "string" && msg.cursor && (msg.event_id || msg.type === "replay_complete")) {
@@ -226,6 +231,10 @@ export class ResumableSocket {
   private afterClose(code: number, reason: string): void {
     this.setStatus({ connected: false });
     if (this.stopped) return;
+    if (code === CLOSE_BAD_REQUEST) {
+      // Our cursor was refused (corrupt, or from another log): resume without one.
+      this.cursor = null;
+    }
     const fatal = FATAL_CLOSE_CODES.get(code);
     if (fatal) {
       this.setStatus({ reconnecting: false, fatal: reason ? `${fatal} (${reason})` : fatal });

@@ -37,6 +37,8 @@ export interface TicketState {
   fatal: string | null;
   /** False while the first connection replays the current run; true once it is live. */
   live: boolean;
+  /** Whether the latest status update happened now rather than being history replayed. */
+  statusLive: boolean;
   /** Lines dropped from the front of the log to bound memory. */
   droppedLogs: number;
   steps: Record<string, StepResult>;
@@ -60,6 +62,7 @@ export const initialTicketState: TicketState = {
   offline: false,
   fatal: null,
   live: false,
+  statusLive: false,
   droppedLogs: 0,
   steps: {},
   ci: null,
@@ -90,6 +93,8 @@ export interface TicketStoreOptions extends Omit<SocketOptions, "path" | "onMess
 const PERSIST_VERSION = 1;
 /** Above this many characters the state is not persisted (sessionStorage holds ~5 MB). */
 const PERSIST_LIMIT = 2_000_000;
+/** A status event this recent counts as happening live (tolerates some clock skew). */
+const RECENT_MS = 15_000;
 const TERMINAL: TicketStatus[] = ["COMPLETED", "FAILED", "CANCELLED", "VALIDATED"];
 
 export const storageKey = (ticketId: string) => `ticketflow.ticket.${ticketId}`;
@@ -260,6 +265,10 @@ export class TicketStore {
   private applyStatus(msg: StatusUpdateMessage): void {
     const s = this.state;
     this.statusReceived = true;
+    // Without a cursor and without a run, the server sends no replay_complete: a status whose
+    // event just happened is live even before the first replay_complete.
+    const at = msg.timestamp ? Date.parse(msg.timestamp) : NaN;
+    s.statusLive = !msg.snapshot && (s.live || (Number.isFinite(at) && at >= Date.now() - RECENT_MS));
     s.status = msg.status;
     s.message = typeof msg.message === "string" ? msg.message : "";
     if (typeof msg.step === "string" && msg.step) s.step = msg.step;

@@ -105,6 +105,8 @@ export interface StatusUpdateMessage extends ServerMessage {
   step?: string;
   progress?: number;
   error?: string;
+  /** Set on the current-state message that follows history_unavailable. */
+  snapshot?: boolean;
 }
 
 export interface LogMessage extends ServerMessage {

@@ -33,18 +33,23 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
   const status = live.status ?? ticket.data?.status ?? null;
   const active = isActive(status);
 
-  // Refresh runs, ticket and audit trail when the live status moves.
+  // Refresh ticket and runs as the live run moves, the audit trail when its status changes.
   const { reload: reloadTicket } = ticket;
   const { reload: reloadRuns } = runs;
   useEffect(() => {
     if (!live.status) return;
     const t = setTimeout(() => {
+      if (!navigator.onLine) return; // the next change after reconnecting refreshes
       reloadTicket();
       reloadRuns();
-      setAuditKey((k) => k + 1);
-    }, 400);
+    }, 250);
     return () => clearTimeout(t);
-  }, [live.status, live.runId, reloadTicket, reloadRuns]);
+  }, [live.status, live.runId, live.step, reloadTicket, reloadRuns]);
+  useEffect(() => {
+    if (!live.status) return;
+    const t = setTimeout(() => navigator.onLine && setAuditKey((k) => k + 1), 400);
+    return () => clearTimeout(t);
+  }, [live.status, live.runId]);
 
   const onError = useCallback((error: string) => toast.error(`Échec du traitement: ${error}`), [toast]);
   const onComplete = useCallback(() => toast.success("Traitement terminé : la CI est verte, en attente de validation."), [toast]);

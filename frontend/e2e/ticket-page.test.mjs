@@ -1,0 +1,207 @@
+// Browser end-to-end tests: Debian's Chromium, driven by playwright-core, against the real
+// `ticketflow dev` stack (embedded Kafka, PostgreSQL, simulated executor).
+//
+//   npm run build && npm run test:e2e
+
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { chromium } from "playwright-core";
+import { allEvents, frontendDir, startStack } from "./stack.mjs";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
+
+let stack;
+let browser;
+let context;
+let page;
+const consoleErrors = [];
+const sockets = [];
+
+before(async () => {
+  stack = await startStack({ log: (m) => console.log(`# ${m.split("\n").join("\n# ")}`) });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  context = await browser.newContext({ viewport: { width: 1360, height: 960 } });
+  page = await context.newPage();
+  page.on("console", (msg) => {
+    if (msg.type() === "error") consoleErrors.push(`console.error: ${msg.text()}`);
+  });
+  page.on("pageerror", (err) => consoleErrors.push(`page error: ${err.message}`));
+  page.on("websocket", (ws) => sockets.push(ws.url()));
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  await stack?.stop();
+});
+
+/** The ticket page's processing component. */
+const tps = () => page.locator("section.tps");
+
+async function waitForCompleted(timeout = 60_000) {
+  await tps().locator('[role="progressbar"][aria-valuenow="100"]').waitFor({ timeout });
+  await tps().locator('.badge[data-status="COMPLETED"]').waitFor({ timeout });
+}
+
+/** screenLog reads every line of the virtualized log by scrolling it from top to bottom. */
+async function screenLog() {
+  return page.evaluate(async () => {
+    const el = document.querySelector("section.tps .logs-scroll");
+    if (!el) throw new Error("no log viewer");
+    const rows = new Map();
+    const total = Number(el.getAttribute("data-count"));
+    const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+    el.scrollTop = 0;
+    await frame();
+    for (let guard = 0; guard < 10_000; guard++) {
+      for (const row of el.querySelectorAll(".log-row")) {
+        rows.set(Number(row.getAttribute("data-index")), {
+          id: row.getAttribute("data-event-id"),
+          message: row.querySelector(".log-msg")?.textContent ?? "",
+        });
+      }
+      if (el.scrollTop + el.clientHeight >= el.scrollHeight - 1) break;
+      el.scrollTop += el.clientHeight;
+      await frame();
+    }
+    return { total, rows: [...rows.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v) };
+  });
+}
+
+/** auditLog is the run's LogEmitted events from GET /api/runs/{id}/events, in order. */
+async function auditLog(runId) {
+  const events = await allEvents(stack.api, `/api/runs/${encodeURIComponent(runId)}/events`);
+  return events.filter((e) => e.event.type === "LogEmitted").map((e) => ({ id: e.event.id, message: e.event.data.message, at: Date.parse(e.event.occurred_at) }));
+}
+
+function assertNoConsoleErrors() {
+  assert.deepEqual(consoleErrors, [], "the browser logged errors");
+}
+
+describe("ticket page", () => {
+  let ticketId;
+
+  it("signs in from #access_token and strips it from the address bar", async () => {
+    await page.goto(`${stack.baseUrl}/#access_token=${stack.token}`);
+    await page.getByRole("heading", { name: "Tickets", level: 1 }).waitFor();
+    assert.ok(!page.url().includes("access_token"), `token left in URL: ${page.url()}`);
+    assertNoConsoleErrors();
+  });
+
+  it("creates a ticket, starts it, and follows it to COMPLETED at 100 %", async () => {
+    await page.getByRole("link", { name: "Nouveau ticket" }).first().click();
+    await page.getByLabel("Titre").fill("E2E : pagination de l'API des commandes");
+    await page.getByLabel("Description").fill("Ajouter ?page et ?per_page, avec des tests.");
+    await page.getByRole("button", { name: "Créer le ticket" }).click();
+    await page.waitForURL((u) => /^\/tickets\/[^/]+$/.test(u.pathname) && u.pathname !== "/tickets/new");
+    ticketId = decodeURIComponent(new URL(page.url()).pathname.split("/").pop());
+    await page.getByRole("heading", { name: "E2E : pagination de l'API des commandes" }).waitFor();
+
+    await page.getByRole("button", { name: "Développer automatiquement" }).click();
+    // The bar moves through the brief's steps...
+    await tps().locator('[role="progressbar"]').and(page.locator('[aria-valuenow="85"], [aria-valuenow="95"], [aria-valuenow="100"]')).first().waitFor({ timeout: 60_000 });
+    await waitForCompleted();
+    await page.getByRole("button", { name: "Approuver" }).waitFor();
+
+    const ticket = await stack.api(`/api/tickets/${encodeURIComponent(ticketId)}`);
+    assert.equal(ticket.status, "COMPLETED");
+    const screen = await screenLog();
+    const audit = await auditLog(ticket.current_run_id);
+    assert.ok(audit.length > 0, "the simulated run logged nothing");
+    assert.equal(screen.total, audit.length);
+    assert.deepEqual(screen.rows, audit.map(({ id, message }) => ({ id, message })));
+    assertNoConsoleErrors();
+  });
+
+  it("loses and doubles nothing when the connection drops mid-run", async () => {
+    const firstRun = (await stack.api(`/api/tickets/${encodeURIComponent(ticketId)}`)).current_run_id;
+    const socketsBefore = sockets.length;
+
+    // A second run: request changes on the completed one.
+    await page.getByRole("button", { name: "Demander des modifications" }).click();
+    await page.getByLabel("Commentaire").fill("Utiliser des curseurs plutôt que des numéros de page.");
+    await page.getByRole("button", { name: "Envoyer" }).click();
+
+    // Wait until the new run is under way, then cut the network while it keeps running.
+    await page.waitForFunction(() => {
+      const bar = document.querySelector('section.tps [role="progressbar"]');
+      const v = Number(bar?.getAttribute("aria-valuenow"));
+      return v >= 20 && v < 85;
+    }, undefined, { timeout: 60_000 });
+    await context.setOffline(true);
+    await tps().getByText("Hors ligne").waitFor();
+    const progressWhenDropped = Number(await tps().locator('[role="progressbar"]').getAttribute("aria-valuenow"));
+    const offlineAt = Date.now();
+    await page.waitForTimeout(1500); // the run goes on without us
+    const onlineAt = Date.now();
+    await context.setOffline(false);
+
+    await waitForCompleted();
+    const ticket = await stack.api(`/api/tickets/${encodeURIComponent(ticketId)}`);
+    assert.notEqual(ticket.current_run_id, firstRun, "no second run started");
+    assert.equal(ticket.status, "COMPLETED");
+
+    // The socket came back with a cursor (resume, not a restart from scratch).
+    const resumed = sockets.slice(socketsBefore).filter((u) => u.includes(`/ws/tickets/${encodeURIComponent(ticketId)}`));
+    assert.ok(resumed.some((u) => new URL(u).searchParams.has("cursor")), `no resume by cursor among ${JSON.stringify(resumed)}`);
+
+    const screen = await screenLog();
+    const audit = await auditLog(ticket.current_run_id);
+    assert.ok(progressWhenDropped < 100);
+    assert.ok(audit.length > 0);
+    // The drop really cost us events: some lines were logged while we were offline.
+    const missed = audit.filter((l) => l.at > offlineAt && l.at < onlineAt);
+    assert.ok(missed.length > 0, "no line was logged while offline: the test proves nothing");
+    assert.equal(screen.total, audit.length, "line count differs from the audit trail");
+    assert.deepEqual(screen.rows, audit.map(({ id, message }) => ({ id, message })), "log on screen differs from the audit trail");
+
+    await tps().locator(".conn-live").waitFor();
+    const closeToast = page.getByRole("button", { name: "Fermer la notification" });
+    while ((await closeToast.count()) > 0) await closeToast.first().click();
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.waitForTimeout(600); // let the progress bar's transition finish
+    mkdirSync(join(frontendDir, "screenshots"), { recursive: true });
+    await page.screenshot({ path: join(frontendDir, "screenshots", "ticket-page.png"), fullPage: true });
+    assertNoConsoleErrors();
+  });
+
+  it("resumes from sessionStorage after a reload with the same log", async () => {
+    const before = await screenLog();
+    await page.reload();
+    await waitForCompleted();
+    const reloaded = await screenLog();
+    assert.deepEqual(reloaded.rows, before.rows);
+    assertNoConsoleErrors();
+  });
+
+  it("shows the run history and the audit trail", async () => {
+    await page.getByRole("tab", { name: /Exécutions/ }).click();
+    const runs = page.locator("li.run");
+    await runs.nth(1).waitFor();
+    assert.equal(await runs.count(), 2);
+    await runs.first().locator("button.run-row").click();
+    await runs.first().locator('tr[data-event-type="RunCompleted"]').waitFor();
+    await page.getByRole("tab", { name: "Journal d'audit complet" }).click();
+    await page.locator('.audit-table tr[data-event-type="TicketCreated"]').waitFor();
+    await page.locator('.audit-table tr[data-event-type="ChangesRequested"]').waitFor();
+    assertNoConsoleErrors();
+  });
+
+  it("renders the dashboard and the step-latency page", async () => {
+    await page.getByRole("link", { name: "Tableau de bord" }).click();
+    await page.getByRole("heading", { name: "Tableau de bord", level: 1 }).waitFor();
+    await page.locator(".conn-live").first().waitFor();
+    await page.getByRole("link", { name: "Latence des étapes" }).click();
+    await page.getByRole("heading", { name: "Latence des étapes", level: 1 }).waitFor();
+    await page.locator("svg.chart").waitFor();
+    const until = new Date(Date.now() + 60_000).toISOString().replace(/\.\d{3}Z$/, "Z");
+    const since = new Date(Date.now() - 3_600_000).toISOString().replace(/\.\d{3}Z$/, "Z");
+    const { steps } = await stack.api(`/api/analytics/steps?since=${since}&until=${until}`);
+    assert.ok(steps.length >= 7, `analytics covers ${steps.length} steps`);
+    assert.equal(await page.locator("table tbody tr").count(), steps.length, "one table row per step");
+    assert.equal(await page.locator("svg.chart g > title").count(), steps.length, "one chart row per step");
+    assertNoConsoleErrors();
+  });
+});
