@@ -69,6 +69,9 @@ func (pc *partitionConsumer) next() (*kgo.Record, bool) {
 			rec := pc.queue[0]
 			pc.queue[0] = nil
 			pc.queue = pc.queue[1:]
+			if len(pc.queue) == 0 {
+				pc.queue = nil // let the drained backing array go
+			}
 			if pc.paused && len(pc.queue) <= resumeAt {
 				pc.paused = false
 				pc.sub.cl.ResumeFetchPartitions(pc.topicPartition())

@@ -63,6 +63,11 @@ type SubscriberConfig struct {
 // are committed, so delivery is at-least-once: a message in flight when its partition moves
 // to another group member, or when the process dies, is delivered again.
 //
+// A message's context ends when it is acked or nacked, when its partition is revoked or
+// lost, and when the subscription ends; a handler still running then should stop, as its
+// ack no longer counts. Under a Watermill router, handlers therefore run concurrently up to
+// the number of partitions assigned, never two of one partition at once.
+//
 // Each Subscribe call opens its own franz-go client (one group member per subscription).
 type Subscriber struct {
 	cfg SubscriberConfig
@@ -216,9 +221,10 @@ func (sub *subscription) run() {
 		if sub.ctx.Err() != nil || fetches.IsClientClosed() {
 			break
 		}
-		fetches.EachError(func(topic string, partition int32, err error) {
-			// franz-go retries fetch errors itself; they are reported for visibility.
-			sub.log.Warn("kafka fetch error", "partition", partition, "err", err)
+		fetches.EachError(func(_ string, partition int32, err error) {
+			// franz-go retries (with backoff) failed fetches and group joins itself; the
+			// errors are reported for visibility.
+			sub.log.Warn("kafka consumer error", "partition", partition, "err", err)
 		})
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			if len(p.Records) > 0 {
