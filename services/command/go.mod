@@ -31,6 +31,7 @@ require (
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/rivo/uniseg v0.2.0 // indirect
+	github.com/ticketflow/ticketflow/services/projector v0.0.0
 	github.com/twmb/franz-go v1.22.3 // indirect
 	github.com/twmb/franz-go/pkg/kadm v1.20.0 // indirect
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c // indirect
@@ -45,3 +46,5 @@ require (
 )
 
 replace github.com/ticketflow/ticketflow/libs => ../../libs
+
+replace github.com/ticketflow/ticketflow/services/projector => ../projector
