@@ -65,7 +65,7 @@ func (d *driver) execute(ctx context.Context, used int) (events.Payload, error) 
 	step, attempt := d.row.Step, d.row.Attempt+1
 	iteration := d.row.Iteration
 	if step == "" {
-		if err := p.append(ctx, d.row, &events.RunStartedData{Iteration: used + 1, MaxIterations: p.cfg.MaxIterations, Executor: p.exec.Name()}); err != nil {
+		if err := d.start(ctx, used); err != nil {
 			return nil, err
 		}
 		step, attempt = workflow.CheckIterations.Name, 1
@@ -149,6 +149,24 @@ func (d *driver) execute(ctx context.Context, used int) (events.Payload, error) 
 	}
 }
 
+// start appends the run's RunStarted once. The intent (attempt 1 before any step) is recorded
+// first; a run found with that intent after a crash appends RunStarted only if the log does
+// not hold one for the run already.
+func (d *driver) start(ctx context.Context, used int) error {
+	p := d.p
+	if d.row.Attempt > 0 {
+		found, err := p.logHasEvent(ctx, d.row.Partition, d.row.RequestOffset, func(e events.Envelope) bool {
+			return e.RunID == d.row.RunID && e.Type == events.RunStarted
+		})
+		if err != nil || found {
+			return err
+		}
+	} else if err := p.store.startStep(ctx, d.row.RunID, "", 1, 0, d.run.State); err != nil {
+		return err
+	}
+	return p.append(ctx, d.row, &events.RunStartedData{Iteration: used + 1, MaxIterations: p.cfg.MaxIterations, Executor: p.exec.Name()})
+}
+
 // step records intent, appends StepStarted, runs fn, appends StepCompleted.
 func (d *driver) step(ctx context.Context, s workflow.Step, attempt int, fn func(context.Context) error) error {
 	if d.p.cancelRequested(ctx, d.row.RunID) != "" {
@@ -221,7 +239,7 @@ func (p *Processor) recoverTerminal(ctx context.Context, row runRow) error {
 	if err := json.Unmarshal(row.PendingEvent, &env); err != nil {
 		return fmt.Errorf("run %s: stored terminal event unreadable: %w", row.RunID, err)
 	}
-	found, err := p.logHasEvent(ctx, row.Partition, row.RequestOffset, env.ID)
+	found, err := p.logHasEvent(ctx, row.Partition, row.RequestOffset, func(e events.Envelope) bool { return e.ID == env.ID })
 	if err != nil {
 		return err
 	}
@@ -230,7 +248,7 @@ func (p *Processor) recoverTerminal(ctx context.Context, row runRow) error {
 			return err
 		}
 	}
-	p.log.Info("recovered terminal event", "run_id", row.RunID, "type", env.Type, "already_in_log", found)
+	p.log.Info("stored terminal event confirmed", "run_id", row.RunID, "type", env.Type, "already_in_log", found)
 	return p.store.finishTerminal(ctx, row.RunID, row.TicketID)
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ticketflow/ticketflow/libs/events"
@@ -63,33 +64,39 @@ func (p *Processor) handleMessage(msg *message.Message) error {
 	return nil
 }
 
+// onRequested accepts or rejects a run request, then drives the run (a rejected run is
+// driven straight to appending its stored RunRejected).
 func (p *Processor) onRequested(ctx context.Context, ev events.Event) error {
 	if ev.RunID == "" {
 		return nil
 	}
-	accepted, active, err := p.store.acceptRun(ctx, ev, p.cfg.InstanceID, p.cfg.Lease)
-	reject := func(reason string) error {
-		env, err := events.New(ev.TicketID, ev.RunID, p.actor, &events.RunRejectedData{Reason: reason, ActiveRunID: active})
+	rejection := func(reason, active string) (events.Envelope, error) {
+		return events.New(ev.TicketID, ev.RunID, p.actor, &events.RunRejectedData{Reason: reason, ActiveRunID: active})
+	}
+	deadline := time.Now().Add(activeRunSettleTimeout)
+	for {
+		out, err := p.store.acceptRun(ctx, ev, p.cfg.InstanceID, p.cfg.Lease, time.Now().Before(deadline), rejection)
 		if err != nil {
 			return err
 		}
-		_, err = p.producer.Append(ctx, env)
-		return err
+		if out.Drive {
+			p.startDriver(p.runCtx, ev.RunID)
+			return nil
+		}
+		// The active run is appending its terminal event: the request most likely follows
+		// it, so wait (up to the deadline, then reject) for the ticket to be free.
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
 	}
-	switch {
-	case errors.Is(err, errUnknownTicket):
-		return reject("unknown ticket")
-	case err != nil:
-		return err
-	case !accepted:
-		return reject(fmt.Sprintf("run %s is already active for this ticket", active))
-	}
-	p.startDriver(p.runCtx, ev.RunID)
-	return nil
 }
 
-// logHasEvent scans a partition from an offset to its current end for an event id.
-func (p *Processor) logHasEvent(ctx context.Context, partition int32, from int64, eventID string) (bool, error) {
+// activeRunSettleTimeout bounds how long a request waits for the ticket's previous run to
+// confirm its terminal event.
+const activeRunSettleTimeout = 10 * time.Second
+
+// logHasEvent scans a partition from an offset to its current end for an event that matches.
+func (p *Processor) logHasEvent(ctx context.Context, partition int32, from int64, match func(events.Envelope) bool) (bool, error) {
 	topic := p.deps.Kafka.Topic
 	cl, err := kafka.NewClient(p.deps.Kafka, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}))
 	if err != nil {
@@ -112,7 +119,7 @@ func (p *Processor) logHasEvent(ctx context.Context, partition int32, from int64
 		var found bool
 		fetches.EachRecord(func(rec *kgo.Record) {
 			next = rec.Offset + 1
-			if e, err := events.DecodeEnvelope(rec.Value); err == nil && e.ID == eventID {
+			if e, err := events.DecodeEnvelope(rec.Value); err == nil && match(e) {
 				found = true
 			}
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -48,39 +49,81 @@ func (s *store) ticket(ctx context.Context, id string) (Ticket, int, error) {
 	return t, used, nil
 }
 
-// acceptRun records a request as the ticket's active run, or reports the run that is already
-// active. Both rows change in one transaction, so a redelivered request is recognised.
-func (s *store) acceptRun(ctx context.Context, ev events.Event, owner string, lease time.Duration) (accepted bool, activeRunID string, err error) {
+// acceptOutcome is what acceptRun decided about a run request.
+type acceptOutcome struct {
+	// Drive: the run has a row (accepted now or earlier, or rejected with its RunRejected
+	// stored as the pending terminal event); driving it appends what is still missing.
+	Drive bool
+	// Wait: the ticket's active run has stored its terminal event but not yet confirmed it;
+	// ask again in a moment instead of rejecting a request that arrived after the run ended.
+	// Only when mayWait; otherwise the request is rejected.
+	Wait bool
+	// ActiveRunID is the run that made the request wait or be rejected.
+	ActiveRunID string
+}
+
+// acceptRun decides a run request exactly once. A new request becomes the ticket's active
+// run, or is rejected: the rejection is stored as the run's pending terminal event (status
+// terminating) in the same transaction, so a redelivered request finds the row and the
+// RunRejected is appended once (by drive/recoverTerminal), never once per delivery.
+func (s *store) acceptRun(ctx context.Context, ev events.Event, owner string, lease time.Duration, mayWait bool,
+	rejection func(reason, activeRunID string) (events.Envelope, error)) (out acceptOutcome, err error) {
 	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		out = acceptOutcome{}
 		var exists bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM processor_runs WHERE run_id = $1)`, ev.RunID).Scan(&exists); err != nil {
 			return err
 		}
 		if exists {
-			accepted = true // redelivery: already accepted earlier
+			out.Drive = true // redelivery: decided earlier
 			return nil
 		}
-		err := tx.QueryRow(ctx, `SELECT active_run_id FROM processor_tickets WHERE ticket_id = $1 FOR UPDATE`, ev.TicketID).Scan(&activeRunID)
-		if errors.Is(err, pgx.ErrNoRows) {
-			activeRunID = ""
-			return errUnknownTicket
+		reason := ""
+		err := tx.QueryRow(ctx, `SELECT active_run_id FROM processor_tickets WHERE ticket_id = $1 FOR UPDATE`, ev.TicketID).Scan(&out.ActiveRunID)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			reason = errUnknownTicket.Error()
+		case err != nil:
+			return err
+		case out.ActiveRunID != "":
+			var status string
+			if err := tx.QueryRow(ctx, `SELECT status FROM processor_runs WHERE run_id = $1`, out.ActiveRunID).Scan(&status); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			if status == runTerminating && mayWait {
+				out.Wait = true
+				return nil
+			}
+			reason = fmt.Sprintf("run %s is already active for this ticket", out.ActiveRunID)
 		}
-		if err != nil {
+		status, pending := runActive, []byte(nil)
+		if reason != "" {
+			env, err := rejection(reason, out.ActiveRunID)
+			if err != nil {
+				return err
+			}
+			if pending, err = json.Marshal(env); err != nil {
+				return err
+			}
+			status = runTerminating
+		} else if _, err := tx.Exec(ctx, `UPDATE processor_tickets SET active_run_id = $2 WHERE ticket_id = $1`, ev.TicketID, ev.RunID); err != nil {
 			return err
 		}
-		if activeRunID != "" {
-			return nil
-		}
-		if _, err := tx.Exec(ctx, `UPDATE processor_tickets SET active_run_id = $2 WHERE ticket_id = $1`, ev.TicketID, ev.RunID); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO processor_runs (run_id, ticket_id, partition, request_offset, status, owner, lease_until)
-			VALUES ($1, $2, $3, $4, 'active', $5, now() + $6::interval)`,
-			ev.RunID, ev.TicketID, ev.Partition, ev.Offset, owner, lease.String())
-		accepted = err == nil
+		_, err = tx.Exec(ctx, `INSERT INTO processor_runs (run_id, ticket_id, partition, request_offset, status, pending_event, owner, lease_until)
+			VALUES ($1, $2, $3, $4, $5, $6::json, $7, now() + $8::interval)`,
+			ev.RunID, ev.TicketID, ev.Partition, ev.Offset, status, nullJSON(pending), owner, lease.String())
+		out.Drive = err == nil
 		return err
 	})
-	return accepted, activeRunID, err
+	return out, err
+}
+
+func nullJSON(b []byte) *string {
+	if b == nil {
+		return nil
+	}
+	s := string(b)
+	return &s
 }
 
 var errUnknownTicket = errors.New("unknown ticket")
