@@ -39,6 +39,8 @@ type Publisher struct {
 	closed bool
 }
 
+var _ message.Publisher = (*Publisher)(nil)
+
 // NewPublisher connects lazily: the first Publish dials the brokers.
 func NewPublisher(cfg PublisherConfig) (*Publisher, error) {
 	cl, err := kafka.NewClient(config.Kafka{Brokers: cfg.Brokers}, cfg.Options...)

@@ -78,6 +78,11 @@ type Subscriber struct {
 	subs   map[*subscription]struct{}
 }
 
+var (
+	_ message.Subscriber           = (*Subscriber)(nil)
+	_ message.SubscribeInitializer = (*Subscriber)(nil)
+)
+
 // NewSubscriber validates cfg; clients are created by Subscribe.
 func NewSubscriber(cfg SubscriberConfig) (*Subscriber, error) {
 	if len(cfg.Brokers) == 0 {
