@@ -1,0 +1,177 @@
+package ci
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+type recorder struct {
+	mu    sync.Mutex
+	lines []string
+	at    []time.Time
+}
+
+func (r *recorder) line(stream, text string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lines = append(r.lines, stream+": "+text)
+	r.at = append(r.at, time.Now())
+	return nil
+}
+
+func TestStreamsLinesLiveAndReportsExitCode(t *testing.T) {
+	dir := t.TempDir()
+	script := "echo one; echo two >&2; sleep 1; printf 'three\\nno-newline'; exit 3"
+	rec := &recorder{}
+	start := time.Now()
+	res, err := Run(context.Background(), Spec{Dir: dir, Command: script, Timeout: 20 * time.Second}, rec.line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 3 || res.Passed() || res.TimedOut {
+		t.Errorf("result %+v, want exit code 3", res)
+	}
+	want := []string{"stdout: one", "stderr: two", "stdout: three", "stdout: no-newline"}
+	if strings.Join(rec.lines, "|") != strings.Join(want, "|") {
+		t.Errorf("lines %q, want %q", rec.lines, want)
+	}
+	if d := rec.at[0].Sub(start); d > 800*time.Millisecond {
+		t.Errorf("first line delivered after %s: not streamed while the command ran", d)
+	}
+	if !strings.HasSuffix(res.Tail, "three\nno-newline") {
+		t.Errorf("tail %q", res.Tail)
+	}
+}
+
+func TestEnvironmentIsMinimal(t *testing.T) {
+	t.Setenv("ANTHROPIC_API_KEY", "sk-ant-must-not-leak")
+	t.Setenv("TICKETFLOW_GIT_TOKEN", "ghp-must-not-leak")
+	rec := &recorder{}
+	res, err := Run(context.Background(), Spec{Dir: t.TempDir(), Command: "env", Env: MinimalEnv("TICKETFLOW_TICKET=t1")}, rec.line)
+	if err != nil || !res.Passed() {
+		t.Fatalf("%+v %v", res, err)
+	}
+	all := strings.Join(rec.lines, "\n")
+	if strings.Contains(all, "must-not-leak") || !strings.Contains(all, "PATH=") || !strings.Contains(all, "TICKETFLOW_TICKET=t1") {
+		t.Errorf("environment:\n%s", all)
+	}
+}
+
+// pidOf starts a script that leaves a background sleep whose pid it writes to a file.
+func backgroundSleep(t *testing.T) (dir, script string, pid func() int) {
+	dir = t.TempDir()
+	pidFile := filepath.Join(dir, "sleep.pid")
+	script = "sleep 1000 & echo $! > sleep.pid; echo started; wait"
+	return dir, script, func() int {
+		b, err := os.ReadFile(pidFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+}
+
+func gone(pid int) bool {
+	// The killed sleep is reparented and reaped by init; until then it is a zombie.
+	for i := 0; i < 100; i++ {
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			return true
+		}
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if err == nil && strings.Contains(string(b), ") Z ") {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+func TestCancelKillsTheProcessGroup(t *testing.T) {
+	dir, script, pid := backgroundSleep(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	var once sync.Once
+	errc := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, Spec{Dir: dir, Command: script, Timeout: time.Minute}, func(_, line string) error {
+			if line == "started" {
+				once.Do(func() { close(started) })
+			}
+			return nil
+		})
+		errc <- err
+	}()
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("script did not start")
+	}
+	p := pid()
+	cancel()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Run returned %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if !gone(p) {
+		syscall.Kill(p, syscall.SIGKILL)
+		t.Fatalf("background sleep %d survived the cancel", p)
+	}
+}
+
+func TestTimeoutKillsTheProcessGroup(t *testing.T) {
+	dir, script, pid := backgroundSleep(t)
+	res, err := Run(context.Background(), Spec{Dir: dir, Command: script, Timeout: 700 * time.Millisecond}, func(string, string) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.TimedOut || res.ExitCode != -1 || res.Passed() || !strings.Contains(res.Tail, "timed out") {
+		t.Errorf("result %+v", res)
+	}
+	if p := pid(); !gone(p) {
+		syscall.Kill(p, syscall.SIGKILL)
+		t.Fatalf("background sleep %d survived the timeout", p)
+	}
+}
+
+func TestBackgroundChildDoesNotHoldTheRunOpen(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now()
+	res, err := Run(context.Background(), Spec{Dir: dir, Command: "sleep 1000 & echo $! > sleep.pid; echo done", Timeout: time.Minute}, func(string, string) error { return nil })
+	if err != nil || !res.Passed() {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Run took %s: a background child kept it waiting", d)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "sleep.pid"))
+	if p, _ := strconv.Atoi(strings.TrimSpace(string(b))); p > 0 && !gone(p) {
+		syscall.Kill(p, syscall.SIGKILL)
+		t.Errorf("background sleep %d left running", p)
+	}
+}
+
+func TestLineCallbackErrorStopsTheCommand(t *testing.T) {
+	stop := errors.New("event log down")
+	start := time.Now()
+	_, err := Run(context.Background(), Spec{Dir: t.TempDir(), Command: "while true; do echo x; sleep 0.01; done", Timeout: time.Minute},
+		func(string, string) error { return stop })
+	if !errors.Is(err, stop) || time.Since(start) > 5*time.Second {
+		t.Errorf("err %v after %s", err, time.Since(start))
+	}
+}
