@@ -33,7 +33,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
  * startStack returns { baseUrl, token, api(path, init), stop() }. The process's output goes to
  * <tmp>/dev.log, printed if startup fails.
  */
-export async function startStack({ stepDelay = "300ms", log = console.log } = {}) {
+export async function startStack({ stepDelay = "300ms", extraEnv = {}, log = console.log } = {}) {
   const tmp = mkdtempSync(join(tmpdir(), "tf-e2e-"));
   const bin = join(tmp, "ticketflow");
   log(`building ticketflow → ${bin}`);
@@ -57,6 +57,7 @@ export async function startStack({ stepDelay = "300ms", log = console.log } = {}
     TICKETFLOW_SIM_STEP_DELAY: stepDelay,
     TICKETFLOW_ALLOWED_ORIGINS: baseUrl,
     TICKETFLOW_DEMO: "false",
+    ...extraEnv,
   };
   delete env.KAFKA_BROKERS;
 

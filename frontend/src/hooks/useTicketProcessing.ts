@@ -51,6 +51,28 @@ export function useTicketConnection(ticketId: string | null | undefined): { stat
   return { state, retry };
 }
 
+export interface TicketSummary {
+  status: TicketStatus | null;
+  runId: string | null;
+  step: string | null;
+}
+
+/**
+ * useTicketSummary is status, run and step only: a page that needs no more does not re-render
+ * on every batch of log lines.
+ */
+export function useTicketSummary(ticketId: string | null | undefined): TicketSummary {
+  const store = useTicketStore(ticketId);
+  const key = useSyncExternalStore(store ? store.subscribe : noop, () => {
+    const s = store ? store.getSnapshot() : initialTicketState;
+    return JSON.stringify([s.status, s.runId, s.step]);
+  });
+  return useMemo(() => {
+    const [status, runId, step] = JSON.parse(key) as [TicketStatus | null, string | null, string | null];
+    return { status, runId, step };
+  }, [key]);
+}
+
 export function useTicketState(ticketId: string | null | undefined): TicketState {
   return useTicketConnection(ticketId).state;
 }

@@ -110,6 +110,8 @@ export class TicketStore {
   private state: TicketState;
   private snapshot: TicketState;
   private logs: LogEntry[];
+  /** Approximate JSON size of the logs, to skip persisting what would not fit. */
+  private logChars = 0;
   private listeners = new Set<() => void>();
   private flushTimer: ReturnType<typeof setTimeout> | null = null;
   private persistTimer: ReturnType<typeof setTimeout> | null = null;
@@ -134,6 +136,7 @@ export class TicketStore {
     this.resumed = !!restored;
     this.state = { ...initialTicketState, ...(restored?.state ?? {}), cursor: restored?.cursor ?? null, live: !!restored };
     this.logs = [...this.state.logs];
+    this.logChars = this.logs.reduce((n, e) => n + logSize(e), 0);
     this.snapshot = { ...this.state, logs: this.logs.slice() };
     this.statusReceived = !!restored?.state.status;
 
@@ -293,13 +296,15 @@ export class TicketStore {
     s.ci = null;
     s.droppedLogs = 0;
     this.logs = [];
+    this.logChars = 0;
   }
 
   private appendLog(entry: LogEntry): void {
     this.logs.push(entry);
+    this.logChars += logSize(entry);
     if (this.logs.length > this.maxLogs) {
       const drop = this.logs.length - this.maxLogs;
-      this.logs.splice(0, drop);
+      for (const e of this.logs.splice(0, drop)) this.logChars -= logSize(e);
       this.state.droppedLogs += drop;
     }
   }
@@ -355,6 +360,12 @@ export class TicketStore {
         return;
       }
       const s = this.state;
+      if (this.logChars > PERSIST_LIMIT) {
+        // Too big to keep (checked before paying for JSON.stringify): without a cursor the
+        // next page load replays the run from its start instead.
+        this.storage.removeItem(key);
+        return;
+      }
       const data: Persisted = {
         v: PERSIST_VERSION,
         cursor,
@@ -404,6 +415,10 @@ export class TicketStore {
 /** Messages that open a new run: everything of a run except notices about other runs. */
 function startsRun(msg: ServerMessage): boolean {
   return msg.type !== "run_rejected" && msg.type !== "ticket_created";
+}
+
+function logSize(e: LogEntry): number {
+  return e.message.length + e.id.length + e.timestamp.length + (e.step?.length ?? 0) + (e.runId?.length ?? 0) + 80;
 }
 
 function num(v: unknown): number | null {

@@ -5,7 +5,7 @@ import { StatusBadge } from "../components/StatusBadge";
 import { TicketProcessingStatus } from "../components/TicketProcessingStatus";
 import { useToast } from "../components/Toasts";
 import { useAsync } from "../hooks/useAsync";
-import { useTicketProcessing } from "../hooks/useTicketProcessing";
+import { useTicketSummary } from "../hooks/useTicketProcessing";
 import { actions } from "../lib/actionQueue";
 import { api, ApiError } from "../lib/api";
 import { durationBetween, formatDateTime, formatDuration, formatRelative, shortId } from "../lib/format";
@@ -19,7 +19,7 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
   const toast = useToast();
   const ticket = useAsync((signal) => api.getTicket(ticketId, signal), [ticketId]);
   const runs = useAsync((signal) => api.runs(ticketId, signal), [ticketId]);
-  const live = useTicketProcessing(ticketId);
+  const live = useTicketSummary(ticketId);
   const [busy, setBusy] = useState<string | null>(null);
   const [tab, setTab] = useState<"runs" | "audit">("runs");
   const [auditKey, setAuditKey] = useState(0);
