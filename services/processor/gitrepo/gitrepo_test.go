@@ -1,0 +1,180 @@
+package gitrepo
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// newOrigin makes a bare repository with one commit on main and returns its file:// URL.
+func newOrigin(t *testing.T) (string, string) {
+	t.Helper()
+	root := t.TempDir()
+	bare := filepath.Join(root, "origin.git")
+	seed := filepath.Join(root, "seed")
+	for _, args := range [][]string{
+		{"init", "--quiet", "--bare", "--initial-branch=main", bare},
+		{"init", "--quiet", "--initial-branch=main", seed},
+	} {
+		gitT(t, "", args...)
+	}
+	if err := os.WriteFile(filepath.Join(seed, "README.md"), []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitT(t, seed, "add", ".")
+	gitT(t, seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "init")
+	gitT(t, seed, "push", "--quiet", bare, "main")
+	return "file://" + bare, bare
+}
+
+func gitT(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func TestSyncCommitPushAndRunBranches(t *testing.T) {
+	ctx := context.Background()
+	url, bare := newOrigin(t)
+	g := New(Config{AllowFile: true})
+	dir := filepath.Join(t.TempDir(), "work", "ticket-1")
+	base, err := g.Sync(ctx, url, "main", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteFile(dir, "src/new.txt", "content\n"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "untracked-junk"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	commit, err := g.Commit(ctx, dir, "ticketflow/ticket-1/1", "change 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Push(ctx, dir, "ticketflow/ticket-1/1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := gitT(t, bare, "rev-parse", "refs/heads/ticketflow/ticket-1/1"); got != commit {
+		t.Errorf("origin branch at %s, want %s", got, commit)
+	}
+	if got := gitT(t, bare, "show", "refs/heads/ticketflow/ticket-1/1:src/new.txt"); got != "content" {
+		t.Errorf("pushed file %q", got)
+	}
+	if err := g.Push(ctx, dir, "ticketflow/ticket-1/3"); err != nil {
+		t.Fatal(err)
+	}
+	ns, err := g.RunBranches(ctx, dir, "ticketflow/ticket-1")
+	if err != nil || !slices.Equal(ns, []int{3, 1}) {
+		t.Errorf("run branches %v %v", ns, err)
+	}
+
+	// A second Sync over the dirty work dir starts clean from main again.
+	if err := os.WriteFile(filepath.Join(dir, "README.md"), []byte("dirty"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	again, err := g.Sync(ctx, url, "main", dir)
+	if err != nil || again != base {
+		t.Fatalf("resync: %s %v, want %s", again, err, base)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "README.md")); string(b) != "hello\n" {
+		t.Errorf("README after resync: %q", b)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "src/new.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("file of the run branch still there after resync: %v", err)
+	}
+	// Fetching the run branch restores it.
+	c, err := g.FetchBranch(ctx, dir, "ticketflow/ticket-1/1")
+	if err != nil || c != commit {
+		t.Fatalf("fetch run branch: %s %v", c, err)
+	}
+	if err := g.ResetTo(ctx, dir, c); err != nil {
+		t.Fatal(err)
+	}
+	if files, _ := g.Files(ctx, dir); !slices.Contains(files, "src/new.txt") {
+		t.Errorf("files %v", files)
+	}
+}
+
+func TestSyncRejectsUnknownBranchAndBadInput(t *testing.T) {
+	ctx := context.Background()
+	url, _ := newOrigin(t)
+	dir := filepath.Join(t.TempDir(), "w")
+	if _, err := New(Config{AllowFile: true}).Sync(ctx, url, "nope", dir); err == nil {
+		t.Error("clone of a missing branch succeeded")
+	}
+	if _, err := New(Config{AllowFile: true}).Sync(ctx, url, "--upload-pack=touch /tmp/pwned", dir); err == nil {
+		t.Error("option-like branch accepted")
+	}
+	if _, err := New(Config{}).Sync(ctx, url, "main", dir); !errors.Is(err, ErrInvalidURL) {
+		t.Errorf("file:// accepted while disabled: %v", err)
+	}
+}
+
+func TestValidateURL(t *testing.T) {
+	ok := []string{"https://github.com/o/r.git", "ssh://git@github.com/o/r.git", "git@github.com:o/r.git", "file:///srv/repo.git"}
+	for _, u := range ok {
+		if err := ValidateURL(u, true); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	bad := []string{"", "-uhttps://x", "--upload-pack=evil", "ext::sh -c touch% /tmp/x", "http://github.com/o/r", "git://host/r",
+		"/srv/repo.git", "../repo", "https://user:pass@github.com/o/r", "https://github.com/o/r\n", "https:///nohost", "file://host/srv/r",
+		"ssh://-oProxyCommand=evil/r", "fd::17"}
+	for _, u := range bad {
+		if err := ValidateURL(u, true); !errors.Is(err, ErrInvalidURL) {
+			t.Errorf("%q accepted (%v)", u, err)
+		}
+	}
+	if err := ValidateURL("https://user:s3cret@github.com/o/r", true); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("credentials in URL: %v", err)
+	}
+	if err := ValidateURL("file:///srv/repo.git", false); err == nil {
+		t.Error("file:// accepted while disabled")
+	}
+}
+
+func TestSafePath(t *testing.T) {
+	root := t.TempDir()
+	outside := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"", "/etc/passwd", "../x", "a/../../x", ".git/config", ".GIT/hooks/pre-commit", "link/file", "link", "a\x00b", "."} {
+		if _, err := SafePath(root, p); !errors.Is(err, ErrUnsafePath) {
+			t.Errorf("%q accepted (%v)", p, err)
+		}
+	}
+	for _, p := range []string{"a.txt", "dir/sub/b.go", "./c", "d/../e", ".github/workflows/x.yml"} {
+		if _, err := SafePath(root, p); err != nil {
+			t.Errorf("%q refused: %v", p, err)
+		}
+	}
+	if err := WriteFile(root, "link/escape.txt", "x"); err == nil {
+		t.Error("wrote through a symlink")
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("file written outside the repository: %v", entries)
+	}
+}
+
+func TestTokenTravelsInEnvironmentScopedToHosts(t *testing.T) {
+	g := New(Config{Token: "ghp_secret_token", TokenHosts: []string{"git.example.com"}})
+	env := strings.Join(g.env(), "\n")
+	if !strings.Contains(env, "GIT_CONFIG_KEY_0=http.https://git.example.com/.extraHeader") || strings.Contains(env, "ghp_secret_token") {
+		t.Errorf("env:\n%s", env)
+	}
+	if !strings.Contains(env, "GIT_TERMINAL_PROMPT=0") || strings.Contains(env, ":file") {
+		t.Errorf("env:\n%s", env)
+	}
+}
