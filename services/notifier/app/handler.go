@@ -152,7 +152,7 @@ func (n *Notifier) serve(c *websocket.Conn, ticketID string) {
 		return
 	}
 	defer n.hub.unsubscribe(s, ticketID)
-	go s.writeLoop(setup)
+	s.start(setup)
 
 	for {
 		typ, data, err := c.ReadMessage()

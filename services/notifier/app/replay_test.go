@@ -140,6 +140,17 @@ func TestResumeFromCursorExactly(t *testing.T) {
 		pos = append(pos, e.append(append([]events.Envelope{ev}, logEvents(other, "r", 1+i%3)...)...)[0])
 	}
 	mid := cursor.Single(pos[14].Partition, pos[14].Offset).String()
+	last := map[int32]int64{}
+	for _, ev := range e.allEvents() {
+		last[ev.Partition] = max(last[ev.Partition], ev.Offset)
+	}
+	for _, srv := range []*testServer{mem, kaf} { // so that all of it is history, none live
+		for p, o := range last {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			srv.n.hub.waitPosition(ctx, p, o)
+			cancel()
+		}
+	}
 	for name, srv := range map[string]*testServer{"memory": mem, "kafka": kaf} {
 		c, _, err := dialWS(context.Background(), srv.addr, ticket, dialOpts{token: e.token("carol", "user"), cursor: &mid})
 		if err != nil {

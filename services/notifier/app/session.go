@@ -56,6 +56,9 @@ type session struct {
 	closeText string
 	wake      chan struct{}
 	done      chan struct{}
+	writing   bool // a writer goroutine is running (it exits after writerLinger idle)
+	finished  bool // the session's last writer has exited
+	pinger    *time.Timer
 
 	// Writer-owned state.
 	cur    cursor.Cursor // /ws/tickets: merged cursor of everything delivered
@@ -74,6 +77,9 @@ func newSession(n *Notifier, ws *websocket.Conn, ticketID string) *session {
 		global:   ticketID == "",
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
+		// Born writing: live pushes that arrive between registration and start() queue up
+		// behind the replay instead of starting a writer of their own.
+		writing: true,
 	}
 }
 
@@ -93,15 +99,28 @@ func (s *session) push(it *item) bool {
 	}
 	if len(s.queue) >= s.n.cfg.QueueMessages || s.qbytes+len(it.msg) > s.n.cfg.QueueBytes {
 		s.overflowLocked()
-		s.mu.Unlock()
-		s.signal()
+		s.wakeWriterLocked()
 		return false
 	}
 	s.queue = append(s.queue, qent{it: it})
 	s.qbytes += len(it.msg)
-	s.mu.Unlock()
-	s.signal()
+	s.wakeWriterLocked()
 	return true
+}
+
+// wakeWriterLocked (called with s.mu held, which it releases) starts a writer if none runs,
+// or signals the running one. Idle connections have no writer goroutine: only the reader.
+func (s *session) wakeWriterLocked() {
+	start := !s.writing && !s.finished
+	if start {
+		s.writing = true
+	}
+	s.mu.Unlock()
+	if start {
+		go s.drain()
+		return
+	}
+	s.signal()
 }
 
 // overflowLocked drops the queue at once (its memory is released now, not when the blocked
@@ -122,14 +141,12 @@ func (s *session) send(op byte, payload []byte) {
 	}
 	if len(s.queue) >= s.n.cfg.QueueMessages || s.qbytes+len(payload) > s.n.cfg.QueueBytes {
 		s.overflowLocked()
-		s.mu.Unlock()
-		s.signal()
+		s.wakeWriterLocked()
 		return
 	}
 	s.queue = append(s.queue, qent{raw: payload, op: op})
 	s.qbytes += len(payload)
-	s.mu.Unlock()
-	s.signal()
+	s.wakeWriterLocked()
 }
 
 // stop ends the session; code 0 closes without a close frame (the peer is gone).
@@ -138,8 +155,7 @@ func (s *session) stop(code int, text string) {
 	if !s.stopped {
 		s.stopped, s.closeCode, s.closeText = true, code, text
 	}
-	s.mu.Unlock()
-	s.signal()
+	s.wakeWriterLocked()
 }
 
 // --- framing (writer goroutine only) ---
@@ -262,34 +278,66 @@ func (s *session) writeClose(code int, text string) {
 	_ = s.nc.SetReadDeadline(time.Now().Add(2 * time.Second))
 }
 
-// writeLoop is the connection's only writer. setup writes connected and the replay; then it
-// drains live messages until the session stops.
-func (s *session) writeLoop(setup func() error) {
-	defer close(s.done)
-	defer s.release()
-	if err := setup(); err != nil {
-		s.stop(0, "")
-		return
-	}
-	if err := s.flush(); err != nil {
-		s.stop(0, "")
-		return
-	}
-	s.live = true
-	ping := time.NewTicker(s.n.cfg.PingInterval)
-	defer ping.Stop()
-	for {
-		select {
-		case <-s.wake:
-		case <-ping.C:
-			if s.frame(opPing, nil) != nil || s.flush() != nil {
-				s.stop(0, "")
-				return
-			}
-			s.release()
-			continue
+// writerLinger is how long a writer goroutine waits for more before exiting: busy
+// connections keep theirs, idle ones cost no goroutine.
+const writerLinger = time.Second
+
+// start runs the setup (connected, the replay) as the first writer, then arms server pings.
+// Live pushes queue up meanwhile and are written after it, in order.
+func (s *session) start(setup func() error) {
+	go func() {
+		err := setup()
+		if err == nil {
+			err = s.flush()
 		}
+		s.release()
+		if err != nil {
+			s.stop(0, "")
+		}
+		s.live = true
 		s.mu.Lock()
+		s.pinger = time.AfterFunc(s.n.cfg.PingInterval, s.ping)
+		s.mu.Unlock()
+		s.drain()
+	}()
+}
+
+// ping queues a server ping and re-arms itself until the session ends.
+func (s *session) ping() {
+	s.send(opPing, nil)
+	s.mu.Lock()
+	if !s.stopped {
+		s.pinger.Reset(s.n.cfg.PingInterval)
+	}
+	s.mu.Unlock()
+}
+
+// drain is the connection's only writer while it runs: it writes whatever is queued, many
+// frames per syscall, and exits after writerLinger without work. On stop it writes the close
+// frame (if any) and ends the session.
+func (s *session) drain() {
+	linger := time.NewTimer(writerLinger)
+	defer linger.Stop()
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 && !s.stopped {
+			s.mu.Unlock()
+			s.release()
+			linger.Reset(writerLinger)
+			select {
+			case <-s.wake:
+				continue
+			case <-linger.C:
+				s.mu.Lock()
+				if len(s.queue) == 0 && !s.stopped {
+					s.writing = false
+					s.mu.Unlock()
+					return
+				}
+				s.mu.Unlock()
+				continue
+			}
+		}
 		batch := s.queue
 		s.queue, s.qbytes = s.spare, 0
 		s.spare = nil
@@ -297,6 +345,7 @@ func (s *session) writeLoop(setup func() error) {
 		s.mu.Unlock()
 		if overflow {
 			s.writeClose(code, text)
+			s.finish()
 			return
 		}
 		var err error
@@ -318,16 +367,20 @@ func (s *session) writeLoop(setup func() error) {
 			err = s.flush()
 		}
 		if err != nil {
-			s.stop(0, "")
+			s.mu.Lock()
+			s.stopped = true
+			s.mu.Unlock()
+			s.finish()
+			_ = s.nc.Close() // the peer is gone: unblock the reader
 			return
 		}
 		if stopped {
 			if code != 0 {
 				s.writeClose(code, text)
 			}
+			s.finish()
 			return
 		}
-		s.release()
 		clear(batch)
 		if cap(batch) <= 64 {
 			s.mu.Lock()
@@ -339,4 +392,17 @@ func (s *session) writeLoop(setup func() error) {
 			s.mu.Unlock()
 		}
 	}
+}
+
+// finish marks the session's writing over (no writer will start again) and releases it.
+func (s *session) finish() {
+	s.release()
+	s.mu.Lock()
+	s.finished, s.writing = true, false
+	s.queue = nil
+	if s.pinger != nil {
+		s.pinger.Stop()
+	}
+	s.mu.Unlock()
+	close(s.done)
 }

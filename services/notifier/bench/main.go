@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,7 +44,16 @@ func main() {
 	rates := flag.String("fanout-rates", "1000,2000,3000,4000", "(b) events/s steps over 100 tickets (x100 clients each)")
 	step := flag.Duration("step", 4*time.Second, "(b) duration of each rate step")
 	conns := flag.String("idle", "10000,19000", "(c) idle connection counts")
+	hold := flag.Duration("hold", 0, "keep the server (and the last scenario's connections) up this long before exiting, for profiling")
+	cpuProfile := flag.String("cpuprofile", "", "write the load generator's CPU profile here")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	if *serve {
 		if err := runServer(*pprofAddr, *history); err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -69,7 +79,7 @@ func main() {
 		case "b":
 			r, err = b.fanout(parseInts(*rates), *step)
 		case "c":
-			r, err = b.memory(parseInts(*conns))
+			r, err = b.memory(parseInts(*conns), *hold)
 		case "d":
 			r, err = b.replay()
 		default:
@@ -239,6 +249,7 @@ func logLine(ticket string, i int) events.Envelope {
 type wsClient struct {
 	c   *websocket.Conn
 	buf []byte
+	rec record
 }
 
 func (b *bench) dial(ctx context.Context, ticket, cur string) (*wsClient, error) {
@@ -372,43 +383,61 @@ func (s *stats) pct(p float64) time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
 
-// readers starts a reading goroutine per client that records latencies from `from` on and
-// counts messages; it returns a stop function giving the totals.
-func readers(clients []*wsClient, from *atomic.Int64) (stop func() (int64, int64, *stats)) {
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var total, closed atomic.Int64
-	st := &stats{}
+// recording switches latency and message recording on for every reader.
+var recording atomic.Bool
+
+// record is what one client's reader saw while recording was on.
+type record struct {
+	mu     sync.Mutex
+	n      int64
+	lat    []int64
+	closed bool
+}
+
+// readForever reads on a context without a Done channel (coder/websocket then registers no
+// context.AfterFunc per read, which on a shared context serialises every reader on its mutex)
+// until the connection closes.
+func readForever(clients []*wsClient) {
 	for _, c := range clients {
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			var lat []int64
-			defer func() { st.add(lat) }()
 			for {
-				m, err := c.read(ctx)
+				m, err := c.read(context.Background())
 				if err != nil {
-					if ctx.Err() == nil {
-						closed.Add(1)
-					}
+					c.rec.mu.Lock()
+					c.rec.closed = true
+					c.rec.mu.Unlock()
 					return
 				}
-				now := time.Now()
-				if now.UnixNano() < from.Load() {
+				if !recording.Load() {
 					continue
 				}
-				total.Add(1)
-				if l, ok := latencyOf(m, now); ok {
-					lat = append(lat, l)
+				now := time.Now()
+				l, ok := latencyOf(m, now)
+				c.rec.mu.Lock()
+				c.rec.n++
+				if ok {
+					c.rec.lat = append(c.rec.lat, l)
 				}
+				c.rec.mu.Unlock()
 			}
 		}()
 	}
-	return func() (int64, int64, *stats) {
-		cancel()
-		wg.Wait()
-		return total.Load(), closed.Load(), st
+}
+
+// harvest collects and resets what the readers recorded.
+func harvest(clients []*wsClient) (total, closed int64, st *stats) {
+	st = &stats{}
+	for _, c := range clients {
+		c.rec.mu.Lock()
+		total += c.rec.n
+		if c.rec.closed {
+			closed++
+		}
+		st.lat = append(st.lat, c.rec.lat...)
+		c.rec.n, c.rec.lat = 0, nil
+		c.rec.mu.Unlock()
 	}
+	return total, closed, st
 }
 
 // paced appends rate events/s round-robin over tickets until ctx ends.
@@ -449,16 +478,18 @@ func (b *bench) latency(d time.Duration) ([][]string, error) {
 		return nil, err
 	}
 	defer closeAll(clients)
-	var from atomic.Int64
-	from.Store(time.Now().Add(time.Second).UnixNano()) // 1 s warm-up
-	stop := readers(clients, &from)
+	readForever(clients)
 	pctx, cancel := context.WithTimeout(ctx, d+time.Second)
 	var failed atomic.Int64
+	go func() { // 1 s warm-up, then record
+		time.Sleep(time.Second)
+		recording.Store(true)
+	}()
 	sent := b.paced(pctx, ids, 1000, &failed)
 	cancel()
-	time.Sleep(500 * time.Millisecond)
-	total, closed, st := stop()
-	st.lat = st.lat[:len(st.lat):len(st.lat)]
+	time.Sleep(300 * time.Millisecond)
+	recording.Store(false)
+	total, closed, st := harvest(clients)
 	fmt.Printf("    appended %d events, delivered %d messages, %d disconnects, %d append errors\n", sent, total, closed, failed.Load())
 	p50, p99 := st.pct(0.50), st.pct(0.99)
 	mx := st.pct(1)
@@ -480,17 +511,20 @@ func (b *bench) fanout(rates []int, step time.Duration) ([][]string, error) {
 		return nil, err
 	}
 	defer closeAll(clients)
+	readForever(clients)
 	best := []string{"(b) fan-out, 10k clients/100 tickets", "no step sustained", "≥ 300,000 msg/s"}
 	bestRate := 0.0
 	for _, rate := range rates {
-		var from atomic.Int64
-		from.Store(time.Now().Add(500 * time.Millisecond).UnixNano())
-		stop := readers(clients, &from)
 		pctx, cancel := context.WithTimeout(ctx, step+500*time.Millisecond)
 		var failed atomic.Int64
+		go func() {
+			time.Sleep(500 * time.Millisecond)
+			recording.Store(true)
+		}()
 		b.paced(pctx, ids, rate, &failed)
 		cancel()
-		total, closed, st := stop()
+		recording.Store(false)
+		total, closed, st := harvest(clients)
 		delivered := float64(total) / step.Seconds()
 		p99 := st.pct(0.99)
 		offered := float64(rate * 100)
@@ -528,7 +562,7 @@ func (b *bench) mem() (memInfo, error) {
 }
 
 // (c) server memory per idle connection.
-func (b *bench) memory(counts []int) ([][]string, error) {
+func (b *bench) memory(counts []int, hold time.Duration) ([][]string, error) {
 	fmt.Println("(c) memory: idle connections over 100 tickets")
 	ids, err := b.tickets("mem", 100)
 	if err != nil {
@@ -570,6 +604,7 @@ func (b *bench) memory(counts []int) ([][]string, error) {
 			float64(m.StackInuse-base.StackInuse)/float64(n)/1024, m.Goroutines)
 		rows = append(rows, []string{fmt.Sprintf("(c) RSS per idle connection at %d", n), fmt.Sprintf("%.1f KiB", per), "≤ 24 KiB"})
 	}
+	time.Sleep(hold)
 	return rows, nil
 }
 
