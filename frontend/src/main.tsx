@@ -8,7 +8,10 @@ import type { TicketSeed } from "./lib/ticketStore";
 import "./styles.css";
 
 // `/#access_token=<jwt>` signs in and is stripped from the address bar before anything renders.
+// A hash-only navigation (pasting that URL into a tab already on the app) reloads nothing, so
+// listen for it too.
 captureTokenFromHash();
+window.addEventListener("hashchange", () => captureTokenFromHash());
 
 // Before the socket has said anything, show the ticket's last known state from the API.
 configureConnections({

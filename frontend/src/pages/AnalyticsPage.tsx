@@ -144,10 +144,10 @@ export function AnalyticsPage() {
 /** LatencyChart: one row per step, p50/p95/p99 as bars on a shared (square-root) scale. */
 function LatencyChart({ steps }: { steps: StepStats[] }) {
   const max = Math.max(1, ...steps.map((s) => s.p99_ms || s.max_ms || 0));
-  const labelW = 200;
-  const barW = 560;
+  const labelW = 240;
+  const barW = 640;
   const rowH = 40;
-  const w = labelW + barW + 90;
+  const w = labelW + barW + 200;
   const h = steps.length * rowH + 24;
   const scale = (v: number) => (Math.sqrt(Math.max(0, v)) / Math.sqrt(max)) * barW;
   const ticks = [0.25, 0.5, 1].map((f) => max * f * f);
