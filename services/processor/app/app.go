@@ -43,6 +43,8 @@ type Config struct {
 	// InstanceID names this processor; a restart with the same id resumes its runs at once
 	// instead of waiting for their leases to expire. Default: the host name.
 	InstanceID string `env:"TICKETFLOW_INSTANCE_ID"`
+	// Real configures TICKETFLOW_EXECUTOR=real (see RealConfig for its variables).
+	Real RealConfig
 }
 
 // Deps are the adapters the processor drives.
@@ -97,6 +99,12 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		switch cfg.Executor {
 		case "simulated":
 			exec = &SimulatedExecutor{StepDelay: cfg.SimStepDelay, LogsPerStep: cfg.SimLogsPerStep, FailCI: cfg.SimFailCI}
+		case "real":
+			real, err := NewRealExecutor(cfg.Real, deps.Log.With("service", "processor"))
+			if err != nil {
+				return nil, err
+			}
+			exec = real
 		default:
 			return nil, fmt.Errorf("TICKETFLOW_EXECUTOR=%q: no such executor (simulated, real)", cfg.Executor)
 		}

@@ -183,13 +183,14 @@ func (d *driver) step(ctx context.Context, s workflow.Step, attempt int, fn func
 	start := time.Now()
 	stepCtx, stop := d.p.watchCancel(ctx, d.row.RunID)
 	err := fn(stepCtx)
+	cancelled := stepCtx.Err() != nil // read before stop(), which cancels stepCtx itself
 	stop()
 	outcome, errText := "ok", ""
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err() // shutdown: no StepCompleted, the step is retried
 		}
-		if stepCtx.Err() != nil {
+		if cancelled {
 			err = errCancelled
 		}
 		outcome, errText = "failed", err.Error()

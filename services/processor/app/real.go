@@ -1,0 +1,500 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/ticketflow/ticketflow/services/processor/ci"
+	"github.com/ticketflow/ticketflow/services/processor/gitrepo"
+	"github.com/ticketflow/ticketflow/services/processor/llm"
+	"github.com/ticketflow/ticketflow/services/processor/redact"
+)
+
+// RealConfig configures the real executor (TICKETFLOW_EXECUTOR=real). Every variable, with
+// its default:
+type RealConfig struct {
+	// TICKETFLOW_WORK_DIR: where per-ticket clones live. Default: $TMPDIR/ticketflow-work.
+	WorkDir string `env:"TICKETFLOW_WORK_DIR"`
+	// TICKETFLOW_ALLOW_FILE_REPOS: accept file:// repository URLs. Default: false.
+	AllowFileRepos bool `env:"TICKETFLOW_ALLOW_FILE_REPOS" envDefault:"false"`
+	// TICKETFLOW_GIT_TOKEN: https token for clone and push (sent as HTTP Basic
+	// x-access-token:<token> to TICKETFLOW_GIT_TOKEN_HOSTS only). Default: none.
+	GitToken string `env:"TICKETFLOW_GIT_TOKEN"`
+	// TICKETFLOW_GIT_TOKEN_HOSTS: hosts the token may be sent to. Default: github.com.
+	GitTokenHosts []string `env:"TICKETFLOW_GIT_TOKEN_HOSTS" envSeparator:"," envDefault:"github.com"`
+	// TICKETFLOW_LLM_PROVIDER: anthropic, openai or demo. Default: anthropic if
+	// ANTHROPIC_API_KEY is set, else openai if OPENAI_API_KEY is set, else demo (offline).
+	LLMProvider string `env:"TICKETFLOW_LLM_PROVIDER"`
+	// ANTHROPIC_API_KEY: Anthropic key. Default: none.
+	AnthropicKey string `env:"ANTHROPIC_API_KEY"`
+	// ANTHROPIC_BASE_URL: Messages API base. Default: https://api.anthropic.com.
+	AnthropicBaseURL string `env:"ANTHROPIC_BASE_URL"`
+	// ANTHROPIC_MODEL: model id. Default: claude-sonnet-4-5.
+	AnthropicModel string `env:"ANTHROPIC_MODEL"`
+	// OPENAI_API_KEY: key of the OpenAI-compatible endpoint (may stay empty for a local
+	// server). Default: none.
+	OpenAIKey string `env:"OPENAI_API_KEY"`
+	// OPENAI_BASE_URL: any OpenAI-compatible chat-completions base. Default: https://api.openai.com/v1.
+	OpenAIBaseURL string `env:"OPENAI_BASE_URL"`
+	// OPENAI_MODEL: model name. Default: gpt-4o-mini.
+	OpenAIModel string `env:"OPENAI_MODEL"`
+	// TICKETFLOW_LLM_TIMEOUT: bound on one LLM HTTP attempt. Default: 120s.
+	LLMTimeout time.Duration `env:"TICKETFLOW_LLM_TIMEOUT" envDefault:"120s"`
+	// TICKETFLOW_LLM_MAX_ATTEMPTS: tries on 429, 5xx and network errors. Default: 4.
+	LLMMaxAttempts int `env:"TICKETFLOW_LLM_MAX_ATTEMPTS" envDefault:"4"`
+	// TICKETFLOW_CI_TIMEOUT: bound on one CI execution (the process group is killed). Default: 10m.
+	CITimeout time.Duration `env:"TICKETFLOW_CI_TIMEOUT" envDefault:"10m"`
+}
+
+// Secrets are the configured values that must never reach an event or a log line.
+func (c RealConfig) Secrets() []string {
+	return []string{c.AnthropicKey, c.OpenAIKey, c.GitToken}
+}
+
+// RealExecutor does the work: git clone/fetch, an LLM change applied as file edits, a commit
+// pushed on ticketflow/<ticket>/<iteration>, and the ticket's CI command. Every step is safe
+// to repeat: the work directory is reset to the run's last pushed commit (or its base) before
+// it is changed, and the LLM's change is kept in the run state until it is committed.
+type RealExecutor struct {
+	cfg RealConfig
+	git *gitrepo.Git
+	llm llm.Provider
+	red *redact.Redactor
+	log *slog.Logger
+}
+
+// NewRealExecutor builds the executor and chooses the LLM provider.
+func NewRealExecutor(cfg RealConfig, log *slog.Logger) (*RealExecutor, error) {
+	if cfg.WorkDir == "" {
+		cfg.WorkDir = filepath.Join(os.TempDir(), "ticketflow-work")
+	}
+	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+		return nil, fmt.Errorf("TICKETFLOW_WORK_DIR: %w", err)
+	}
+	red := redact.New(cfg.Secrets()...)
+	hc := llm.HTTPConfig{Timeout: cfg.LLMTimeout, MaxAttempts: cfg.LLMMaxAttempts, Redactor: red}
+	provider := cfg.LLMProvider
+	if provider == "" {
+		switch {
+		case cfg.AnthropicKey != "":
+			provider = "anthropic"
+		case cfg.OpenAIKey != "":
+			provider = "openai"
+		default:
+			provider = "demo"
+		}
+	}
+	var p llm.Provider
+	switch provider {
+	case "anthropic":
+		if cfg.AnthropicKey == "" {
+			return nil, errors.New("TICKETFLOW_LLM_PROVIDER=anthropic needs ANTHROPIC_API_KEY")
+		}
+		p = llm.NewAnthropic(cfg.AnthropicKey, cfg.AnthropicBaseURL, cfg.AnthropicModel, hc)
+	case "openai":
+		if cfg.OpenAIKey == "" && cfg.OpenAIBaseURL == "" {
+			return nil, errors.New("TICKETFLOW_LLM_PROVIDER=openai needs OPENAI_API_KEY or OPENAI_BASE_URL (a local server)")
+		}
+		p = llm.NewOpenAI(cfg.OpenAIKey, cfg.OpenAIBaseURL, cfg.OpenAIModel, hc)
+	case "demo":
+		p = llm.Demo{}
+	default:
+		return nil, fmt.Errorf("TICKETFLOW_LLM_PROVIDER=%q: no such provider (anthropic, openai, demo)", provider)
+	}
+	g := gitrepo.New(gitrepo.Config{AllowFile: cfg.AllowFileRepos, Token: cfg.GitToken, TokenHosts: cfg.GitTokenHosts, Redactor: red})
+	log.Info("real executor", "llm", p.Name(), "work_dir", cfg.WorkDir, "file_repos", cfg.AllowFileRepos, "git_token", cfg.GitToken != "")
+	return &RealExecutor{cfg: cfg, git: g, llm: p, red: red, log: log}, nil
+}
+
+func (x *RealExecutor) Name() string { return "real" }
+
+// realState is the executor's part of the run state (RunState.Extra).
+type realState struct {
+	// BaseRef and BaseCommit are where the run started: the ticket's base branch, or the
+	// latest run branch of an earlier run when a reviewer asked for changes.
+	BaseRef    string `json:"base_ref"`
+	BaseCommit string `json:"base_commit"`
+	// Pending is the LLM's change of the current iteration, until it is committed.
+	Pending *llm.Change `json:"pending,omitempty"`
+	// Turns are the earlier iterations of this run: what the LLM did and what CI said.
+	Turns []turn `json:"turns,omitempty"`
+}
+
+type turn struct {
+	Iteration int        `json:"iteration"`
+	Summary   string     `json:"summary"`
+	CI        *CIOutcome `json:"ci,omitempty"`
+}
+
+func loadState(run *Run) (realState, error) {
+	var s realState
+	if len(run.State.Extra) > 0 {
+		if err := json.Unmarshal(run.State.Extra, &s); err != nil {
+			return s, fmt.Errorf("run state: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func saveState(run *Run, s realState) error {
+	b, err := json.Marshal(s)
+	run.State.Extra = b
+	return err
+}
+
+func (s *realState) turn(iteration int) *turn {
+	for i := range s.Turns {
+		if s.Turns[i].Iteration == iteration {
+			return &s.Turns[i]
+		}
+	}
+	s.Turns = append(s.Turns, turn{Iteration: iteration})
+	return &s.Turns[len(s.Turns)-1]
+}
+
+var unsafeIDChars = regexp.MustCompile(`[^A-Za-z0-9._-]`)
+
+func (x *RealExecutor) workDir(ticketID string) string {
+	id := unsafeIDChars.ReplaceAllString(ticketID, "_")
+	if id == "" || strings.HasPrefix(id, ".") {
+		id = "t" + id
+	}
+	return filepath.Join(x.cfg.WorkDir, id)
+}
+
+func (x *RealExecutor) logf(ctx context.Context, run *Run, level, format string, args ...any) error {
+	return run.Log(ctx, level, x.red.String(fmt.Sprintf(format, args...)))
+}
+
+func baseBranch(t Ticket) string {
+	if t.BaseBranch == "" {
+		return "main"
+	}
+	return t.BaseBranch
+}
+
+func runBranchPrefix(ticketID string) string { return "ticketflow/" + ticketID }
+
+// PrepareRepository clones or fetches the repository into the ticket's work dir at its base
+// branch; after a review asking for changes, the run continues from the previous run's branch.
+func (x *RealExecutor) PrepareRepository(ctx context.Context, run *Run) error {
+	t := run.Ticket
+	if err := gitrepo.ValidateURL(t.RepositoryURL, x.cfg.AllowFileRepos); err != nil {
+		return x.red.Error(err)
+	}
+	dir := x.workDir(t.ID)
+	branch := baseBranch(t)
+	if err := x.logf(ctx, run, "INFO", "Clonage de %s (branche %s)...", t.RepositoryURL, branch); err != nil {
+		return err
+	}
+	commit, err := x.git.Sync(ctx, t.RepositoryURL, branch, dir)
+	if err != nil {
+		return x.red.Error(err)
+	}
+	ref := branch
+	if len(t.Feedback) > 0 {
+		ns, err := x.git.RunBranches(ctx, dir, runBranchPrefix(t.ID))
+		if err != nil {
+			return x.red.Error(err)
+		}
+		for _, n := range ns {
+			if n < run.Iteration {
+				prev := fmt.Sprintf("%s/%d", runBranchPrefix(t.ID), n)
+				if commit, err = x.git.FetchBranch(ctx, dir, prev); err != nil {
+					return x.red.Error(err)
+				}
+				if err := x.git.ResetTo(ctx, dir, commit); err != nil {
+					return x.red.Error(err)
+				}
+				ref = prev
+				if err := x.logf(ctx, run, "INFO", "Reprise depuis la branche %s (modifications demandées)", prev); err != nil {
+					return err
+				}
+				break
+			}
+		}
+	}
+	files, err := x.git.Files(ctx, dir)
+	if err != nil {
+		return x.red.Error(err)
+	}
+	run.State.WorkDir, run.State.Commit, run.State.Branch = dir, "", ""
+	if err := saveState(run, realState{BaseRef: ref, BaseCommit: commit}); err != nil {
+		return err
+	}
+	return x.logf(ctx, run, "INFO", "Repository prêt : %s à %s, %d fichier(s)", ref, short(commit), len(files))
+}
+
+// Resume re-establishes the work dir of a run interrupted after prepare_repository: cloned
+// again if it is gone, then reset to the run's last pushed commit (or its base).
+func (x *RealExecutor) Resume(ctx context.Context, run *Run) error {
+	s, err := loadState(run)
+	if err != nil {
+		return err
+	}
+	t := run.Ticket
+	dir := x.workDir(t.ID)
+	run.State.WorkDir = dir
+	if _, err := x.git.Sync(ctx, t.RepositoryURL, baseBranch(t), dir); err != nil {
+		return x.red.Error(err)
+	}
+	ref, commit := s.BaseRef, s.BaseCommit
+	if run.State.Commit != "" {
+		ref, commit = run.State.Branch, run.State.Commit
+	}
+	if ref != "" && ref != baseBranch(t) {
+		if _, err := x.git.FetchBranch(ctx, dir, ref); err != nil {
+			return x.red.Error(err)
+		}
+	}
+	if commit == "" {
+		return nil // interrupted before prepare_repository recorded anything
+	}
+	return x.red.Error(x.git.ResetTo(ctx, dir, commit))
+}
+
+// parent is the commit the current iteration's change applies to.
+func parent(run *Run, s realState) string {
+	if run.State.Commit != "" {
+		return run.State.Commit
+	}
+	return s.BaseCommit
+}
+
+// LoadConversation reports what the LLM will be told; the conversation itself is rebuilt
+// from the ticket and the run state whenever it is needed, so it survives restarts.
+func (x *RealExecutor) LoadConversation(ctx context.Context, run *Run) error {
+	s, err := loadState(run)
+	if err != nil {
+		return err
+	}
+	msgs, err := x.conversation(ctx, run, s)
+	if err != nil {
+		return err
+	}
+	failures := 0
+	for _, t := range s.Turns {
+		if t.CI != nil && !t.CI.Passed {
+			failures++
+		}
+	}
+	return x.logf(ctx, run, "INFO", "Conversation chargée : %d message(s) — description, %d commentaire(s) de revue, %d échec(s) CI antérieur(s)",
+		len(msgs), len(run.Ticket.Feedback), failures)
+}
+
+// Budget of repository content put in the first message.
+const (
+	promptFileList   = 300
+	promptFileBytes  = 12 << 10
+	promptTotalBytes = 64 << 10
+	promptCITail     = 6 << 10
+)
+
+// conversation builds the messages: the ticket with the repository and review comments, then
+// for each earlier iteration of this run the LLM's summary and the CI failure it led to.
+func (x *RealExecutor) conversation(ctx context.Context, run *Run, s realState) ([]llm.Message, error) {
+	t := run.Ticket
+	dir := x.workDir(t.ID)
+	files, err := x.git.Files(ctx, dir)
+	if err != nil {
+		return nil, x.red.Error(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Ticket: %s\n\n%s\n\nCI command (run with sh -c at the repository root): %s\n\n", t.Title, t.Description, t.CICommand)
+	fmt.Fprintf(&b, "Repository files (%d):\n", len(files))
+	for i, f := range files {
+		if i == promptFileList {
+			fmt.Fprintf(&b, "... and %d more\n", len(files)-i)
+			break
+		}
+		b.WriteString(f + "\n")
+	}
+	total := 0
+	for _, f := range files {
+		p, err := gitrepo.SafePath(dir, f)
+		if err != nil {
+			continue
+		}
+		content, err := os.ReadFile(p)
+		if err != nil || len(content) > promptFileBytes || strings.ContainsRune(string(content), 0) || total+len(content) > promptTotalBytes {
+			continue
+		}
+		total += len(content)
+		fmt.Fprintf(&b, "\n=== %s ===\n%s", f, content)
+	}
+	if len(t.Feedback) > 0 {
+		b.WriteString("\n\nReview comments on the earlier result (oldest first):\n")
+		for _, c := range t.Feedback {
+			b.WriteString("- " + c + "\n")
+		}
+	}
+	msgs := []llm.Message{{Role: "user", Content: b.String()}}
+	for _, tr := range s.Turns {
+		if tr.CI == nil || tr.CI.Passed || tr.Iteration >= run.Iteration {
+			continue
+		}
+		tail := tr.CI.OutputTail
+		if len(tail) > promptCITail {
+			tail = tail[len(tail)-promptCITail:]
+		}
+		msgs = append(msgs,
+			llm.Message{Role: "assistant", Content: fmt.Sprintf(`{"summary": %q, "edits": ["(applied and committed)"]}`, tr.Summary)},
+			llm.Message{Role: "user", Content: fmt.Sprintf("CI failed after that change (exit code %d). Last output lines:\n%s\n\nFix the failure. Answer with the JSON object only.", tr.CI.ExitCode, tail)})
+	}
+	return msgs, nil
+}
+
+// CallLLM asks the provider for the change and applies it to the work dir (validated: every
+// path stays inside the repository). The change is kept in the run state for commit_changes.
+func (x *RealExecutor) CallLLM(ctx context.Context, run *Run) error {
+	s, err := loadState(run)
+	if err != nil {
+		return err
+	}
+	dir := x.workDir(run.Ticket.ID)
+	if err := x.git.ResetTo(ctx, dir, parent(run, s)); err != nil {
+		return x.red.Error(err)
+	}
+	msgs, err := x.conversation(ctx, run, s)
+	if err != nil {
+		return err
+	}
+	if _, ok := x.llm.(llm.Demo); ok {
+		err = x.logf(ctx, run, "WARNING", "Fournisseur LLM de démonstration hors ligne : aucun LLM appelé, modification déterministe de %s (configurer ANTHROPIC_API_KEY ou OPENAI_API_KEY)", llm.DemoFile)
+	} else {
+		err = x.logf(ctx, run, "INFO", "Appel du LLM %s (%d message(s))...", x.llm.Name(), len(msgs))
+	}
+	if err != nil {
+		return err
+	}
+	req := llm.Request{System: llm.SystemPrompt, Messages: msgs}
+	text, err := x.llm.Complete(ctx, req)
+	if err != nil {
+		return x.red.Error(err)
+	}
+	change, err := llm.ParseChange(text)
+	if err != nil {
+		// One chance to fix the format, with the error in the conversation.
+		if lerr := x.logf(ctx, run, "WARNING", "Réponse du LLM inutilisable (%v) : nouvelle demande", err); lerr != nil {
+			return lerr
+		}
+		req.Messages = append(req.Messages, llm.Message{Role: "assistant", Content: text},
+			llm.Message{Role: "user", Content: "That answer could not be used: " + err.Error() + ". Answer with the JSON object only."})
+		if text, err = x.llm.Complete(ctx, req); err != nil {
+			return x.red.Error(err)
+		}
+		if change, err = llm.ParseChange(text); err != nil {
+			return x.red.Error(err)
+		}
+	}
+	if err := applyChange(dir, change); err != nil {
+		return x.red.Error(err)
+	}
+	s.Pending = &change
+	run.State.LLMSummary = change.Summary
+	if err := saveState(run, s); err != nil {
+		return err
+	}
+	paths := make([]string, len(change.Edits))
+	for i, e := range change.Edits {
+		paths[i] = e.Path
+	}
+	return x.logf(ctx, run, "INFO", "Modification appliquée : %s (%d fichier(s) : %s)", change.Summary, len(paths), strings.Join(paths, ", "))
+}
+
+func applyChange(dir string, c llm.Change) error {
+	for _, e := range c.Edits {
+		var err error
+		if e.Delete {
+			err = gitrepo.RemoveFile(dir, e.Path)
+		} else {
+			err = gitrepo.WriteFile(dir, e.Path, *e.Content)
+		}
+		if err != nil {
+			return fmt.Errorf("apply the LLM's change: %w", err)
+		}
+	}
+	return nil
+}
+
+// CommitChanges commits the pending change on ticketflow/<ticket>/<iteration> and pushes it.
+// It starts from the parent commit and re-applies the change, so a retry after a crash (or
+// a work dir rebuilt elsewhere) produces the same tree.
+func (x *RealExecutor) CommitChanges(ctx context.Context, run *Run) error {
+	s, err := loadState(run)
+	if err != nil {
+		return err
+	}
+	if s.Pending == nil {
+		return errors.New("no LLM change to commit (call_llm did not record one)")
+	}
+	dir := x.workDir(run.Ticket.ID)
+	if err := x.git.ResetTo(ctx, dir, parent(run, s)); err != nil {
+		return x.red.Error(err)
+	}
+	if err := applyChange(dir, *s.Pending); err != nil {
+		return x.red.Error(err)
+	}
+	branch := fmt.Sprintf("%s/%d", runBranchPrefix(run.Ticket.ID), run.Iteration)
+	msg := fmt.Sprintf("ticketflow: %s\n\n%s\n\nTicket: %s\nIteration: %d\nRun: %s", run.Ticket.Title, s.Pending.Summary, run.Ticket.ID, run.Iteration, run.ID)
+	commit, err := x.git.Commit(ctx, dir, branch, msg)
+	if err != nil {
+		return x.red.Error(err)
+	}
+	if err := x.git.Push(ctx, dir, branch); err != nil {
+		return x.red.Error(err)
+	}
+	s.turn(run.Iteration).Summary = s.Pending.Summary
+	s.Pending = nil
+	run.State.Branch, run.State.Commit = branch, commit
+	if err := saveState(run, s); err != nil {
+		return err
+	}
+	return x.logf(ctx, run, "INFO", "Commit %s poussé sur la branche %s", short(commit), branch)
+}
+
+// RunCI runs the ticket's CI command in the work dir and streams its lines.
+func (x *RealExecutor) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
+	s, err := loadState(run)
+	if err != nil {
+		return CIOutcome{}, err
+	}
+	dir := x.workDir(run.Ticket.ID)
+	if err := x.logf(ctx, run, "INFO", "$ %s", run.Ticket.CICommand); err != nil {
+		return CIOutcome{}, err
+	}
+	res, err := ci.Run(ctx, ci.Spec{
+		Dir: dir, Command: run.Ticket.CICommand, Timeout: x.cfg.CITimeout,
+		Env: ci.MinimalEnv("TICKETFLOW_TICKET_ID="+run.Ticket.ID, fmt.Sprintf("TICKETFLOW_ITERATION=%d", run.Iteration)),
+	}, func(stream, line string) error {
+		return run.Output(ctx, stream, x.red.String(line))
+	})
+	if err != nil {
+		return CIOutcome{}, x.red.Error(err)
+	}
+	out := CIOutcome{Passed: res.Passed(), ExitCode: res.ExitCode, DurationMS: res.Duration.Milliseconds(), OutputTail: x.red.String(res.Tail)}
+	s.turn(run.Iteration).CI = &out
+	if err := saveState(run, s); err != nil {
+		return CIOutcome{}, err
+	}
+	level, verdict := "INFO", "réussie"
+	if !out.Passed {
+		level, verdict = "WARNING", "en échec"
+	}
+	return out, x.logf(ctx, run, level, "CI %s (code %d, %d ms)", verdict, out.ExitCode, out.DurationMS)
+}
+
+func short(commit string) string {
+	if len(commit) > 10 {
+		return commit[:10]
+	}
+	return commit
+}

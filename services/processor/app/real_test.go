@@ -1,0 +1,449 @@
+package app
+
+// End-to-end tests of the real executor through the engine: embedded Kafka over TCP, a real
+// PostgreSQL database, real git repositories (a bare origin made here), real CI child
+// processes, and HTTP servers speaking the providers' formats.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/ticketflow/ticketflow/libs/config"
+	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/postgres"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+type harness struct {
+	t    *testing.T
+	kcfg config.Kafka
+	prod *kafka.Producer
+
+	mu  sync.Mutex
+	evs []events.Event
+}
+
+// newHarness starts the broker, a database and a processor with cfg, and collects every
+// event of the topic.
+func newHarness(t *testing.T, cfg Config) *harness {
+	t.Helper()
+	emb, err := kafka.StartEmbedded("127.0.0.1:0", "", 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Close)
+	h := &harness{t: t, kcfg: config.Kafka{Brokers: emb.Addrs(), Topic: "ticket-events", Partitions: 4, ReplicationFactor: 1}}
+	ctx, cancel := context.WithCancel(context.Background())
+	cl, err := kafka.NewClient(h.kcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kafka.EnsureTopic(ctx, cl, h.kcfg); err != nil {
+		t.Fatal(err)
+	}
+	h.prod = kafka.NewProducer(cl, h.kcfg.Topic)
+	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	db, err := postgres.Connect(ctx, config.Postgres{URL: postgres.NewTestDatabase(t), MaxConns: 8}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MaxIterations == 0 {
+		cfg.MaxIterations = 3
+	}
+	cfg.Group, cfg.Concurrency, cfg.Lease, cfg.InstanceID = "processor", 8, 5*time.Second, "test-"+uuid.NewString()[:8]
+	proc, err := New(cfg, Deps{Log: log, DB: db, Kafka: h.kcfg, Producer: h.prod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = proc.Run(ctx) }()
+	tail, err := kafka.NewClient(h.kcfg, kgo.ConsumeTopics(h.kcfg.Topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tailDone := make(chan struct{})
+	go func() {
+		defer close(tailDone)
+		for ctx.Err() == nil {
+			cl := tail.PollFetches(ctx)
+			cl.EachRecord(func(rec *kgo.Record) {
+				if ev, err := kafka.Event(rec); err == nil {
+					h.mu.Lock()
+					h.evs = append(h.evs, ev)
+					h.mu.Unlock()
+				}
+			})
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		<-tailDone
+		tail.Close()
+		cl.Close()
+		db.Close()
+	})
+	select {
+	case <-proc.Running():
+	case <-time.After(30 * time.Second):
+		t.Fatal("processor not consuming")
+	}
+	return h
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
+
+func (h *harness) append(payloads ...events.Envelope) {
+	h.t.Helper()
+	if _, err := h.prod.Append(context.Background(), payloads...); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// ticket appends TicketCreated and a run request; it returns the ticket and run ids.
+func (h *harness) ticket(repoURL, ci string) (string, string) {
+	id, run := uuid.NewString(), uuid.NewString()
+	h.append(events.MustNew(id, "", "user:alice", &events.TicketCreatedData{Title: "Add a greeting", Description: "Create greeting.txt saying hello.",
+		RepositoryURL: repoURL, BaseBranch: "main", CICommand: ci, Owner: "alice"}),
+		events.MustNew(id, run, "user:alice", &events.ProcessingRequestedData{RequestedBy: "alice", Reason: "start"}))
+	return id, run
+}
+
+func (h *harness) runEvents(runID string) []events.Event {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []events.Event
+	for _, ev := range h.evs {
+		if ev.RunID == runID {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// waitFor polls the run's events until cond holds.
+func (h *harness) waitFor(runID string, timeout time.Duration, what string, cond func([]events.Event) bool) []events.Event {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		evs := h.runEvents(runID)
+		if cond(evs) {
+			return evs
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s; run events:\n%s", what, dump(evs))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (h *harness) waitTerminal(runID string) events.Event {
+	evs := h.waitFor(runID, 90*time.Second, "a terminal event", func(evs []events.Event) bool {
+		for _, ev := range evs {
+			if events.Terminal(ev.Type) {
+				return true
+			}
+		}
+		return false
+	})
+	for _, ev := range evs {
+		if events.Terminal(ev.Type) {
+			return ev
+		}
+	}
+	panic("unreachable")
+}
+
+func dump(evs []events.Event) string {
+	var b strings.Builder
+	for _, ev := range evs {
+		fmt.Fprintf(&b, "  %s %s\n", ev.Type, ev.Data)
+	}
+	return b.String()
+}
+
+func payload[T events.Payload](t *testing.T, ev events.Event) T {
+	t.Helper()
+	p, err := ev.Decode()
+	if err != nil {
+		t.Fatalf("%s: %v", ev.Type, err)
+	}
+	return p.(T)
+}
+
+// newOrigin makes a bare repository (main: README and ci.sh) and returns its file:// URL.
+func newOrigin(t *testing.T, files map[string]string) (string, string) {
+	t.Helper()
+	root := t.TempDir()
+	bare, seed := filepath.Join(root, "origin.git"), filepath.Join(root, "seed")
+	git(t, "", "init", "--quiet", "--bare", "--initial-branch=main", bare)
+	git(t, "", "init", "--quiet", "--initial-branch=main", seed)
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(seed, name), []byte(content), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git(t, seed, "add", ".")
+	git(t, seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "init")
+	git(t, seed, "push", "--quiet", bare, "main")
+	return "file://" + bare, bare
+}
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// ciScript checks greeting.txt and prints numbered lines on stdout and stderr.
+const ciScript = `#!/bin/sh
+echo "ci line 1"
+echo "ci line 2 (stderr)" >&2
+echo "ci line 3"
+if [ "$(cat greeting.txt 2>/dev/null)" != "hello" ]; then
+  echo "FAIL: greeting.txt must say hello, got '$(cat greeting.txt 2>/dev/null)'"
+  exit 7
+fi
+echo "ci line 4: all good"
+`
+
+// fakeAnthropic answers like the Messages API: a wrong greeting first, the right one once
+// the request carries the CI failure. It records every request body.
+type fakeLLM struct {
+	mu       sync.Mutex
+	requests []string
+	openai   bool
+}
+
+func (f *fakeLLM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	f.requests = append(f.requests, string(body))
+	f.mu.Unlock()
+	content := "bonjour"
+	if strings.Contains(string(body), "got 'bonjour'") { // the CI failure is in the conversation
+		content = "hello"
+	}
+	change, _ := json.Marshal(map[string]any{"summary": "write greeting.txt with " + content,
+		"edits": []map[string]any{{"path": "greeting.txt", "content": content}}})
+	if f.openai {
+		_ = json.NewEncoder(w).Encode(map[string]any{"choices": []map[string]any{{"index": 0, "finish_reason": "stop",
+			"message": map[string]any{"role": "assistant", "content": string(change)}}}})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"type": "message", "role": "assistant", "stop_reason": "end_turn",
+		"content": []map[string]any{{"type": "text", "text": "```json\n" + string(change) + "\n```"}}})
+}
+
+func (f *fakeLLM) bodies() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.requests...)
+}
+
+func realConfig(t *testing.T) Config {
+	return Config{Executor: "real", Real: RealConfig{WorkDir: t.TempDir(), AllowFileRepos: true, LLMTimeout: 10 * time.Second,
+		LLMMaxAttempts: 2, CITimeout: time.Minute, GitTokenHosts: []string{"github.com"}}}
+}
+
+// A failing CI loops back to call_llm with the failure in the next request; the second
+// iteration passes; both run branches are in the origin; CI lines arrive in order.
+func TestRealRunLoopsOnCIFailureAndCompletes(t *testing.T) {
+	llmSrv := &fakeLLM{}
+	srv := httptest.NewServer(llmSrv)
+	defer srv.Close()
+	cfg := realConfig(t)
+	cfg.Real.AnthropicKey, cfg.Real.AnthropicBaseURL, cfg.Real.AnthropicModel = "sk-ant-e2e", srv.URL, "claude-test"
+	h := newHarness(t, cfg)
+	url, bare := newOrigin(t, map[string]string{"README.md": "# demo\n", "ci.sh": ciScript})
+	ticket, run := h.ticket(url, "sh ci.sh")
+
+	term := h.waitTerminal(run)
+	evs := h.runEvents(run)
+	if term.Type != events.RunCompleted {
+		t.Fatalf("terminal %s, want RunCompleted:\n%s", term.Type, dump(evs))
+	}
+	done := payload[*events.RunCompletedData](t, term)
+	branch := fmt.Sprintf("ticketflow/%s/2", ticket)
+	if done.Iteration != 2 || done.Branch != branch {
+		t.Errorf("completed %+v, want iteration 2 on %s", done, branch)
+	}
+	if got := git(t, bare, "show", branch+":greeting.txt"); got != "hello" {
+		t.Errorf("origin %s greeting.txt = %q", branch, got)
+	}
+	if got := git(t, bare, "show", fmt.Sprintf("ticketflow/%s/1:greeting.txt", ticket)); got != "bonjour" {
+		t.Errorf("origin iteration 1 greeting.txt = %q", got)
+	}
+	if got := git(t, bare, "rev-parse", "--verify", "main"); got == git(t, bare, "rev-parse", branch) {
+		t.Error("main moved")
+	}
+
+	bodies := llmSrv.bodies()
+	if len(bodies) != 2 {
+		t.Fatalf("%d LLM requests, want 2", len(bodies))
+	}
+	if strings.Contains(bodies[0], "got 'bonjour'") || !strings.Contains(bodies[1], "greeting.txt must say hello, got 'bonjour'") ||
+		!strings.Contains(bodies[1], "exit code 7") || !strings.Contains(bodies[0], "Create greeting.txt saying hello.") {
+		t.Errorf("LLM requests do not carry the ticket and then the CI failure:\n1: %s\n2: %s", bodies[0], bodies[1])
+	}
+
+	// Lines keep their order within each stream (stdout and stderr are separate pipes, so
+	// their interleaving is up to the scheduler).
+	ciLines := map[string][]string{}
+	var results []*events.CIResultData
+	for _, ev := range evs {
+		switch ev.Type {
+		case events.LogEmitted:
+			if l := payload[*events.LogEmittedData](t, ev); l.Stream != "" {
+				ciLines[l.Stream] = append(ciLines[l.Stream], l.Message)
+			}
+		case events.CIResult:
+			results = append(results, payload[*events.CIResultData](t, ev))
+		}
+	}
+	wantOut := []string{"ci line 1", "ci line 3", "FAIL: greeting.txt must say hello, got 'bonjour'", "ci line 1", "ci line 3", "ci line 4: all good"}
+	wantErr := []string{"ci line 2 (stderr)", "ci line 2 (stderr)"}
+	if strings.Join(ciLines["stdout"], "\n") != strings.Join(wantOut, "\n") || strings.Join(ciLines["stderr"], "\n") != strings.Join(wantErr, "\n") {
+		t.Errorf("CI lines %q, want stdout %q and stderr %q", ciLines, wantOut, wantErr)
+	}
+	if len(results) != 2 || results[0].Passed || results[0].ExitCode != 7 || !results[1].Passed || !strings.Contains(results[0].OutputTail, "must say hello") {
+		t.Errorf("CI results %+v", results)
+	}
+}
+
+// The OpenAI-compatible provider drives a run to completion in one iteration, and a review
+// comment's follow-up run continues from the previous run branch with the comment in the
+// conversation.
+func TestRealRunWithOpenAICompatibleProviderAndFollowUp(t *testing.T) {
+	llmSrv := &fakeLLM{openai: true}
+	srv := httptest.NewServer(llmSrv)
+	defer srv.Close()
+	cfg := realConfig(t)
+	cfg.Real.LLMProvider, cfg.Real.OpenAIBaseURL, cfg.Real.OpenAIModel = "openai", srv.URL+"/v1", "local-model"
+	h := newHarness(t, cfg)
+	url, bare := newOrigin(t, map[string]string{"ci.sh": "#!/bin/sh\ntest -f greeting.txt && echo present\n"})
+	ticket, run := h.ticket(url, "sh ci.sh")
+	if term := h.waitTerminal(run); term.Type != events.RunCompleted {
+		t.Fatalf("terminal %s:\n%s", term.Type, dump(h.runEvents(run)))
+	}
+	next := uuid.NewString()
+	h.append(events.MustNew(ticket, run, "user:bob", &events.ChangesRequestedData{RequestedBy: "bob", Comment: "please also be polite", NextRunID: next}),
+		events.MustNew(ticket, next, "user:bob", &events.ProcessingRequestedData{RequestedBy: "bob", Reason: "changes_requested"}))
+	if term := h.waitTerminal(next); term.Type != events.RunCompleted {
+		t.Fatalf("follow-up terminal %s:\n%s", term.Type, dump(h.runEvents(next)))
+	}
+	bodies := llmSrv.bodies()
+	if len(bodies) != 2 || !strings.Contains(bodies[1], "please also be polite") || !strings.Contains(bodies[1], "=== greeting.txt ===") {
+		t.Errorf("follow-up request lacks the review comment or the previous run's files:\n%s", bodies[len(bodies)-1])
+	}
+	branch := fmt.Sprintf("ticketflow/%s/2", ticket)
+	parent := git(t, bare, "rev-parse", branch+"^")
+	if first := git(t, bare, "rev-parse", fmt.Sprintf("ticketflow/%s/1", ticket)); parent != first {
+		t.Errorf("follow-up commit's parent %s, want the first run's commit %s", parent, first)
+	}
+}
+
+// Without a key the demo provider makes its change, says so in the log, and the run
+// completes; the CI environment holds none of the processor's secrets.
+func TestRealRunWithDemoProvider(t *testing.T) {
+	cfg := realConfig(t)
+	cfg.Real.GitToken = "ghp-demo-token-secret"
+	h := newHarness(t, cfg)
+	url, bare := newOrigin(t, map[string]string{"README.md": "x\n"})
+	ticket, run := h.ticket(url, "test -f ticketflow-demo.md && env")
+	term := h.waitTerminal(run)
+	evs := h.runEvents(run)
+	if term.Type != events.RunCompleted {
+		t.Fatalf("terminal %s:\n%s", term.Type, dump(evs))
+	}
+	all := dump(evs)
+	if !strings.Contains(all, "démonstration hors ligne") || !strings.Contains(all, "PATH=") {
+		t.Errorf("no demo notice or no CI env output:\n%s", all)
+	}
+	if strings.Contains(all, "ghp-demo-token-secret") {
+		t.Errorf("token in events:\n%s", all)
+	}
+	if got := git(t, bare, "show", fmt.Sprintf("ticketflow/%s/1:ticketflow-demo.md", ticket)); !strings.Contains(got, "no LLM was called") {
+		t.Errorf("demo file %q", got)
+	}
+}
+
+// Cancelling during run_ci kills the CI process group: the background sleep dies too.
+func TestCancelKillsCIProcessGroup(t *testing.T) {
+	h := newHarness(t, realConfig(t))
+	url, _ := newOrigin(t, map[string]string{"README.md": "x\n"})
+	pidFile := filepath.Join(t.TempDir(), "sleep.pid")
+	ticket, run := h.ticket(url, fmt.Sprintf("sleep 1000 & echo $! > %s; echo started; wait", pidFile))
+	h.waitFor(run, 60*time.Second, "CI output", func(evs []events.Event) bool {
+		return strings.Contains(dump(evs), `"message":"started"`)
+	})
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("sleep %d not running: %v", pid, err)
+	}
+	h.append(events.MustNew(ticket, run, "user:alice", &events.CancelRequestedData{RequestedBy: "alice"}))
+	if term := h.waitTerminal(run); term.Type != events.RunCancelled {
+		t.Fatalf("terminal %s:\n%s", term.Type, dump(h.runEvents(run)))
+	}
+	for i := 0; ; i++ {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			break
+		}
+		if i == 100 {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("CI child %d survived the cancel", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Invalid repository URLs fail the run at prepare_repository without running git.
+func TestRealRejectsUnsafeRepositoryURL(t *testing.T) {
+	cfg := realConfig(t)
+	cfg.Real.AllowFileRepos = false
+	h := newHarness(t, cfg)
+	url, _ := newOrigin(t, map[string]string{"README.md": "x\n"})
+	_, run := h.ticket(url, "true")
+	term := h.waitTerminal(run)
+	if term.Type != events.RunFailed {
+		t.Fatalf("terminal %s", term.Type)
+	}
+	if f := payload[*events.RunFailedData](t, term); f.Step != "prepare_repository" || !strings.Contains(f.Error, "file:// repositories are disabled") {
+		t.Errorf("failed %+v", f)
+	}
+	_, run2 := h.ticket("--upload-pack=touch /tmp/ticketflow-pwned", "true")
+	if term := h.waitTerminal(run2); term.Type != events.RunFailed {
+		t.Fatalf("terminal %s", term.Type)
+	}
+}
