@@ -217,6 +217,9 @@ func TestHistoryUnavailable(t *testing.T) {
 	run := runEvents(ticket, "run-1", "erin")
 	pos := e.append(run[:10]...)
 	old := cursor.Single(pos[1].Partition, pos[1].Offset).String()
+	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	srv.n.hub.waitPosition(wctx, pos[9].Partition, pos[9].Offset) // consumed before deletion
+	wcancel()
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kcfg.Brokers...))
 	if err != nil {
