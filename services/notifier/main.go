@@ -86,7 +86,8 @@ func run(log *slog.Logger) error {
 	srv := fiber.New(fiber.Config{
 		DisableStartupMessage: true,
 		ErrorHandler:          httpx.ErrorHandler(log),
-		ReadBufferSize:        8192,
+		// fasthttp keeps this reader for the whole life of a WebSocket: keep it at the default.
+		ReadBufferSize: 4096,
 	})
 	srv.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
 	srv.Get("/readyz", func(c *fiber.Ctx) error {
