@@ -9,8 +9,10 @@ export default defineConfig({
   plugins: [react()],
   server: {
     proxy: {
-      "/api": { target: api, changeOrigin: false },
-      "/ws": { target: api, ws: true, changeOrigin: false },
+      "/api": api,
+      // The notifier checks a socket's Origin against TICKETFLOW_ALLOWED_ORIGINS (its own origin
+      // in dev): through this local proxy, present the API's origin so no extra config is needed.
+      "/ws": { target: api, ws: true, rewriteWsOrigin: true },
       "/healthz": api,
       "/readyz": api,
     },
