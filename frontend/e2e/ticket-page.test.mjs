@@ -204,4 +204,21 @@ describe("ticket page", () => {
     assert.equal(await page.locator("svg.chart g > title").count(), steps.length, "one chart row per step");
     assertNoConsoleErrors();
   });
+
+  it("queues an action clicked while offline and sends it when the network returns", async () => {
+    const t = await stack.api("/api/tickets", { method: "POST", body: JSON.stringify({ title: "E2E : action hors ligne" }) });
+    await page.goto(`${stack.baseUrl}/tickets/${t.id}`);
+    await tps().locator(".conn-live").waitFor();
+    await context.setOffline(true);
+    await tps().getByText("Hors ligne").waitFor();
+    await page.getByRole("button", { name: "Développer automatiquement" }).click();
+    await page.getByText("1 action en attente").waitFor();
+    await page.waitForTimeout(500);
+    assert.equal((await stack.api(`/api/tickets/${t.id}/runs`)).runs.length, 0, "sent while offline");
+    await context.setOffline(false);
+    await waitForCompleted();
+    assert.equal((await stack.api(`/api/tickets/${t.id}/runs`)).runs.length, 1);
+    await page.getByText("1 action en attente").waitFor({ state: "detached" });
+    assertNoConsoleErrors();
+  });
 });
