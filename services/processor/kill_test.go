@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -21,29 +23,76 @@ func TestSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a real processor repeatedly")
 	}
+	killScenario{
+		env:     []string{"TICKETFLOW_EXECUTOR=simulated", "TICKETFLOW_SIM_STEP_DELAY=150ms", "TICKETFLOW_SIM_LOGS_PER_STEP=2"},
+		tickets: 10, runsPerTicket: 5, minKills: 8, maxKills: 12,
+		ticket: func(i int) *events.TicketCreatedData {
+			failure := ""
+			if i%2 == 1 {
+				failure = "once" // CI fails on the first iteration: the loop back to call_llm is exercised too
+			}
+			return &events.TicketCreatedData{Title: fmt.Sprintf("ticket %d", i), Description: "kill test",
+				RepositoryURL: "https://example.invalid/repo.git", BaseBranch: "main", CICommand: "make test", SimulateFailure: failure}
+		},
+	}.run(t)
+}
+
+// TestRealExecutorSurvivesKill9 is the same with the real executor: git work dirs, the demo
+// provider, commits pushed to a file:// origin and a CI child process that a kill orphans.
+// Every completed run's branch must be in the origin.
+func TestRealExecutorSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills a real processor repeatedly")
+	}
+	repo := bareRepo(t)
+	ks := killScenario{
+		env: []string{"TICKETFLOW_EXECUTOR=real", "TICKETFLOW_ALLOW_FILE_REPOS=true", "TICKETFLOW_WORK_DIR=" + t.TempDir(),
+			"TICKETFLOW_LLM_PROVIDER=demo"},
+		tickets: 4, runsPerTicket: 4, minKills: 6, maxKills: 8,
+		ticket: func(i int) *events.TicketCreatedData {
+			return &events.TicketCreatedData{Title: fmt.Sprintf("real ticket %d", i), Description: "kill test", RepositoryURL: repo,
+				BaseBranch: "main", CICommand: "echo ci start; sleep 1; test -f ticketflow-demo.md && echo ci ok"}
+		},
+	}
+	completed, output := ks.run(t)
+	t.Logf("orphaned CI process groups stopped on resume: %d", strings.Count(output, "stopped the CI process group"))
+	bare := strings.TrimPrefix(repo, "file://")
+	for _, c := range completed {
+		out, err := exec.Command("git", "-C", bare, "rev-parse", "--verify", "refs/heads/"+c.Branch).CombinedOutput()
+		if err != nil {
+			t.Errorf("completed run's branch %s is not in the origin: %s", c.Branch, out)
+		}
+	}
+	if len(completed) == 0 {
+		t.Error("no run completed")
+	}
+}
+
+// killScenario is one kill test: tickets with runsPerTicket sequential runs each, and the
+// processor SIGKILLed minKills..maxKills times while they run.
+type killScenario struct {
+	env                    []string
+	tickets, runsPerTicket int
+	minKills, maxKills     int
+	ticket                 func(i int) *events.TicketCreatedData
+}
+
+// run plays the scenario, checks the log and returns the RunCompleted payloads and the
+// processor's output.
+func (ks killScenario) run(t *testing.T) ([]*events.RunCompletedData, string) {
 	e := newEnv(t)
-	proc := e.processor(
-		"TICKETFLOW_EXECUTOR=simulated",
-		"TICKETFLOW_SIM_STEP_DELAY=150ms",
-		"TICKETFLOW_SIM_LOGS_PER_STEP=2",
-		"TICKETFLOW_PROCESSOR_LEASE=5s",
-		"MAX_ITERATIONS=20",
-	)
+	proc := e.processor(append([]string{"TICKETFLOW_PROCESSOR_LEASE=5s", "MAX_ITERATIONS=20"}, ks.env...)...)
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 7))
 
-	const tickets, runsPerTicket = 10, 5
+	tickets, runsPerTicket := ks.tickets, ks.runsPerTicket
 	d := newKillDriver(e, runsPerTicket)
 	for i := 0; i < tickets; i++ {
 		id := uuid.NewString()
-		failure := ""
-		if i%2 == 1 {
-			failure = "once" // CI fails on the first iteration: the loop back to call_llm is exercised too
-		}
-		e.append(events.MustNew(id, "", "user:kill-test", &events.TicketCreatedData{Title: fmt.Sprintf("ticket %d", i),
-			Description: "kill test", RepositoryURL: "https://example.invalid/repo.git", BaseBranch: "main", CICommand: "make test",
-			Owner: "kill-test", SimulateFailure: failure}))
+		data := ks.ticket(i)
+		data.Owner = "kill-test"
+		e.append(events.MustNew(id, "", "user:kill-test", data))
 		d.tickets = append(d.tickets, id)
 	}
 
@@ -56,7 +105,7 @@ func TestSurvivesKill9(t *testing.T) {
 	}
 
 	proc.start()
-	kills := 8 + rng.IntN(5)
+	kills := ks.minKills + rng.IntN(ks.maxKills-ks.minKills+1)
 	for k := 0; k < kills; k++ {
 		if d.finished() {
 			kills = k
@@ -102,6 +151,7 @@ func TestSurvivesKill9(t *testing.T) {
 		}
 	}
 	accepted, rejected, outcomes := 0, 0, map[events.Type]int{}
+	var completed []*events.RunCompletedData
 	for _, runID := range d.requestedRuns() {
 		evs := byRun[runID]
 		var terminals []events.Type
@@ -122,6 +172,13 @@ func TestSurvivesKill9(t *testing.T) {
 			t.Errorf("run %s: %s appended after its terminal event", runID, last.Type)
 		}
 		outcomes[terminals[0]]++
+		if last := evs[len(evs)-1]; last.Type == events.RunCompleted {
+			p, err := last.Decode()
+			if err != nil {
+				t.Fatal(err)
+			}
+			completed = append(completed, p.(*events.RunCompletedData))
+		}
 		if terminals[0] == events.RunRejected {
 			rejected++
 			if len(evs) != 2 { // the request and its rejection
@@ -141,6 +198,7 @@ func TestSurvivesKill9(t *testing.T) {
 	if len(retried) == 0 {
 		t.Error("no StepStarted with attempt >= 2: no interrupted step was retried")
 	}
+	return completed, proc.output()
 }
 
 // killDriver keeps every ticket busy: when a ticket's run ends it requests the next, until

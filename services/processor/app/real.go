@@ -170,6 +170,27 @@ func (x *RealExecutor) workDir(ticketID string) string {
 	return filepath.Join(x.cfg.WorkDir, id)
 }
 
+// ciPIDFile records the running CI process group of a work dir (inside .git: outside the
+// tree, untouched by git clean).
+func ciPIDFile(dir string) string { return filepath.Join(dir, ".git", "ticketflow-ci.pid") }
+
+// killStaleCI stops a CI process group left running by a processor killed during run_ci,
+// before the work dir is used again.
+func (x *RealExecutor) killStaleCI(ctx context.Context, run *Run, dir string) error {
+	killed, err := ci.KillStale(ciPIDFile(dir), dir)
+	if err != nil {
+		return fmt.Errorf("stop the CI left by an earlier attempt: %w", err)
+	}
+	if !killed {
+		return nil
+	}
+	if run.Step == "" { // Resume: appends no events
+		x.log.Warn("stopped the CI process group of an interrupted attempt", "run_id", run.ID)
+		return nil
+	}
+	return x.logf(ctx, run, "WARNING", "CI d'une tentative interrompue encore active : arrêtée")
+}
+
 func (x *RealExecutor) logf(ctx context.Context, run *Run, level, format string, args ...any) error {
 	return run.Log(ctx, level, x.red.String(fmt.Sprintf(format, args...)))
 }
@@ -192,6 +213,9 @@ func (x *RealExecutor) PrepareRepository(ctx context.Context, run *Run) error {
 	}
 	dir := x.workDir(t.ID)
 	branch := baseBranch(t)
+	if err := x.killStaleCI(ctx, run, dir); err != nil {
+		return err
+	}
 	if err := x.logf(ctx, run, "INFO", "Clonage de %s (branche %s)...", t.RepositoryURL, branch); err != nil {
 		return err
 	}
@@ -243,6 +267,9 @@ func (x *RealExecutor) Resume(ctx context.Context, run *Run) error {
 	t := run.Ticket
 	dir := x.workDir(t.ID)
 	run.State.WorkDir = dir
+	if err := x.killStaleCI(ctx, run, dir); err != nil {
+		return err
+	}
 	if _, err := x.git.Sync(ctx, t.RepositoryURL, baseBranch(t), dir); err != nil {
 		return x.red.Error(err)
 	}
@@ -468,11 +495,14 @@ func (x *RealExecutor) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
 		return CIOutcome{}, err
 	}
 	dir := x.workDir(run.Ticket.ID)
+	if err := x.killStaleCI(ctx, run, dir); err != nil {
+		return CIOutcome{}, err
+	}
 	if err := x.logf(ctx, run, "INFO", "$ %s", run.Ticket.CICommand); err != nil {
 		return CIOutcome{}, err
 	}
 	res, err := ci.Run(ctx, ci.Spec{
-		Dir: dir, Command: run.Ticket.CICommand, Timeout: x.cfg.CITimeout,
+		Dir: dir, Command: run.Ticket.CICommand, Timeout: x.cfg.CITimeout, PIDFile: ciPIDFile(dir),
 		Env: ci.MinimalEnv("TICKETFLOW_TICKET_ID="+run.Ticket.ID, fmt.Sprintf("TICKETFLOW_ITERATION=%d", run.Iteration)),
 	}, func(stream, line string) error {
 		return run.Output(ctx, stream, x.red.String(line))

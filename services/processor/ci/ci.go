@@ -28,6 +28,8 @@ type Spec struct {
 	Timeout time.Duration
 	// TailLines is how many of the last output lines Result.Tail keeps (default 30).
 	TailLines int
+	// PIDFile, when set, records the process group id while the command runs (see KillStale).
+	PIDFile string
 }
 
 // Result is the outcome of a finished command.
@@ -106,6 +108,16 @@ func Run(ctx context.Context, spec Spec, onLine LineFunc) (Result, error) {
 	errW.Close()
 	pgid := cmd.Process.Pid
 	killGroup := func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) }
+	if err := writePIDFile(spec.PIDFile, pgid); err != nil {
+		killGroup()
+		_ = cmd.Wait()
+		outR.Close()
+		errR.Close()
+		return Result{}, fmt.Errorf("record CI process group: %w", err)
+	}
+	if spec.PIDFile != "" {
+		defer os.Remove(spec.PIDFile)
+	}
 
 	type line struct{ stream, text string }
 	lines := make(chan line, 256)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -39,11 +40,19 @@ func TestStreamsLinesLiveAndReportsExitCode(t *testing.T) {
 	if res.ExitCode != 3 || res.Passed() || res.TimedOut {
 		t.Errorf("result %+v, want exit code 3", res)
 	}
-	want := []string{"stdout: one", "stderr: two", "stdout: three", "stdout: no-newline"}
-	if strings.Join(rec.lines, "|") != strings.Join(want, "|") {
-		t.Errorf("lines %q, want %q", rec.lines, want)
+	// Order holds within a stream; stdout and stderr are separate pipes.
+	var stdout, stderr []string
+	for _, l := range rec.lines {
+		if s, ok := strings.CutPrefix(l, "stdout: "); ok {
+			stdout = append(stdout, s)
+		} else {
+			stderr = append(stderr, strings.TrimPrefix(l, "stderr: "))
+		}
 	}
-	if d := rec.at[0].Sub(start); d > 800*time.Millisecond {
+	if strings.Join(stdout, "|") != "one|three|no-newline" || strings.Join(stderr, "|") != "two" {
+		t.Errorf("lines %q", rec.lines)
+	}
+	if d := rec.at[1].Sub(start); d > 800*time.Millisecond {
 		t.Errorf("first line delivered after %s: not streamed while the command ran", d)
 	}
 	if !strings.HasSuffix(res.Tail, "three\nno-newline") {
@@ -173,5 +182,50 @@ func TestLineCallbackErrorStopsTheCommand(t *testing.T) {
 		func(string, string) error { return stop })
 	if !errors.Is(err, stop) || time.Since(start) > 5*time.Second {
 		t.Errorf("err %v after %s", err, time.Since(start))
+	}
+}
+
+// A CI group orphaned by a processor killed mid-run is found through its pid file and killed.
+func TestKillStaleKillsAnOrphanedGroup(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(t.TempDir(), "ci.pid")
+	// Simulate the orphan: a group started elsewhere that records itself like Run does.
+	cmd := exec.Command("sh", "-c", "sleep 1000 & echo $! > sleep.pid; wait")
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var sleepPID int
+	for i := 0; i < 100 && sleepPID == 0; i++ {
+		b, _ := os.ReadFile(filepath.Join(dir, "sleep.pid"))
+		sleepPID, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		time.Sleep(20 * time.Millisecond)
+	}
+	if killed, err := KillStale(pidFile, t.TempDir()); killed || err != nil {
+		t.Fatalf("killed a group working in another directory: %v %v", killed, err)
+	}
+	if err := os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if killed, err := KillStale(pidFile, dir); !killed || err != nil {
+		t.Fatalf("KillStale: %v %v", killed, err)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("group leader survived")
+	}
+	if !gone(sleepPID) {
+		syscall.Kill(sleepPID, syscall.SIGKILL)
+		t.Fatal("background child survived")
+	}
+	if _, err := os.Stat(pidFile); !errors.Is(err, os.ErrNotExist) {
+		t.Error("pid file left behind")
 	}
 }
