@@ -156,7 +156,19 @@ func (ks killScenario) run(t *testing.T) ([]*events.RunCompletedData, string) {
 		evs := byRun[runID]
 		var terminals []events.Type
 		started := 0
+		ciResults := map[int]int{}
 		for _, ev := range evs {
+			if ev.Type == events.CIResult {
+				p, err := ev.Decode()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if it := p.(*events.CIResultData).Iteration; ciResults[it] > 0 {
+					t.Errorf("run %s: CIResult of iteration %d appended twice", runID, it)
+				} else {
+					ciResults[it]++
+				}
+			}
 			if events.Terminal(ev.Type) {
 				terminals = append(terminals, ev.Type)
 			}

@@ -106,6 +106,14 @@ func (d *driver) execute(ctx context.Context, used int) (events.Payload, error) 
 					return errors.New("no CI result recorded for this iteration")
 				}
 				ci = *d.run.State.LastCI
+				if d.run.Attempt > 1 { // the interrupted attempt may have appended it already
+					found, err := p.logHasEvent(ctx, d.row.Partition, d.row.RequestOffset, func(e events.Envelope) bool {
+						return e.RunID == d.row.RunID && e.Type == events.CIResult && ciIteration(e) == iteration
+					})
+					if err != nil || found {
+						return err
+					}
+				}
 				return p.append(ctx, d.row, &events.CIResultData{Iteration: iteration, Passed: ci.Passed, ExitCode: ci.ExitCode,
 					DurationMS: ci.DurationMS, OutputTail: ci.OutputTail})
 			}
@@ -251,6 +259,15 @@ func (p *Processor) recoverTerminal(ctx context.Context, row runRow) error {
 	}
 	p.log.Info("stored terminal event confirmed", "run_id", row.RunID, "type", env.Type, "already_in_log", found)
 	return p.store.finishTerminal(ctx, row.RunID, row.TicketID)
+}
+
+func ciIteration(e events.Envelope) int {
+	if p, err := e.Decode(); err == nil {
+		if ci, ok := p.(*events.CIResultData); ok {
+			return ci.Iteration
+		}
+	}
+	return -1
 }
 
 func (p *Processor) append(ctx context.Context, row runRow, payload events.Payload) error {

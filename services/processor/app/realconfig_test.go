@@ -1,0 +1,55 @@
+package app
+
+import (
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ticketflow/ticketflow/libs/config"
+)
+
+func TestRealConfigFromEnvironment(t *testing.T) {
+	t.Setenv("TICKETFLOW_EXECUTOR", "real")
+	t.Setenv("TICKETFLOW_WORK_DIR", t.TempDir())
+	t.Setenv("TICKETFLOW_GIT_TOKEN_HOSTS", "git.example.com,github.com")
+	t.Setenv("OPENAI_API_KEY", "sk-x")
+	t.Setenv("TICKETFLOW_CI_TIMEOUT", "90s")
+	cfg, err := config.Load[Config]()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.Real
+	if r.CITimeout != 90*time.Second || r.LLMTimeout != 120*time.Second || r.LLMMaxAttempts != 4 || len(r.GitTokenHosts) != 2 || r.AllowFileRepos {
+		t.Errorf("config %+v", r)
+	}
+	x, err := NewRealExecutor(r, slog.New(slog.DiscardHandler))
+	if err != nil || !strings.HasPrefix(x.llm.Name(), "openai:") {
+		t.Errorf("provider with only OPENAI_API_KEY: %v %v", x, err)
+	}
+}
+
+func TestProviderSelection(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	for _, c := range []struct {
+		cfg  RealConfig
+		want string
+	}{
+		{RealConfig{}, "demo"},
+		{RealConfig{AnthropicKey: "a", OpenAIKey: "o"}, "anthropic:claude-sonnet-4-5"},
+		{RealConfig{LLMProvider: "openai", OpenAIBaseURL: "http://127.0.0.1:11434/v1", OpenAIModel: "llama3"}, "openai:llama3"},
+		{RealConfig{LLMProvider: "anthropic"}, "error"},
+		{RealConfig{LLMProvider: "openai"}, "error"},
+		{RealConfig{LLMProvider: "gemini"}, "error"},
+	} {
+		c.cfg.WorkDir = t.TempDir()
+		x, err := NewRealExecutor(c.cfg, log)
+		got := "error"
+		if err == nil {
+			got = x.llm.Name()
+		}
+		if got != c.want {
+			t.Errorf("%+v: provider %s, want %s (%v)", c.cfg, got, c.want, err)
+		}
+	}
+}
