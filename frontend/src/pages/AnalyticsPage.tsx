@@ -53,9 +53,9 @@ export function AnalyticsPage() {
           <p className="muted">Durée de chaque étape du workflow (percentiles) et taux d'échec sur la période.</p>
         </div>
         <div className="toolbar-right">
-          <div className="segmented" role="radiogroup" aria-label="Période">
+          <div className="segmented" role="group" aria-label="Période">
             {WINDOWS.map((w) => (
-              <button key={w.value} type="button" role="radio" aria-checked={windowS === w.value} className={windowS === w.value ? "active" : ""} onClick={() => setWindowS(w.value)}>
+              <button key={w.value} type="button" aria-pressed={windowS === w.value} className={windowS === w.value ? "active" : ""} onClick={() => setWindowS(w.value)}>
                 {w.label}
               </button>
             ))}

@@ -114,13 +114,12 @@ export function TicketListPage() {
       </div>
 
       <div className="toolbar">
-        <div className="segmented" role="tablist" aria-label="Filtrer par statut">
+        <div className="segmented" role="group" aria-label="Filtrer par statut">
           {FILTERS.map((f) => (
             <button
               key={f.value}
               type="button"
-              role="tab"
-              aria-selected={filter === f.value}
+              aria-pressed={filter === f.value}
               className={filter === f.value ? "active" : ""}
               onClick={() => setFilter(f.value)}
             >

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useState, useSyncExternalStore, type FormEvent } from "react";
+import { useCallback, useEffect, useRef, useState, useSyncExternalStore, type FormEvent, type KeyboardEvent } from "react";
 import { AuditTrail } from "../components/AuditTrail";
 import { Icon } from "../components/Icon";
 import { StatusBadge } from "../components/StatusBadge";
@@ -85,6 +85,15 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
       dialog.current?.close();
       setComment("");
     }
+  };
+
+  // Tabs pattern: arrow keys move between the two tabs.
+  const onTabKey = (e: KeyboardEvent<HTMLDivElement>) => {
+    if (e.key !== "ArrowLeft" && e.key !== "ArrowRight") return;
+    e.preventDefault();
+    const next = tab === "runs" ? "audit" : "runs";
+    setTab(next);
+    document.getElementById(`tab-${next}`)?.focus();
   };
 
   if (ticket.error instanceof ApiError && (ticket.error.status === 404 || ticket.error.status === 403)) {
@@ -180,15 +189,33 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
       </div>
 
       <section className="card history" aria-label="Historique">
-        <div className="tabs" role="tablist" aria-label="Historique">
-          <button type="button" role="tab" aria-selected={tab === "runs"} className={tab === "runs" ? "active" : ""} onClick={() => setTab("runs")}>
+        <div className="tabs" role="tablist" aria-label="Historique" onKeyDown={onTabKey}>
+          <button
+            type="button"
+            role="tab"
+            id="tab-runs"
+            aria-controls="panel-history"
+            aria-selected={tab === "runs"}
+            tabIndex={tab === "runs" ? 0 : -1}
+            className={tab === "runs" ? "active" : ""}
+            onClick={() => setTab("runs")}
+          >
             Exécutions {runs.data && <span className="count">{runs.data.runs.length}</span>}
           </button>
-          <button type="button" role="tab" aria-selected={tab === "audit"} className={tab === "audit" ? "active" : ""} onClick={() => setTab("audit")}>
+          <button
+            type="button"
+            role="tab"
+            id="tab-audit"
+            aria-controls="panel-history"
+            aria-selected={tab === "audit"}
+            tabIndex={tab === "audit" ? 0 : -1}
+            className={tab === "audit" ? "active" : ""}
+            onClick={() => setTab("audit")}
+          >
             Journal d'audit complet
           </button>
         </div>
-        <div role="tabpanel">
+        <div role="tabpanel" id="panel-history" aria-labelledby={tab === "runs" ? "tab-runs" : "tab-audit"}>
           {tab === "runs" ? (
             <RunHistory runs={runs.data?.runs} loading={runs.loading} error={runs.error} refreshKey={auditKey} />
           ) : (
