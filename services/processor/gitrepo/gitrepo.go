@@ -193,7 +193,7 @@ func (g *Git) Sync(ctx context.Context, repoURL, branch, dir string) (string, er
 		if _, err := g.run(ctx, filepath.Dir(dir), "clone", "--quiet", "--no-tags", "--branch", branch, "--", repoURL, dir); err != nil {
 			return "", err
 		}
-	} else if _, err := g.run(ctx, dir, "remote", "set-url", "origin", repoURL); err != nil {
+	} else if _, err := g.run(ctx, dir, "remote", "set-url", "--", "origin", repoURL); err != nil {
 		return "", err
 	}
 	commit, err := g.FetchBranch(ctx, dir, branch)
@@ -206,7 +206,7 @@ func (g *Git) Sync(ctx context.Context, repoURL, branch, dir string) (string, er
 // FetchBranch fetches branch from origin and returns its commit.
 func (g *Git) FetchBranch(ctx context.Context, dir, branch string) (string, error) {
 	ref := "refs/remotes/origin/" + branch
-	if _, err := g.run(ctx, dir, "fetch", "--quiet", "--no-tags", "origin", "--", "+refs/heads/"+branch+":"+ref); err != nil {
+	if _, err := g.run(ctx, dir, "fetch", "--quiet", "--no-tags", "--", "origin", "+refs/heads/"+branch+":"+ref); err != nil {
 		return "", err
 	}
 	return g.run(ctx, dir, "rev-parse", "--verify", "--end-of-options", ref+"^{commit}")
@@ -224,7 +224,7 @@ func (g *Git) ResetTo(ctx context.Context, dir, commit string) error {
 
 // RunBranches returns the numbers n of origin's branches prefix/<n>, highest first.
 func (g *Git) RunBranches(ctx context.Context, dir, prefix string) ([]int, error) {
-	out, err := g.run(ctx, dir, "ls-remote", "--heads", "origin", "refs/heads/"+prefix+"/*")
+	out, err := g.run(ctx, dir, "ls-remote", "--heads", "--", "origin", "refs/heads/"+prefix+"/*")
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +284,7 @@ func (g *Git) Commit(ctx context.Context, dir, branch, message string) (string, 
 // Push force-pushes HEAD to origin's branch (force: a retried attempt replaces its own
 // earlier push of the same run branch).
 func (g *Git) Push(ctx context.Context, dir, branch string) error {
-	_, err := g.run(ctx, dir, "-c", "core.hooksPath=/dev/null", "push", "--quiet", "--force", "--no-verify", "origin", "HEAD:refs/heads/"+branch)
+	_, err := g.run(ctx, dir, "-c", "core.hooksPath=/dev/null", "push", "--quiet", "--force", "--no-verify", "--", "origin", "HEAD:refs/heads/"+branch)
 	return err
 }
 
