@@ -37,6 +37,7 @@ func (p *Processor) drive(ctx context.Context, runID string) error {
 	d := &driver{p: p, row: row, run: &Run{ID: runID, Ticket: ticket, Iteration: row.Iteration, State: row.State}}
 	d.run.Log = d.log
 	d.run.Output = d.output
+	d.run.OutputLines = d.outputLines
 
 	terminal, err := d.execute(ctx, used)
 	if ctx.Err() != nil {
@@ -218,11 +219,24 @@ func (d *driver) log(ctx context.Context, level, message string) error {
 }
 
 func (d *driver) output(ctx context.Context, stream, line string) error {
-	level := "INFO"
-	if stream == "stderr" {
-		level = "WARNING"
+	return d.outputLines(ctx, []OutputLine{{Stream: stream, Text: line}})
+}
+
+func (d *driver) outputLines(ctx context.Context, lines []OutputLine) error {
+	envs := make([]events.Envelope, 0, len(lines))
+	for _, l := range lines {
+		level := "INFO"
+		if l.Stream == "stderr" {
+			level = "WARNING"
+		}
+		env, err := events.New(d.row.TicketID, d.row.RunID, d.p.actor, &events.LogEmittedData{Level: level, Message: l.Text, Step: d.run.Step, Stream: l.Stream})
+		if err != nil {
+			return err
+		}
+		envs = append(envs, env)
 	}
-	return d.p.append(ctx, d.row, &events.LogEmittedData{Level: level, Message: line, Step: d.run.Step, Stream: stream})
+	_, err := d.p.producer.Append(ctx, envs...)
+	return err
 }
 
 // finish appends the run's single terminal event.

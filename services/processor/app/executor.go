@@ -58,6 +58,14 @@ type Run struct {
 	Log func(ctx context.Context, level, message string) error
 	// Output appends one CI output line (stream "stdout" or "stderr") as a LogEmitted event.
 	Output func(ctx context.Context, stream, line string) error
+	// OutputLines appends several CI output lines, in order, with one write to the log.
+	OutputLines func(ctx context.Context, lines []OutputLine) error
+}
+
+// OutputLine is one CI output line.
+type OutputLine struct {
+	Stream string // "stdout" or "stderr"
+	Text   string
 }
 
 // RunState is persisted with the run (processor_runs.state).

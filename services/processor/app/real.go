@@ -504,8 +504,12 @@ func (x *RealExecutor) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
 	res, err := ci.Run(ctx, ci.Spec{
 		Dir: dir, Command: run.Ticket.CICommand, Timeout: x.cfg.CITimeout, PIDFile: ciPIDFile(dir),
 		Env: ci.MinimalEnv("TICKETFLOW_TICKET_ID="+run.Ticket.ID, fmt.Sprintf("TICKETFLOW_ITERATION=%d", run.Iteration)),
-	}, func(stream, line string) error {
-		return run.Output(ctx, stream, x.red.String(line))
+	}, func(lines []ci.Line) error {
+		out := make([]OutputLine, len(lines))
+		for i, l := range lines {
+			out[i] = OutputLine{Stream: l.Stream, Text: x.red.String(l.Text)}
+		}
+		return run.OutputLines(ctx, out)
 	})
 	if err != nil {
 		return CIOutcome{}, x.red.Error(err)

@@ -45,9 +45,20 @@ type Result struct {
 // Passed reports a zero exit status within the timeout.
 func (r Result) Passed() bool { return r.ExitCode == 0 && !r.TimedOut }
 
-// LineFunc receives each output line ("stdout" or "stderr"), in order per stream, from a
-// single goroutine. An error stops the command (it is killed) and is returned by Run.
-type LineFunc func(stream, line string) error
+// Line is one line of output.
+type Line struct {
+	Stream string // "stdout" or "stderr"
+	Text   string
+}
+
+// LineFunc receives the output as it comes, from a single goroutine: each call carries the
+// lines available at that moment (at least one, at most maxBatch), in order per stream. A
+// slow callback makes lines accumulate into bigger batches rather than slowing the command
+// line by line. An error stops the command (it is killed) and is returned by Run.
+type LineFunc func(lines []Line) error
+
+// maxBatch bounds the lines of one LineFunc call.
+const maxBatch = 256
 
 // maxLine bounds one delivered line; longer lines are split.
 const maxLine = 16 << 10
@@ -119,8 +130,7 @@ func Run(ctx context.Context, spec Spec, onLine LineFunc) (Result, error) {
 		defer os.Remove(spec.PIDFile)
 	}
 
-	type line struct{ stream, text string }
-	lines := make(chan line, 256)
+	lines := make(chan Line, 4*maxBatch)
 	var readers sync.WaitGroup
 	for _, s := range []struct {
 		name string
@@ -129,7 +139,7 @@ func Run(ctx context.Context, spec Spec, onLine LineFunc) (Result, error) {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			readLines(s.r, func(text string) { lines <- line{s.name, text} })
+			readLines(s.r, func(text string) { lines <- Line{s.name, text} })
 		}()
 	}
 	go func() { readers.Wait(); close(lines) }()
@@ -161,12 +171,28 @@ func Run(ctx context.Context, spec Spec, onLine LineFunc) (Result, error) {
 				drained, linesCh = true, nil
 				continue
 			}
-			tail = append(tail, l.text)
+			batch := []Line{l}
+		more:
+			for len(batch) < maxBatch {
+				select {
+				case l, ok := <-linesCh:
+					if !ok {
+						drained, linesCh = true, nil
+						break more
+					}
+					batch = append(batch, l)
+				default:
+					break more
+				}
+			}
+			for _, l := range batch {
+				tail = append(tail, l.Text)
+			}
 			if len(tail) > spec.TailLines {
-				tail = tail[1:]
+				tail = tail[len(tail)-spec.TailLines:]
 			}
 			if stopErr == nil {
-				if err := onLine(l.stream, l.text); err != nil {
+				if err := onLine(batch); err != nil {
 					stopErr = err
 					killGroup()
 				}

@@ -20,11 +20,13 @@ type recorder struct {
 	at    []time.Time
 }
 
-func (r *recorder) line(stream, text string) error {
+func (r *recorder) line(lines []Line) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.lines = append(r.lines, stream+": "+text)
-	r.at = append(r.at, time.Now())
+	for _, l := range lines {
+		r.lines = append(r.lines, l.Stream+": "+l.Text)
+		r.at = append(r.at, time.Now())
+	}
 	return nil
 }
 
@@ -114,9 +116,11 @@ func TestCancelKillsTheProcessGroup(t *testing.T) {
 	var once sync.Once
 	errc := make(chan error, 1)
 	go func() {
-		_, err := Run(ctx, Spec{Dir: dir, Command: script, Timeout: time.Minute}, func(_, line string) error {
-			if line == "started" {
-				once.Do(func() { close(started) })
+		_, err := Run(ctx, Spec{Dir: dir, Command: script, Timeout: time.Minute}, func(lines []Line) error {
+			for _, l := range lines {
+				if l.Text == "started" {
+					once.Do(func() { close(started) })
+				}
 			}
 			return nil
 		})
@@ -145,7 +149,7 @@ func TestCancelKillsTheProcessGroup(t *testing.T) {
 
 func TestTimeoutKillsTheProcessGroup(t *testing.T) {
 	dir, script, pid := backgroundSleep(t)
-	res, err := Run(context.Background(), Spec{Dir: dir, Command: script, Timeout: 700 * time.Millisecond}, func(string, string) error { return nil })
+	res, err := Run(context.Background(), Spec{Dir: dir, Command: script, Timeout: 700 * time.Millisecond}, func([]Line) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +165,7 @@ func TestTimeoutKillsTheProcessGroup(t *testing.T) {
 func TestBackgroundChildDoesNotHoldTheRunOpen(t *testing.T) {
 	dir := t.TempDir()
 	start := time.Now()
-	res, err := Run(context.Background(), Spec{Dir: dir, Command: "sleep 1000 & echo $! > sleep.pid; echo done", Timeout: time.Minute}, func(string, string) error { return nil })
+	res, err := Run(context.Background(), Spec{Dir: dir, Command: "sleep 1000 & echo $! > sleep.pid; echo done", Timeout: time.Minute}, func([]Line) error { return nil })
 	if err != nil || !res.Passed() {
 		t.Fatalf("%+v %v", res, err)
 	}
@@ -179,7 +183,7 @@ func TestLineCallbackErrorStopsTheCommand(t *testing.T) {
 	stop := errors.New("event log down")
 	start := time.Now()
 	_, err := Run(context.Background(), Spec{Dir: t.TempDir(), Command: "while true; do echo x; sleep 0.01; done", Timeout: time.Minute},
-		func(string, string) error { return stop })
+		func([]Line) error { return stop })
 	if !errors.Is(err, stop) || time.Since(start) > 5*time.Second {
 		t.Errorf("err %v after %s", err, time.Since(start))
 	}
@@ -227,5 +231,34 @@ func TestKillStaleKillsAnOrphanedGroup(t *testing.T) {
 	}
 	if _, err := os.Stat(pidFile); !errors.Is(err, os.ErrNotExist) {
 		t.Error("pid file left behind")
+	}
+}
+
+// Output written faster than the callback consumes it arrives in batches, complete and in order.
+func TestFastOutputIsBatchedInOrder(t *testing.T) {
+	calls := 0
+	var got []string
+	res, err := Run(context.Background(), Spec{Dir: t.TempDir(), Command: "i=0; while [ $i -lt 3000 ]; do echo line$i; i=$((i+1)); done", Timeout: time.Minute},
+		func(lines []Line) error {
+			calls++
+			for _, l := range lines {
+				got = append(got, l.Text)
+			}
+			time.Sleep(2 * time.Millisecond) // a slow consumer (the event log)
+			return nil
+		})
+	if err != nil || !res.Passed() {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if len(got) != 3000 || got[0] != "line0" || got[2999] != "line2999" {
+		t.Fatalf("%d lines", len(got))
+	}
+	for i, l := range got {
+		if l != "line"+strconv.Itoa(i) {
+			t.Fatalf("line %d is %q", i, l)
+		}
+	}
+	if calls >= 3000 {
+		t.Errorf("%d callbacks for 3000 lines: no batching", calls)
 	}
 }
