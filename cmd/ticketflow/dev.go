@@ -50,6 +50,11 @@ func runDev([]string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := slog.Default()
+	if os.Getenv("TICKETFLOW_INSTANCE_ID") == "" {
+		// One dev process per data dir: a restart is the same member, so it takes its
+		// partitions and runs back at once (static group membership, run leases).
+		_ = os.Setenv("TICKETFLOW_INSTANCE_ID", "dev")
+	}
 
 	dcfg, err := config.Load[devConfig]()
 	if err != nil {

@@ -4,6 +4,7 @@ package main
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,16 +18,15 @@ import (
 
 func main() {
 	log := logging.Setup()
-	if err := run(); err != nil {
+	if err := run(log.With("service", "processor")); err != nil {
 		log.Error("processor stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+func run(log *slog.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := logging.Setup().With("service", "processor")
 	pcfg, err := config.Load[platform.Config]()
 	if err != nil {
 		return err

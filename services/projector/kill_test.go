@@ -80,7 +80,7 @@ func TestProjectorKilledMidStreamLosesAndDoublesNothing(t *testing.T) {
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin)
 		cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+emb.Addrs()[0], "KAFKA_PARTITIONS=4", "DATABASE_URL="+dsn,
-			"TICKETFLOW_HTTP_ADDR="+free(), "TICKETFLOW_LOG_LEVEL=warn")
+			"TICKETFLOW_HTTP_ADDR="+free(), "TICKETFLOW_LOG_LEVEL=warn", "TICKETFLOW_INSTANCE_ID=kill-test")
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

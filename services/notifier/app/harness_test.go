@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -297,20 +296,6 @@ func logEvents(ticket, run string, n int) []events.Envelope {
 	return out
 }
 
-// ticketLog reads the ticket's events straight from Kafka with an independent consumer: the
-// reference every client sequence is compared with (ticket_events is a verbatim copy of it).
-func (e *testEnv) ticketLog(ticket string) []string {
-	e.t.Helper()
-	all := e.allEvents()
-	var ids []string
-	for _, ev := range all {
-		if ev.TicketID == ticket {
-			ids = append(ids, ev.ID)
-		}
-	}
-	return ids
-}
-
 func (e *testEnv) allEvents() []events.Event {
 	e.t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kcfg.Brokers...), kgo.ConsumeTopics(e.kcfg.Topic),
@@ -344,8 +329,4 @@ func (e *testEnv) allEvents() []events.Event {
 		})
 	}
 	return out
-}
-
-func isTimeout(err error) bool {
-	return errors.Is(err, context.DeadlineExceeded)
 }

@@ -185,19 +185,3 @@ func (r *logReader) listed(ctx context.Context, list func(context.Context, ...st
 	lo.Each(func(o kadm.ListedOffset) { out[o.Partition] = o.Offset })
 	return out, nil
 }
-
-// partitions is the topic's partition count (from metadata).
-func (r *logReader) partitions(ctx context.Context) (int, error) {
-	r.mu.Lock()
-	n := len(r.leaders)
-	r.mu.Unlock()
-	if n > 0 {
-		return n, nil
-	}
-	if err := r.refresh(ctx); err != nil {
-		return 0, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.leaders), nil
-}

@@ -366,11 +366,8 @@ func closeAll(cs []*wsClient) {
 }
 
 type stats struct {
-	mu  sync.Mutex
 	lat []int64
 }
-
-func (s *stats) add(l []int64) { s.mu.Lock(); s.lat = append(s.lat, l...); s.mu.Unlock() }
 
 func (s *stats) pct(p float64) time.Duration {
 	if len(s.lat) == 0 {

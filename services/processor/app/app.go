@@ -41,7 +41,11 @@ type Config struct {
 	// another processor resumes the run.
 	Lease time.Duration `env:"TICKETFLOW_PROCESSOR_LEASE" envDefault:"15s"`
 	// InstanceID names this processor; a restart with the same id resumes its runs at once
-	// instead of waiting for their leases to expire. Default: the host name.
+	// instead of waiting for their leases to expire. When set, it is also the static Kafka
+	// group membership id (KIP-345), so the restarted member takes its partitions back without
+	// waiting for the old session to time out. Leave it unset in a Deployment whose pods get
+	// new names: a static member that scaled away would hold its partitions for the session
+	// timeout. Default: the host name (lease owner only).
 	InstanceID string `env:"TICKETFLOW_INSTANCE_ID"`
 	// Real configures TICKETFLOW_EXECUTOR=real (see RealConfig for its variables).
 	Real RealConfig
@@ -90,7 +94,10 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	if cfg.MaxIterations < 1 {
 		return nil, fmt.Errorf("MAX_ITERATIONS must be at least 1, got %d", cfg.MaxIterations)
 	}
-	if cfg.InstanceID == "" {
+	var groupOpts []kgo.Opt
+	if cfg.InstanceID != "" {
+		groupOpts = append(groupOpts, kgo.InstanceID(cfg.InstanceID))
+	} else {
 		host, _ := os.Hostname()
 		cfg.InstanceID = "processor@" + host
 	}
@@ -111,8 +118,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	}
 	if deps.Subscriber == nil {
 		sub, err := wmkafka.NewSubscriber(wmkafka.SubscriberConfig{Brokers: deps.Kafka.Brokers, ConsumerGroup: cfg.Group, Logger: deps.Log,
-			// Static membership: a restarted processor takes its partitions back at once.
-			Options: []kgo.Opt{kgo.InstanceID(cfg.InstanceID)}})
+			Options: groupOpts})
 		if err != nil {
 			return nil, err
 		}

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -31,7 +30,8 @@ type Config struct {
 	ResetOnTopicChange bool `env:"TICKETFLOW_PROJECTOR_RESET_ON_TOPIC_CHANGE" envDefault:"false"`
 	// InstanceID is this member's static group membership id (KIP-345): a projector that
 	// restarts with the same id takes its partitions back at once instead of waiting for the
-	// dead member's session to time out. Default: the host name (a pod name in Kubernetes).
+	// dead member's session to time out. Unset: dynamic membership (right for Deployments,
+	// whose pods get new names).
 	InstanceID string `env:"TICKETFLOW_INSTANCE_ID"`
 }
 
@@ -87,20 +87,18 @@ func (p *Projector) Ready() bool {
 
 // Run consumes until ctx ends.
 func (p *Projector) Run(ctx context.Context) error {
-	instance := p.cfg.InstanceID
-	if instance == "" {
-		host, _ := os.Hostname()
-		instance = "projector@" + host
+	var static []kgo.Opt
+	if p.cfg.InstanceID != "" {
+		static = append(static, kgo.InstanceID("projector@"+p.cfg.InstanceID))
 	}
-	cl, err := kafka.NewClient(p.deps.Kafka,
+	cl, err := kafka.NewClient(p.deps.Kafka, append(static,
 		kgo.ConsumerGroup(p.cfg.Group),
-		kgo.InstanceID(instance),
 		kgo.ConsumeTopics(p.deps.Kafka.Topic),
 		kgo.DisableAutoCommit(), // offsets live in PostgreSQL, with the rows
 		kgo.AdjustFetchOffsetsFn(p.storedOffsets),
 		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) { p.setReady(true) }),
 		kgo.FetchMaxWait(200*time.Millisecond),
-	)
+	)...)
 	if err != nil {
 		return err
 	}
