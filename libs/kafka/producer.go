@@ -38,9 +38,11 @@ func (p *Producer) Append(ctx context.Context, envs ...events.Envelope) ([]event
 	if err := results.FirstErr(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	out := make([]events.Position, len(results))
-	for i, r := range results {
-		out[i] = events.Position{Partition: r.Record.Partition, Offset: r.Record.Offset}
+	// Results come back in completion order, which differs from input order across
+	// partitions; the records themselves carry their positions.
+	out := make([]events.Position, len(recs))
+	for i, rec := range recs {
+		out[i] = events.Position{Partition: rec.Partition, Offset: rec.Offset}
 	}
 	return out, nil
 }

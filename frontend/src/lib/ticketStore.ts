@@ -93,8 +93,6 @@ export interface TicketStoreOptions extends Omit<SocketOptions, "path" | "onMess
 const PERSIST_VERSION = 1;
 /** Above this many characters the state is not persisted (sessionStorage holds ~5 MB). */
 const PERSIST_LIMIT = 2_000_000;
-/** A status event this recent counts as happening live (tolerates some clock skew). */
-const RECENT_MS = 15_000;
 const TERMINAL: TicketStatus[] = ["COMPLETED", "FAILED", "CANCELLED", "VALIDATED"];
 
 export const storageKey = (ticketId: string) => `ticketflow.ticket.${ticketId}`;
@@ -268,10 +266,9 @@ export class TicketStore {
   private applyStatus(msg: StatusUpdateMessage): void {
     const s = this.state;
     this.statusReceived = true;
-    // Without a cursor and without a run, the server sends no replay_complete: a status whose
-    // event just happened is live even before the first replay_complete.
-    const at = msg.timestamp ? Date.parse(msg.timestamp) : NaN;
-    s.statusLive = !msg.snapshot && (s.live || (Number.isFinite(at) && at >= Date.now() - RECENT_MS));
+    // The server sends replay_complete on every connection, after the history: only what
+    // follows it happened while we watched (toasts and callbacks fire for those alone).
+    s.statusLive = !msg.snapshot && s.live;
     s.status = msg.status;
     s.message = typeof msg.message === "string" ? msg.message : "";
     if (typeof msg.step === "string" && msg.step) s.step = msg.step;

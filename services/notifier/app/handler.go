@@ -296,7 +296,10 @@ func (n *Notifier) planTicket(ctx context.Context, s *session, claims *auth.Clai
 	return func() error {
 		_ = s.text(TypeConnected, mustJSON(connectedMsg{Type: TypeConnected, TicketID: id, Resumed: hasCursor}))
 		if !hasCursor && plan.after >= plan.stitch {
-			return nil // no run yet: nothing but connected, then live
+			// No run yet: nothing to replay, but say so, so a client knows that every
+			// message from here on is live.
+			n.m.replays.WithLabelValues("no_run").Inc()
+			return s.text(TypeReplayComplete, mustJSON(replayCompleteMsg{Type: TypeReplayComplete, TicketID: id}))
 		}
 		result := "recovered"
 		if !hasCursor {

@@ -218,6 +218,23 @@ func dialWS(ctx context.Context, addr, ticket string, o dialOpts) (*client, *htt
 	return &client{c: c, ctx: ctx}, resp, nil
 }
 
+// readConnectedNoRun reads what a ticket without a run gets on connect: connected, then an
+// empty replay_complete. It returns the connected message.
+func (c *client) readConnectedNoRun(timeout time.Duration) (msg, error) {
+	first, err := c.read(timeout)
+	if err != nil || first.Type != TypeConnected {
+		return first, err
+	}
+	rc, err := c.read(timeout)
+	if err != nil {
+		return first, err
+	}
+	if rc.Type != TypeReplayComplete || rc.Cursor != "" {
+		return first, fmt.Errorf("after connected: %s, want an empty replay_complete", rc.raw)
+	}
+	return first, nil
+}
+
 func (c *client) read(timeout time.Duration) (msg, error) {
 	ctx, cancel := context.WithTimeout(c.ctx, timeout)
 	defer cancel()

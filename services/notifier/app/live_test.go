@@ -21,7 +21,7 @@ func TestLiveRunSequence(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.close()
-	first, err := c.read(5 * time.Second)
+	first, err := c.readConnectedNoRun(5 * time.Second)
 	if err != nil || first.Type != TypeConnected || first.TicketID != ticket || first.Resumed {
 		t.Fatalf("first message = %+v, %v", first, err)
 	}

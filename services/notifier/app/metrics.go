@@ -9,7 +9,7 @@ type metrics struct {
 	connections    *prometheus.GaugeVec // open connections by stream (ticket|all)
 	sent           map[string]prometheus.Counter
 	sentVec        *prometheus.CounterVec // messages written by type
-	replays        *prometheus.CounterVec // resumes by result (recovered|unavailable|current_run)
+	replays        *prometheus.CounterVec // resumes by result (recovered|unavailable|current_run|no_run)
 	replayed       prometheus.Counter     // messages delivered from history
 	slowClients    prometheus.Counter     // disconnects with 1013
 	rejected       *prometheus.CounterVec // refused connections by reason
@@ -26,7 +26,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		sentVec: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "messages_sent_total", Help: "Messages written to sockets, by message type."}, []string{"type"}),
 		replays: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "replays_total", Help: "Connections that replayed history, by result: recovered (from a cursor), unavailable (history gone), current_run (no cursor)."}, []string{"result"}),
+			Name: "replays_total", Help: "Connections that replayed history, by result: recovered (from a cursor), unavailable (history gone), current_run (no cursor), no_run (no cursor, no run yet)."}, []string{"result"}),
 		replayed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "replayed_messages_total", Help: "Event messages delivered from history (memory or Kafka) rather than live."}),
 		slowClients: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,

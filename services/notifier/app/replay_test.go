@@ -99,7 +99,7 @@ func TestNoCursorGetsCurrentRunThenLive(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c2.close()
-			if m, err := c2.read(5 * time.Second); err != nil || m.Type != TypeConnected {
+			if m, err := c2.readConnectedNoRun(5 * time.Second); err != nil || m.Type != TypeConnected {
 				t.Fatalf("first = %s, %v", m.raw, err)
 			}
 			run := runEvents(fresh, "run-1", "bob")

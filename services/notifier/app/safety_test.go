@@ -100,7 +100,7 @@ func TestOriginCheck(t *testing.T) {
 			if err != nil {
 				t.Fatalf("origin %q refused: %v", tc.origin, err)
 			}
-			if m, err := c.read(5 * time.Second); err != nil || m.Type != TypeConnected {
+			if m, err := c.readConnectedNoRun(5 * time.Second); err != nil || m.Type != TypeConnected {
 				t.Fatalf("origin %q: %s %v", tc.origin, m.raw, err)
 			}
 			c.close()
@@ -129,7 +129,7 @@ func TestFrameLimitAndPing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.close()
-	if m, _ := c.read(5 * time.Second); m.Type != TypeConnected {
+	if m, _ := c.readConnectedNoRun(5 * time.Second); m.Type != TypeConnected {
 		t.Fatalf("first = %s", m.raw)
 	}
 	for _, p := range []string{"ping", `{"type":"ping"}`, "hello"} {
@@ -265,7 +265,7 @@ func TestSlowClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fast.close()
-	if m, _ := fast.read(5 * time.Second); m.Type != TypeConnected {
+	if m, _ := fast.readConnectedNoRun(5 * time.Second); m.Type != TypeConnected {
 		t.Fatalf("fast first = %s", m.raw)
 	}
 
