@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -376,20 +377,73 @@ func (n *Notifier) replayTicket(ctx context.Context, s *session, plan ticketPlan
 		}
 		return len(plan.fromRing), nil
 	}
+	// Decoding records is most of a long replay's cost: the reader hands chunks of records to
+	// one decoder per core, and this goroutine writes the decoded chunks in log order.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type chunk struct {
+		recs []*kgo.Record
+		out  chan []*item
+	}
+	work := make(chan chunk, 8)
+	order := make(chan chan []*item, 8)
+	for range max(runtime.GOMAXPROCS(0), 1) {
+		go func() {
+			for c := range work {
+				items := make([]*item, 0, len(c.recs))
+				for _, rec := range c.recs {
+					if it, ok := decodeRecord(rec); ok && it.ticketID == s.ticketID {
+						items = append(items, it)
+					}
+				}
+				c.out <- items // buffered: never blocks
+			}
+		}()
+	}
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(order)
+		defer close(work)
+		const chunkSize = 128
+		recs := make([]*kgo.Record, 0, chunkSize)
+		flush := func() error {
+			c := chunk{recs: recs, out: make(chan []*item, 1)}
+			select {
+			case order <- c.out:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			work <- c
+			recs = make([]*kgo.Record, 0, chunkSize)
+			return nil
+		}
+		err := n.reader.read(ctx, plan.partition, plan.after+1, plan.stitch, func(rec *kgo.Record) error {
+			if string(rec.Key) != s.ticketID {
+				return nil
+			}
+			if recs = append(recs, rec); len(recs) == chunkSize {
+				return flush()
+			}
+			return nil
+		})
+		if err == nil && len(recs) > 0 {
+			err = flush()
+		}
+		readErr <- err
+	}()
 	replayed := 0
-	key := []byte(s.ticketID)
-	err := n.reader.read(ctx, plan.partition, plan.after+1, plan.stitch, func(rec *kgo.Record) error {
-		if string(rec.Key) != string(key) {
-			return nil
+	for out := range order {
+		for _, it := range <-out {
+			if err := s.event(it); err != nil {
+				cancel()
+				for range order { // let the reader stop
+				}
+				return replayed, err
+			}
+			replayed++
 		}
-		it, ok := decodeRecord(rec)
-		if !ok || it.ticketID != s.ticketID {
-			return nil
-		}
-		replayed++
-		return s.event(it)
-	})
-	return replayed, err
+	}
+	return replayed, <-readErr
 }
 
 // planAll authorises a /ws/tickets connection (admins only), registers it and returns its

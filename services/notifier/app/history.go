@@ -131,12 +131,31 @@ func (r *logReader) fetch(ctx context.Context, p int32, from int64) (kgo.FetchPa
 }
 
 // read calls fn for each record of partition p with from <= offset <= to, in log order.
-// It returns errHistoryGone when from is below the log start.
+// It returns errHistoryGone when from is below the log start. The next page is fetched while
+// fn works through the current one, so a long replay overlaps broker I/O with encoding.
 func (r *logReader) read(ctx context.Context, p int32, from, to int64, fn func(*kgo.Record) error) error {
+	type page struct {
+		fp  kgo.FetchPartition
+		err error
+	}
+	fetchAsync := func(off int64) <-chan page {
+		ch := make(chan page, 1) // buffered: an abandoned prefetch never blocks its goroutine
+		go func() {
+			fp, err := r.fetch(ctx, p, off)
+			ch <- page{fp, err}
+		}()
+		return ch
+	}
+	next := fetchAsync(from)
 	for from <= to {
-		fp, err := r.fetch(ctx, p, from)
-		if err != nil {
-			return err
+		pg := <-next
+		if pg.err != nil {
+			return pg.err
+		}
+		fp := pg.fp
+		next = nil
+		if n := len(fp.Records); n > 0 && fp.Records[n-1].Offset < to {
+			next = fetchAsync(fp.Records[n-1].Offset + 1)
 		}
 		progressed := false
 		for _, rec := range fp.Records {
@@ -155,9 +174,13 @@ func (r *logReader) read(ctx context.Context, p int32, from, to int64, fn func(*
 			if fp.HighWatermark > from {
 				// Only control records or aborted data in this page: step over it.
 				from = max(from+1, fp.HighWatermark-int64(len(fp.Records)))
+				next = fetchAsync(from)
 				continue
 			}
 			return fmt.Errorf("fetch %s/%d: log ends at %d before %d", r.topic, p, fp.HighWatermark, to)
+		}
+		if next == nil && from <= to {
+			next = fetchAsync(from)
 		}
 	}
 	return nil

@@ -323,7 +323,7 @@ func latencyOf(m []byte, now time.Time) (int64, bool) {
 }
 
 // connectAll opens one client per ticket slot with bounded dial concurrency and waits for
-// each one's first message (connected).
+// each one's connected and replay_complete messages.
 func (b *bench) connectAll(ctx context.Context, ticketOf func(i int) string, n int) ([]*wsClient, error) {
 	clients := make([]*wsClient, n)
 	sem := make(chan struct{}, 256)
@@ -340,6 +340,10 @@ func (b *bench) connectAll(ctx context.Context, ticketOf func(i int) string, n i
 				var m []byte
 				if m, err = c.read(ctx); err == nil && string(field(m, typeKey)) != "connected" {
 					err = fmt.Errorf("first message %s", m)
+				}
+				// Then the (empty) replay up to replay_complete: what follows is live.
+				for err == nil && string(field(m, typeKey)) != "replay_complete" {
+					m, err = c.read(ctx)
 				}
 			}
 			if err != nil {
