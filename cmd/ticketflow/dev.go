@@ -55,6 +55,10 @@ func runDev([]string) error {
 		// partitions and runs back at once (static group membership, run leases).
 		_ = os.Setenv("TICKETFLOW_INSTANCE_ID", "dev")
 	}
+	if os.Getenv("TICKETFLOW_ALLOW_FILE_REPOS") == "" {
+		// Local repositories are the point of a dev stack (command and processor both read it).
+		_ = os.Setenv("TICKETFLOW_ALLOW_FILE_REPOS", "true")
+	}
 
 	dcfg, err := config.Load[devConfig]()
 	if err != nil {
@@ -90,9 +94,6 @@ func runDev([]string) error {
 	cmdCfg, err := config.Load[command.Config]()
 	if err != nil {
 		return err
-	}
-	if os.Getenv("TICKETFLOW_ALLOW_FILE_REPOS") == "" {
-		cmdCfg.AllowFileRepos = true // local repositories are the point of a dev stack
 	}
 	projCfg, err := config.Load[projector.Config]()
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -528,5 +529,66 @@ func TestKcatSeesCloudEvents(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("kcat did not see ticket %s:\n%s", id, out)
+	}
+}
+
+// TestRealExecutorAgainstLocalRepository: a ticket pointing at a local bare repository with a
+// CI script completes with the real executor (offline demo LLM provider); its CI output lines
+// arrive over the WebSocket as they are printed; its run branch is in the origin.
+func TestRealExecutorAgainstLocalRepository(t *testing.T) {
+	dir := t.TempDir()
+	origin := filepath.Join(dir, "origin.git")
+	work := filepath.Join(dir, "seed")
+	git := func(wd string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", args...)
+		cmd.Dir = wd
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	git(dir, "init", "-q", "--bare", "-b", "main", origin)
+	git(dir, "init", "-q", "-b", "main", work)
+	script := "#!/bin/sh\necho 'ci: step one'\necho 'ci: step two' >&2\necho 'ci: all green'\n"
+	if err := os.WriteFile(filepath.Join(work, "ci.sh"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	git(work, "add", ".")
+	git(work, "commit", "-q", "-m", "seed")
+	git(work, "push", "-q", origin, "main")
+
+	s := startStack(t, "TICKETFLOW_EXECUTOR=real", "TICKETFLOW_WORK_DIR="+filepath.Join(dir, "work"),
+		"TICKETFLOW_LLM_PROVIDER=demo", "ANTHROPIC_API_KEY=", "OPENAI_API_KEY=")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	id := s.createTicket(map[string]any{"title": "real run", "repository_url": "file://" + origin,
+		"base_branch": "main", "ci_command": "./ci.sh"})
+	c := s.dial(ctx, id, "")
+	defer c.CloseNow()
+	s.do("POST", "/api/tickets/processing/start", map[string]string{"ticket_id": id}, nil)
+	msgs := readUntil(t, ctx, c, terminal)
+	if last := msgs[len(msgs)-1]; last.Status != "COMPLETED" {
+		t.Fatalf("terminal = %+v", last)
+	}
+	assertSequence(t, statusUpdates(msgs), briefSequence)
+	var ciLines []string
+	for _, m := range msgs {
+		if m.Type == "log" && strings.HasPrefix(m.Message, "ci: ") {
+			ciLines = append(ciLines, m.Message)
+		}
+	}
+	for _, want := range []string{"ci: step one", "ci: step two", "ci: all green"} {
+		if !slices.Contains(ciLines, want) {
+			t.Errorf("CI line %q not streamed; got %q", want, ciLines)
+		}
+	}
+	if i, j := slices.Index(ciLines, "ci: step one"), slices.Index(ciLines, "ci: all green"); i > j {
+		t.Errorf("stdout lines out of order: %q", ciLines)
+	}
+	if refs := git(dir, "ls-remote", origin); !strings.Contains(refs, "refs/heads/ticketflow/"+id+"/1") {
+		t.Fatalf("run branch not pushed; origin has:\n%s", refs)
 	}
 }
