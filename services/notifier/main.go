@@ -13,12 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
-	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/ticketflow/ticketflow/libs/auth"
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/httpx"
@@ -74,29 +69,20 @@ func run(log *slog.Logger) error {
 		}
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := httpx.NewRegistry()
 	n, err := app.New(cfg.Notifier, app.Deps{
 		Log: log, Verifier: verifier, Kafka: cfg.Kafka, DB: db, Registry: reg, AllowedOrigins: cfg.HTTP.AllowedOrigins,
 	})
 	if err != nil {
 		return err
 	}
-
-	srv := fiber.New(fiber.Config{
-		DisableStartupMessage: true,
-		ErrorHandler:          httpx.ErrorHandler(log),
-		// fasthttp keeps this reader for the whole life of a WebSocket: keep it at the default.
-		ReadBufferSize: 4096,
-	})
-	srv.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
-	srv.Get("/readyz", func(c *fiber.Ctx) error {
+	srv := httpx.NewApp(log, nil) // the WebSocket origin check is the notifier's own
+	httpx.MountOps(srv, reg, map[string]httpx.Check{"notifier": func(context.Context) error {
 		if !n.Ready() {
-			return httpx.Unavailable("catching up with the event log")
+			return errors.New("catching up with the event log")
 		}
-		return c.JSON(fiber.Map{"status": "ready"})
-	})
-	srv.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
+		return nil
+	}})
 	n.Mount(srv)
 
 	runErr := make(chan error, 1)

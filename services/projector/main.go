@@ -4,56 +4,25 @@ package main
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/httpx"
-	"github.com/ticketflow/ticketflow/libs/logging"
 	"github.com/ticketflow/ticketflow/libs/platform"
 	"github.com/ticketflow/ticketflow/services/projector/app"
 )
 
 func main() {
-	log := logging.Setup()
-	if err := run(log.With("service", "projector")); err != nil {
-		log.Error("projector stopped", "err", err)
-		os.Exit(1)
-	}
-}
-
-func run(log *slog.Logger) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	pcfg, err := config.Load[platform.Config]()
-	if err != nil {
-		return err
-	}
-	cfg, err := config.Load[app.Config]()
-	if err != nil {
-		return err
-	}
-	base, err := platform.Open(ctx, pcfg, log)
-	if err != nil {
-		return err
-	}
-	defer base.Close()
-	proj := app.New(cfg, app.Deps{Log: log, DB: base.DB, Kafka: pcfg.Kafka, Registry: base.Registry})
-	checks := base.Checks()
-	checks["consumer"] = func(context.Context) error {
-		if !proj.Ready() {
-			return errors.New("not yet assigned partitions")
+	platform.Main("projector", func(_ context.Context, base *platform.Base) (platform.Service, error) {
+		cfg, err := config.Load[app.Config]()
+		if err != nil {
+			return platform.Service{}, err
 		}
-		return nil
-	}
-	web := httpx.NewApp(log, nil)
-	httpx.MountOps(web, base.Registry, checks)
-	errc := make(chan error, 2)
-	go func() { errc <- proj.Run(ctx) }()
-	go func() { errc <- platform.Serve(ctx, web, pcfg.HTTP.Addr, log) }()
-	err = <-errc
-	stop()
-	return err
+		proj := app.New(cfg, app.Deps{Log: base.Log, DB: base.DB, Kafka: base.Config.Kafka, Registry: base.Registry})
+		return platform.Service{Run: proj.Run, Checks: map[string]httpx.Check{"consumer": func(context.Context) error {
+			if !proj.Ready() {
+				return errors.New("not yet assigned partitions")
+			}
+			return nil
+		}}}, nil
+	})
 }

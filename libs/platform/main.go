@@ -1,0 +1,75 @@
+package platform
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/ticketflow/ticketflow/libs/config"
+	"github.com/ticketflow/ticketflow/libs/httpx"
+	"github.com/ticketflow/ticketflow/libs/logging"
+)
+
+// Service is what one service adds to the shared process: routes, background work and the
+// readiness checks of that work. Every field is optional.
+type Service struct {
+	Mount  func(*fiber.App)
+	Run    func(context.Context) error
+	Checks map[string]httpx.Check
+}
+
+// Main runs a service process: slog, SIGINT/SIGTERM, the shared configuration and
+// connections, then build's service beside /healthz, /readyz and /metrics, until a signal or
+// an error. It exits with status 1 and the error logged when anything fails.
+func Main(name string, build func(ctx context.Context, base *Base) (Service, error)) {
+	log := logging.Setup().With("service", name)
+	if err := run(log, build); err != nil {
+		log.Error(name+" stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+func run(log *slog.Logger, build func(context.Context, *Base) (Service, error)) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg, err := config.Load[Config]()
+	if err != nil {
+		return err
+	}
+	base, err := Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer base.Close()
+	svc, err := build(ctx, base)
+	if err != nil {
+		return err
+	}
+	checks := base.Checks()
+	for name, check := range svc.Checks {
+		checks[name] = check
+	}
+	web := httpx.NewApp(log, cfg.HTTP.AllowedOrigins)
+	httpx.MountOps(web, base.Registry, checks)
+	if svc.Mount != nil {
+		svc.Mount(web)
+	}
+	errc := make(chan error, 2)
+	if svc.Run != nil {
+		go func() {
+			if err := svc.Run(ctx); err != nil {
+				errc <- fmt.Errorf("run: %w", err)
+				return
+			}
+			errc <- nil
+		}()
+	}
+	go func() { errc <- Serve(ctx, web, cfg.HTTP.Addr, log) }()
+	err = <-errc
+	stop()
+	return err
+}
