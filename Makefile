@@ -7,7 +7,8 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 ## run: build the web app and start the whole stack on http://localhost:8000
 run: web
-	go run ./cmd/ticketflow dev
+	go build -o bin/ticketflow ./cmd/ticketflow
+	exec bin/ticketflow dev
 
 ## build: the CLI and the four service binaries into bin/
 build:
