@@ -4,15 +4,26 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// ErrUnavailable wraps every append failure: the broker did not acknowledge, so callers
-// answer 503 and know nothing was appended... or, if the failure came after the broker wrote
-// but before it acknowledged, the idempotent producer's retry did not duplicate it.
-var ErrUnavailable = errors.New("event log unavailable")
+// Append failures. ErrUnavailable: the records were failed before any broker could have
+// written them — nothing was appended. ErrUnconfirmed: ctx ended while a request carrying
+// them may have reached a broker; the idempotent producer keeps retrying it, so it may still
+// be appended exactly once. Callers whose event ids are deterministic (an Idempotency-Key)
+// can retry safely either way: consumers dedupe by event id.
+var (
+	ErrUnavailable = errors.New("event log unavailable")
+	ErrUnconfirmed = errors.New("event log did not confirm the append in time")
+)
+
+// confirmGrace is how long Append waits, once ctx has ended, for records that the client
+// can still fail safely (never sent) to report so.
+const confirmGrace = 250 * time.Millisecond
 
 // Producer appends envelopes to the event topic and returns once they are durable.
 type Producer struct {
@@ -34,8 +45,30 @@ func (p *Producer) Append(ctx context.Context, envs ...events.Envelope) ([]event
 		}
 		recs = append(recs, rec)
 	}
-	results := p.cl.ProduceSync(ctx, recs...)
-	if err := results.FirstErr(); err != nil {
+	// Not ProduceSync: an idempotent producer cannot fail a record whose request may have
+	// reached the broker (e.g. written to a connection the broker just closed), so waiting for
+	// the promise could outlast ctx by as long as the broker is down.
+	errs := make([]error, len(recs))
+	var wg sync.WaitGroup
+	wg.Add(len(recs))
+	for i, rec := range recs {
+		p.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+			errs[i] = err
+			wg.Done()
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		select {
+		case <-done:
+		case <-time.After(confirmGrace):
+			return nil, fmt.Errorf("%w: %v", ErrUnconfirmed, ctx.Err())
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	// Results come back in completion order, which differs from input order across

@@ -25,6 +25,7 @@ import (
 
 type env struct {
 	t     *testing.T
+	kafka *kafka.Embedded
 	web   *fiber.App
 	v     *auth.Verifier
 	db    *pgxpool.Pool
@@ -36,6 +37,10 @@ type env struct {
 // newEnv wires the command service to a real broker and database, with the projector
 // running so reads see writes.
 func newEnv(t *testing.T) *env {
+	return newEnvWith(t, app.Config{ProjectionWait: 10 * time.Second, AppendTimeout: 10 * time.Second})
+}
+
+func newEnvWith(t *testing.T, cfg app.Config) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -65,9 +70,9 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { cancel(); <-done })
 	v, _ := auth.NewVerifier("command-test-secret-command-test-secret")
 	web := httpx.NewApp(log, nil)
-	app.New(app.Config{ProjectionWait: 10 * time.Second, AppendTimeout: 10 * time.Second},
+	app.New(cfg,
 		app.Deps{Log: log, DB: db, Producer: kafka.NewProducer(cl, kcfg.Topic), Verifier: v}).Mount(web)
-	e := &env{t: t, web: web, v: v, db: db}
+	e := &env{t: t, web: web, v: v, db: db, kafka: emb}
 	e.alice, _ = v.Issue("alice", auth.RoleUser, time.Hour)
 	e.bob, _ = v.Issue("bob", auth.RoleUser, time.Hour)
 	e.admin, _ = v.Issue("root", auth.RoleAdmin, time.Hour)
@@ -210,5 +215,31 @@ func TestStartIsSingleAndIdempotent(t *testing.T) {
 	rest := e.call(e.alice, "GET", "/api/tickets/"+id+"/events?after="+page.Body["next_cursor"].(string), "")
 	if n := len(rest.Body["events"].([]any)); n != 1 {
 		t.Fatalf("after cursor: %d events, want 1", n)
+	}
+}
+
+// With the broker gone, a write answers 503 within the append timeout, and the request is not
+// acknowledged as done.
+func TestBrokerDownIs503(t *testing.T) {
+	e := newEnvWith(t, app.Config{ProjectionWait: 5 * time.Second, AppendTimeout: 2 * time.Second})
+	if r := e.call(e.alice, "POST", "/api/tickets", `{"title":"before"}`); r.Status != 201 {
+		t.Fatalf("create: %d %v", r.Status, r.Body)
+	}
+	e.kafka.Close()
+	start := time.Now()
+	r := e.call(e.alice, "POST", "/api/tickets", `{"title":"during outage"}`, "Idempotency-Key", "outage-1")
+	// "unavailable" when the client could fail the record before sending it, "append_unconfirmed"
+	// when a request may have reached the dying broker: either way 503, promptly.
+	if r.Status != 503 || (r.code() != "unavailable" && r.code() != "append_unconfirmed") {
+		t.Fatalf("create with the broker down: %d %v, want 503", r.Status, r.Body)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("503 took %v", d)
+	}
+	// The key is free again: a retry is not answered from a stored failure.
+	var n int
+	_ = e.db.QueryRow(context.Background(), `SELECT count(*) FROM idempotency_keys WHERE key = 'outage-1'`).Scan(&n)
+	if n != 0 {
+		t.Fatalf("failed request left its idempotency key behind")
 	}
 }

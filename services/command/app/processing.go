@@ -147,7 +147,12 @@ func (s *Service) append(c *fiber.Ctx, envs ...events.Envelope) ([]events.Positi
 		ctx = kafka.WithTraceparent(ctx, tp)
 	}
 	pos, err := s.producer.Append(ctx, envs...)
-	if err != nil {
+	switch {
+	case errors.Is(err, kafka.ErrUnconfirmed):
+		s.log.Error("append unconfirmed", "err", err)
+		return nil, httpx.Errorf(fiber.StatusServiceUnavailable, "append_unconfirmed",
+			"the event log did not confirm the write in time; it may still be applied once — retry with the same Idempotency-Key, which makes the retry safe")
+	case err != nil:
 		s.log.Error("append failed", "err", err)
 		return nil, httpx.Unavailable("the event log is unavailable; nothing was written, retry later")
 	}
