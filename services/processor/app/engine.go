@@ -34,6 +34,9 @@ func (p *Processor) drive(ctx context.Context, runID string) error {
 	if err != nil {
 		return fmt.Errorf("load ticket %s: %w", row.TicketID, err)
 	}
+	if ticket.EarlierRuns, err = p.store.earlierRuns(ctx, row.TicketID, runID); err != nil {
+		return fmt.Errorf("load earlier runs of ticket %s: %w", row.TicketID, err)
+	}
 	d := &driver{p: p, row: row, run: &Run{ID: runID, Ticket: ticket, Iteration: row.Iteration, State: row.State}}
 	d.run.Log = d.log
 	d.run.Output = d.output

@@ -41,6 +41,9 @@ type Ticket struct {
 	SimulateFailure string
 	// Feedback holds review comments (ChangesRequested), oldest first.
 	Feedback []string
+	// EarlierRuns are the persisted states of the ticket's finished runs, oldest first: what
+	// earlier LLM turns did and what CI said, for the conversation.
+	EarlierRuns []RunState
 }
 
 // Run is the executor's view of the run in progress.

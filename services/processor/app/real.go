@@ -357,6 +357,9 @@ func (x *RealExecutor) conversation(ctx context.Context, run *Run, s realState) 
 		total += len(content)
 		fmt.Fprintf(&b, "\n=== %s ===\n%s", f, content)
 	}
+	if history := earlierTurns(t.EarlierRuns); history != "" {
+		b.WriteString("\n\nEarlier runs on this ticket (oldest first):\n" + history)
+	}
 	if len(t.Feedback) > 0 {
 		b.WriteString("\n\nReview comments on the earlier result (oldest first):\n")
 		for _, c := range t.Feedback {
@@ -377,6 +380,27 @@ func (x *RealExecutor) conversation(ctx context.Context, run *Run, s realState) 
 			llm.Message{Role: "user", Content: fmt.Sprintf("CI failed after that change (exit code %d). Last output lines:\n%s\n\nFix the failure. Answer with the JSON object only.", tr.CI.ExitCode, tail)})
 	}
 	return msgs, nil
+}
+
+// earlierTurns summarises the LLM turns of the ticket's earlier runs and how CI answered.
+func earlierTurns(runs []RunState) string {
+	var b strings.Builder
+	for i, st := range runs {
+		var s realState
+		if len(st.Extra) == 0 || json.Unmarshal(st.Extra, &s) != nil {
+			continue
+		}
+		for _, tr := range s.Turns {
+			verdict := "CI not run"
+			if tr.CI != nil && tr.CI.Passed {
+				verdict = "CI passed"
+			} else if tr.CI != nil {
+				verdict = fmt.Sprintf("CI failed (exit code %d)", tr.CI.ExitCode)
+			}
+			fmt.Fprintf(&b, "- run %d, iteration %d: %s — %s\n", i+1, tr.Iteration, tr.Summary, verdict)
+		}
+	}
+	return b.String()
 }
 
 // CallLLM asks the provider for the change and applies it to the work dir (validated: every

@@ -362,6 +362,9 @@ func TestRealRunWithOpenAICompatibleProviderAndFollowUp(t *testing.T) {
 	if len(bodies) != 2 || !strings.Contains(bodies[1], "please also be polite") || !strings.Contains(bodies[1], "=== greeting.txt ===") {
 		t.Errorf("follow-up request lacks the review comment or the previous run's files:\n%s", bodies[len(bodies)-1])
 	}
+	if len(bodies) == 2 && (!strings.Contains(bodies[1], "Earlier runs on this ticket") || !strings.Contains(bodies[1], "run 1, iteration 1: ") || !strings.Contains(bodies[1], "CI passed")) {
+		t.Errorf("follow-up request lacks the earlier run's LLM turn:\n%s", bodies[1])
+	}
 	branch := fmt.Sprintf("ticketflow/%s/2", ticket)
 	parent := git(t, bare, "rev-parse", branch+"^")
 	if first := git(t, bare, "rev-parse", fmt.Sprintf("ticketflow/%s/1", ticket)); parent != first {

@@ -222,3 +222,21 @@ func (s *store) finishTerminal(ctx context.Context, runID, ticketID string) erro
 		return err
 	})
 }
+
+// earlierRuns returns the states of the ticket's finished runs other than runID, oldest first.
+func (s *store) earlierRuns(ctx context.Context, ticketID, runID string) ([]RunState, error) {
+	rows, err := s.db.Query(ctx, `SELECT state FROM processor_runs
+		WHERE ticket_id = $1 AND run_id <> $2 AND status = 'terminal' ORDER BY created_at, run_id`, ticketID, runID)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (RunState, error) {
+		var raw []byte
+		var st RunState
+		if err := r.Scan(&raw); err != nil {
+			return st, err
+		}
+		_ = json.Unmarshal(raw, &st) // a state this build cannot read adds nothing to the conversation
+		return st, nil
+	})
+}
