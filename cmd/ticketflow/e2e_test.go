@@ -23,7 +23,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/ticketflow/ticketflow/libs/auth"
-	"github.com/ticketflow/ticketflow/libs/postgres"
+	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 )
 
 var binary string
@@ -78,7 +78,7 @@ func startStack(t *testing.T, extraEnv ...string) *stack {
 		"TICKETFLOW_HTTP_ADDR="+s.http,
 		"TICKETFLOW_EMBEDDED_KAFKA_ADDR="+s.kafka,
 		"TICKETFLOW_DATA_DIR="+s.dataDir,
-		"DATABASE_URL="+postgres.NewTestDatabase(t),
+		"DATABASE_URL="+pgtest.NewDatabase(t),
 		"TICKETFLOW_JWT_SECRET="+testSecret,
 		"TICKETFLOW_EXECUTOR=simulated",
 		"TICKETFLOW_SIM_STEP_DELAY=40ms",

@@ -20,7 +20,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
-	"github.com/ticketflow/ticketflow/libs/postgres"
+	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -70,7 +70,7 @@ func newEnv(t *testing.T) *env {
 	if err := kafka.EnsureTopic(ctx, cl, kcfg); err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, kafka: kcfg, dsn: postgres.NewTestDatabase(t), producer: kafka.NewProducer(cl, kcfg.Topic)}
+	return &env{t: t, kafka: kcfg, dsn: pgtest.NewDatabase(t), producer: kafka.NewProducer(cl, kcfg.Topic)}
 }
 
 func (e *env) append(envs ...events.Envelope) {

@@ -19,7 +19,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
-	"github.com/ticketflow/ticketflow/libs/postgres"
+	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/ticketflow/ticketflow/libs/workflow"
 )
 
@@ -34,7 +34,7 @@ func TestProjectorKilledMidStreamLosesAndDoublesNothing(t *testing.T) {
 	}
 	defer emb.Close()
 	kcfg := config.Kafka{Brokers: emb.Addrs(), Topic: "ticket-events", Partitions: 4, ReplicationFactor: -1}
-	dsn := postgres.NewTestDatabase(t)
+	dsn := pgtest.NewDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cl, err := kafka.NewClient(kcfg)

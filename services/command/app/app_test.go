@@ -18,7 +18,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/httpx"
 	"github.com/ticketflow/ticketflow/libs/kafka"
-	"github.com/ticketflow/ticketflow/libs/postgres"
+	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/ticketflow/ticketflow/services/command/app"
 	projector "github.com/ticketflow/ticketflow/services/projector/app"
 )
@@ -58,7 +58,7 @@ func newEnvWith(t *testing.T, cfg app.Config) *env {
 	if err := kafka.EnsureTopic(ctx, cl, kcfg); err != nil {
 		t.Fatal(err)
 	}
-	db, err := pgxpool.New(ctx, postgres.NewTestDatabase(t))
+	db, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/postgres"
+	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -59,7 +60,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	}
 	h.prod = kafka.NewProducer(cl, h.kcfg.Topic)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	db, err := postgres.Connect(ctx, config.Postgres{URL: postgres.NewTestDatabase(t), MaxConns: 8}, log)
+	db, err := postgres.Connect(ctx, config.Postgres{URL: pgtest.NewDatabase(t), MaxConns: 8}, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
-	"github.com/ticketflow/ticketflow/libs/postgres"
+	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/twmb/franz-go/pkg/kadm"
 )
 
@@ -34,7 +34,7 @@ func TestRecreatedTopicIsDetected(t *testing.T) {
 	if err := kafka.EnsureTopic(ctx, cl, kcfg); err != nil {
 		t.Fatal(err)
 	}
-	db, err := pgxpool.New(ctx, postgres.NewTestDatabase(t))
+	db, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,5 @@
-package postgres
+// Package pgtest gives integration tests their own PostgreSQL database.
+package pgtest
 
 import (
 	"context"
@@ -10,24 +11,25 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/ticketflow/ticketflow/libs/postgres"
 )
 
-// TestServerURL is the server integration tests use: TICKETFLOW_TEST_DATABASE_URL or the
+// ServerURL is the server integration tests use: TICKETFLOW_TEST_DATABASE_URL or the
 // local default (trust auth on 127.0.0.1).
-func TestServerURL() string {
+func ServerURL() string {
 	if u := os.Getenv("TICKETFLOW_TEST_DATABASE_URL"); u != "" {
 		return u
 	}
 	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 }
 
-// NewTestDatabase creates a uniquely named, migrated database for one test and drops it when
+// NewDatabase creates a uniquely named, migrated database for one test and drops it when
 // the test ends. Tests never share or depend on leftover databases.
-func NewTestDatabase(t testing.TB) string {
+func NewDatabase(t testing.TB) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	server := TestServerURL()
+	server := ServerURL()
 	cfg, err := pgx.ParseConfig(server)
 	if err != nil {
 		t.Fatalf("test database url: %v", err)
@@ -60,7 +62,7 @@ func NewTestDatabase(t testing.TB) string {
 			t.Logf("drop test database %s: %v", name, err)
 		}
 	})
-	if err := Migrate(dsn); err != nil {
+	if err := postgres.Migrate(dsn); err != nil {
 		t.Fatalf("migrate test database: %v", err)
 	}
 	return dsn
