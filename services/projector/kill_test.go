@@ -16,9 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
-	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/kafka/kafkatest"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/ticketflow/ticketflow/libs/workflow"
 )
@@ -28,26 +27,13 @@ func TestProjectorKilledMidStreamLosesAndDoublesNothing(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build projector: %v\n%s", err, out)
 	}
-	emb, err := kafka.StartEmbedded("127.0.0.1:0", "", 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Close()
-	kcfg := config.Kafka{Brokers: emb.Addrs(), Topic: "ticket-events", Partitions: 4, ReplicationFactor: -1}
+	broker := kafkatest.Start(t, 4)
+	kcfg, producer := broker.Config, broker.Producer
 	dsn := pgtest.NewDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cl, err := kafka.NewClient(kcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if err := kafka.EnsureTopic(ctx, cl, kcfg); err != nil {
-		t.Fatal(err)
-	}
-	producer := kafka.NewProducer(cl, kcfg.Topic)
 
-	// 40 tickets, each with a full run: 40 × (1 + 1 + 1 + 8×(start, log, done) ... ) events.
+	// 120 tickets, each with a full run of 25 events, appended in six backlogs.
 	const tickets = 120
 	var total int
 	appendRun := func(i int) {
@@ -79,7 +65,7 @@ func TestProjectorKilledMidStreamLosesAndDoublesNothing(t *testing.T) {
 	}
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+emb.Addrs()[0], "KAFKA_PARTITIONS=4", "DATABASE_URL="+dsn,
+		cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+kcfg.Brokers[0], "KAFKA_PARTITIONS=4", "DATABASE_URL="+dsn,
 			"TICKETFLOW_HTTP_ADDR="+free(), "TICKETFLOW_LOG_LEVEL=warn", "TICKETFLOW_INSTANCE_ID=kill-test")
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {

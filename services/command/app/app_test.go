@@ -15,9 +15,9 @@ import (
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/auth"
-	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/httpx"
 	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/kafka/kafkatest"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/ticketflow/ticketflow/services/command/app"
 	projector "github.com/ticketflow/ticketflow/services/projector/app"
@@ -44,35 +44,22 @@ func newEnvWith(t *testing.T, cfg app.Config) *env {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	emb, err := kafka.StartEmbedded("127.0.0.1:0", "", 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Close)
-	kcfg := config.Kafka{Brokers: emb.Addrs(), Topic: "ticket-events", Partitions: 2, ReplicationFactor: -1}
-	cl, err := kafka.NewClient(kcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	if err := kafka.EnsureTopic(ctx, cl, kcfg); err != nil {
-		t.Fatal(err)
-	}
+	broker := kafkatest.Start(t, 2)
 	db, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
 	log := slog.New(slog.DiscardHandler)
-	proj := projector.New(projector.Config{Group: "projector"}, projector.Deps{Log: log, DB: db, Kafka: kcfg})
+	proj := projector.New(projector.Config{Group: "projector"}, projector.Deps{Log: log, DB: db, Kafka: broker.Config})
 	done := make(chan struct{})
 	go func() { _ = proj.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	v, _ := auth.NewVerifier("command-test-secret-command-test-secret")
 	web := httpx.NewApp(log, nil)
 	app.New(cfg,
-		app.Deps{Log: log, DB: db, Producer: kafka.NewProducer(cl, kcfg.Topic), Verifier: v}).Mount(web)
-	e := &env{t: t, web: web, v: v, db: db, kafka: emb}
+		app.Deps{Log: log, DB: db, Producer: broker.Producer, Verifier: v}).Mount(web)
+	e := &env{t: t, web: web, v: v, db: db, kafka: broker.Embedded}
 	e.alice, _ = v.Issue("alice", auth.RoleUser, time.Hour)
 	e.bob, _ = v.Issue("bob", auth.RoleUser, time.Hour)
 	e.admin, _ = v.Issue("root", auth.RoleAdmin, time.Hour)

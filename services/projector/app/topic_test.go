@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/kafka/kafkatest"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/twmb/franz-go/pkg/kadm"
 )
@@ -18,28 +18,15 @@ import (
 // A topic deleted and recreated (new topic id) is detected: the projector refuses to go on
 // from offsets that belong to the old topic, unless told to re-project the new one.
 func TestRecreatedTopicIsDetected(t *testing.T) {
-	emb, err := kafka.StartEmbedded("127.0.0.1:0", "", 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Close()
-	kcfg := config.Kafka{Brokers: emb.Addrs(), Topic: "ticket-events", Partitions: 2, ReplicationFactor: -1}
+	broker := kafkatest.Start(t, 2)
+	kcfg, cl, producer := broker.Config, broker.Client, broker.Producer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cl, err := kafka.NewClient(kcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	if err := kafka.EnsureTopic(ctx, cl, kcfg); err != nil {
-		t.Fatal(err)
-	}
 	db, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	producer := kafka.NewProducer(cl, kcfg.Topic)
 	log := slog.New(slog.DiscardHandler)
 	count := func() (n int) {
 		_ = db.QueryRow(ctx, `SELECT count(*) FROM ticket_events`).Scan(&n)
