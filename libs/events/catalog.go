@@ -50,9 +50,6 @@ var catalog = map[Type]spec{
 // CurrentVersion is the version this build writes for t (0 for unknown types).
 func CurrentVersion(t Type) int { return catalog[t].version }
 
-// Known reports whether t is in the catalog.
-func Known(t Type) bool { _, ok := catalog[t]; return ok }
-
 // Terminal reports whether t ends a run.
 func Terminal(t Type) bool {
 	return t == RunCompleted || t == RunFailed || t == RunCancelled || t == RunRejected

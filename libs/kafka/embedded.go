@@ -34,8 +34,5 @@ func StartEmbedded(addr, dataDir string, partitions int) (*Embedded, error) {
 // Addrs are the broker addresses to use as seed brokers.
 func (e *Embedded) Addrs() []string { return e.cluster.ListenAddrs() }
 
-// Cluster exposes kfake for tests that inject faults.
-func (e *Embedded) Cluster() *kfake.Cluster { return e.cluster }
-
 // Close stops the broker, flushing persisted state.
 func (e *Embedded) Close() { e.cluster.Close() }

@@ -80,9 +80,6 @@ func (p *Producer) Append(ctx context.Context, envs ...events.Envelope) ([]event
 	return out, nil
 }
 
-// Client exposes the underlying client (for health checks).
-func (p *Producer) Client() *kgo.Client { return p.cl }
-
 // Topic is the topic appended to.
 func (p *Producer) Topic() string { return p.topic }
 

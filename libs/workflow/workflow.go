@@ -53,13 +53,9 @@ func (s Status) Active() bool { return s == Pending || s == InProgress }
 // Messages shown to people for run-level transitions.
 const (
 	MessagePending   = "Traitement en cours de démarrage..."
-	MessageStarted   = "Traitement démarré"
 	MessageCompleted = "CI réussie : en attente de validation humaine"
 	MessageFailed    = "Erreur lors du traitement"
 	MessageCancelled = "Traitement annulé"
 	MessageValidated = "Modifications validées"
 	MessageRejected  = "Demande de traitement refusée"
 )
-
-// DefaultMaxIterations is MAX_ITERATIONS when not configured.
-const DefaultMaxIterations = 3
