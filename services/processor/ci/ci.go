@@ -30,6 +30,11 @@ type Spec struct {
 	TailLines int
 	// PIDFile, when set, records the process group id while the command runs (see KillStale).
 	PIDFile string
+	// Network lets the command reach the network (only when the ticket's repository is
+	// configured to allow it); sandboxes cut it off otherwise.
+	Network bool
+	// Limits bound the command's resources (enforced by the sandboxes).
+	Limits Limits
 }
 
 // Result is the outcome of a finished command.
