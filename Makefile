@@ -3,7 +3,12 @@ SHELL := /bin/bash
 GO_MODULES := libs services/command services/processor services/projector services/notifier cmd/ticketflow
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: run build web test test-go test-deploy test-web test-e2e lint bench clean
+.PHONY: help run build web test test-go test-deploy test-web test-e2e lint bench clean
+
+## help: this list (a bare `make` prints it and starts nothing)
+help:
+	@grep -E '^## [a-z-]+:' $(MAKEFILE_LIST) | sed -E 's/^## ([a-z-]+): /  \1\t/' | expand -t 14
+
 
 ## run: build the web app and start the whole stack on http://localhost:8000
 run: web
@@ -23,8 +28,7 @@ frontend/node_modules/.package-lock.json: frontend/package-lock.json
 web: frontend/node_modules/.package-lock.json
 	cd frontend && npm run build
 
-## test: Go unit + integration (real PostgreSQL, embedded Kafka over TCP), deploy manifests,
-## frontend unit tests, and browser end-to-end tests in Debian's Chromium
+## test: every test: Go (real PostgreSQL, Kafka over TCP), deploy manifests, frontend, browser e2e
 test: test-go test-deploy test-web test-e2e
 
 test-go:
@@ -49,5 +53,6 @@ lint:
 bench:
 	cd services/notifier && go run ./bench
 
+## clean: remove bin/, .data/ and the web build
 clean:
 	rm -rf bin .data frontend/dist
