@@ -164,4 +164,3 @@ func TestSafePath(t *testing.T) {
 		t.Errorf("file written outside the repository: %v", entries)
 	}
 }
-
