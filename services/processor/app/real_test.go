@@ -25,10 +25,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
-	"github.com/ticketflow/ticketflow/libs/repourl"
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/postgres"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
+	"github.com/ticketflow/ticketflow/libs/repourl"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
