@@ -55,9 +55,17 @@ func runDev([]string) error {
 		// partitions and runs back at once (static group membership, run leases).
 		_ = os.Setenv("TICKETFLOW_INSTANCE_ID", "dev")
 	}
-	if os.Getenv("TICKETFLOW_ALLOW_FILE_REPOS") == "" {
-		// Local repositories are the point of a dev stack (command and processor both read it).
-		_ = os.Setenv("TICKETFLOW_ALLOW_FILE_REPOS", "true")
+	if os.Getenv("TICKETFLOW_FILE_REPO_ROOT") == "" {
+		// Local repositories are the point of a dev stack: file:// ones under the data dir's
+		// repos/, never the work dir's clones (command and processor both read it).
+		root, err := filepath.Abs(filepath.Join(dataDir(), "repos"))
+		if err == nil {
+			err = os.MkdirAll(root, 0o755)
+		}
+		if err != nil {
+			return fmt.Errorf("file repository root: %w", err)
+		}
+		_ = os.Setenv("TICKETFLOW_FILE_REPO_ROOT", root)
 	}
 
 	dcfg, err := config.Load[devConfig]()
@@ -132,7 +140,11 @@ func runDev([]string) error {
 		}
 	}
 	httpx.MountOps(web, base.Registry, checks)
-	command.New(cmdCfg, command.Deps{Log: log, DB: base.DB, Producer: base.Producer, Verifier: base.Verifier}).Mount(web)
+	api, err := command.New(cmdCfg, command.Deps{Log: log, DB: base.DB, Producer: base.Producer, Verifier: base.Verifier})
+	if err != nil {
+		return err
+	}
+	api.Mount(web)
 	notif.Mount(web)
 	webApp := httpx.MountWebApp(web, dcfg.WebDir)
 

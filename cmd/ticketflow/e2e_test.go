@@ -560,7 +560,7 @@ func TestRealExecutorAgainstLocalRepository(t *testing.T) {
 	git(work, "commit", "-q", "-m", "seed")
 	git(work, "push", "-q", origin, "main")
 
-	s := startStack(t, "TICKETFLOW_EXECUTOR=real", "TICKETFLOW_WORK_DIR="+filepath.Join(dir, "work"),
+	s := startStack(t, "TICKETFLOW_EXECUTOR=real", "TICKETFLOW_WORK_DIR="+filepath.Join(dir, "work"), "TICKETFLOW_FILE_REPO_ROOT="+dir,
 		"TICKETFLOW_LLM_PROVIDER=demo", "ANTHROPIC_API_KEY=", "OPENAI_API_KEY=")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,7 +47,7 @@ func TestRealExecutorSurvivesKill9(t *testing.T) {
 	}
 	repo := bareRepo(t)
 	ks := killScenario{
-		env: []string{"TICKETFLOW_EXECUTOR=real", "TICKETFLOW_ALLOW_FILE_REPOS=true", "TICKETFLOW_WORK_DIR=" + t.TempDir(),
+		env: []string{"TICKETFLOW_EXECUTOR=real", "TICKETFLOW_FILE_REPO_ROOT=" + filepath.Dir(strings.TrimPrefix(repo, "file://")), "TICKETFLOW_WORK_DIR=" + t.TempDir(),
 			"TICKETFLOW_LLM_PROVIDER=demo"},
 		tickets: 4, runsPerTicket: 4, minKills: 6, maxKills: 8,
 		ticket: func(i int) *events.TicketCreatedData {

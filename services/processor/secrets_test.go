@@ -52,11 +52,12 @@ func TestSecretsNeverReachTheLogOrTheTopic(t *testing.T) {
 	defer llm.Close()
 
 	e := newEnv(t)
+	repo := bareRepo(t)
 	proc := e.processor(
 		"TICKETFLOW_EXECUTOR=real",
 		"TICKETFLOW_LOG_LEVEL=debug",
 		"TICKETFLOW_WORK_DIR="+t.TempDir(),
-		"TICKETFLOW_ALLOW_FILE_REPOS=true",
+		"TICKETFLOW_FILE_REPO_ROOT="+filepath.Dir(strings.TrimPrefix(repo, "file://")),
 		"TICKETFLOW_GIT_TOKEN="+gitToken,
 		"ANTHROPIC_API_KEY="+anthropicKey,
 		"ANTHROPIC_BASE_URL="+llm.URL,
@@ -64,7 +65,6 @@ func TestSecretsNeverReachTheLogOrTheTopic(t *testing.T) {
 		"TICKETFLOW_LLM_MAX_ATTEMPTS=2",
 	)
 	proc.start()
-	repo := bareRepo(t)
 
 	ok, failing := uuid.NewString(), uuid.NewString()
 	okRun, failRun := uuid.NewString(), uuid.NewString()

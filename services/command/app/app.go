@@ -11,12 +11,15 @@ import (
 	"github.com/ticketflow/ticketflow/libs/auth"
 	"github.com/ticketflow/ticketflow/libs/httpx"
 	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/repourl"
 )
 
 // Config is read from the environment.
 type Config struct {
-	// AllowFileRepos lets tickets use file:// repositories (development and tests only).
-	AllowFileRepos bool `env:"TICKETFLOW_ALLOW_FILE_REPOS" envDefault:"false"`
+	// Repos is the repository policy tickets are created under (TICKETFLOW_REPOSITORY_ALLOWLIST,
+	// TICKETFLOW_ALLOW_PRIVATE_REPOS, TICKETFLOW_REPOSITORY_ALLOWED_NETS,
+	// TICKETFLOW_FILE_REPO_ROOT; see repourl.Config): the processor applies the same again.
+	Repos repourl.Config
 	// ProjectionWait bounds how long a write waits for the projector to show it, so that a
 	// client's next read sees its own write. The write is durable either way.
 	ProjectionWait time.Duration `env:"TICKETFLOW_PROJECTION_WAIT" envDefault:"3s"`
@@ -30,6 +33,8 @@ type Deps struct {
 	DB       *pgxpool.Pool
 	Producer *kafka.Producer
 	Verifier *auth.Verifier
+	// Resolver looks repository hosts up (nil: the system resolver).
+	Resolver repourl.Resolver
 }
 
 // Service holds the HTTP handlers.
@@ -39,11 +44,17 @@ type Service struct {
 	store    *store
 	producer *kafka.Producer
 	verifier *auth.Verifier
+	repos    *repourl.Policy
 }
 
-// New builds the service.
-func New(cfg Config, deps Deps) *Service {
-	return &Service{cfg: cfg, log: deps.Log, store: &store{db: deps.DB, topic: deps.Producer.Topic()}, producer: deps.Producer, verifier: deps.Verifier}
+// New builds the service; it fails on an invalid repository policy.
+func New(cfg Config, deps Deps) (*Service, error) {
+	repos, err := repourl.New(cfg.Repos, deps.Resolver)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, log: deps.Log, store: &store{db: deps.DB, topic: deps.Producer.Topic()}, producer: deps.Producer,
+		verifier: deps.Verifier, repos: repos}, nil
 }
 
 // Mount registers the API routes under /api.

@@ -1,13 +1,16 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/httpx"
+	"github.com/ticketflow/ticketflow/libs/repourl"
 	"github.com/ticketflow/ticketflow/libs/workflow"
 )
 
@@ -20,7 +23,7 @@ type createTicketRequest struct {
 	SimulateFailure string `json:"simulate_failure"`
 }
 
-func (r *createTicketRequest) validate(allowFile bool) error {
+func (r *createTicketRequest) validate() error {
 	r.Title = strings.TrimSpace(r.Title)
 	if r.BaseBranch == "" {
 		r.BaseBranch = "main"
@@ -37,9 +40,6 @@ func (r *createTicketRequest) validate(allowFile bool) error {
 	case r.SimulateFailure != "" && r.SimulateFailure != "once" && r.SimulateFailure != "always":
 		return httpx.Invalid(`simulate_failure must be "", "once" or "always"`)
 	}
-	if err := workflow.ValidateRepositoryURL(r.RepositoryURL, allowFile); err != nil {
-		return httpx.Invalid("%v", err)
-	}
 	if err := workflow.ValidateBranch(r.BaseBranch); err != nil {
 		return httpx.Invalid("%v", err)
 	}
@@ -51,7 +51,10 @@ func (s *Service) createTicket(c *fiber.Ctx) error {
 	if err := parseJSON(c, &req); err != nil {
 		return err
 	}
-	if err := req.validate(s.cfg.AllowFileRepos); err != nil {
+	if err := req.validate(); err != nil {
+		return err
+	}
+	if err := s.admitRepository(c.UserContext(), req.RepositoryURL); err != nil {
 		return err
 	}
 	ticketID := ids(c).next()
@@ -76,6 +79,29 @@ func (s *Service) createTicket(c *fiber.Ctx) error {
 	}
 	c.Location("/api/tickets/" + ticketID)
 	return c.Status(fiber.StatusCreated).JSON(t)
+}
+
+// repositoryLookupTimeout bounds the DNS lookup of a new ticket's repository host: a host that
+// does not answer in time is accepted, the processor checks again before it connects.
+const repositoryLookupTimeout = 2 * time.Second
+
+// admitRepository applies the repository policy: 422 with the reason (never the addresses a
+// name resolved to) when the ticket's repository may not be used.
+func (s *Service) admitRepository(ctx context.Context, url string) error {
+	if url == "" {
+		return nil // a ticket without a repository is allowed; the real executor refuses to run it
+	}
+	ctx, cancel := context.WithTimeout(ctx, repositoryLookupTimeout)
+	defer cancel()
+	err := s.repos.Admit(ctx, url)
+	var refused *repourl.Error
+	if errors.As(err, &refused) {
+		if refused.Detail != "" {
+			s.log.Info("repository refused at ticket creation", "reason", refused.Reason, "detail", refused.Detail)
+		}
+		return httpx.Invalid("%v", refused)
+	}
+	return err
 }
 
 func (s *Service) listTickets(c *fiber.Ctx) error {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ticketflow/ticketflow/libs/repourl"
 	"github.com/ticketflow/ticketflow/services/processor/ci"
 	"github.com/ticketflow/ticketflow/services/processor/gitrepo"
 	"github.com/ticketflow/ticketflow/services/processor/llm"
@@ -23,13 +24,20 @@ import (
 type RealConfig struct {
 	// TICKETFLOW_WORK_DIR: where per-ticket clones live. Default: $TMPDIR/ticketflow-work.
 	WorkDir string `env:"TICKETFLOW_WORK_DIR"`
-	// TICKETFLOW_ALLOW_FILE_REPOS: accept file:// repository URLs. Default: false.
-	AllowFileRepos bool `env:"TICKETFLOW_ALLOW_FILE_REPOS" envDefault:"false"`
-	// TICKETFLOW_GIT_TOKEN: https token for clone and push (sent as HTTP Basic
-	// x-access-token:<token> to TICKETFLOW_GIT_TOKEN_HOSTS only). Default: none.
+	// Repos is the repository policy (TICKETFLOW_REPOSITORY_ALLOWLIST,
+	// TICKETFLOW_ALLOW_PRIVATE_REPOS, TICKETFLOW_REPOSITORY_ALLOWED_NETS,
+	// TICKETFLOW_FILE_REPO_ROOT): see repourl.Config. The command service applies the same.
+	Repos repourl.Config
+	// TICKETFLOW_GIT_TOKEN: https token for clone and push, sent as HTTP Basic
+	// x-access-token:<token> to the repositories of TICKETFLOW_REPOSITORY_ALLOWLIST only (none
+	// when it is empty). Default: none.
 	GitToken string `env:"TICKETFLOW_GIT_TOKEN"`
-	// TICKETFLOW_GIT_TOKEN_HOSTS: hosts the token may be sent to. Default: github.com.
-	GitTokenHosts []string `env:"TICKETFLOW_GIT_TOKEN_HOSTS" envSeparator:"," envDefault:"github.com"`
+	// TICKETFLOW_GIT_CA_FILE: PEM bundle git trusts for https (a self-hosted forge's CA).
+	// Default: the system's.
+	GitCAFile string `env:"TICKETFLOW_GIT_CA_FILE"`
+	// TICKETFLOW_GIT_TOKEN_HOSTS was replaced by TICKETFLOW_REPOSITORY_ALLOWLIST: refused at
+	// startup when set.
+	RemovedGitTokenHosts string `env:"TICKETFLOW_GIT_TOKEN_HOSTS"`
 	// TICKETFLOW_LLM_PROVIDER: anthropic, openai or demo. Default: anthropic if
 	// ANTHROPIC_API_KEY is set, else openai if OPENAI_API_KEY is set, else demo (offline).
 	LLMProvider string `env:"TICKETFLOW_LLM_PROVIDER"`
@@ -109,8 +117,22 @@ func NewRealExecutor(cfg RealConfig, log *slog.Logger) (*RealExecutor, error) {
 	default:
 		return nil, fmt.Errorf("TICKETFLOW_LLM_PROVIDER=%q: no such provider (anthropic, openai, demo)", provider)
 	}
-	g := gitrepo.New(gitrepo.Config{AllowFile: cfg.AllowFileRepos, Token: cfg.GitToken, TokenHosts: cfg.GitTokenHosts, Redactor: red})
-	log.Info("real executor", "llm", p.Name(), "work_dir", cfg.WorkDir, "file_repos", cfg.AllowFileRepos, "git_token", cfg.GitToken != "")
+	if cfg.RemovedGitTokenHosts != "" {
+		return nil, errors.New("TICKETFLOW_GIT_TOKEN_HOSTS was replaced by TICKETFLOW_REPOSITORY_ALLOWLIST (host/owner patterns, e.g. github.com/acme/*)")
+	}
+	policy, err := repourl.New(cfg.Repos, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := policy.Forbid(cfg.WorkDir); err != nil {
+		return nil, fmt.Errorf("TICKETFLOW_WORK_DIR: %w", err)
+	}
+	if cfg.GitToken != "" && !policy.HasAllowlist() {
+		log.Warn("TICKETFLOW_GIT_TOKEN is set but TICKETFLOW_REPOSITORY_ALLOWLIST is empty: the token is sent to no repository")
+	}
+	g := gitrepo.New(gitrepo.Config{Policy: policy, Token: cfg.GitToken, CAFile: cfg.GitCAFile, Redactor: red, Log: log})
+	log.Info("real executor", "llm", p.Name(), "work_dir", cfg.WorkDir, "file_repo_root", policy.FileRoot(),
+		"repository_allowlist", cfg.Repos.Allowlist, "private_repos", cfg.Repos.AllowPrivate, "git_token", cfg.GitToken != "")
 	return &RealExecutor{cfg: cfg, git: g, llm: p, red: red, log: log}, nil
 }
 
@@ -191,6 +213,26 @@ func (x *RealExecutor) killStaleCI(ctx context.Context, run *Run, dir string) er
 	return x.logf(ctx, run, "WARNING", "CI d'une tentative interrompue encore active : arrêtée")
 }
 
+// gitFailure tells the run's log what failed, in words that do not tell a closed port from a
+// missing repository (git's own output went to the server log); the error is the run's.
+func (x *RealExecutor) gitFailure(ctx context.Context, run *Run, err error) error {
+	var msg string
+	switch {
+	case errors.Is(err, gitrepo.ErrUnreachable):
+		msg = "Le dépôt est inaccessible (clone refusé ou introuvable)"
+	case errors.Is(err, gitrepo.ErrPushRefused):
+		msg = "Le push vers le dépôt a été refusé"
+	case errors.Is(err, gitrepo.ErrTampered):
+		msg = "Le répertoire .git a été modifié hors de ticketflow : dépôt recloné"
+	}
+	if msg != "" {
+		if lerr := x.logf(ctx, run, "ERROR", "%s", msg); lerr != nil {
+			return lerr
+		}
+	}
+	return x.red.Error(err)
+}
+
 func (x *RealExecutor) logf(ctx context.Context, run *Run, level, format string, args ...any) error {
 	return run.Log(ctx, level, x.red.String(fmt.Sprintf(format, args...)))
 }
@@ -208,7 +250,7 @@ func runBranchPrefix(ticketID string) string { return "ticketflow/" + ticketID }
 // branch; after a review asking for changes, the run continues from the previous run's branch.
 func (x *RealExecutor) PrepareRepository(ctx context.Context, run *Run) error {
 	t := run.Ticket
-	if err := gitrepo.ValidateURL(t.RepositoryURL, x.cfg.AllowFileRepos); err != nil {
+	if err := x.git.Check(ctx, t.RepositoryURL); err != nil {
 		return x.red.Error(err)
 	}
 	dir := x.workDir(t.ID)
@@ -221,7 +263,7 @@ func (x *RealExecutor) PrepareRepository(ctx context.Context, run *Run) error {
 	}
 	commit, err := x.git.Sync(ctx, t.RepositoryURL, branch, dir)
 	if err != nil {
-		return x.red.Error(err)
+		return x.gitFailure(ctx, run, err)
 	}
 	ref := branch
 	if len(t.Feedback) > 0 {
@@ -501,7 +543,7 @@ func (x *RealExecutor) CommitChanges(ctx context.Context, run *Run) error {
 		return x.red.Error(err)
 	}
 	if err := x.git.Push(ctx, dir, branch); err != nil {
-		return x.red.Error(err)
+		return x.gitFailure(ctx, run, err)
 	}
 	s.turn(run.Iteration).Summary = s.Pending.Summary
 	s.Pending = nil

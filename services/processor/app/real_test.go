@@ -28,6 +28,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/postgres"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
+	"github.com/ticketflow/ticketflow/libs/repourl"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -269,8 +270,10 @@ func (f *fakeLLM) bodies() []string {
 }
 
 func realConfig(t *testing.T) Config {
-	return Config{Executor: "real", Real: RealConfig{WorkDir: t.TempDir(), AllowFileRepos: true, LLMTimeout: 10 * time.Second,
-		LLMMaxAttempts: 2, CITimeout: time.Minute, GitTokenHosts: []string{"github.com"}}}
+	// file:// origins (newOrigin) are t.TempDir()s: the test's own temporary directory is the
+	// root; the work dir inside it stays refused (repourl.Policy.Forbid).
+	return Config{Executor: "real", Real: RealConfig{WorkDir: t.TempDir(), Repos: repourl.Config{FileRoot: filepath.Dir(t.TempDir())},
+		LLMTimeout: 10 * time.Second, LLMMaxAttempts: 2, CITimeout: time.Minute}}
 }
 
 // A failing CI loops back to call_llm with the failure in the next request; the second
@@ -435,7 +438,7 @@ func TestCancelKillsCIProcessGroup(t *testing.T) {
 // Invalid repository URLs fail the run at prepare_repository without running git.
 func TestRealRejectsUnsafeRepositoryURL(t *testing.T) {
 	cfg := realConfig(t)
-	cfg.Real.AllowFileRepos = false
+	cfg.Real.Repos.FileRoot = t.TempDir() // origins are elsewhere
 	h := newHarness(t, cfg)
 	url, _ := newOrigin(t, map[string]string{"README.md": "x\n"})
 	_, run := h.ticket(url, "true")
@@ -443,7 +446,7 @@ func TestRealRejectsUnsafeRepositoryURL(t *testing.T) {
 	if term.Type != events.RunFailed {
 		t.Fatalf("terminal %s", term.Type)
 	}
-	if f := payload[*events.RunFailedData](t, term); f.Step != "prepare_repository" || !strings.Contains(f.Error, "file:// repositories are disabled") {
+	if f := payload[*events.RunFailedData](t, term); f.Step != "prepare_repository" || !strings.Contains(f.Error, "must be inside TICKETFLOW_FILE_REPO_ROOT") {
 		t.Errorf("failed %+v", f)
 	}
 	_, run2 := h.ticket("--upload-pack=touch /tmp/ticketflow-pwned", "true")

@@ -12,7 +12,7 @@ import (
 func TestRealConfigFromEnvironment(t *testing.T) {
 	t.Setenv("TICKETFLOW_EXECUTOR", "real")
 	t.Setenv("TICKETFLOW_WORK_DIR", t.TempDir())
-	t.Setenv("TICKETFLOW_GIT_TOKEN_HOSTS", "git.example.com,github.com")
+	t.Setenv("TICKETFLOW_REPOSITORY_ALLOWLIST", "git.example.com/team/*,github.com/acme/widgets")
 	t.Setenv("OPENAI_API_KEY", "sk-x")
 	t.Setenv("TICKETFLOW_CI_TIMEOUT", "90s")
 	cfg, err := config.Load[Config]()
@@ -20,7 +20,7 @@ func TestRealConfigFromEnvironment(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := cfg.Real
-	if r.CITimeout != 90*time.Second || r.LLMTimeout != 120*time.Second || r.LLMMaxAttempts != 4 || len(r.GitTokenHosts) != 2 || r.AllowFileRepos {
+	if r.CITimeout != 90*time.Second || r.LLMTimeout != 120*time.Second || r.LLMMaxAttempts != 4 || len(r.Repos.Allowlist) != 2 || r.Repos.FileRoot != "" {
 		t.Errorf("config %+v", r)
 	}
 	x, err := NewRealExecutor(r, slog.New(slog.DiscardHandler))

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ticketflow/ticketflow/libs/repourl"
 )
 
 // newOrigin makes a bare repository with one commit on main and returns its file:// URL.
@@ -32,6 +34,16 @@ func newOrigin(t *testing.T) (string, string) {
 	return "file://" + bare, bare
 }
 
+// filePolicy accepts file:// repositories under root.
+func filePolicy(t *testing.T, root string) *repourl.Policy {
+	t.Helper()
+	p, err := repourl.New(repourl.Config{FileRoot: root}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 func gitT(t *testing.T, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", args...)
@@ -46,7 +58,7 @@ func gitT(t *testing.T, dir string, args ...string) string {
 func TestSyncCommitPushAndRunBranches(t *testing.T) {
 	ctx := context.Background()
 	url, bare := newOrigin(t)
-	g := New(Config{AllowFile: true})
+	g := New(Config{Policy: filePolicy(t, filepath.Dir(bare))})
 	dir := filepath.Join(t.TempDir(), "work", "ticket-1")
 	base, err := g.Sync(ctx, url, "main", dir)
 	if err != nil {
@@ -108,39 +120,24 @@ func TestSyncCommitPushAndRunBranches(t *testing.T) {
 
 func TestSyncRejectsUnknownBranchAndBadInput(t *testing.T) {
 	ctx := context.Background()
-	url, _ := newOrigin(t)
+	url, bare := newOrigin(t)
 	dir := filepath.Join(t.TempDir(), "w")
-	if _, err := New(Config{AllowFile: true}).Sync(ctx, url, "nope", dir); err == nil {
+	g := New(Config{Policy: filePolicy(t, filepath.Dir(bare))})
+	if _, err := g.Sync(ctx, url, "nope", dir); err == nil {
 		t.Error("clone of a missing branch succeeded")
 	}
-	if _, err := New(Config{AllowFile: true}).Sync(ctx, url, "--upload-pack=touch /tmp/pwned", dir); err == nil {
+	if _, err := g.Sync(ctx, url, "--upload-pack=touch /tmp/pwned", dir); err == nil {
 		t.Error("option-like branch accepted")
 	}
-	if _, err := New(Config{}).Sync(ctx, url, "main", dir); !errors.Is(err, ErrInvalidURL) {
-		t.Errorf("file:// accepted while disabled: %v", err)
+	noFile, err := repourl.New(repourl.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-func TestValidateURL(t *testing.T) {
-	ok := []string{"https://github.com/o/r.git", "ssh://git@github.com/o/r.git", "git@github.com:o/r.git", "file:///srv/repo.git"}
-	for _, u := range ok {
-		if err := ValidateURL(u, true); err != nil {
-			t.Errorf("%s: %v", u, err)
-		}
+	if _, err := New(Config{Policy: noFile}).Sync(ctx, url, "main", dir); !errors.Is(err, repourl.ErrRefused) {
+		t.Errorf("file:// accepted without a root: %v", err)
 	}
-	bad := []string{"", "-uhttps://x", "--upload-pack=evil", "ext::sh -c touch% /tmp/x", "http://github.com/o/r", "git://host/r",
-		"/srv/repo.git", "../repo", "https://user:pass@github.com/o/r", "https://github.com/o/r\n", "https:///nohost", "file://host/srv/r",
-		"ssh://-oProxyCommand=evil/r", "fd::17"}
-	for _, u := range bad {
-		if err := ValidateURL(u, true); !errors.Is(err, ErrInvalidURL) {
-			t.Errorf("%q accepted (%v)", u, err)
-		}
-	}
-	if err := ValidateURL("https://user:s3cret@github.com/o/r", true); err == nil || strings.Contains(err.Error(), "s3cret") {
-		t.Errorf("credentials in URL: %v", err)
-	}
-	if err := ValidateURL("file:///srv/repo.git", false); err == nil {
-		t.Error("file:// accepted while disabled")
+	if _, err := New(Config{Policy: filePolicy(t, t.TempDir())}).Sync(ctx, url, "main", dir); !errors.Is(err, repourl.ErrRefused) {
+		t.Errorf("file:// outside the root accepted: %v", err)
 	}
 }
 
@@ -165,16 +162,5 @@ func TestSafePath(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
 		t.Errorf("file written outside the repository: %v", entries)
-	}
-}
-
-func TestTokenTravelsInEnvironmentScopedToHosts(t *testing.T) {
-	g := New(Config{Token: "ghp_secret_token", TokenHosts: []string{"git.example.com"}})
-	env := strings.Join(g.env(), "\n")
-	if !strings.Contains(env, "GIT_CONFIG_KEY_0=http.https://git.example.com/.extraHeader") || strings.Contains(env, "ghp_secret_token") {
-		t.Errorf("env:\n%s", env)
-	}
-	if !strings.Contains(env, "GIT_TERMINAL_PROMPT=0") || strings.Contains(env, ":file") {
-		t.Errorf("env:\n%s", env)
 	}
 }
