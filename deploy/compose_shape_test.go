@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
 )
 
 // TestComposeRequiresSecrets checks that compose refuses to start without each secret, naming
@@ -180,4 +179,3 @@ func ptrOr(v *string) string {
 	}
 	return *v
 }
-
