@@ -145,7 +145,7 @@ func TestComposeBuilds(t *testing.T) {
 		}
 		wantTarget := ""
 		if svc == "processor" {
-			wantTarget = "processor" // alpine with git and sh
+			wantTarget = "processor" // Debian with git, bubblewrap and sh
 		}
 		if s.Build.Target != wantTarget {
 			t.Errorf("%s: build target %q, want %q", svc, s.Build.Target, wantTarget)
