@@ -14,7 +14,8 @@
 #
 # Two runtimes:
 #   runtime   (the default, last stage) distroless/static as uid 65532: no shell, no package manager.
-#   processor alpine + git + sh as uid 10001: the processor clones repositories and runs CI commands.
+#   processor Debian + git + bubblewrap + sh as uid 10001: the processor clones repositories and runs
+#             CI commands in a bwrap sandbox.
 # Both carry /usr/local/bin/healthcheck (deploy/healthcheck, stdlib only) because distroless has no
 # curl or wget for `docker compose` healthchecks.
 
@@ -38,10 +39,16 @@ RUN --mount=type=cache,target=/go/pkg/mod \
     go build -ldflags="-s -w" -o /out/app "${pkg}"; \
     cd deploy && GOWORK=off go build -ldflags="-s -w" -o /out/healthcheck ./healthcheck
 
-FROM alpine:3.22 AS processor
-RUN apk add --no-cache git openssh-client ca-certificates tzdata \
- && addgroup -S -g 10001 ticketflow \
- && adduser -S -D -H -u 10001 -G ticketflow -h /var/lib/ticketflow ticketflow \
+# Debian, like .ci/run, so the CI sandbox runs the bubblewrap the tests run. bwrap is not setuid
+# here: it needs unprivileged user namespaces, which a container only gets when its runtime allows
+# them (docker-compose.yml: seccomp, AppArmor and /proc masking lifted for the processor; in
+# Kubernetes use TICKETFLOW_CI_SANDBOX=kubernetes instead). See deploy/README.md.
+FROM debian:bookworm-slim AS processor
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bubblewrap git openssh-client ca-certificates tzdata \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 ticketflow \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/ticketflow --no-create-home --shell /usr/sbin/nologin ticketflow \
  && mkdir -p /var/lib/ticketflow/work \
  && chown -R 10001:10001 /var/lib/ticketflow
 COPY --from=build /out/app /usr/local/bin/app

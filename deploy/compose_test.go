@@ -22,10 +22,46 @@ const repoRoot = ".."
 // goServices are the repository's own Go services with their listen port.
 var goServices = map[string]string{"command": "8000", "notifier": "8000", "processor": "8080", "projector": "8080"}
 
-// loadCompose loads docker-compose.yml as `docker compose` would, with env as the whole
-// environment (no OS variables, no .env file), so defaults are what is tested.
+// composeSecrets are the variables docker-compose.yml requires (it has no default for any
+// secret): what deploy/compose-secrets.sh writes to .env.
+var composeSecrets = map[string]string{
+	"TICKETFLOW_JWT_SECRET":            "test-jwt-f3a9c1d7e2b8a4f6c0d9e1b3a7c5f2d8",
+	"POSTGRES_PASSWORD":                "owner-7c1e9a3f5b2d8c4e6a0f",
+	"TICKETFLOW_COMMAND_DB_PASSWORD":   "command-2b7d9f1c3e5a8b0d4f6c",
+	"TICKETFLOW_PROCESSOR_DB_PASSWORD": "processor-9e3c5a7b1d2f4e6a8c0b",
+	"TICKETFLOW_PROJECTOR_DB_PASSWORD": "projector-4f8a2c6e0b1d3f5a7c9e",
+	"TICKETFLOW_NOTIFIER_DB_PASSWORD":  "notifier-6d0b4f8a2c3e5b7d9f1a",
+}
+
+// dbRoles are the database roles of the services (deploy/postgres/roles.sql's defaults) and the
+// variable holding each one's password.
+var dbRoles = map[string]struct{ role, passwordVar string }{
+	"command":   {"ticketflow_command", "TICKETFLOW_COMMAND_DB_PASSWORD"},
+	"processor": {"ticketflow_processor", "TICKETFLOW_PROCESSOR_DB_PASSWORD"},
+	"projector": {"ticketflow_projector", "TICKETFLOW_PROJECTOR_DB_PASSWORD"},
+	"notifier":  {"ticketflow_notifier", "TICKETFLOW_NOTIFIER_DB_PASSWORD"},
+}
+
+// replicas is the multi-instance shape compose and Kubernetes both run.
+var replicas = map[string]int{"command": 2, "processor": 3, "projector": 2, "notifier": 3}
+
+// loadCompose loads docker-compose.yml as `docker compose` would, with composeSecrets plus env
+// as the whole environment (no OS variables, no .env file), so defaults are what is tested.
 func loadCompose(t *testing.T, env []string, profiles ...string) *types.Project {
 	t.Helper()
+	var all []string
+	for k, v := range composeSecrets {
+		all = append(all, k+"="+v)
+	}
+	p, err := loadComposeEnv(append(all, env...), profiles...)
+	if err != nil {
+		t.Fatalf("docker-compose.yml does not load: %v", err)
+	}
+	return p
+}
+
+// loadComposeEnv loads docker-compose.yml with exactly env.
+func loadComposeEnv(env []string, profiles ...string) (*types.Project, error) {
 	opts, err := cli.NewProjectOptions(
 		[]string{filepath.Join(repoRoot, "docker-compose.yml")},
 		cli.WithWorkingDirectory(repoRoot),
@@ -35,13 +71,9 @@ func loadCompose(t *testing.T, env []string, profiles ...string) *types.Project 
 		cli.WithResolvedPaths(true),
 	)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	p, err := opts.LoadProject(context.Background())
-	if err != nil {
-		t.Fatalf("docker-compose.yml does not load: %v", err)
-	}
-	return p
+	return opts.LoadProject(context.Background())
 }
 
 func env(t *testing.T, s types.ServiceConfig, name string) string {
@@ -55,7 +87,7 @@ func env(t *testing.T, s types.ServiceConfig, name string) string {
 
 func TestComposeServices(t *testing.T) {
 	p := loadCompose(t, nil)
-	want := []string{"command", "kafka", "kafka-init", "migrate", "notifier", "postgres", "processor", "projector", "web"}
+	want := []string{"command", "db-roles", "kafka", "kafka-init", "migrate", "notifier", "postgres", "processor", "projector", "web"}
 	if got := p.ServiceNames(); !slices.Equal(sorted(got), want) {
 		t.Fatalf("services started by `up`: got %v, want %v", sorted(got), want)
 	}
@@ -66,7 +98,7 @@ func TestComposeServices(t *testing.T) {
 	if _, err := withTools.GetService("cli"); err != nil {
 		t.Errorf("cli with the tools profile: %v", err)
 	}
-	for _, name := range []string{"kafka-data", "postgres-data", "processor-work"} {
+	for _, name := range []string{"kafka-data", "postgres-data"} {
 		if _, ok := p.Volumes[name]; !ok {
 			t.Errorf("named volume %s is not declared", name)
 		}
@@ -113,7 +145,7 @@ func TestComposeBuilds(t *testing.T) {
 		}
 		wantTarget := ""
 		if svc == "processor" {
-			wantTarget = "processor" // alpine with git and sh
+			wantTarget = "processor" // Debian with git, bubblewrap and sh
 		}
 		if s.Build.Target != wantTarget {
 			t.Errorf("%s: build target %q, want %q", svc, s.Build.Target, wantTarget)
@@ -136,7 +168,7 @@ func TestComposeBuilds(t *testing.T) {
 // healthcheck, every one-shot job exits, and each dependency condition can be met.
 func TestComposeHealthAndOrder(t *testing.T) {
 	p := loadCompose(t, nil)
-	oneShot := map[string]bool{"kafka-init": true, "migrate": true}
+	oneShot := map[string]bool{"kafka-init": true, "migrate": true, "db-roles": true}
 	for name, s := range p.Services {
 		if oneShot[name] {
 			if s.Restart != "no" {
@@ -173,10 +205,11 @@ func TestComposeHealthAndOrder(t *testing.T) {
 	wantDeps := map[string]map[string]string{
 		"kafka-init": {"kafka": types.ServiceConditionHealthy},
 		"migrate":    {"postgres": types.ServiceConditionHealthy},
+		"db-roles":   {"migrate": types.ServiceConditionCompletedSuccessfully},
 		"web":        {"command": types.ServiceConditionHealthy, "notifier": types.ServiceConditionHealthy},
 	}
 	for svc := range goServices {
-		wantDeps[svc] = map[string]string{"kafka-init": types.ServiceConditionCompletedSuccessfully, "migrate": types.ServiceConditionCompletedSuccessfully}
+		wantDeps[svc] = map[string]string{"kafka-init": types.ServiceConditionCompletedSuccessfully, "db-roles": types.ServiceConditionCompletedSuccessfully}
 	}
 	for svc, deps := range wantDeps {
 		s, _ := p.GetService(svc)
@@ -318,10 +351,11 @@ func TestComposeEnvironment(t *testing.T) {
 		if env(t, s, "TICKETFLOW_LOG_FORMAT") != "json" {
 			t.Errorf("%s: TICKETFLOW_LOG_FORMAT should be json", svc)
 		}
-		checkDatabaseURL(t, svc, env(t, s, "DATABASE_URL"), pg)
+		checkServiceDatabaseURL(t, svc, env(t, s, "DATABASE_URL"), pg, composeSecrets)
 	}
 	m, _ := p.GetService("migrate")
 	checkDatabaseURL(t, "migrate", env(t, m, "DATABASE_URL"), pg)
+	checkDBRoles(t, p, pg)
 	if !slices.Equal(m.Command, types.ShellCommand{"migrate"}) {
 		t.Errorf("migrate runs %v, want [migrate]", m.Command)
 	}
@@ -329,8 +363,8 @@ func TestComposeEnvironment(t *testing.T) {
 	cmd, _ := p.GetService("command")
 	notif, _ := p.GetService("notifier")
 	secret := env(t, cmd, "TICKETFLOW_JWT_SECRET")
-	if len(secret) < 32 {
-		t.Errorf("default TICKETFLOW_JWT_SECRET is %d bytes; libs/auth needs 32", len(secret))
+	if secret != composeSecrets["TICKETFLOW_JWT_SECRET"] {
+		t.Errorf("TICKETFLOW_JWT_SECRET %q is not the caller's", secret)
 	}
 	if env(t, notif, "TICKETFLOW_JWT_SECRET") != secret {
 		t.Error("command and notifier must share TICKETFLOW_JWT_SECRET")
@@ -351,8 +385,12 @@ func TestComposeEnvironment(t *testing.T) {
 	if ex := env(t, proc, "TICKETFLOW_EXECUTOR"); ex != "real" && ex != "simulated" {
 		t.Errorf("processor: TICKETFLOW_EXECUTOR %q, want real or simulated", ex)
 	}
-	if wd := env(t, proc, "TICKETFLOW_WORK_DIR"); !hasNamedVolume(proc, "processor-work", wd) {
-		t.Errorf("processor: work dir %s is not on the processor-work volume", wd)
+	// One work directory per replica: an anonymous volume, never a named one all replicas share.
+	wd := env(t, proc, "TICKETFLOW_WORK_DIR")
+	if !slices.ContainsFunc(proc.Volumes, func(v types.ServiceVolumeConfig) bool {
+		return v.Type == types.VolumeTypeVolume && v.Source == "" && v.Target == wd
+	}) {
+		t.Errorf("processor: work dir %s is not on an anonymous (per-replica) volume: %+v", wd, proc.Volumes)
 	}
 	for _, k := range []string{"ANTHROPIC_API_KEY", "OPENAI_API_KEY"} {
 		if v := env(t, proc, k); v != "" {
@@ -368,7 +406,8 @@ func TestComposeOverrides(t *testing.T) {
 		"KAFKA_PARTITIONS=24",
 		"TICKETFLOW_EXECUTOR=real",
 		"TICKETFLOW_TAG=1.2.3",
-		"POSTGRES_PASSWORD=s3cret",
+		"POSTGRES_PASSWORD=s3cret-owner-password",
+		"TICKETFLOW_PROJECTOR_DB_PASSWORD=operator-projector-password",
 		"ANTHROPIC_API_KEY=sk-test",
 	})
 	cmd, _ := p.GetService("command")
@@ -387,9 +426,69 @@ func TestComposeOverrides(t *testing.T) {
 		t.Errorf("kafka-init ignores KAFKA_PARTITIONS: %v", init.Command)
 	}
 	pg, _ := p.GetService("postgres")
-	checkDatabaseURL(t, "command", env(t, cmd, "DATABASE_URL"), pg)
-	if env(t, pg, "POSTGRES_PASSWORD") != "s3cret" {
+	m, _ := p.GetService("migrate")
+	checkDatabaseURL(t, "migrate", env(t, m, "DATABASE_URL"), pg)
+	if env(t, pg, "POSTGRES_PASSWORD") != "s3cret-owner-password" {
 		t.Error("POSTGRES_PASSWORD override not applied")
+	}
+	proj, _ := p.GetService("projector")
+	if u, err := url.Parse(env(t, proj, "DATABASE_URL")); err != nil || !strings.Contains(u.String(), ":operator-projector-password@") {
+		t.Errorf("projector: DATABASE_URL does not carry TICKETFLOW_PROJECTOR_DB_PASSWORD: %v", err)
+	}
+}
+
+// checkServiceDatabaseURL checks that a service's dsn reaches the compose postgres service's
+// database as the service's own role, with the password of its variable.
+func checkServiceDatabaseURL(t *testing.T, svc, dsn string, pg types.ServiceConfig, secrets map[string]string) {
+	t.Helper()
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatalf("%s: DATABASE_URL %q: %v", svc, dsn, err)
+	}
+	pass, _ := u.User.Password()
+	want := dbRoles[svc]
+	if u.Scheme != "postgres" || u.Hostname() != pg.Name || u.Port() != "5432" || strings.TrimPrefix(u.Path, "/") != env(t, pg, "POSTGRES_DB") {
+		t.Errorf("%s: DATABASE_URL %q does not reach the postgres service's database", svc, dsn)
+	}
+	if u.User.Username() != want.role || pass != secrets[want.passwordVar] {
+		t.Errorf("%s: DATABASE_URL connects as %q; want its own role %s with %s", svc, u.User.Username(), want.role, want.passwordVar)
+	}
+	if u.User.Username() == env(t, pg, "POSTGRES_USER") {
+		t.Errorf("%s connects as the schema owner", svc)
+	}
+}
+
+// checkDBRoles checks the db-roles job: roles.sql from the repository, run with psql as the
+// owner, with every service's password.
+func checkDBRoles(t *testing.T, p *types.Project, pg types.ServiceConfig) {
+	t.Helper()
+	r, err := p.GetService("db-roles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Image != pg.Image {
+		t.Errorf("db-roles image %q, want the postgres image %q (its psql)", r.Image, pg.Image)
+	}
+	absSQL, _ := filepath.Abs(filepath.Join(repoRoot, "deploy", "postgres", "roles.sql"))
+	mounted := ""
+	for _, v := range r.Volumes {
+		if v.Type == types.VolumeTypeBind && v.Source == absSQL && v.ReadOnly {
+			mounted = v.Target
+		}
+	}
+	if mounted == "" {
+		t.Fatalf("db-roles does not mount deploy/postgres/roles.sql read-only: %+v", r.Volumes)
+	}
+	if cmd := strings.Join(r.Command, " "); !strings.HasPrefix(cmd, "psql ") || !strings.Contains(cmd, "ON_ERROR_STOP=1") || !strings.Contains(cmd, "-f "+mounted) {
+		t.Errorf("db-roles runs %q; want psql -v ON_ERROR_STOP=1 -f %s", cmd, mounted)
+	}
+	if env(t, r, "PGHOST") != pg.Name || env(t, r, "PGUSER") != env(t, pg, "POSTGRES_USER") || env(t, r, "PGPASSWORD") != env(t, pg, "POSTGRES_PASSWORD") || env(t, r, "PGDATABASE") != env(t, pg, "POSTGRES_DB") {
+		t.Error("db-roles must connect to the postgres service's database as its owner")
+	}
+	for svc, want := range dbRoles {
+		if env(t, r, want.passwordVar) != composeSecrets[want.passwordVar] {
+			t.Errorf("db-roles: %s (the password of %s) is not passed", want.passwordVar, svc)
+		}
 	}
 }
 

@@ -139,8 +139,13 @@ func TestServiceDockerfile(t *testing.T) {
 		t.Errorf("the default (last) stage is %s FROM %s, want runtime FROM distroless static", last.name, last.from)
 	}
 	proc := stageNamed(t, stages, "processor")
-	if !strings.HasPrefix(proc.from, "alpine:") || !strings.Contains(strings.Join(proc.has("RUN"), " "), "apk add --no-cache git") {
-		t.Errorf("processor stage FROM %s: want alpine with git", proc.from)
+	// Debian's bubblewrap is the CI sandbox (.ci/run installs the same package for the tests).
+	procRun := strings.Join(proc.has("RUN"), " ")
+	if !strings.HasPrefix(proc.from, "debian:") || !regexp.MustCompile(`apt-get install [^&]*\bbubblewrap\b`).MatchString(procRun) || !regexp.MustCompile(`apt-get install [^&]*\bgit\b`).MatchString(procRun) {
+		t.Errorf("processor stage FROM %s: want Debian with bubblewrap and git installed", proc.from)
+	}
+	if !strings.Contains(procRun, "rm -rf /var/lib/apt/lists/*") {
+		t.Error("processor stage keeps the apt lists in the image")
 	}
 	// The image's non-root uid must be the one the Kubernetes pods run as.
 	k8s := kustomizeBuild(t, "base")
@@ -269,6 +274,8 @@ func TestDockerignore(t *testing.T) {
 type nginxConfig struct {
 	listen    string
 	locations map[string]string // location argument -> body
+	upstreams map[string]string // upstream name -> body
+	text      string            // without comments
 }
 
 func nginxConf(t *testing.T) nginxConfig {
@@ -285,7 +292,10 @@ func nginxConf(t *testing.T) nginxConfig {
 		b.WriteString(l + "\n")
 	}
 	text := b.String()
-	c := nginxConfig{locations: map[string]string{}}
+	c := nginxConfig{locations: map[string]string{}, upstreams: map[string]string{}, text: text}
+	for _, m := range regexp.MustCompile(`upstream\s+(\S+)\s*\{([^}]*)\}`).FindAllStringSubmatch(text, -1) {
+		c.upstreams[m[1]] = m[2]
+	}
 	if m := regexp.MustCompile(`(?m)^\s*listen\s+(\d+);`).FindStringSubmatch(text); m != nil {
 		c.listen = m[1]
 	}
@@ -323,10 +333,15 @@ func TestNginxRoutes(t *testing.T) {
 			t.Errorf("nginx has no location %s", loc)
 			continue
 		}
+		// proxy_pass names an upstream whose one server is the service name: Docker's DNS
+		// answers it with every replica, each a peer (Kubernetes: the Service's cluster IP).
 		pass := directive(body, "proxy_pass")
-		want := "http://" + service + ":" + goServices[service]
-		if !slices.Equal(pass, []string{want}) {
-			t.Errorf("location %s proxies to %v, want %s", loc, pass, want)
+		if !slices.Equal(pass, []string{"http://" + service}) {
+			t.Errorf("location %s proxies to %v, want the upstream http://%s", loc, pass, service)
+		}
+		servers := directive(conf.upstreams[service], "server")
+		if len(servers) != 1 || strings.Fields(servers[0])[0] != service+":"+goServices[service] {
+			t.Errorf("upstream %s: servers %v, want one: %s:%s", service, servers, service, goServices[service])
 		}
 		if _, err := compose.GetService(service); err != nil {
 			t.Errorf("location %s: no compose service %s", loc, service)
@@ -359,5 +374,32 @@ func TestNginxRoutes(t *testing.T) {
 	}
 	if root, ok := conf.locations["/"]; !ok || !slices.Contains(directive(root, "try_files"), "$uri $uri/ /index.html") {
 		t.Error("location / should fall back to index.html (single-page app)")
+	}
+
+	// Logs: a format without query strings, used by the server.
+	formats := directive(conf.text, "log_format")
+	if len(formats) != 1 {
+		t.Fatalf("want one log_format, got %v", formats)
+	}
+	for _, leak := range []string{"$request_uri", "$request ", "$request\"", "$args", "$query_string", "$http_referer", "$arg_"} {
+		if strings.Contains(formats[0]+" ", leak) {
+			t.Errorf("log_format contains %s, which carries query strings (tokens, WebSocket tickets)", strings.TrimSpace(leak))
+		}
+	}
+	name := strings.Fields(formats[0])[0]
+	if logs := directive(conf.text, "access_log"); !slices.ContainsFunc(logs, func(l string) bool { return strings.HasSuffix(l, " "+name) }) {
+		t.Errorf("no access_log uses the %s format: %v", name, logs)
+	}
+	// Every location that adds its own headers repeats the security headers (add_header does
+	// not inherit into a location that has any).
+	for loc, body := range conf.locations {
+		if len(directive(body, "add_header")) == 0 {
+			continue
+		}
+		for _, h := range []string{"Content-Security-Policy", "X-Content-Type-Options", "Referrer-Policy"} {
+			if !slices.ContainsFunc(directive(body, "add_header"), func(d string) bool { return strings.HasPrefix(d, h+" ") }) {
+				t.Errorf("location %s has add_header but not %s: it loses the server's", loc, h)
+			}
+		}
 	}
 }

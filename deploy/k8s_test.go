@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"net"
-	"net/url"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -13,9 +12,11 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -29,8 +30,14 @@ const namespace = "ticketflow"
 // appDeployments are the application's Deployments; each runs image ticketflow/<name>.
 var appDeployments = []string{"command", "notifier", "processor", "projector", "web"}
 
-// usesDatabase are the Deployments that run the `ticketflow migrate` init container.
+// usesDatabase are the Deployments that connect to PostgreSQL, each with its own role.
 var usesDatabase = []string{"command", "notifier", "processor", "projector"}
+
+// usesAPIServer are the workloads that talk to the Kubernetes API (with their reason): every
+// other pod runs without a service account token.
+var usesAPIServer = map[string]string{
+	"processor": "TICKETFLOW_CI_SANDBOX=kubernetes creates a Job per CI run and streams its log",
+}
 
 // writableRoot lists the containers allowed a writable root filesystem, with the reason.
 var writableRoot = map[string]string{
@@ -48,6 +55,11 @@ type cluster struct {
 	ingresses    map[string]*networkingv1.Ingress
 	hpas         map[string]*autoscalingv2.HorizontalPodAutoscaler
 	pdbs         map[string]*policyv1.PodDisruptionBudget
+	jobs         map[string]*batchv1.Job
+	policies     map[string]*networkingv1.NetworkPolicy
+	accounts     map[string]*corev1.ServiceAccount
+	roles        map[string]*rbacv1.Role
+	bindings     map[string]*rbacv1.RoleBinding
 }
 
 // workload is a Deployment or StatefulSet seen through what the checks need.
@@ -64,6 +76,9 @@ func (c *cluster) workloads() []workload {
 	for _, d := range c.deployments {
 		out = append(out, workload{"Deployment", d.Name, d.Spec.Replicas, d.Spec.Selector, d.Spec.Template, nil})
 	}
+	for _, j := range c.jobs {
+		out = append(out, workload{"Job", j.Name, j.Spec.Parallelism, j.Spec.Selector, j.Spec.Template, nil})
+	}
 	for _, s := range c.statefulSets {
 		var claims []string
 		for _, pvc := range s.Spec.VolumeClaimTemplates {
@@ -75,11 +90,18 @@ func (c *cluster) workloads() []workload {
 	return out
 }
 
-// kustomizeBuild runs `kustomize build deploy/k8s/<dir>` and strictly decodes its output.
+// kustomizeBuild runs `kustomize build deploy/k8s/<dir>` and strictly decodes its output. The
+// dev overlay reads secrets generated on the operator's machine (never committed): the build runs
+// on a copy of deploy/ with freshly generated ones, as generate-secrets.sh writes them.
 func kustomizeBuild(t *testing.T, dir string) *cluster {
 	t.Helper()
+	fsys := filesys.MakeFsOnDisk()
+	root := "."
+	if dir == "overlays/dev" {
+		fsys, root = devOverlayFS(t)
+	}
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	m, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join("k8s", dir))
+	m, err := k.Run(fsys, filepath.Join(root, "k8s", dir))
 	if err != nil {
 		t.Fatalf("kustomize build %s: %v", dir, err)
 	}
@@ -88,7 +110,9 @@ func kustomizeBuild(t *testing.T, dir string) *cluster {
 		secrets: map[string]*corev1.Secret{}, services: map[string]*corev1.Service{},
 		deployments: map[string]*appsv1.Deployment{}, statefulSets: map[string]*appsv1.StatefulSet{},
 		ingresses: map[string]*networkingv1.Ingress{}, hpas: map[string]*autoscalingv2.HorizontalPodAutoscaler{},
-		pdbs: map[string]*policyv1.PodDisruptionBudget{},
+		pdbs: map[string]*policyv1.PodDisruptionBudget{}, jobs: map[string]*batchv1.Job{},
+		policies: map[string]*networkingv1.NetworkPolicy{}, accounts: map[string]*corev1.ServiceAccount{},
+		roles: map[string]*rbacv1.Role{}, bindings: map[string]*rbacv1.RoleBinding{},
 	}
 	for _, r := range m.Resources() {
 		raw, err := r.MarshalJSON()
@@ -119,6 +143,16 @@ func kustomizeBuild(t *testing.T, dir string) *cluster {
 			c.hpas[r.GetName()] = strictDecode[autoscalingv2.HorizontalPodAutoscaler](t, id, raw)
 		case "policy/v1/PodDisruptionBudget":
 			c.pdbs[r.GetName()] = strictDecode[policyv1.PodDisruptionBudget](t, id, raw)
+		case "batch/v1/Job":
+			c.jobs[r.GetName()] = strictDecode[batchv1.Job](t, id, raw)
+		case "networking.k8s.io/v1/NetworkPolicy":
+			c.policies[r.GetName()] = strictDecode[networkingv1.NetworkPolicy](t, id, raw)
+		case "v1/ServiceAccount":
+			c.accounts[r.GetName()] = strictDecode[corev1.ServiceAccount](t, id, raw)
+		case "rbac.authorization.k8s.io/v1/Role":
+			c.roles[r.GetName()] = strictDecode[rbacv1.Role](t, id, raw)
+		case "rbac.authorization.k8s.io/v1/RoleBinding":
+			c.bindings[r.GetName()] = strictDecode[rbacv1.RoleBinding](t, id, raw)
 		default:
 			t.Errorf("%s: a kind these tests do not check; add it to kustomizeBuild", id)
 		}
@@ -141,6 +175,10 @@ func strictDecode[T any](t *testing.T, id string, raw []byte) *T {
 
 func TestK8sBase(t *testing.T) {
 	c := kustomizeBuild(t, "base")
+	if len(c.secrets) != 0 {
+		t.Errorf("base applies Secrets %v: they are created out of band (secret.yaml is a template)", mapKeys(c.secrets))
+	}
+	addTemplateSecrets(t, c)
 	if _, ok := c.namespaces[namespace]; !ok {
 		t.Errorf("no Namespace %s", namespace)
 	}
@@ -153,6 +191,10 @@ func TestK8sBase(t *testing.T) {
 
 func TestK8sInfra(t *testing.T) {
 	c := kustomizeBuild(t, "infra")
+	if len(c.secrets) != 0 {
+		t.Errorf("infra applies Secrets %v: no password belongs in git", mapKeys(c.secrets))
+	}
+	addTemplateSecrets(t, c)
 	for _, name := range []string{"kafka", "postgres"} {
 		if _, ok := c.statefulSets[name]; !ok {
 			t.Errorf("infra: no StatefulSet %s", name)
@@ -177,24 +219,28 @@ func TestK8sDevOverlay(t *testing.T) {
 	for _, b := range brokers {
 		checkServiceAddr(t, c, "KAFKA_BROKERS", b)
 	}
-	dsn, err := url.Parse(secretValue(t, c, "ticketflow-secrets", "DATABASE_URL"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkServiceAddr(t, c, "DATABASE_URL", dsn.Host)
-	pass, _ := dsn.User.Password()
-	if want := secretValue(t, c, "postgres-credentials", "POSTGRES_PASSWORD"); pass != want {
-		t.Errorf("DATABASE_URL password %q differs from postgres-credentials %q", pass, want)
-	}
+	checkServiceAddr(t, c, "DATABASE_ADDR", cfg.Data["DATABASE_ADDR"])
 	pg := c.statefulSets["postgres"].Spec.Template.Spec.Containers[0]
-	if user := envValue(pg, "POSTGRES_USER"); dsn.User.Username() != user {
-		t.Errorf("DATABASE_URL user %q, postgres creates %q", dsn.User.Username(), user)
+	if user := envValue(pg, "POSTGRES_USER"); cfg.Data["DATABASE_OWNER"] != user {
+		t.Errorf("DATABASE_OWNER %q, postgres creates %q", cfg.Data["DATABASE_OWNER"], user)
 	}
-	if db := envValue(pg, "POSTGRES_DB"); strings.TrimPrefix(dsn.Path, "/") != db {
-		t.Errorf("DATABASE_URL database %q, postgres creates %q", dsn.Path, db)
+	if db := envValue(pg, "POSTGRES_DB"); cfg.Data["DATABASE_NAME"] != db {
+		t.Errorf("DATABASE_NAME %q, postgres creates %q", cfg.Data["DATABASE_NAME"], db)
 	}
-	if s := secretValue(t, c, "ticketflow-secrets", "TICKETFLOW_JWT_SECRET"); len(s) < 32 {
-		t.Errorf("dev TICKETFLOW_JWT_SECRET is %d bytes; libs/auth needs 32", len(s))
+	if ref := envFrom(pg, "POSTGRES_PASSWORD"); ref == nil || ref.Name != "ticketflow-db-owner" || ref.Key != "password" {
+		t.Errorf("postgres: POSTGRES_PASSWORD must be the owner's (ticketflow-db-owner/password), got %+v", ref)
+	}
+	if cfg.Data["DATABASE_OPTIONS"] != "sslmode=disable" {
+		t.Errorf("dev DATABASE_OPTIONS %q: the in-cluster PostgreSQL has no TLS", cfg.Data["DATABASE_OPTIONS"])
+	}
+	// Every secret is generated (random), none is a placeholder the services would refuse.
+	if s := secretValue(t, c, "ticketflow-secrets", "TICKETFLOW_JWT_SECRET"); s != devSecrets["jwt-secret"] {
+		t.Errorf("dev TICKETFLOW_JWT_SECRET is not the generated secrets/jwt-secret")
+	}
+	for _, name := range []string{"owner", "command", "processor", "projector", "notifier"} {
+		if got := secretValue(t, c, "ticketflow-db-"+name, "password"); got != devSecrets["db-"+name] {
+			t.Errorf("ticketflow-db-%s is not the generated secrets/db-%s", name, name)
+		}
 	}
 	// The browser's origin is the Ingress host.
 	for _, ing := range c.ingresses {
@@ -210,6 +256,8 @@ func TestK8sDevOverlay(t *testing.T) {
 // checkApp checks the application objects: images, init containers, Services, Ingress, HPAs.
 func checkApp(t *testing.T, c *cluster, tag string) {
 	t.Helper()
+	checkReplicas(t, c)
+	checkMigrateJob(t, c, tag)
 	for _, name := range appDeployments {
 		d, ok := c.deployments[name]
 		if !ok {
@@ -230,18 +278,12 @@ func checkApp(t *testing.T, c *cluster, tag string) {
 		if !slices.Contains(usesDatabase, name) {
 			continue
 		}
-		if len(pod.InitContainers) != 1 || pod.InitContainers[0].Name != "migrate" {
-			t.Errorf("%s: want one init container, migrate", name)
-			continue
-		}
-		mig := pod.InitContainers[0]
-		if mig.Image != "ticketflow/ticketflow:"+tag || !slices.Equal(mig.Args, []string{"migrate"}) {
-			t.Errorf("%s: init container runs %s %v, want ticketflow/ticketflow:%s [migrate]", name, mig.Image, mig.Args, tag)
-		}
-		if !slices.ContainsFunc(mig.Env, func(e corev1.EnvVar) bool { return e.Name == "DATABASE_URL" }) {
-			t.Errorf("%s: migrate has no DATABASE_URL", name)
+		// The migration is the Job's, as the owner: a service pod never holds that password.
+		if len(pod.InitContainers) != 0 {
+			t.Errorf("%s: init containers %v; migrations run in the ticketflow-migrate Job", name, pod.InitContainers)
 		}
 		main := pod.Containers[0]
+		checkServiceDatabase(t, name, main)
 		for _, v := range []string{"TICKETFLOW_HTTP_ADDR", "KAFKA_BROKERS", "KAFKA_TOPIC", "KAFKA_PARTITIONS", "DATABASE_URL", "TICKETFLOW_LOG_FORMAT"} {
 			if !slices.ContainsFunc(main.Env, func(e corev1.EnvVar) bool { return e.Name == v }) {
 				t.Errorf("%s: no %s", name, v)
@@ -426,7 +468,9 @@ func checkCommon(t *testing.T, c *cluster) {
 		id := w.kind + " " + w.name
 		pod := w.template.Spec
 		sel, err := metav1.LabelSelectorAsSelector(w.selector)
-		if err != nil || sel.Empty() || !sel.Matches(labels.Set(w.template.Labels)) {
+		if w.kind == "Job" {
+			// The API server sets a Job's selector.
+		} else if err != nil || sel.Empty() || !sel.Matches(labels.Set(w.template.Labels)) {
 			t.Errorf("%s: selector %v does not match its pod labels %v", id, w.selector, w.template.Labels)
 		}
 		psc := pod.SecurityContext
@@ -436,8 +480,10 @@ func checkCommon(t *testing.T, c *cluster) {
 		if psc == nil || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 			t.Errorf("%s: pod must use the RuntimeDefault seccomp profile", id)
 		}
-		if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
-			t.Errorf("%s: no workload here talks to the API server; disable the service account token", id)
+		if _, needs := usesAPIServer[w.name]; needs {
+			checkAPIAccess(t, c, id, pod)
+		} else if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken {
+			t.Errorf("%s: does not talk to the API server; disable the service account token", id)
 		}
 		volumes := slices.Clone(w.claims)
 		for _, v := range pod.Volumes {
@@ -458,7 +504,7 @@ func checkCommon(t *testing.T, c *cluster) {
 				}
 			}
 			checkEnv(t, c, cid, ctr)
-			if isInit {
+			if isInit || w.kind == "Job" {
 				continue
 			}
 			if ctr.ReadinessProbe == nil || ctr.LivenessProbe == nil {

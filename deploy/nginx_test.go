@@ -55,11 +55,16 @@ func TestNginxProxies(t *testing.T) {
 	mustWrite(t, filepath.Join(html, "index.html"), "<!doctype html><title>ticketflow</title>")
 	mustWrite(t, filepath.Join(html, "assets", "app-123.js"), "console.log(1)")
 
-	command := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		fmt.Fprintf(w, `{"path":%q,"xff":%q,"host":%q}`, r.URL.RequestURI(), r.Header.Get("X-Forwarded-For"), r.Host)
-	}))
+	// Two command replicas: nginx must spread requests over both.
+	commandReplica := func(id string) *httptest.Server {
+		return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"replica":%q,"path":%q,"xff":%q,"real_ip":%q,"host":%q}`, id, r.URL.RequestURI(), r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Real-IP"), r.Host)
+		}))
+	}
+	command, command2 := commandReplica("c1"), commandReplica("c2")
 	defer command.Close()
+	defer command2.Close()
 	notifier := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || !strings.Contains(strings.ToLower(r.Header.Get("Connection")), "upgrade") {
 			http.Error(w, "not an upgrade: Upgrade="+r.Header.Get("Upgrade")+" Connection="+r.Header.Get("Connection"), http.StatusBadRequest)
@@ -91,10 +96,12 @@ func TestNginxProxies(t *testing.T) {
 	site := strings.NewReplacer(
 		"listen 8080;", fmt.Sprintf("listen 127.0.0.1:%d;", port),
 		"root /usr/share/nginx/html;", "root "+html+";",
-		"http://command:8000", "http://"+command.Listener.Addr().String(),
-		"http://notifier:8000", "http://"+notifier.Listener.Addr().String(),
+		// What Docker's DNS does for "command" with two replicas: two peers.
+		"server command:8000 ", "server "+command.Listener.Addr().String()+" max_fails=1 fail_timeout=5s; server "+command2.Listener.Addr().String()+" ",
+		"server notifier:8000 ", "server "+notifier.Listener.Addr().String()+" ",
+		"access_log /dev/stdout ticketflow;", "access_log "+filepath.Join(dir, "access.log")+" ticketflow;",
 	).Replace(string(conf))
-	for _, want := range []string{fmt.Sprintf("127.0.0.1:%d", port), html, command.Listener.Addr().String(), notifier.Listener.Addr().String()} {
+	for _, want := range []string{fmt.Sprintf("127.0.0.1:%d", port), html, command.Listener.Addr().String(), command2.Listener.Addr().String(), notifier.Listener.Addr().String(), "access.log"} {
 		if !strings.Contains(site, want) {
 			t.Fatalf("default.conf changed shape: could not substitute %s", want)
 		}
@@ -163,8 +170,55 @@ http {
 		t.Errorf("missing asset: %d, want 404 (not index.html)", code)
 	}
 	code, body, _ := get("/api/tickets?limit=5")
-	if code != 200 || !strings.Contains(body, `"path":"/api/tickets?limit=5"`) || !strings.Contains(body, `"xff":"127.0.0.1"`) || !strings.Contains(body, fmt.Sprintf(`"host":"127.0.0.1:%d"`, port)) {
+	if code != 200 || !strings.Contains(body, `"path":"/api/tickets?limit=5"`) || !strings.Contains(body, `"xff":"127.0.0.1"`) || !strings.Contains(body, `"real_ip":"127.0.0.1"`) || !strings.Contains(body, fmt.Sprintf(`"host":"127.0.0.1:%d"`, port)) {
 		t.Errorf("/api proxy: %d %s", code, body)
+	}
+	// The security headers, on proxied, static and SPA responses alike.
+	wantHeaders := map[string]string{
+		"Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+		"X-Content-Type-Options":  "nosniff",
+		"Referrer-Policy":         "no-referrer",
+	}
+	for _, path := range []string{"/api/tickets", "/tickets/abc123", "/assets/app-123.js", "/assets/missing.js", "/healthz"} {
+		_, _, h := get(path)
+		for k, v := range wantHeaders {
+			if got := h.Get(k); got != v {
+				t.Errorf("GET %s: %s %q, want %q", path, k, got, v)
+			}
+		}
+	}
+	// A client-sent X-Forwarded-For is kept, with nginx's peer appended last: the services take
+	// the right-most untrusted address, so the forged one gains nothing.
+	req, _ := http.NewRequest("GET", base+"/api/tickets", nil)
+	req.Header.Set("X-Forwarded-For", "6.6.6.6")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `"xff":"6.6.6.6, 127.0.0.1"`) || !strings.Contains(string(b), `"real_ip":"127.0.0.1"`) {
+			t.Errorf("forwarding headers with a client X-Forwarded-For: %s", b)
+		}
+	}
+	// Round robin over the replicas.
+	seen := map[string]int{}
+	for range 6 {
+		_, body, _ := get("/api/tickets")
+		for _, id := range []string{"c1", "c2"} {
+			if strings.Contains(body, `"replica":"`+id+`"`) {
+				seen[id]++
+			}
+		}
+	}
+	if seen["c1"] == 0 || seen["c2"] == 0 {
+		t.Errorf("requests over 2 command replicas: %v; nginx should balance them", seen)
+	}
+	// A dead replica is skipped: the request goes to the other one.
+	command2.Close()
+	for range 4 {
+		if code, body, _ := get("/api/tickets"); code != 200 || !strings.Contains(body, `"replica":"c1"`) {
+			t.Errorf("with replica c2 down: %d %s", code, body)
+		}
 	}
 
 	// WebSocket upgrade through /ws/.
@@ -188,6 +242,28 @@ http {
 	echo, err := br.ReadString('\n')
 	if err != nil || echo != "echo /ws/tickets/abc123?cursor=v1.0-5 ping\n" {
 		t.Errorf("after the upgrade: %q, %v", echo, err)
+	}
+
+	// The access log never carries a query string: tokens and tickets travel there.
+	get("/api/tickets?access_token=x-secret-token")
+	conn.Close()
+	var logged string
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		raw, _ := os.ReadFile(filepath.Join(dir, "access.log"))
+		logged = string(raw)
+		if strings.Contains(logged, "/ws/tickets/abc123") && strings.Count(logged, "GET /api/tickets ") >= 2 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(logged, `"GET /api/tickets HTTP/1.1" 200`) {
+		t.Errorf("access log lacks the /api/tickets request line without its query string:\n%s", logged)
+	}
+	for _, leak := range []string{"access_token", "x-secret-token", "?", "limit=5", "cursor="} {
+		if strings.Contains(logged, leak) {
+			t.Errorf("access log contains %q:\n%s", leak, logged)
+		}
 	}
 }
 

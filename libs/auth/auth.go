@@ -45,12 +45,66 @@ var (
 // Verifier checks tokens signed with one secret.
 type Verifier struct{ secret []byte }
 
-// NewVerifier refuses secrets too short to be safe.
+// NewVerifier refuses secrets too short to be safe, and placeholders: a deployment started
+// with a value copied from the repository's compose file, manifests or docs would sign tokens
+// anyone can mint.
 func NewVerifier(secret string) (*Verifier, error) {
 	if len(secret) < MinSecretLength {
 		return nil, fmt.Errorf("auth: TICKETFLOW_JWT_SECRET must be at least %d bytes", MinSecretLength)
 	}
+	if reason := placeholderReason(secret); reason != "" {
+		return nil, fmt.Errorf("auth: TICKETFLOW_JWT_SECRET is refused: %s; generate one, e.g. `openssl rand -base64 48`", reason)
+	}
 	return &Verifier{secret: []byte(secret)}, nil
+}
+
+// knownPlaceholders are secrets that appear, or appeared, verbatim in the repository (compose
+// defaults, Kubernetes templates, docs): public, so never a key.
+var knownPlaceholders = []string{
+	"dev-only-insecure-jwt-secret-change-me-0123456789",
+	"CHANGE-ME-CHANGE-ME-CHANGE-ME-CHANGE-ME",
+	"REFUSED-PLACEHOLDER-create-the-secret-out-of-band",
+}
+
+// placeholderWords mark a value someone meant to replace; compared after lower-casing and
+// dropping everything but letters and digits, so "Change_Me" and "CHANGE-ME" match alike.
+var placeholderWords = []string{"changeme", "placeholder", "example", "insecure", "replaceme", "notasecret", "yoursecret"}
+
+// minDistinctBytes rejects low-entropy values such as one repeated character or "abab...":
+// even a hex key (16 symbols) of the minimum length has far more.
+const minDistinctBytes = 8
+
+// placeholderReason says why secret looks like a placeholder, or "" when it does not.
+func placeholderReason(secret string) string {
+	for _, p := range knownPlaceholders {
+		if strings.EqualFold(secret, p) {
+			return "it is a placeholder published in the ticketflow repository"
+		}
+	}
+	var b strings.Builder
+	for _, r := range strings.ToLower(secret) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		}
+	}
+	normalized := b.String()
+	for _, w := range placeholderWords {
+		if strings.Contains(normalized, w) {
+			return fmt.Sprintf("it contains %q, the mark of a placeholder", w)
+		}
+	}
+	// The word "secret" repeated, or with only separators and digits around it, is no secret.
+	if strings.Trim(strings.ReplaceAll(normalized, "secret", ""), "0123456789") == "" {
+		return `it is only the word "secret" (with digits or separators)`
+	}
+	distinct := map[byte]bool{}
+	for i := 0; i < len(secret); i++ {
+		distinct[secret[i]] = true
+	}
+	if len(distinct) < minDistinctBytes {
+		return fmt.Sprintf("it has only %d distinct characters (a random key of %d bytes has many more)", len(distinct), len(secret))
+	}
+	return ""
 }
 
 // Verify parses and validates a token: HS256 only, exp required, role known, sub present.

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,6 +59,49 @@ func TestBearerToken(t *testing.T) {
 	for in, want := range map[string]string{"Bearer abc": "abc", "bearer  abc ": "abc", "Basic abc": "", "abc": "", "": ""} {
 		if got := BearerToken(in); got != want {
 			t.Errorf("BearerToken(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestPlaceholderSecretsRefused(t *testing.T) {
+	for _, s := range []string{
+		"dev-only-insecure-jwt-secret-change-me-0123456789",
+		"CHANGE-ME-CHANGE-ME-CHANGE-ME-CHANGE-ME",
+		"change-me-change-me-change-me-change-me",
+		"REFUSED-PLACEHOLDER-create-the-secret-out-of-band",
+		"my_jwt_Change_Me_please_0123456789abcdef",
+		"an-example-value-that-is-long-enough-xyz",
+		"placeholderplaceholderplaceholder",
+		"secretsecretsecretsecretsecretsecret",
+		"secret-secret-secret-secret-secret-0001",
+		"insecure-but-long-enough-for-the-length-check",
+		strings.Repeat("a", 64),
+		strings.Repeat("ab", 20),
+		"0000000000000000000000000000000000000000",
+		"abcdabcdabcdabcdabcdabcdabcdabcd",
+	} {
+		_, err := NewVerifier(s)
+		if err == nil {
+			t.Errorf("NewVerifier(%q) accepted a placeholder", s)
+			continue
+		}
+		if !strings.Contains(err.Error(), "TICKETFLOW_JWT_SECRET is refused") {
+			t.Errorf("NewVerifier(%q): error %q does not say why", s, err)
+		}
+	}
+}
+
+func TestRealSecretsAccepted(t *testing.T) {
+	for _, s := range []string{
+		secret,
+		"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", // openssl rand -hex 32
+		"q3M2x8Jm0kYzVb7T1nRwP4sLc6HdFgA9eUiOoZyXjKl+/w==",                 // openssl rand -base64 36
+		"command-test-secret-command-test-secret",
+		"notifier-test-secret-0123456789abcdef",
+		"e2e-secret-e2e-secret-e2e-secret-0123",
+	} {
+		if _, err := NewVerifier(s); err != nil {
+			t.Errorf("NewVerifier(%q): %v", s, err)
 		}
 	}
 }
