@@ -270,7 +270,10 @@ func (f *fakeLLM) bodies() []string {
 
 func realConfig(t *testing.T) Config {
 	return Config{Executor: "real", Real: RealConfig{WorkDir: t.TempDir(), AllowFileRepos: true, LLMTimeout: 10 * time.Second,
-		LLMMaxAttempts: 2, CITimeout: time.Minute, GitTokenHosts: []string{"github.com"}}}
+		LLMMaxAttempts: 2, CITimeout: time.Minute, GitTokenHosts: []string{"github.com"},
+		// These tests drive the executor's logic with host processes; the sandbox has its own
+		// tests (ci, and the hostile-tenant suite).
+		CISandbox: "none"}}
 }
 
 // A failing CI loops back to call_llm with the failure in the next request; the second

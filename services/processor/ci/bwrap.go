@@ -177,8 +177,8 @@ func (b *Bwrap) Run(ctx context.Context, spec Spec, onLine LineFunc) (res Result
 		}
 	}
 	if res.ExitCode > 128 && res.ExitCode < 128+65 && !res.TimedOut {
-		res.Tail = strings.TrimSpace(res.Tail + fmt.Sprintf("\nCI command killed by %s (sandbox limits: %d processes, %d bytes of memory per process, %s of CPU time per process)",
-			syscall.Signal(res.ExitCode-128), lim.Processes, lim.MemoryBytes, lim.CPUTime))
+		res.Tail = strings.TrimSpace(res.Tail + fmt.Sprintf("\nCI command killed by signal %d, %s (sandbox limits: %d processes, %d bytes of memory per process, %s of CPU time per process)",
+			res.ExitCode-128, syscall.Signal(res.ExitCode-128), lim.Processes, lim.MemoryBytes, lim.CPUTime))
 	}
 	return res, err
 }
@@ -245,11 +245,12 @@ func (b *Bwrap) args(dir string, spec Spec, lim Limits) []string {
 		k, v, _ := strings.Cut(kv, "=")
 		a = append(a, "--setenv", k, v)
 	}
+	// Soft limit: SIGXCPU, which says why; the hard limit (SIGKILL) stops a command that ignores it.
 	cpu := int64((lim.CPUTime + time.Second - 1) / time.Second)
 	return append(a, "--", b.prlimit,
 		"--nproc="+strconv.Itoa(lim.Processes),
 		"--as="+strconv.FormatInt(lim.MemoryBytes, 10),
-		"--cpu="+strconv.FormatInt(cpu, 10),
+		"--cpu="+strconv.FormatInt(cpu, 10)+":"+strconv.FormatInt(cpu+5, 10),
 		"--core=0",
 		"--", "/bin/sh", "-c", spec.Command)
 }
@@ -299,35 +300,46 @@ func sandboxPIDNamespace(info *os.File) string {
 	return ns
 }
 
-// killNamespace SIGKILLs every process of PID namespace ns still alive and returns how many
-// it found. The kernel already kills a namespace whose PID 1 died; this proves it.
+// killNamespace returns how many processes of PID namespace ns are still alive a moment
+// after the run ended, and SIGKILLs them. The kernel kills a namespace whose PID 1 died, so
+// any process found here is a bug; the processes it is still tearing down go within the grace.
 func killNamespace(ns string) int {
-	found := 0
-	for attempt := 0; attempt < 50; attempt++ {
-		alive := 0
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			if l, err := os.Readlink("/proc/" + e.Name() + "/ns/pid"); err == nil && l == ns {
-				if stat, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil && strings.Contains(string(stat), ") Z ") {
-					continue // a zombie being reaped
-				}
-				alive++
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		alive := namespaceProcesses(ns)
+		if len(alive) == 0 {
+			return 0
+		}
+		if time.Now().After(deadline) {
+			for _, pid := range alive {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
-		}
-		if attempt == 0 {
-			found = alive
-		}
-		if alive == 0 {
-			break
+			return len(alive)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return found
+}
+
+// namespaceProcesses lists the live (not zombie) processes of PID namespace ns.
+func namespaceProcesses(ns string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if l, err := os.Readlink("/proc/" + e.Name() + "/ns/pid"); err != nil || l != ns {
+			continue
+		}
+		if stat, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
+			if i := strings.LastIndexByte(string(stat), ')'); i > 0 && len(stat) > i+2 && (stat[i+2] == 'Z' || stat[i+2] == 'X') {
+				continue
+			}
+		}
+		pids = append(pids, pid)
+	}
+	return pids
 }
 
 // chownTree gives dir and everything in it but its top-level .git to uid:gid, without
