@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
@@ -35,6 +36,7 @@ type harness struct {
 	t    *testing.T
 	kcfg config.Kafka
 	prod *kafka.Producer
+	db   *pgxpool.Pool
 
 	mu  sync.Mutex
 	evs []events.Event
@@ -64,6 +66,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.db = db
 	if cfg.MaxIterations == 0 {
 		cfg.MaxIterations = 3
 	}
