@@ -2,11 +2,14 @@ package app
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/services/processor/ci"
 )
 
 // A flood of CI output becomes at most the capped number of events, then one LogTruncated
@@ -21,6 +24,9 @@ func TestCIOutputCapAndArtifact(t *testing.T) {
 	evs := h.runEvents(run)
 	if term.Type != events.RunCompleted {
 		t.Fatalf("terminal %s:\n%s", term.Type, dump(evs))
+	}
+	if !strings.Contains(dump(evs), "ATTENTION : la CI s'exécute sans bac à sable") {
+		t.Error("a run with TICKETFLOW_CI_SANDBOX=none has no warning in its log")
 	}
 	ciLines, truncations := 0, []*events.LogTruncatedData{}
 	for _, ev := range evs {
@@ -139,5 +145,19 @@ func TestByteSizeAndSecrets(t *testing.T) {
 	}
 	if s := ConfiguredSecrets("x", "host=db user=app password=kv-secret dbname=t"); len(s) < 2 || s[1] != "kv-secret" {
 		t.Errorf("key=value DSN secrets %q", s)
+	}
+}
+
+// The redactor masks the shared configuration's secrets too (defence in depth: the sandbox
+// keeps them out of reach).
+func TestRedactorKnowsConfiguredSecrets(t *testing.T) {
+	x, err := NewRealExecutor(RealConfig{WorkDir: t.TempDir(), GitToken: "ghp-token-1234"}, slog.New(slog.DiscardHandler),
+		RealDeps{Sandbox: ci.Host{}, Secrets: ConfiguredSecrets("jwt-secret-5678", "postgres://app:db-pass-9012@db/ticketflow")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := x.red.String("jwt-secret-5678 db-pass-9012 ghp-token-1234 " + base64.StdEncoding.EncodeToString([]byte("jwt-secret-5678")))
+	if strings.Contains(got, "5678") || strings.Contains(got, "9012") || strings.Contains(got, "1234") {
+		t.Errorf("redacted %q", got)
 	}
 }
