@@ -117,7 +117,8 @@ func runDev([]string) error {
 	}
 
 	proj := projector.New(projCfg, projector.Deps{Log: log, DB: base.DB, Kafka: pcfg.Kafka, Registry: base.Registry})
-	proc, err := processor.New(procCfg, processor.Deps{Log: log, DB: base.DB, Kafka: pcfg.Kafka, Producer: base.Producer, Registry: base.Registry})
+	proc, err := processor.New(procCfg, processor.Deps{Log: log, DB: base.DB, Kafka: pcfg.Kafka, Producer: base.Producer, Registry: base.Registry,
+		Secrets: processor.ConfiguredSecrets(pcfg.Auth.JWTSecret, pcfg.Postgres.URL)})
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ const (
 	StepStarted               Type = "StepStarted"
 	StepCompleted             Type = "StepCompleted"
 	LogEmitted                Type = "LogEmitted"
+	LogTruncated              Type = "LogTruncated"
 	CIResult                  Type = "CIResult"
 	RunCompleted              Type = "RunCompleted"
 	RunFailed                 Type = "RunFailed"
@@ -37,6 +38,7 @@ var catalog = map[Type]spec{
 	StepStarted:               {1, func() Payload { return new(StepStartedData) }},
 	StepCompleted:             {1, func() Payload { return new(StepCompletedData) }},
 	LogEmitted:                {1, func() Payload { return new(LogEmittedData) }},
+	LogTruncated:              {1, func() Payload { return new(LogTruncatedData) }},
 	CIResult:                  {1, func() Payload { return new(CIResultData) }},
 	RunCompleted:              {1, func() Payload { return new(RunCompletedData) }},
 	RunFailed:                 {1, func() Payload { return new(RunFailedData) }},
@@ -112,6 +114,19 @@ type LogEmittedData struct {
 	Stream  string `json:"stream,omitempty"` // stdout or stderr for CI output
 }
 
+// LogTruncatedData: one CI execution wrote more than its output cap (lines or bytes as
+// events). Its lines past the cap are not events; the full output is in the run artifact.
+// Appended once, when the execution ends, so the counts are the execution's totals.
+type LogTruncatedData struct {
+	Step         string `json:"step,omitempty"`
+	Iteration    int    `json:"iteration"`
+	LinesTotal   int64  `json:"lines_total"`
+	BytesTotal   int64  `json:"bytes_total"`
+	LinesEmitted int64  `json:"lines_emitted"`
+	// Artifact names the run artifact holding the full output (GET /api/runs/:run_id/artifacts/:name).
+	Artifact string `json:"artifact"`
+}
+
 // CIResultData: the outcome of one CI execution.
 type CIResultData struct {
 	Iteration  int    `json:"iteration"`
@@ -173,6 +188,7 @@ func (*RunStartedData) EventType() Type          { return RunStarted }
 func (*StepStartedData) EventType() Type         { return StepStarted }
 func (*StepCompletedData) EventType() Type       { return StepCompleted }
 func (*LogEmittedData) EventType() Type          { return LogEmitted }
+func (*LogTruncatedData) EventType() Type        { return LogTruncated }
 func (*CIResultData) EventType() Type            { return CIResult }
 func (*RunCompletedData) EventType() Type        { return RunCompleted }
 func (*RunFailedData) EventType() Type           { return RunFailed }

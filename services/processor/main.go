@@ -17,7 +17,8 @@ func main() {
 		if err != nil {
 			return platform.Service{}, err
 		}
-		proc, err := app.New(cfg, app.Deps{Log: base.Log, DB: base.DB, Kafka: base.Config.Kafka, Producer: base.Producer, Registry: base.Registry})
+		proc, err := app.New(cfg, app.Deps{Log: base.Log, DB: base.DB, Kafka: base.Config.Kafka, Producer: base.Producer, Registry: base.Registry,
+			Secrets: app.ConfiguredSecrets(base.Config.Auth.JWTSecret, base.Config.Postgres.URL)})
 		if err != nil {
 			return platform.Service{}, err
 		}

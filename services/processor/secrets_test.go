@@ -56,7 +56,7 @@ func TestSecretsNeverReachTheLogOrTheTopic(t *testing.T) {
 	proc := e.processor(
 		"TICKETFLOW_EXECUTOR=real",
 		"TICKETFLOW_LOG_LEVEL=debug",
-		"TICKETFLOW_WORK_DIR="+t.TempDir(),
+		"TICKETFLOW_WORK_DIR="+traversableTempDir(t), // reachable by the bwrap sandbox's uid
 		"TICKETFLOW_FILE_REPO_ROOT="+filepath.Dir(strings.TrimPrefix(repo, "file://")),
 		"TICKETFLOW_GIT_TOKEN="+gitToken,
 		"ANTHROPIC_API_KEY="+anthropicKey,

@@ -71,6 +71,8 @@ func (s *Service) Mount(app *fiber.App) {
 	api.Get("/tickets/:id/runs", s.listRuns)
 	api.Get("/tickets/:id/events", s.ticketEvents)
 	api.Get("/runs/:run_id/events", s.runEvents)
+	api.Get("/runs/:run_id/artifacts", s.listArtifacts)
+	api.Get("/runs/:run_id/artifacts/:name", s.getArtifact)
 	api.Get("/analytics/steps", s.stepAnalytics)
 	api.All("/*", func(c *fiber.Ctx) error { return httpx.NotFound("no such endpoint: %s %s", c.Method(), c.Path()) })
 }

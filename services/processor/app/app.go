@@ -63,6 +63,9 @@ type Deps struct {
 	Registry prometheus.Registerer
 	// Executor overrides the configured executor (tests, and the real executor's wiring).
 	Executor Executor
+	// Secrets are the shared configuration's secrets (see ConfiguredSecrets) the real
+	// executor's redactor masks besides its own.
+	Secrets []string
 }
 
 // Processor runs workflows.
@@ -107,7 +110,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		case "simulated":
 			exec = &SimulatedExecutor{StepDelay: cfg.SimStepDelay, LogsPerStep: cfg.SimLogsPerStep, FailCI: cfg.SimFailCI}
 		case "real":
-			real, err := NewRealExecutor(cfg.Real, deps.Log.With("service", "processor"))
+			real, err := NewRealExecutor(cfg.Real, deps.Log.With("service", "processor"), RealDeps{DB: deps.DB, Secrets: deps.Secrets})
 			if err != nil {
 				return nil, err
 			}

@@ -41,6 +41,7 @@ func (p *Processor) drive(ctx context.Context, runID string) error {
 	d.run.Log = d.log
 	d.run.Output = d.output
 	d.run.OutputLines = d.outputLines
+	d.run.Emit = func(ctx context.Context, payload events.Payload) error { return d.p.append(ctx, d.row, payload) }
 
 	terminal, err := d.execute(ctx, used)
 	if ctx.Err() != nil {

@@ -3,6 +3,8 @@ package app
 import (
 	"context"
 	"encoding/json"
+
+	"github.com/ticketflow/ticketflow/libs/events"
 )
 
 // Executor performs the steps of the workflow that touch the outside world. check_iterations,
@@ -63,6 +65,8 @@ type Run struct {
 	Output func(ctx context.Context, stream, line string) error
 	// OutputLines appends several CI output lines, in order, with one write to the log.
 	OutputLines func(ctx context.Context, lines []OutputLine) error
+	// Emit appends another event of the run (e.g. LogTruncated).
+	Emit func(ctx context.Context, payload events.Payload) error
 }
 
 // OutputLine is one CI output line.

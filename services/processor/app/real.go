@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/repourl"
 	"github.com/ticketflow/ticketflow/services/processor/ci"
 	"github.com/ticketflow/ticketflow/services/processor/gitrepo"
@@ -60,6 +62,24 @@ type RealConfig struct {
 	LLMMaxAttempts int `env:"TICKETFLOW_LLM_MAX_ATTEMPTS" envDefault:"4"`
 	// TICKETFLOW_CI_TIMEOUT: bound on one CI execution (the process group is killed). Default: 10m.
 	CITimeout time.Duration `env:"TICKETFLOW_CI_TIMEOUT" envDefault:"10m"`
+	// TICKETFLOW_CI_SANDBOX: where CI runs: bwrap, kubernetes or none (unconfined, trusted setups only). Default: bwrap, and the processor refuses to start when it does not work.
+	CISandbox string `env:"TICKETFLOW_CI_SANDBOX"`
+	// TICKETFLOW_CI_SANDBOX_UID: host uid (and gid) of the bwrap sandbox when the processor runs as root. Default: 65534.
+	CISandboxUID int `env:"TICKETFLOW_CI_SANDBOX_UID" envDefault:"65534"`
+	// TICKETFLOW_CI_MAX_PROCS: processes and threads one CI execution may have at once. Default: 256.
+	CIMaxProcs int `env:"TICKETFLOW_CI_MAX_PROCS" envDefault:"256"`
+	// TICKETFLOW_CI_MAX_MEMORY: memory of one CI process (address space, e.g. 2GiB, 512MiB). Default: 2GiB.
+	CIMaxMemory ByteSize `env:"TICKETFLOW_CI_MAX_MEMORY" envDefault:"2GiB"`
+	// TICKETFLOW_CI_MAX_CPU: CPU time one CI process may use. Default: 10m.
+	CIMaxCPU time.Duration `env:"TICKETFLOW_CI_MAX_CPU" envDefault:"10m"`
+	// TICKETFLOW_CI_NETWORK_REPOS: repositories whose CI may use the network, as host or host/owner patterns (comma-separated; * matches one segment). Default: none.
+	CINetworkRepos []string `env:"TICKETFLOW_CI_NETWORK_REPOS" envSeparator:","`
+	// TICKETFLOW_CI_MAX_LOG_LINES: CI output lines of one execution that become log events. Default: 10000.
+	CIMaxLogLines int64 `env:"TICKETFLOW_CI_MAX_LOG_LINES" envDefault:"10000"`
+	// TICKETFLOW_CI_MAX_LOG_BYTES: CI output bytes of one execution that become log events. Default: 5MiB.
+	CIMaxLogBytes ByteSize `env:"TICKETFLOW_CI_MAX_LOG_BYTES" envDefault:"5MiB"`
+	// TICKETFLOW_CI_ARTIFACT_MAX_BYTES: bound on the full CI output kept as a run artifact. Default: 64MiB.
+	CIArtifactMaxBytes ByteSize `env:"TICKETFLOW_CI_ARTIFACT_MAX_BYTES" envDefault:"64MiB"`
 }
 
 // Secrets are the configured values that must never reach an event or a log line.
@@ -67,27 +87,44 @@ func (c RealConfig) Secrets() []string {
 	return []string{c.AnthropicKey, c.OpenAIKey, c.GitToken}
 }
 
+// RealDeps are the executor's adapters and what it learns from the shared configuration.
+type RealDeps struct {
+	// DB stores the run artifacts (the full CI output); nil keeps none.
+	DB *pgxpool.Pool
+	// Secrets are configured values of the process beyond the executor's own (JWT secret,
+	// database password) that the redactor masks too.
+	Secrets []string
+	// Sandbox overrides TICKETFLOW_CI_SANDBOX (tests).
+	Sandbox ci.Sandbox
+}
+
 // RealExecutor does the work: git clone/fetch, an LLM change applied as file edits, a commit
 // pushed on ticketflow/<ticket>/<iteration>, and the ticket's CI command. Every step is safe
 // to repeat: the work directory is reset to the run's last pushed commit (or its base) before
 // it is changed, and the LLM's change is kept in the run state until it is committed.
 type RealExecutor struct {
-	cfg RealConfig
-	git *gitrepo.Git
-	llm llm.Provider
-	red *redact.Redactor
-	log *slog.Logger
+	cfg       RealConfig
+	git       *gitrepo.Git
+	llm       llm.Provider
+	red       *redact.Redactor
+	log       *slog.Logger
+	sandbox   ci.Sandbox
+	artifacts *artifactStore
 }
 
-// NewRealExecutor builds the executor and chooses the LLM provider.
-func NewRealExecutor(cfg RealConfig, log *slog.Logger) (*RealExecutor, error) {
+// NewRealExecutor builds the executor, chooses the LLM provider and the CI sandbox (which
+// must work: see TICKETFLOW_CI_SANDBOX).
+func NewRealExecutor(cfg RealConfig, log *slog.Logger, deps RealDeps) (*RealExecutor, error) {
 	if cfg.WorkDir == "" {
 		cfg.WorkDir = filepath.Join(os.TempDir(), "ticketflow-work")
 	}
 	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
 		return nil, fmt.Errorf("TICKETFLOW_WORK_DIR: %w", err)
 	}
-	red := redact.New(cfg.Secrets()...)
+	if err := cfg.validateCI(); err != nil {
+		return nil, err
+	}
+	red := redact.New(append(cfg.Secrets(), deps.Secrets...)...)
 	hc := llm.HTTPConfig{Timeout: cfg.LLMTimeout, MaxAttempts: cfg.LLMMaxAttempts, Redactor: red}
 	provider := cfg.LLMProvider
 	if provider == "" {
@@ -130,10 +167,26 @@ func NewRealExecutor(cfg RealConfig, log *slog.Logger) (*RealExecutor, error) {
 	if cfg.GitToken != "" && !policy.HasAllowlist() {
 		log.Warn("TICKETFLOW_GIT_TOKEN is set but TICKETFLOW_REPOSITORY_ALLOWLIST is empty: the token is sent to no repository")
 	}
+	sandbox := deps.Sandbox
+	if sandbox == nil {
+		sandbox, err = ci.Select(context.Background(), cfg.CISandbox, ci.Options{
+			Defaults: cfg.ciLimits(), WorkRoot: cfg.WorkDir, HostUID: cfg.CISandboxUID,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	if sandbox.Name() == "none" {
+		log.Warn("CI runs unconfined (TICKETFLOW_CI_SANDBOX=none): a ticket's CI command can read this process's secrets and reach the network; use it for trusted repositories only")
+	}
 	g := gitrepo.New(gitrepo.Config{Policy: policy, Token: cfg.GitToken, CAFile: cfg.GitCAFile, Redactor: red, Log: log})
 	log.Info("real executor", "llm", p.Name(), "work_dir", cfg.WorkDir, "file_repo_root", policy.FileRoot(),
-		"repository_allowlist", cfg.Repos.Allowlist, "private_repos", cfg.Repos.AllowPrivate, "git_token", cfg.GitToken != "")
-	return &RealExecutor{cfg: cfg, git: g, llm: p, red: red, log: log}, nil
+		"repository_allowlist", cfg.Repos.Allowlist, "private_repos", cfg.Repos.AllowPrivate, "git_token", cfg.GitToken != "", "ci_sandbox", sandbox.Name())
+	x := &RealExecutor{cfg: cfg, git: g, llm: p, red: red, log: log, sandbox: sandbox}
+	if deps.DB != nil {
+		x.artifacts = &artifactStore{db: deps.DB}
+	}
+	return x, nil
 }
 
 func (x *RealExecutor) Name() string { return "real" }
@@ -202,6 +255,10 @@ func (x *RealExecutor) killStaleCI(ctx context.Context, run *Run, dir string) er
 	killed, err := ci.KillStale(ciPIDFile(dir), dir)
 	if err != nil {
 		return fmt.Errorf("stop the CI left by an earlier attempt: %w", err)
+	}
+	// A sandbox interrupted with the processor may still own the work tree.
+	if err := ci.Reclaim(dir); err != nil {
+		return fmt.Errorf("take the work tree back from an interrupted CI: %w", err)
 	}
 	if !killed {
 		return nil
@@ -554,7 +611,9 @@ func (x *RealExecutor) CommitChanges(ctx context.Context, run *Run) error {
 	return x.logf(ctx, run, "INFO", "Commit %s poussé sur la branche %s", short(commit), branch)
 }
 
-// RunCI runs the ticket's CI command in the work dir and streams its lines.
+// RunCI runs the ticket's CI command in the configured sandbox and streams its lines: at
+// most TICKETFLOW_CI_MAX_LOG_LINES / _BYTES of them become events; the full redacted output
+// is kept as the run artifact ci-<iteration>.log.
 func (x *RealExecutor) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
 	s, err := loadState(run)
 	if err != nil {
@@ -564,21 +623,60 @@ func (x *RealExecutor) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
 	if err := x.killStaleCI(ctx, run, dir); err != nil {
 		return CIOutcome{}, err
 	}
+	network := networkAllowed(run.Ticket.RepositoryURL, x.cfg.CINetworkRepos)
+	switch {
+	case x.sandbox.Name() == "none":
+		err = x.logf(ctx, run, "WARNING", "ATTENTION : la CI s'exécute sans bac à sable (TICKETFLOW_CI_SANDBOX=none) : elle voit les secrets et le réseau du processeur")
+	case network:
+		err = x.logf(ctx, run, "INFO", "CI dans le bac à sable %s, accès réseau autorisé pour ce dépôt", x.sandbox.Name())
+	default:
+		err = x.logf(ctx, run, "INFO", "CI dans le bac à sable %s, sans accès réseau", x.sandbox.Name())
+	}
+	if err != nil {
+		return CIOutcome{}, err
+	}
 	if err := x.logf(ctx, run, "INFO", "$ %s", run.Ticket.CICommand); err != nil {
 		return CIOutcome{}, err
 	}
-	res, err := ci.Run(ctx, ci.Spec{
+	capture := newCICapture(int64(x.cfg.CIMaxLogLines), int64(x.cfg.CIMaxLogBytes), int64(x.cfg.CIArtifactMaxBytes))
+	res, err := x.sandbox.Run(ctx, ci.Spec{
 		Dir: dir, Command: run.Ticket.CICommand, Timeout: x.cfg.CITimeout, PIDFile: ciPIDFile(dir),
-		Env: ci.MinimalEnv("TICKETFLOW_TICKET_ID="+run.Ticket.ID, fmt.Sprintf("TICKETFLOW_ITERATION=%d", run.Iteration)),
+		Env:     ci.MinimalEnv("TICKETFLOW_TICKET_ID="+run.Ticket.ID, fmt.Sprintf("TICKETFLOW_ITERATION=%d", run.Iteration)),
+		Network: network,
+		Limits:  x.cfg.ciLimits(),
 	}, func(lines []ci.Line) error {
 		out := make([]OutputLine, len(lines))
 		for i, l := range lines {
 			out[i] = OutputLine{Stream: l.Stream, Text: x.red.String(l.Text)}
 		}
-		return run.OutputLines(ctx, out)
+		if emit := capture.add(out); len(emit) > 0 {
+			return run.OutputLines(ctx, emit)
+		}
+		return nil
 	})
 	if err != nil {
 		return CIOutcome{}, x.red.Error(err)
+	}
+	name := fmt.Sprintf("ci-%d.log", run.Iteration)
+	if x.artifacts != nil {
+		content, lines := capture.artifact()
+		if err := x.artifacts.put(ctx, run.ID, run.Ticket.ID, name, content, lines); err != nil {
+			return CIOutcome{}, fmt.Errorf("store the CI output artifact: %w", err)
+		}
+	}
+	if capture.truncated() {
+		artifact := name
+		if x.artifacts == nil {
+			artifact = ""
+		}
+		if err := run.Emit(ctx, &events.LogTruncatedData{Step: run.Step, Iteration: run.Iteration, LinesTotal: capture.linesTotal,
+			BytesTotal: capture.bytesTotal, LinesEmitted: capture.linesEmitted, Artifact: artifact}); err != nil {
+			return CIOutcome{}, err
+		}
+		if err := x.logf(ctx, run, "WARNING", "Sortie de la CI tronquée : %d ligne(s) sur %d publiées (%d octets au total) ; sortie complète dans l'artefact %s",
+			capture.linesEmitted, capture.linesTotal, capture.bytesTotal, name); err != nil {
+			return CIOutcome{}, err
+		}
 	}
 	out := CIOutcome{Passed: res.Passed(), ExitCode: res.ExitCode, DurationMS: res.Duration.Milliseconds(), OutputTail: x.red.String(res.Tail)}
 	s.turn(run.Iteration).CI = &out

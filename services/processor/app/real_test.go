@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
@@ -36,6 +37,7 @@ type harness struct {
 	t    *testing.T
 	kcfg config.Kafka
 	prod *kafka.Producer
+	db   *pgxpool.Pool
 
 	mu  sync.Mutex
 	evs []events.Event
@@ -65,6 +67,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.db = db
 	if cfg.MaxIterations == 0 {
 		cfg.MaxIterations = 3
 	}
@@ -271,9 +274,11 @@ func (f *fakeLLM) bodies() []string {
 
 func realConfig(t *testing.T) Config {
 	// file:// origins (newOrigin) are t.TempDir()s: the test's own temporary directory is the
-	// root; the work dir inside it stays refused (repourl.Policy.Forbid).
+	// root; the work dir inside it stays refused (repourl.Policy.Forbid). These tests drive the
+	// executor's logic with host processes; the sandbox has its own tests (ci, and the
+	// hostile-tenant suite).
 	return Config{Executor: "real", Real: RealConfig{WorkDir: t.TempDir(), Repos: repourl.Config{FileRoot: filepath.Dir(t.TempDir())},
-		LLMTimeout: 10 * time.Second, LLMMaxAttempts: 2, CITimeout: time.Minute}}
+		LLMTimeout: 10 * time.Second, LLMMaxAttempts: 2, CITimeout: time.Minute, CISandbox: "none"}}
 }
 
 // A failing CI loops back to call_llm with the failure in the next request; the second

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ticketflow/ticketflow/libs/config"
+	"github.com/ticketflow/ticketflow/services/processor/ci"
 )
 
 func TestRealConfigFromEnvironment(t *testing.T) {
@@ -23,7 +24,7 @@ func TestRealConfigFromEnvironment(t *testing.T) {
 	if r.CITimeout != 90*time.Second || r.LLMTimeout != 120*time.Second || r.LLMMaxAttempts != 4 || len(r.Repos.Allowlist) != 2 || r.Repos.FileRoot != "" {
 		t.Errorf("config %+v", r)
 	}
-	x, err := NewRealExecutor(r, slog.New(slog.DiscardHandler))
+	x, err := NewRealExecutor(r, slog.New(slog.DiscardHandler), RealDeps{Sandbox: ci.Host{}})
 	if err != nil || !strings.HasPrefix(x.llm.Name(), "openai:") {
 		t.Errorf("provider with only OPENAI_API_KEY: %v %v", x, err)
 	}
@@ -43,7 +44,7 @@ func TestProviderSelection(t *testing.T) {
 		{RealConfig{LLMProvider: "gemini"}, "error"},
 	} {
 		c.cfg.WorkDir = t.TempDir()
-		x, err := NewRealExecutor(c.cfg, log)
+		x, err := NewRealExecutor(c.cfg, log, RealDeps{Sandbox: ci.Host{}})
 		got := "error"
 		if err == nil {
 			got = x.llm.Name()

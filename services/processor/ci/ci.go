@@ -91,16 +91,25 @@ func Run(ctx context.Context, spec Spec, onLine LineFunc) (Result, error) {
 	if strings.TrimSpace(spec.Command) == "" {
 		return Result{}, errors.New("no CI command configured for this ticket")
 	}
-	if spec.TailLines <= 0 {
-		spec.TailLines = 30
-	}
 	cmd := exec.Command("sh", "-c", spec.Command)
 	cmd.Dir = spec.Dir
 	cmd.Env = spec.Env
 	if cmd.Env == nil {
 		cmd.Env = MinimalEnv()
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return execute(ctx, spec, cmd, onLine)
+}
+
+// execute runs cmd (built for spec: the command itself or a sandbox wrapping it) as the leader
+// of its own process group and streams its output; killing the group stops the command.
+func execute(ctx context.Context, spec Spec, cmd *exec.Cmd, onLine LineFunc) (Result, error) {
+	if spec.TailLines <= 0 {
+		spec.TailLines = 30
+	}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid = true
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return Result{}, err
@@ -115,13 +124,20 @@ func Run(ctx context.Context, spec Spec, onLine LineFunc) (Result, error) {
 	cmd.Stdout, cmd.Stderr = outW, errW
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		for _, f := range []*os.File{outR, outW, errR, errW} {
-			f.Close()
+		for _, f := range append([]*os.File{outR, outW, errR, errW}, cmd.ExtraFiles...) {
+			if f != nil {
+				f.Close()
+			}
 		}
 		return Result{}, fmt.Errorf("start CI command: %w", err)
 	}
 	outW.Close()
 	errW.Close()
+	for _, f := range cmd.ExtraFiles {
+		if f != nil {
+			f.Close() // the child's copies: the parent keeps its own ends
+		}
+	}
 	pgid := cmd.Process.Pid
 	killGroup := func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) }
 	if err := writePIDFile(spec.PIDFile, pgid); err != nil {

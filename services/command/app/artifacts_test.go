@@ -1,0 +1,93 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A run's artifacts are listed and downloaded by the ticket's owner and admins; anyone else,
+// and any unknown run or name, gets 404.
+func TestRunArtifacts(t *testing.T) {
+	e := newEnv(t)
+	created := e.call(e.alice, "POST", "/api/tickets", `{"title":"artifacts","repository_url":"https://github.com/a/b.git"}`)
+	if created.Status != 201 {
+		t.Fatalf("create: %d %v", created.Status, created.Body)
+	}
+	ticket := created.Body["id"].(string)
+	started := e.call(e.alice, "POST", "/api/tickets/processing/start", `{"ticket_id":"`+ticket+`"}`)
+	if started.Status != 202 {
+		t.Fatalf("start: %d %v", started.Status, started.Body)
+	}
+	run := started.Body["run_id"].(string)
+	deadline := time.Now().Add(10 * time.Second)
+	for e.call(e.alice, "GET", "/api/runs/"+run+"/events", "").Status != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("run not projected")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	empty := e.call(e.alice, "GET", "/api/runs/"+run+"/artifacts", "")
+	if list, _ := empty.Body["artifacts"].([]any); empty.Status != 200 || list == nil || len(list) != 0 {
+		t.Fatalf("no artifacts yet: %d %v", empty.Status, empty.Body)
+	}
+	content := "line 1\nligne 2 é\n"
+	if _, err := e.db.Exec(context.Background(), `INSERT INTO run_artifacts (run_id, ticket_id, name, content, size_bytes, lines)
+		VALUES ($1, $2, 'ci-1.log', $3, $4, 2)`, run, ticket, []byte(content), len(content)); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, who := range []struct {
+		name, token string
+	}{{"owner", e.alice}, {"admin", e.admin}} {
+		r := e.call(who.token, "GET", "/api/runs/"+run+"/artifacts", "")
+		list, _ := r.Body["artifacts"].([]any)
+		if r.Status != 200 || len(list) != 1 {
+			t.Fatalf("%s list: %d %v", who.name, r.Status, r.Body)
+		}
+		a := list[0].(map[string]any)
+		if a["name"] != "ci-1.log" || a["size_bytes"] != float64(len(content)) || a["lines"] != float64(2) || a["created_at"] == nil {
+			t.Errorf("%s listed %v", who.name, a)
+		}
+		status, header, body := e.raw(who.token, "/api/runs/"+run+"/artifacts/ci-1.log")
+		if status != 200 || body != content || header("Content-Type") != "text/plain; charset=utf-8" ||
+			header("Content-Disposition") != `attachment; filename="ci-1.log"` {
+			t.Errorf("%s download: %d %q %q %q", who.name, status, body, header("Content-Type"), header("Content-Disposition"))
+		}
+	}
+
+	for _, tc := range []struct{ name, token, path string }{
+		{"other user lists", e.bob, "/api/runs/" + run + "/artifacts"},
+		{"other user downloads", e.bob, "/api/runs/" + run + "/artifacts/ci-1.log"},
+		{"unknown run", e.alice, "/api/runs/no-such-run/artifacts"},
+		{"unknown name", e.alice, "/api/runs/" + run + "/artifacts/ci-2.log"},
+		{"path in name", e.alice, "/api/runs/" + run + "/artifacts/..%2Fci-1.log"},
+	} {
+		if status, _, body := e.raw(tc.token, tc.path); status != 404 || strings.Contains(body, "line 1") {
+			t.Errorf("%s: %d %q, want 404", tc.name, status, body)
+		}
+	}
+	if status, _, _ := e.raw("", "/api/runs/"+run+"/artifacts/ci-1.log"); status != 401 {
+		t.Errorf("anonymous download: %d, want 401", status)
+	}
+}
+
+// raw makes a GET and returns the status, a header getter and the body as text.
+func (e *env) raw(token, path string) (int, func(string) string, string) {
+	e.t.Helper()
+	req := httptest.NewRequest("GET", path, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := e.web.Test(req, 30000)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get, string(b)
+}
