@@ -536,7 +536,16 @@ func TestKcatSeesCloudEvents(t *testing.T) {
 // CI script completes with the real executor (offline demo LLM provider); its CI output lines
 // arrive over the WebSocket as they are printed; its run branch is in the origin.
 func TestRealExecutorAgainstLocalRepository(t *testing.T) {
-	dir := t.TempDir()
+	// The CI runs in the default bwrap sandbox, as an unprivileged uid that must be able to
+	// reach the work dir: t.TempDir()'s parent is private.
+	dir, err := os.MkdirTemp("", "ticketflow-e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	origin := filepath.Join(dir, "origin.git")
 	work := filepath.Join(dir, "seed")
 	git := func(wd string, args ...string) string {
