@@ -189,6 +189,7 @@ func (r *run) loop(ctx context.Context, timeout time.Duration) (ci.Result, error
 		return r.checkJob(runCtx, len(list.Items) == 0)
 	}
 	if done, err := poll(); done || err != nil {
+		res.TimedOut = done
 		return res, err
 	}
 	for {
