@@ -22,33 +22,34 @@ import (
 
 // Config configures the Kubernetes sandbox. Every variable, with its default:
 type Config struct {
-	// TICKETFLOW_CI_K8S_NAMESPACE: namespace of the CI Jobs (labelled for the restricted Pod
-	// Security profile, with the deny-all NetworkPolicy). Default: ticketflow-ci.
+	// TICKETFLOW_CI_K8S_NAMESPACE: namespace of the CI Jobs. Default: ticketflow-ci.
+	// It enforces the restricted Pod Security profile and holds the deny-all NetworkPolicy
+	// (deploy/k8s/base/ci-sandbox.yaml).
 	Namespace string `env:"TICKETFLOW_CI_K8S_NAMESPACE" envDefault:"ticketflow-ci"`
-	// TICKETFLOW_CI_K8S_IMAGE: image that runs the CI command; it needs sh and tar and must run
-	// as uid 65532 with a read-only root file system. Default: debian:bookworm-slim.
+	// TICKETFLOW_CI_K8S_IMAGE: image of the CI pods (needs sh and tar). Default: debian:bookworm-slim.
+	// It runs as uid/gid 65532 with a read-only root file system; HOME and TMPDIR are /tmp.
 	Image string `env:"TICKETFLOW_CI_K8S_IMAGE" envDefault:"debian:bookworm-slim"`
-	// TICKETFLOW_CI_K8S_SERVICE_ACCOUNT: service account of the CI pods; it must have no
-	// permissions (its token is not mounted anyway). Default: ticketflow-ci-runner.
+	// TICKETFLOW_CI_K8S_SERVICE_ACCOUNT: service account of the CI pods. Default: ticketflow-ci-runner.
+	// It must have no permissions; its token is never mounted anyway.
 	ServiceAccount string `env:"TICKETFLOW_CI_K8S_SERVICE_ACCOUNT" envDefault:"ticketflow-ci-runner"`
-	// KUBECONFIG: kubeconfig file(s) to reach the API server from outside a cluster. Default:
-	// none, the in-cluster configuration (the processor pod's service account).
+	// KUBECONFIG: kubeconfig file(s) of the CI cluster. Default: the in-cluster service account.
+	// Only read with TICKETFLOW_CI_SANDBOX=kubernetes, to run the processor outside the cluster.
 	Kubeconfig string `env:"KUBECONFIG"`
-	// TICKETFLOW_CI_K8S_CPU: CPU limit (and request) of a CI pod, in cores. Default: 1.
+	// TICKETFLOW_CI_K8S_CPU: CPU limit (= request) of a CI pod, in cores. Default: 1.
 	CPU string `env:"TICKETFLOW_CI_K8S_CPU" envDefault:"1"`
-	// TICKETFLOW_CI_K8S_MEMORY: memory limit (and request) of a CI pod when the run sets no
-	// memory limit. Default: 1Gi.
+	// TICKETFLOW_CI_K8S_MEMORY: memory limit (= request) of a CI pod without a run limit. Default: 1Gi.
 	Memory string `env:"TICKETFLOW_CI_K8S_MEMORY" envDefault:"1Gi"`
-	// TICKETFLOW_CI_K8S_WORK_SIZE: size limit of the pod's /work (the uploaded work tree and what
-	// CI writes there); a bigger work tree is refused before upload. Default: 2Gi.
+	// TICKETFLOW_CI_K8S_WORK_SIZE: size limit of a CI pod's /work. Default: 2Gi.
+	// It holds the uploaded work tree (a bigger one is refused before upload) and what CI
+	// writes there.
 	WorkSize string `env:"TICKETFLOW_CI_K8S_WORK_SIZE" envDefault:"2Gi"`
-	// TICKETFLOW_CI_K8S_TMP_SIZE: size limit of the pod's /tmp (also its HOME). Default: 512Mi.
+	// TICKETFLOW_CI_K8S_TMP_SIZE: size limit of a CI pod's /tmp (also its HOME). Default: 512Mi.
 	TmpSize string `env:"TICKETFLOW_CI_K8S_TMP_SIZE" envDefault:"512Mi"`
-	// TICKETFLOW_CI_K8S_JOB_TTL: how long a finished Job the processor could not delete stays
-	// (ttlSecondsAfterFinished). Default: 10m.
+	// TICKETFLOW_CI_K8S_JOB_TTL: ttlSecondsAfterFinished of the CI Jobs. Default: 10m.
+	// The processor deletes every Job itself; this reaps the ones it could not (it died).
 	JobTTL time.Duration `env:"TICKETFLOW_CI_K8S_JOB_TTL" envDefault:"10m"`
-	// TICKETFLOW_CI_K8S_POLL_INTERVAL: how often a run re-reads its pod and Job besides the
-	// watch (a safety net for dropped watches). Default: 5s.
+	// TICKETFLOW_CI_K8S_POLL_INTERVAL: how often a run re-reads its pod and Job. Default: 5s.
+	// Changes arrive through a watch; the poll is the safety net for a dropped one.
 	PollInterval time.Duration `env:"TICKETFLOW_CI_K8S_POLL_INTERVAL" envDefault:"5s"`
 
 	// LogDrain bounds how long the log stream may lag behind the container's exit before the

@@ -584,3 +584,30 @@ func TestConfigValidation(t *testing.T) {
 		t.Errorf("defaults %+v", sb.cfg)
 	}
 }
+
+func TestNewFromKubeconfigOrCluster(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	if _, err := New(Config{}); err == nil || !strings.Contains(err.Error(), "KUBECONFIG") {
+		t.Errorf("outside a cluster without KUBECONFIG: err %v", err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "config")
+	if err := os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:6443"}}]
+users: [{name: u, user: {token: not-a-real-token}}]
+contexts: [{name: ctx, context: {cluster: c, user: u}}]
+current-context: ctx
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sb, err := New(Config{Kubeconfig: kubeconfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sb.uploader.(*AttachUploader); !ok || sb.Name() != "kubernetes" {
+		t.Errorf("uploader %T", sb.uploader)
+	}
+	if _, err := New(Config{Kubeconfig: filepath.Join(t.TempDir(), "missing")}); err == nil {
+		t.Error("a missing kubeconfig was accepted")
+	}
+}
