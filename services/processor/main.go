@@ -9,6 +9,8 @@ import (
 	"github.com/ticketflow/ticketflow/libs/httpx"
 	"github.com/ticketflow/ticketflow/libs/platform"
 	"github.com/ticketflow/ticketflow/services/processor/app"
+	// TICKETFLOW_CI_SANDBOX=kubernetes: CI runs as Jobs in the cluster.
+	_ "github.com/ticketflow/ticketflow/services/processor/ci/kubesandbox"
 )
 
 func main() {
