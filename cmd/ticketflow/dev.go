@@ -132,7 +132,7 @@ func runDev([]string) error {
 		}
 	}
 	httpx.MountOps(web, base.Registry, checks)
-	command.New(cmdCfg, command.Deps{Log: log, DB: base.DB, Producer: base.Producer, Verifier: base.Verifier}).Mount(web)
+	command.New(cmdCfg, command.Deps{Log: log, DB: base.DB, Producer: base.Producer, Verifier: base.Verifier, Kafka: pcfg.Kafka}).Mount(web)
 	notif.Mount(web)
 	webApp := httpx.MountWebApp(web, dcfg.WebDir)
 

@@ -30,6 +30,9 @@ type Config struct {
 	Auth     config.Auth
 	// StartupTimeout bounds waiting for PostgreSQL and Kafka at start.
 	StartupTimeout time.Duration `env:"TICKETFLOW_STARTUP_TIMEOUT" envDefault:"60s"`
+	// ShutdownTimeout bounds the graceful part of a stop: in-flight requests get this long,
+	// then their contexts are cancelled and the process exits whatever they do.
+	ShutdownTimeout time.Duration `env:"TICKETFLOW_SHUTDOWN_TIMEOUT" envDefault:"10s"`
 }
 
 // Base holds the shared connections of one process.
@@ -92,18 +95,84 @@ func (b *Base) Checks() map[string]httpx.Check {
 	}
 }
 
-// Close releases the connections.
-func (b *Base) Close() {
-	if b.Kafka != nil {
-		b.Kafka.Close()
+// Liveness are the checks /healthz fails on: the pool must hand out a working connection
+// within poolLivenessBound. A pool whose connections are all held by wedged requests fails
+// this where a Ping-only readiness check (which also needs a connection) would just hang.
+func (b *Base) Liveness() map[string]httpx.Check {
+	return map[string]httpx.Check{"postgres_pool": func(ctx context.Context) error { return PoolAlive(ctx, b.DB) }}
+}
+
+// poolLivenessBound is how long a pool may take to hand out a connection before the process
+// counts as wedged. It is well above the write path's acquire timeout, so a pool that is
+// merely busy (requests failing fast with 503) still passes.
+const poolLivenessBound = 2500 * time.Millisecond
+
+// PoolAlive acquires a connection and runs SELECT 1 within poolLivenessBound.
+func PoolAlive(ctx context.Context, db *pgxpool.Pool) error {
+	ctx, cancel := context.WithTimeout(ctx, poolLivenessBound)
+	defer cancel()
+	conn, err := db.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("no database connection within %s (pool %d/%d in use): %w", poolLivenessBound,
+			db.Stat().AcquiredConns(), db.Stat().MaxConns(), err)
 	}
-	if b.DB != nil {
-		b.DB.Close()
+	defer conn.Release()
+	var one int
+	if err := conn.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("SELECT 1: %w", err)
+	}
+	return nil
+}
+
+// Close releases the connections. It waits at most closeBound: pgxpool.Close waits for every
+// acquired connection, and a handler that hangs holding one must not keep the process alive.
+func (b *Base) Close() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if b.Kafka != nil {
+			b.Kafka.Close()
+		}
+		if b.DB != nil {
+			b.DB.Close()
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeBound):
+		if b.Log != nil {
+			b.Log.Warn("arrêt sans attendre les connexions encore tenues par des requêtes bloquées", "attente", closeBound)
+		}
 	}
 }
 
-// Serve runs app on addr until ctx ends, then shuts it down gracefully.
+// closeBound is how long Close waits for connections still held by requests.
+const closeBound = 3 * time.Second
+
+// RequestContexts makes every request's UserContext a child of one process-wide context
+// and returns its cancel: after the graceful shutdown, cancelling it tells handlers still
+// running (database queries, appends, lock waits) to give up. Install it before any route.
+func RequestContexts(app *fiber.App) (cancel func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	app.Use(func(c *fiber.Ctx) error {
+		c.SetUserContext(ctx)
+		return c.Next()
+	})
+	return cancel
+}
+
+// Serve runs app on addr until ctx ends, then shuts it down gracefully (10 s).
 func Serve(ctx context.Context, app *fiber.App, addr string, log *slog.Logger) error {
+	return ServeWithin(ctx, app, addr, log, 10*time.Second, nil)
+}
+
+// ServeWithin runs app on addr until ctx ends, then shuts it down: new connections are
+// refused and in-flight requests get shutdownTimeout to finish; then afterShutdown runs
+// (e.g. the cancel of RequestContexts) and ServeWithin returns even if handlers still run.
+func ServeWithin(ctx context.Context, app *fiber.App, addr string, log *slog.Logger, shutdownTimeout time.Duration, afterShutdown func()) error {
+	if afterShutdown != nil {
+		defer afterShutdown()
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (TICKETFLOW_HTTP_ADDR): %w", addr, err)
@@ -116,7 +185,9 @@ func Serve(ctx context.Context, app *fiber.App, addr string, log *slog.Logger) e
 		return err
 	case <-ctx.Done():
 	}
-	if err := app.ShutdownWithTimeout(10 * time.Second); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	// ShutdownWithTimeout returns at the timeout even when handlers are still running; they
+	// are abandoned (their contexts cancelled by afterShutdown) and die with the process.
+	if err := app.ShutdownWithTimeout(shutdownTimeout); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return nil

@@ -19,7 +19,7 @@ func main() {
 		if base.Verifier == nil {
 			return platform.Service{}, errors.New("TICKETFLOW_JWT_SECRET is required")
 		}
-		api := app.New(cfg, app.Deps{Log: base.Log, DB: base.DB, Producer: base.Producer, Verifier: base.Verifier})
-		return platform.Service{Mount: api.Mount}, nil
+		api := app.New(cfg, app.Deps{Log: base.Log, DB: base.DB, Producer: base.Producer, Verifier: base.Verifier, Kafka: base.Config.Kafka})
+		return platform.Service{Mount: api.Mount, Live: api.LiveChecks()}, nil
 	})
 }

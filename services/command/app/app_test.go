@@ -58,7 +58,7 @@ func newEnvWith(t *testing.T, cfg app.Config) *env {
 	v, _ := auth.NewVerifier("command-test-secret-command-test-secret")
 	web := httpx.NewApp(log, nil)
 	app.New(cfg,
-		app.Deps{Log: log, DB: db, Producer: broker.Producer, Verifier: v}).Mount(web)
+		app.Deps{Log: log, DB: db, Producer: broker.Producer, Verifier: v, Kafka: broker.Config}).Mount(web)
 	e := &env{t: t, web: web, v: v, db: db, kafka: broker.Embedded}
 	e.alice, _ = v.Issue("alice", auth.RoleUser, time.Hour)
 	e.bob, _ = v.Issue("bob", auth.RoleUser, time.Hour)
