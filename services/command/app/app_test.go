@@ -24,14 +24,17 @@ import (
 )
 
 type env struct {
-	t     *testing.T
-	kafka *kafka.Embedded
-	web   *fiber.App
-	v     *auth.Verifier
-	db    *pgxpool.Pool
-	alice string
-	bob   string
-	admin string
+	t      *testing.T
+	kafka  *kafka.Embedded
+	broker *kafkatest.Broker
+	web    *fiber.App
+	svc    *app.Service
+	cfg    app.Config
+	v      *auth.Verifier
+	db     *pgxpool.Pool
+	alice  string
+	bob    string
+	admin  string
 }
 
 // newEnv wires the command service to a real broker and database, with the projector
@@ -57,9 +60,10 @@ func newEnvWith(t *testing.T, cfg app.Config) *env {
 	t.Cleanup(func() { cancel(); <-done })
 	v, _ := auth.NewVerifier("command-test-secret-command-test-secret")
 	web := httpx.NewApp(log, nil)
-	app.New(cfg,
-		app.Deps{Log: log, DB: db, Producer: broker.Producer, Verifier: v, Kafka: broker.Config}).Mount(web)
-	e := &env{t: t, web: web, v: v, db: db, kafka: broker.Embedded}
+	svc := app.New(cfg, app.Deps{Log: log, DB: db, Producer: broker.Producer, Verifier: v, Kafka: broker.Config})
+	t.Cleanup(svc.Close)
+	svc.Mount(web)
+	e := &env{t: t, web: web, svc: svc, cfg: cfg, v: v, db: db, kafka: broker.Embedded, broker: broker}
 	e.alice, _ = v.Issue("alice", auth.RoleUser, time.Hour)
 	e.bob, _ = v.Issue("bob", auth.RoleUser, time.Hour)
 	e.admin, _ = v.Issue("root", auth.RoleAdmin, time.Hour)
@@ -74,6 +78,11 @@ type reply struct {
 
 func (e *env) call(token, method, path, body string, headers ...string) reply {
 	e.t.Helper()
+	return callWeb(e.t, e.web, token, method, path, body, headers...)
+}
+
+func callWeb(t *testing.T, web *fiber.App, token, method, path, body string, headers ...string) reply {
+	t.Helper()
 	req := httptest.NewRequest(method, path, bytes.NewBufferString(body))
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -82,9 +91,10 @@ func (e *env) call(token, method, path, body string, headers ...string) reply {
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := e.web.Test(req, 30000)
+	resp, err := web.Test(req, 30000)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Error(err)
+		return reply{}
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	r := reply{Status: resp.StatusCode, Header: map[string]string{"Idempotent-Replayed": resp.Header.Get("Idempotent-Replayed")}}
