@@ -45,16 +45,36 @@ func newEnv(t *testing.T) *env {
 
 func newEnvWith(t *testing.T, cfg app.Config) *env {
 	t.Helper()
+	return newEnvPool(t, cfg, 0)
+}
+
+// newEnvPool is newEnvWith with the command's pool bounded to maxConns (0: pgxpool's
+// default). The projector has its own pool, as it has its own process in production.
+func newEnvPool(t *testing.T, cfg app.Config, maxConns int32) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	broker := kafkatest.Start(t, 2)
-	db, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
+	dsn := pgtest.NewDatabase(t)
+	pcfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if maxConns > 0 {
+		pcfg.MaxConns = maxConns
+	}
+	db, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
+	projDB, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(projDB.Close)
 	log := slog.New(slog.DiscardHandler)
-	proj := projector.New(projector.Config{Group: "projector"}, projector.Deps{Log: log, DB: db, Kafka: broker.Config})
+	proj := projector.New(projector.Config{Group: "projector"}, projector.Deps{Log: log, DB: projDB, Kafka: broker.Config})
 	done := make(chan struct{})
 	go func() { _ = proj.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
