@@ -100,6 +100,10 @@ func (s *session) release() {
 	s.conn = nil
 }
 
+// errSessionLost: the connection was dropped mid-request (only fault injection does that
+// while the request goes on).
+var errSessionLost = errors.New("database session lost")
+
 // claim is an idempotency_keys row.
 type claim struct {
 	hash      string
@@ -158,6 +162,9 @@ func (s *session) savePlan(ctx context.Context, k *idemKey, ticketID string, eve
 // answer stores the final answer of the key (a 2xx after the append, or a 4xx decided
 // without appending); a retry replays it.
 func (s *session) answer(ctx context.Context, k *idemKey, status int, body []byte) error {
+	if s.conn == nil {
+		return errSessionLost
+	}
 	_, err := s.conn.Exec(ctx, `INSERT INTO idempotency_keys (subject, key, request_hash, status, response)
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (subject, key) DO UPDATE SET status = $4, response = $5, updated_at = now()
@@ -171,6 +178,9 @@ func (s *session) answer(ctx context.Context, k *idemKey, status int, body []byt
 
 // forget frees the key after a failure that appended nothing, so a retry starts afresh.
 func (s *session) forget(ctx context.Context, k *idemKey) error {
+	if s.conn == nil {
+		return errSessionLost
+	}
 	_, err := s.conn.Exec(ctx, `DELETE FROM idempotency_keys WHERE subject = $1 AND key = $2 AND status IS NULL`, k.subject, k.key)
 	return err
 }
