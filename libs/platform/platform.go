@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -33,6 +34,10 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful part of a stop: in-flight requests get this long,
 	// then their contexts are cancelled and the process exits whatever they do.
 	ShutdownTimeout time.Duration `env:"TICKETFLOW_SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	// PoolStall is how long the database pool may stay full with no connection handed out
+	// before /healthz fails (the process is wedged and needs a restart). Keep it above the
+	// longest request deadline.
+	PoolStall time.Duration `env:"TICKETFLOW_POOL_STALL" envDefault:"45s"`
 }
 
 // Base holds the shared connections of one process.
@@ -95,34 +100,70 @@ func (b *Base) Checks() map[string]httpx.Check {
 	}
 }
 
-// Liveness are the checks /healthz fails on: the pool must hand out a working connection
-// within poolLivenessBound. A pool whose connections are all held by wedged requests fails
-// this where a Ping-only readiness check (which also needs a connection) would just hang.
+// Liveness are the checks /healthz fails on (see PoolWatch).
 func (b *Base) Liveness() map[string]httpx.Check {
-	return map[string]httpx.Check{"postgres_pool": func(ctx context.Context) error { return PoolAlive(ctx, b.DB) }}
+	w := NewPoolWatch(b.DB, b.Config.PoolStall)
+	return map[string]httpx.Check{"postgres_pool": w.Check}
 }
 
-// poolLivenessBound is how long a pool may take to hand out a connection before the process
-// counts as wedged. It is well above the write path's acquire timeout, so a pool that is
-// merely busy (requests failing fast with 503) still passes.
-const poolLivenessBound = 2500 * time.Millisecond
+// PoolWatch tells a wedged pool from a busy one or a down database: wedged is every
+// connection held while none has been handed out for longer than stall. Requests have
+// deadlines, so a healthy process turns its connections over well within that; a busy one
+// still hands some out; with PostgreSQL down connections are not held (acquire fails fast),
+// and a restart would not help anyway (that is readiness, not liveness).
+type PoolWatch struct {
+	db    *pgxpool.Pool
+	stall time.Duration
 
-// PoolAlive acquires a connection and runs SELECT 1 within poolLivenessBound.
-func PoolAlive(ctx context.Context, db *pgxpool.Pool) error {
+	mu         sync.Mutex
+	acquired   int64
+	lastChange time.Time
+}
+
+// NewPoolWatch watches db; stall <= 0 means 45 s.
+func NewPoolWatch(db *pgxpool.Pool, stall time.Duration) *PoolWatch {
+	if stall <= 0 {
+		stall = 45 * time.Second
+	}
+	return &PoolWatch{db: db, stall: stall, lastChange: time.Now(), acquired: db.Stat().AcquireCount()}
+}
+
+// Check fails when the pool has been full with no connection handed out for stall; when
+// the pool has room, a connection must answer SELECT 1 within a bound.
+func (w *PoolWatch) Check(ctx context.Context) error {
+	st := w.db.Stat()
+	now := time.Now()
+	w.mu.Lock()
+	full := st.AcquiredConns() >= st.MaxConns()
+	if st.AcquireCount() != w.acquired || !full {
+		w.acquired, w.lastChange = st.AcquireCount(), now
+	}
+	stuck := now.Sub(w.lastChange)
+	w.mu.Unlock()
+	if full && stuck > w.stall {
+		return fmt.Errorf("all %d database connections held and none handed out for %s", st.MaxConns(), stuck.Round(time.Second))
+	}
+	if full {
+		return nil // busy: connections are turning over
+	}
 	ctx, cancel := context.WithTimeout(ctx, poolLivenessBound)
 	defer cancel()
-	conn, err := db.Acquire(ctx)
+	conn, err := w.db.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("no database connection within %s (pool %d/%d in use): %w", poolLivenessBound,
-			db.Stat().AcquiredConns(), db.Stat().MaxConns(), err)
+		// Filled up meanwhile (judged on the next probe), or the database is down: readiness
+		// reports that, and a restart would not help.
+		return nil
 	}
 	defer conn.Release()
 	var one int
-	if err := conn.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
-		return fmt.Errorf("SELECT 1: %w", err)
+	if err := conn.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil && ctx.Err() != nil {
+		return fmt.Errorf("SELECT 1 on a pool connection took more than %s", poolLivenessBound)
 	}
 	return nil
 }
+
+// poolLivenessBound bounds the SELECT 1 of the liveness check.
+const poolLivenessBound = 2500 * time.Millisecond
 
 // Close releases the connections. It waits at most closeBound: pgxpool.Close waits for every
 // acquired connection, and a handler that hangs holding one must not keep the process alive.

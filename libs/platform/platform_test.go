@@ -95,7 +95,8 @@ func waitUp(t *testing.T, addr string) {
 }
 
 // The whole process path with real PostgreSQL and Kafka: a handler holds the only pool
-// connection and hangs. /healthz fails (the pool hands out nothing), and a stop still
+// connection and hangs. /healthz fails once the pool has handed out nothing for PoolStall,
+// and a stop still
 // returns within the shutdown timeout plus the bounded close, though pgxpool.Close would
 // wait for that connection forever.
 func TestRunStopsWithAHungHandlerHoldingTheDatabase(t *testing.T) {
@@ -107,6 +108,7 @@ func TestRunStopsWithAHungHandlerHoldingTheDatabase(t *testing.T) {
 		Postgres:        config.Postgres{URL: pgtest.NewDatabase(t), MaxConns: 1},
 		StartupTimeout:  20 * time.Second,
 		ShutdownTimeout: 300 * time.Millisecond,
+		PoolStall:       time.Second,
 	}
 	never := make(chan struct{})
 	t.Cleanup(func() { close(never) })
@@ -138,6 +140,11 @@ func TestRunStopsWithAHungHandlerHoldingTheDatabase(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the handler never got its connection")
 	}
+	// Full but only just: busy, not wedged.
+	if code, err := get(addr, "/healthz"); err != nil || code != 200 {
+		t.Fatalf("healthz with the pool just filled: %d %v, want 200", code, err)
+	}
+	time.Sleep(cfg.PoolStall + 200*time.Millisecond)
 	if code, err := get(addr, "/healthz"); err != nil || code != 503 {
 		t.Fatalf("healthz with the pool wedged: %d %v, want 503", code, err)
 	}

@@ -87,11 +87,6 @@ func scanTicket(row pgx.Row) (Ticket, error) {
 
 var errNotFound = errors.New("not found")
 
-func (s *store) ticket(ctx context.Context, id string) (t Ticket, err error) {
-	err = s.with(ctx, func(q querier) error { t, err = ticketOn(ctx, q, id); return err })
-	return t, err
-}
-
 func ticketOn(ctx context.Context, q querier, id string) (Ticket, error) {
 	t, err := scanTicket(q.QueryRow(ctx, `SELECT `+ticketColumns+` FROM tickets WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
