@@ -164,6 +164,17 @@ func crashAt(point string) func(string, string, []events.Envelope, func()) bool 
 
 func startBody(id string) string { return `{"ticket_id":"` + id + `"}` }
 
+// requireNoDuplicates checks that no event id is twice in the log.
+func (e *env) requireNoDuplicates() {
+	e.t.Helper()
+	n := map[string]int{}
+	for _, env := range e.logEnvelopes() {
+		if n[env.ID]++; n[env.ID] > 1 {
+			e.t.Fatalf("event %s (%s) is in the log more than once", env.ID, env.Type)
+		}
+	}
+}
+
 func requireOnce(t *testing.T, copies map[string]int, id string) {
 	t.Helper()
 	if copies[id] != 1 {
@@ -198,6 +209,7 @@ func TestRetryAfterCrashBetweenCommitAndAnswer(t *testing.T) {
 	if again := e.call(e.alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "crash-1"); again.Status != 202 || again.Body["run_id"] != current {
 		t.Fatalf("third attempt: %d %v", again.Status, again.Body)
 	}
+	e.requireNoDuplicates()
 }
 
 // rawAttempt is a first attempt's transaction as a dead or paused process leaves it: begun
@@ -248,6 +260,7 @@ func TestRetryAfterCrashInsideTransaction(t *testing.T) {
 		t.Fatalf("retry: %d %v, want 202 for run %s", retry.Status, retry.Body, planned[0].RunID)
 	}
 	requireOnce(t, e.copies(string(events.TicketProcessingRequested)), planned[0].ID)
+	e.requireNoDuplicates()
 }
 
 // A first attempt paused (a zombie: its database session gone, its transaction open) while
@@ -281,6 +294,7 @@ func TestZombieAttemptIsFenced(t *testing.T) {
 		t.Fatal("the zombie attempt committed after the retry took over")
 	}
 	requireOnce(t, e.copies(string(events.TicketProcessingRequested)), planned[0].ID)
+	e.requireNoDuplicates()
 }
 
 // The same with the service's own producer: the first attempt, paused after its claim,
@@ -306,6 +320,7 @@ func TestZombieServiceAttemptIsSuperseded(t *testing.T) {
 		t.Fatalf("zombie attempt: %d %v, want 409 request_superseded", zombie.Status, zombie.Body)
 	}
 	requestEventOf(t, e, retry.Body["run_id"].(string))
+	e.requireNoDuplicates()
 }
 
 // Identical requests with one key, at once, on two replicas: one append, every answer a
@@ -346,6 +361,7 @@ func TestConcurrentKeyedRequestsOnTwoReplicas(t *testing.T) {
 		t.Fatalf("%d distinct start events, want 1: %v", len(copies), copies)
 	}
 	requireOnce(t, copies, firstKey(copies))
+	e.requireNoDuplicates()
 }
 
 func firstKey(m map[string]int) string {
@@ -396,6 +412,7 @@ func TestChangesRequestedRetryAfterCrash(t *testing.T) {
 			t.Fatalf("ChangesRequested carries run %s, want %s", env.RunID, run1)
 		}
 	}
+	e.requireNoDuplicates()
 }
 
 // requestEventOf checks that exactly one TicketProcessingRequested started run and returns its id.
@@ -455,4 +472,5 @@ func TestConcurrentStartsOnTwoReplicas(t *testing.T) {
 			t.Fatalf("%d start events for ticket %s, want 1", n, id)
 		}
 	}
+	e.requireNoDuplicates()
 }
