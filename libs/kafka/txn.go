@@ -17,8 +17,10 @@ import (
 var ErrFenced = errors.New("kafka: producer fenced by a newer one with the same transactional id")
 
 // txnTimeout bounds how long an open transaction of a dead producer can hold back
-// read_committed consumers of its partitions before the broker aborts it.
-const txnTimeout = 20 * time.Second
+// read_committed consumers of its partition before the broker aborts it (a retry with the
+// same transactional id aborts it sooner). A live Append takes milliseconds; one that
+// outlasts this is aborted by the broker and reported unconfirmed, which a retry resolves.
+const txnTimeout = 10 * time.Second
 
 // TxnProducer appends envelopes in Kafka transactions under one transactional id. Creating
 // one fences every older producer with the same id: their open transaction is aborted and
