@@ -141,7 +141,7 @@ func runDev([]string) error {
 		}
 	}
 	httpx.MountOps(web, base.Registry, checks)
-	api, err := command.New(cmdCfg, command.Deps{Log: log, DB: base.DB, Producer: base.Producer, Verifier: base.Verifier})
+	api, err := command.New(cmdCfg, command.Deps{Log: log, DB: base.DB, Producer: base.Producer, Verifier: base.Verifier, Kafka: pcfg.Kafka})
 	if err != nil {
 		return err
 	}

@@ -53,23 +53,58 @@ type Check func(ctx context.Context) error
 
 // MountOps adds /healthz (the process answers), /readyz (every check passes) and /metrics.
 func MountOps(app *fiber.App, reg *prometheus.Registry, checks map[string]Check) {
-	app.Get("/healthz", func(c *fiber.Ctx) error { return c.JSON(fiber.Map{"status": "ok"}) })
-	app.Get("/readyz", func(c *fiber.Ctx) error {
-		ctx, cancel := context.WithTimeout(c.UserContext(), 2*time.Second)
-		defer cancel()
-		failed := fiber.Map{}
-		for name, check := range checks {
-			if err := check(ctx); err != nil {
-				failed[name] = err.Error()
-			}
-		}
-		if len(failed) > 0 {
-			return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "failed": failed})
-		}
-		return c.JSON(fiber.Map{"status": "ready"})
-	})
+	MountOpsLive(app, reg, checks, nil)
+}
+
+// MountOpsLive is MountOps with liveness checks: /healthz fails (503) when one of live
+// fails, so an orchestrator restarts a wedged process. Liveness checks must only fail for
+// what a restart cures, never because a dependency is down (that is readiness).
+func MountOpsLive(app *fiber.App, reg *prometheus.Registry, checks, live map[string]Check) {
+	app.Get("/healthz", func(c *fiber.Ctx) error { return runChecks(c, live, "ok") })
+	app.Get("/readyz", func(c *fiber.Ctx) error { return runChecks(c, checks, "ready") })
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
 }
+
+// runChecks runs every check concurrently within one bound, so a hanging check cannot hang
+// the probe itself.
+func runChecks(c *fiber.Ctx, checks map[string]Check, okStatus string) error {
+	ctx, cancel := context.WithTimeout(c.UserContext(), checkTimeout)
+	defer cancel()
+	type result struct {
+		name string
+		err  error
+	}
+	results := make(chan result, len(checks))
+	for name, check := range checks {
+		go func() { results <- result{name, check(ctx)} }()
+	}
+	failed := fiber.Map{}
+	answered := map[string]bool{}
+wait:
+	for range checks {
+		select {
+		case r := <-results:
+			answered[r.name] = true
+			if r.err != nil {
+				failed[r.name] = r.err.Error()
+			}
+		case <-ctx.Done():
+			for name := range checks {
+				if !answered[name] {
+					failed[name] = "check did not answer within " + checkTimeout.String()
+				}
+			}
+			break wait
+		}
+	}
+	if len(failed) > 0 {
+		return c.Status(fiber.StatusServiceUnavailable).JSON(fiber.Map{"status": "unavailable", "failed": failed})
+	}
+	return c.JSON(fiber.Map{"status": okStatus})
+}
+
+// checkTimeout bounds a probe; orchestrators time probes out at a few seconds.
+const checkTimeout = 3 * time.Second
 
 // MountWebApp serves a built single-page app from dir at /, falling back to index.html for
 // client-side routes. API, WebSocket and ops paths are never shadowed.

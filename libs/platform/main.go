@@ -20,6 +20,8 @@ type Service struct {
 	Mount  func(*fiber.App)
 	Run    func(context.Context) error
 	Checks map[string]httpx.Check
+	// Live are liveness checks added to /healthz (see httpx.MountOpsLive).
+	Live map[string]httpx.Check
 }
 
 // Main runs a service process: slog, SIGINT/SIGTERM, the shared configuration and
@@ -40,6 +42,14 @@ func run(log *slog.Logger, build func(context.Context, *Base) (Service, error)) 
 	if err != nil {
 		return err
 	}
+	return runUntil(ctx, cfg, log, build)
+}
+
+// runUntil is run without the signal handling: it returns once ctx ends (after the bounded
+// shutdown) or something fails.
+func runUntil(ctx context.Context, cfg Config, log *slog.Logger, build func(context.Context, *Base) (Service, error)) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	base, err := Open(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -53,8 +63,13 @@ func run(log *slog.Logger, build func(context.Context, *Base) (Service, error)) 
 	for name, check := range svc.Checks {
 		checks[name] = check
 	}
+	live := base.Liveness()
+	for name, check := range svc.Live {
+		live[name] = check
+	}
 	web := httpx.NewApp(log, cfg.HTTP.AllowedOrigins)
-	httpx.MountOps(web, base.Registry, checks)
+	cancelRequests := RequestContexts(web)
+	httpx.MountOpsLive(web, base.Registry, checks, live)
 	if svc.Mount != nil {
 		svc.Mount(web)
 	}
@@ -68,7 +83,7 @@ func run(log *slog.Logger, build func(context.Context, *Base) (Service, error)) 
 			errc <- nil
 		}()
 	}
-	go func() { errc <- Serve(ctx, web, cfg.HTTP.Addr, log) }()
+	go func() { errc <- ServeWithin(ctx, web, cfg.HTTP.Addr, log, cfg.ShutdownTimeout, cancelRequests) }()
 	err = <-errc
 	stop()
 	return err

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/gofiber/fiber/v2"
@@ -30,6 +31,13 @@ type Config struct {
 	Auth     config.Auth
 	// StartupTimeout bounds waiting for PostgreSQL and Kafka at start.
 	StartupTimeout time.Duration `env:"TICKETFLOW_STARTUP_TIMEOUT" envDefault:"60s"`
+	// ShutdownTimeout bounds the graceful part of a stop: in-flight requests get this long,
+	// then their contexts are cancelled and the process exits whatever they do.
+	ShutdownTimeout time.Duration `env:"TICKETFLOW_SHUTDOWN_TIMEOUT" envDefault:"10s"`
+	// PoolStall is how long the database pool may stay full with no connection handed out
+	// before /healthz fails (the process is wedged and needs a restart). Keep it above the
+	// longest request deadline.
+	PoolStall time.Duration `env:"TICKETFLOW_POOL_STALL" envDefault:"45s"`
 }
 
 // Base holds the shared connections of one process.
@@ -92,18 +100,120 @@ func (b *Base) Checks() map[string]httpx.Check {
 	}
 }
 
-// Close releases the connections.
-func (b *Base) Close() {
-	if b.Kafka != nil {
-		b.Kafka.Close()
+// Liveness are the checks /healthz fails on (see PoolWatch).
+func (b *Base) Liveness() map[string]httpx.Check {
+	w := NewPoolWatch(b.DB, b.Config.PoolStall)
+	return map[string]httpx.Check{"postgres_pool": w.Check}
+}
+
+// PoolWatch tells a wedged pool from a busy one or a down database: wedged is every
+// connection held while none has been handed out for longer than stall. Requests have
+// deadlines, so a healthy process turns its connections over well within that; a busy one
+// still hands some out; with PostgreSQL down connections are not held (acquire fails fast),
+// and a restart would not help anyway (that is readiness, not liveness).
+type PoolWatch struct {
+	db    *pgxpool.Pool
+	stall time.Duration
+
+	mu         sync.Mutex
+	acquired   int64
+	lastChange time.Time
+}
+
+// NewPoolWatch watches db; stall <= 0 means 45 s.
+func NewPoolWatch(db *pgxpool.Pool, stall time.Duration) *PoolWatch {
+	if stall <= 0 {
+		stall = 45 * time.Second
 	}
-	if b.DB != nil {
-		b.DB.Close()
+	return &PoolWatch{db: db, stall: stall, lastChange: time.Now(), acquired: db.Stat().AcquireCount()}
+}
+
+// Check fails when the pool has been full with no connection handed out for stall; when
+// the pool has room, a connection must answer SELECT 1 within a bound.
+func (w *PoolWatch) Check(ctx context.Context) error {
+	st := w.db.Stat()
+	now := time.Now()
+	w.mu.Lock()
+	full := st.AcquiredConns() >= st.MaxConns()
+	if st.AcquireCount() != w.acquired || !full {
+		w.acquired, w.lastChange = st.AcquireCount(), now
+	}
+	stuck := now.Sub(w.lastChange)
+	w.mu.Unlock()
+	if full && stuck > w.stall {
+		return fmt.Errorf("all %d database connections held and none handed out for %s", st.MaxConns(), stuck.Round(time.Second))
+	}
+	if full {
+		return nil // busy: connections are turning over
+	}
+	ctx, cancel := context.WithTimeout(ctx, poolLivenessBound)
+	defer cancel()
+	conn, err := w.db.Acquire(ctx)
+	if err != nil {
+		// Filled up meanwhile (judged on the next probe), or the database is down: readiness
+		// reports that, and a restart would not help.
+		return nil
+	}
+	defer conn.Release()
+	var one int
+	if err := conn.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil && ctx.Err() != nil {
+		return fmt.Errorf("SELECT 1 on a pool connection took more than %s", poolLivenessBound)
+	}
+	return nil
+}
+
+// poolLivenessBound bounds the SELECT 1 of the liveness check.
+const poolLivenessBound = 2500 * time.Millisecond
+
+// Close releases the connections. It waits at most closeBound: pgxpool.Close waits for every
+// acquired connection, and a handler that hangs holding one must not keep the process alive.
+func (b *Base) Close() {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if b.Kafka != nil {
+			b.Kafka.Close()
+		}
+		if b.DB != nil {
+			b.DB.Close()
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(closeBound):
+		if b.Log != nil {
+			b.Log.Warn("arrêt sans attendre les connexions encore tenues par des requêtes bloquées", "attente", closeBound)
+		}
 	}
 }
 
-// Serve runs app on addr until ctx ends, then shuts it down gracefully.
+// closeBound is how long Close waits for connections still held by requests.
+const closeBound = 3 * time.Second
+
+// RequestContexts makes every request's UserContext a child of one process-wide context
+// and returns its cancel: after the graceful shutdown, cancelling it tells handlers still
+// running (database queries, appends, lock waits) to give up. Install it before any route.
+func RequestContexts(app *fiber.App) (cancel func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	app.Use(func(c *fiber.Ctx) error {
+		c.SetUserContext(ctx)
+		return c.Next()
+	})
+	return cancel
+}
+
+// Serve runs app on addr until ctx ends, then shuts it down gracefully (10 s).
 func Serve(ctx context.Context, app *fiber.App, addr string, log *slog.Logger) error {
+	return ServeWithin(ctx, app, addr, log, 10*time.Second, nil)
+}
+
+// ServeWithin runs app on addr until ctx ends, then shuts it down: new connections are
+// refused and in-flight requests get shutdownTimeout to finish; then afterShutdown runs
+// (e.g. the cancel of RequestContexts) and ServeWithin returns even if handlers still run.
+func ServeWithin(ctx context.Context, app *fiber.App, addr string, log *slog.Logger, shutdownTimeout time.Duration, afterShutdown func()) error {
+	if afterShutdown != nil {
+		defer afterShutdown()
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s (TICKETFLOW_HTTP_ADDR): %w", addr, err)
@@ -116,7 +226,9 @@ func Serve(ctx context.Context, app *fiber.App, addr string, log *slog.Logger) e
 		return err
 	case <-ctx.Done():
 	}
-	if err := app.ShutdownWithTimeout(10 * time.Second); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	// ShutdownWithTimeout returns at the timeout even when handlers are still running; they
+	// are abandoned (their contexts cancelled by afterShutdown) and die with the process.
+	if err := app.ShutdownWithTimeout(shutdownTimeout); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return nil

@@ -19,10 +19,10 @@ func main() {
 		if base.Verifier == nil {
 			return platform.Service{}, errors.New("TICKETFLOW_JWT_SECRET is required")
 		}
-		api, err := app.New(cfg, app.Deps{Log: base.Log, DB: base.DB, Producer: base.Producer, Verifier: base.Verifier})
+		api, err := app.New(cfg, app.Deps{Log: base.Log, DB: base.DB, Producer: base.Producer, Verifier: base.Verifier, Kafka: base.Config.Kafka})
 		if err != nil {
 			return platform.Service{}, err
 		}
-		return platform.Service{Mount: api.Mount}, nil
+		return platform.Service{Mount: api.Mount, Live: api.LiveChecks()}, nil
 	})
 }

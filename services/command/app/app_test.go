@@ -24,14 +24,17 @@ import (
 )
 
 type env struct {
-	t     *testing.T
-	kafka *kafka.Embedded
-	web   *fiber.App
-	v     *auth.Verifier
-	db    *pgxpool.Pool
-	alice string
-	bob   string
-	admin string
+	t      *testing.T
+	kafka  *kafka.Embedded
+	broker *kafkatest.Broker
+	web    *fiber.App
+	svc    *app.Service
+	cfg    app.Config
+	v      *auth.Verifier
+	db     *pgxpool.Pool
+	alice  string
+	bob    string
+	admin  string
 }
 
 // newEnv wires the command service to a real broker and database, with the projector
@@ -42,27 +45,48 @@ func newEnv(t *testing.T) *env {
 
 func newEnvWith(t *testing.T, cfg app.Config) *env {
 	t.Helper()
+	return newEnvPool(t, cfg, 0)
+}
+
+// newEnvPool is newEnvWith with the command's pool bounded to maxConns (0: pgxpool's
+// default). The projector has its own pool, as it has its own process in production.
+func newEnvPool(t *testing.T, cfg app.Config, maxConns int32) *env {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	broker := kafkatest.Start(t, 2)
-	db, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
+	dsn := pgtest.NewDatabase(t)
+	pcfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if maxConns > 0 {
+		pcfg.MaxConns = maxConns
+	}
+	db, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(db.Close)
+	projDB, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(projDB.Close)
 	log := slog.New(slog.DiscardHandler)
-	proj := projector.New(projector.Config{Group: "projector"}, projector.Deps{Log: log, DB: db, Kafka: broker.Config})
+	proj := projector.New(projector.Config{Group: "projector"}, projector.Deps{Log: log, DB: projDB, Kafka: broker.Config})
 	done := make(chan struct{})
 	go func() { _ = proj.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	v, _ := auth.NewVerifier("command-test-secret-command-test-secret")
 	web := httpx.NewApp(log, nil)
-	svc, err := app.New(cfg, app.Deps{Log: log, DB: db, Producer: broker.Producer, Verifier: v, Resolver: testDNS})
+	svc, err := app.New(cfg, app.Deps{Log: log, DB: db, Producer: broker.Producer, Verifier: v, Kafka: broker.Config, Resolver: testDNS})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(svc.Close)
 	svc.Mount(web)
-	e := &env{t: t, web: web, v: v, db: db, kafka: broker.Embedded}
+	e := &env{t: t, web: web, svc: svc, cfg: cfg, v: v, db: db, kafka: broker.Embedded, broker: broker}
 	e.alice, _ = v.Issue("alice", auth.RoleUser, time.Hour)
 	e.bob, _ = v.Issue("bob", auth.RoleUser, time.Hour)
 	e.admin, _ = v.Issue("root", auth.RoleAdmin, time.Hour)
@@ -77,6 +101,11 @@ type reply struct {
 
 func (e *env) call(token, method, path, body string, headers ...string) reply {
 	e.t.Helper()
+	return callWeb(e.t, e.web, token, method, path, body, headers...)
+}
+
+func callWeb(t *testing.T, web *fiber.App, token, method, path, body string, headers ...string) reply {
+	t.Helper()
 	req := httptest.NewRequest(method, path, bytes.NewBufferString(body))
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -85,9 +114,10 @@ func (e *env) call(token, method, path, body string, headers ...string) reply {
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := e.web.Test(req, 30000)
+	resp, err := web.Test(req, 30000)
 	if err != nil {
-		e.t.Fatal(err)
+		t.Error(err)
+		return reply{}
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	r := reply{Status: resp.StatusCode, Header: map[string]string{"Idempotent-Replayed": resp.Header.Get("Idempotent-Replayed")}}

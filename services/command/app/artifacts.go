@@ -107,7 +107,9 @@ func (s *Service) visibleRun(c *fiber.Ctx) (string, error) {
 
 func (s *Service) artifactTicket(ctx context.Context, runID string) (string, error) {
 	var ticketID string
-	err := s.store.db.QueryRow(ctx, `SELECT ticket_id FROM run_artifacts WHERE run_id = $1 LIMIT 1`, runID).Scan(&ticketID)
+	err := s.store.with(ctx, func(q querier) error {
+		return q.QueryRow(ctx, `SELECT ticket_id FROM run_artifacts WHERE run_id = $1 LIMIT 1`, runID).Scan(&ticketID)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", errNotFound
 	}

@@ -7,14 +7,52 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/events"
 )
 
-// store reads the projector's tables.
+// store is the PostgreSQL adapter: the projector's tables (read) and the idempotency keys.
+// Every query runs on a connection acquired within acquireTimeout, so an exhausted pool
+// answers 503 promptly instead of queueing requests without bound.
 type store struct {
-	db    *pgxpool.Pool
-	topic string
+	db             *pgxpool.Pool
+	topic          string
+	acquireTimeout time.Duration
+}
+
+// querier is a pool connection (or a pool): what the queries below run on.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// errBusy means no connection could be had within the acquire timeout.
+var errBusy = errors.New("database busy: no connection available")
+
+// acquire takes one connection within the acquire timeout; the caller releases it.
+func (s *store) acquire(ctx context.Context) (*pgxpool.Conn, error) {
+	actx, cancel := context.WithTimeout(ctx, s.acquireTimeout)
+	defer cancel()
+	conn, err := s.db.Acquire(actx)
+	if err != nil {
+		if ctx.Err() == nil && actx.Err() != nil {
+			return nil, fmt.Errorf("%w within %s", errBusy, s.acquireTimeout)
+		}
+		return nil, err
+	}
+	return conn, nil
+}
+
+// with runs fn on a connection acquired for it.
+func (s *store) with(ctx context.Context, fn func(q querier) error) error {
+	conn, err := s.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	return fn(conn)
 }
 
 // Ticket is the API's ticket representation (a row of the tickets projection).
@@ -49,16 +87,26 @@ func scanTicket(row pgx.Row) (Ticket, error) {
 
 var errNotFound = errors.New("not found")
 
-func (s *store) ticket(ctx context.Context, id string) (Ticket, error) {
-	t, err := scanTicket(s.db.QueryRow(ctx, `SELECT `+ticketColumns+` FROM tickets WHERE id = $1`, id))
+func ticketOn(ctx context.Context, q querier, id string) (Ticket, error) {
+	t, err := scanTicket(q.QueryRow(ctx, `SELECT `+ticketColumns+` FROM tickets WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Ticket{}, errNotFound
 	}
 	return t, err
 }
 
-func (s *store) tickets(ctx context.Context, owner, status string, limit int) ([]Ticket, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+ticketColumns+` FROM tickets
+func (s *store) ticket(ctx context.Context, id string) (t Ticket, err error) {
+	err = s.with(ctx, func(q querier) error { t, err = ticketOn(ctx, q, id); return err })
+	return t, err
+}
+
+func (s *store) tickets(ctx context.Context, owner, status string, limit int) (out []Ticket, err error) {
+	err = s.with(ctx, func(q querier) error { out, err = ticketsOn(ctx, q, owner, status, limit); return err })
+	return out, err
+}
+
+func ticketsOn(ctx context.Context, q querier, owner, status string, limit int) ([]Ticket, error) {
+	rows, err := q.Query(ctx, `SELECT `+ticketColumns+` FROM tickets
 		WHERE ($1 = '' OR owner = $1) AND ($2 = '' OR status = $2)
 		ORDER BY created_at DESC, id LIMIT $3`, owner, status, limit)
 	if err != nil {
@@ -85,8 +133,13 @@ type Run struct {
 	FinishedAt  *time.Time `json:"finished_at"`
 }
 
-func (s *store) runs(ctx context.Context, ticketID string) ([]Run, error) {
-	rows, err := s.db.Query(ctx, `SELECT id, ticket_id, status, step, progress, iteration, reason, requested_by,
+func (s *store) runs(ctx context.Context, ticketID string) (out []Run, err error) {
+	err = s.with(ctx, func(q querier) error { out, err = runsOn(ctx, q, ticketID); return err })
+	return out, err
+}
+
+func runsOn(ctx context.Context, q querier, ticketID string) ([]Run, error) {
+	rows, err := q.Query(ctx, `SELECT id, ticket_id, status, step, progress, iteration, reason, requested_by,
 		message, error, branch, requested_at, started_at, finished_at
 		FROM runs WHERE ticket_id = $1 ORDER BY requested_at DESC, id`, ticketID)
 	if err != nil {
@@ -100,9 +153,10 @@ func (s *store) runs(ctx context.Context, ticketID string) ([]Run, error) {
 	})
 }
 
-func (s *store) runTicket(ctx context.Context, runID string) (string, error) {
-	var ticketID string
-	err := s.db.QueryRow(ctx, `SELECT ticket_id FROM runs WHERE id = $1`, runID).Scan(&ticketID)
+func (s *store) runTicket(ctx context.Context, runID string) (ticketID string, err error) {
+	err = s.with(ctx, func(q querier) error {
+		return q.QueryRow(ctx, `SELECT ticket_id FROM runs WHERE id = $1`, runID).Scan(&ticketID)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", errNotFound
 	}
@@ -118,8 +172,16 @@ type StoredEvent struct {
 
 // events pages through the audit trail of a ticket (or of one run) in append order,
 // strictly after (partition, offset).
-func (s *store) events(ctx context.Context, ticketID, runID string, afterPartition int32, afterOffset int64, limit int) ([]StoredEvent, error) {
-	rows, err := s.db.Query(ctx, `SELECT partition, "offset", envelope::text FROM ticket_events
+func (s *store) events(ctx context.Context, ticketID, runID string, afterPartition int32, afterOffset int64, limit int) (out []StoredEvent, err error) {
+	err = s.with(ctx, func(q querier) error {
+		out, err = eventsOn(ctx, q, ticketID, runID, afterPartition, afterOffset, limit)
+		return err
+	})
+	return out, err
+}
+
+func eventsOn(ctx context.Context, q querier, ticketID, runID string, afterPartition int32, afterOffset int64, limit int) ([]StoredEvent, error) {
+	rows, err := q.Query(ctx, `SELECT partition, "offset", envelope::text FROM ticket_events
 		WHERE ticket_id = $1 AND ($2 = '' OR run_id = $2) AND (partition, "offset") > ($3, $4)
 		ORDER BY partition, "offset" LIMIT $5`, ticketID, runID, afterPartition, afterOffset, limit)
 	if err != nil {
@@ -145,8 +207,13 @@ type StepStats struct {
 	FailureRate float64 `json:"failure_rate"`
 }
 
-func (s *store) stepStats(ctx context.Context, since, until time.Time) ([]StepStats, error) {
-	rows, err := s.db.Query(ctx, `SELECT step, count(*),
+func (s *store) stepStats(ctx context.Context, since, until time.Time) (out []StepStats, err error) {
+	err = s.with(ctx, func(q querier) error { out, err = stepStatsOn(ctx, q, since, until); return err })
+	return out, err
+}
+
+func stepStatsOn(ctx context.Context, q querier, since, until time.Time) ([]StepStats, error) {
+	rows, err := q.Query(ctx, `SELECT step, count(*),
 			percentile_cont(0.5)  WITHIN GROUP (ORDER BY duration_ms),
 			percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms),
 			percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms),
@@ -167,14 +234,15 @@ func (s *store) stepStats(ctx context.Context, since, until time.Time) ([]StepSt
 
 // waitProjected waits until the projector has applied the record at pos, so the caller's
 // next read sees its own write. It gives up silently at the deadline: the event is durable
-// and the projection will catch up.
-func (s *store) waitProjected(ctx context.Context, pos events.Position, max time.Duration) bool {
+// and the projection will catch up. It polls on q, the connection the write already holds:
+// asking the pool for a second one while holding the ticket lock is how the pool deadlocked.
+func (s *store) waitProjected(ctx context.Context, q querier, pos events.Position, max time.Duration) bool {
 	ctx, cancel := context.WithTimeout(ctx, max)
 	defer cancel()
 	delay := 2 * time.Millisecond
 	for {
 		var next int64
-		err := s.db.QueryRow(ctx, `SELECT coalesce(max(next_offset), -1) FROM consumer_offsets
+		err := q.QueryRow(ctx, `SELECT coalesce(max(next_offset), -1) FROM consumer_offsets
 			WHERE consumer = 'projector' AND topic = $1 AND partition = $2`, s.topic, pos.Partition).Scan(&next)
 		if err == nil && next > pos.Offset {
 			return true
@@ -186,25 +254,4 @@ func (s *store) waitProjected(ctx context.Context, pos events.Position, max time
 		}
 		delay = min(delay*2, 50*time.Millisecond)
 	}
-}
-
-// lockTicket serialises writes to one ticket across command replicas (a session advisory
-// lock), so two concurrent starts cannot both pass the "no active run" check.
-func (s *store) lockTicket(ctx context.Context, ticketID string) (unlock func(), err error) {
-	conn, err := s.db.Acquire(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("acquire connection: %w", err)
-	}
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(hashtextextended($1, 0))`, ticketID); err != nil {
-		conn.Release()
-		return nil, fmt.Errorf("lock ticket: %w", err)
-	}
-	return func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if _, err := conn.Exec(ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, ticketID); err != nil {
-			conn.Conn().Close(ctx) // dropping the session releases the lock
-		}
-		conn.Release()
-	}, nil
 }

@@ -1,0 +1,164 @@
+package platform
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/ticketflow/ticketflow/libs/config"
+	"github.com/ticketflow/ticketflow/libs/httpx"
+	"github.com/ticketflow/ticketflow/libs/kafka/kafkatest"
+	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
+)
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func get(addr, path string) (int, error) {
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + addr + path)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// A stop returns within the shutdown timeout even while a handler hangs ignoring its
+// context, and the handlers that do listen to their context are told to stop.
+func TestServeStopsDespiteAHungHandler(t *testing.T) {
+	app := httpx.NewApp(slog.New(slog.DiscardHandler), nil)
+	cancelRequests := RequestContexts(app)
+	never := make(chan struct{})
+	t.Cleanup(func() { close(never) })
+	cancelled := make(chan struct{})
+	app.Get("/hang", func(c *fiber.Ctx) error { <-never; return nil })
+	app.Get("/listens", func(c *fiber.Ctx) error {
+		<-c.UserContext().Done()
+		close(cancelled)
+		<-never
+		return nil
+	})
+	addr := freeAddr(t)
+	ctx, stop := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() {
+		served <- ServeWithin(ctx, app, addr, slog.New(slog.DiscardHandler), 300*time.Millisecond, cancelRequests)
+	}()
+	waitUp(t, addr)
+	go func() { _, _ = get(addr, "/hang") }()
+	go func() { _, _ = get(addr, "/listens") }()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	stop()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return 5 s after the stop")
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("stop took %v with a 300ms shutdown timeout", d)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the in-flight request's context was not cancelled at shutdown")
+	}
+}
+
+func waitUp(t *testing.T, addr string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never listened", addr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The whole process path with real PostgreSQL and Kafka: a handler holds the only pool
+// connection and hangs. /healthz fails once the pool has handed out nothing for PoolStall,
+// and a stop still
+// returns within the shutdown timeout plus the bounded close, though pgxpool.Close would
+// wait for that connection forever.
+func TestRunStopsWithAHungHandlerHoldingTheDatabase(t *testing.T) {
+	broker := kafkatest.Start(t, 1)
+	addr := freeAddr(t)
+	cfg := Config{
+		HTTP:            config.HTTP{Addr: addr},
+		Kafka:           broker.Config,
+		Postgres:        config.Postgres{URL: pgtest.NewDatabase(t), MaxConns: 1},
+		StartupTimeout:  20 * time.Second,
+		ShutdownTimeout: 300 * time.Millisecond,
+		PoolStall:       time.Second,
+	}
+	never := make(chan struct{})
+	t.Cleanup(func() { close(never) })
+	held := make(chan struct{})
+	build := func(_ context.Context, base *Base) (Service, error) {
+		return Service{Mount: func(app *fiber.App) {
+			app.Get("/hold", func(c *fiber.Ctx) error {
+				conn, err := base.DB.Acquire(context.Background())
+				if err != nil {
+					return err
+				}
+				close(held)
+				<-never // ignores its context: a wedged handler
+				conn.Release()
+				return nil
+			})
+		}}, nil
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runUntil(ctx, cfg, slog.New(slog.DiscardHandler), build) }()
+	waitUp(t, addr)
+	if code, err := get(addr, "/healthz"); err != nil || code != 200 {
+		t.Fatalf("healthz before: %d %v", code, err)
+	}
+	go func() { _, _ = get(addr, "/hold") }()
+	select {
+	case <-held:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler never got its connection")
+	}
+	// Full but only just: busy, not wedged.
+	if code, err := get(addr, "/healthz"); err != nil || code != 200 {
+		t.Fatalf("healthz with the pool just filled: %d %v, want 200", code, err)
+	}
+	time.Sleep(cfg.PoolStall + 200*time.Millisecond)
+	if code, err := get(addr, "/healthz"); err != nil || code != 503 {
+		t.Fatalf("healthz with the pool wedged: %d %v, want 503", code, err)
+	}
+	start := time.Now()
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return 15 s after the stop")
+	}
+	if d := time.Since(start); d > cfg.ShutdownTimeout+closeBound+2*time.Second {
+		t.Fatalf("stop took %v", d)
+	}
+}

@@ -1,0 +1,151 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ticketflow/ticketflow/libs/config"
+	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// eventLog is the Kafka adapter: the plain idempotent producer for writes without an
+// Idempotency-Key, transactional producers (one transactional id per key) for writes with
+// one, and the reads a retry needs to find an earlier attempt's outcome.
+type eventLog struct {
+	cfg      config.Kafka
+	producer *kafka.Producer
+
+	adminOnce sync.Once
+	admin     *kadm.Client
+	adminCl   *kgo.Client
+	adminErr  error
+}
+
+func (l *eventLog) adminClient() (*kadm.Client, error) {
+	l.adminOnce.Do(func() {
+		if len(l.cfg.Brokers) == 0 {
+			l.adminErr = errors.New("no Kafka brokers configured for idempotent writes (Deps.Kafka)")
+			return
+		}
+		l.adminCl, l.adminErr = kafka.NewClient(l.cfg)
+		if l.adminErr == nil {
+			l.admin = kadm.NewClient(l.adminCl)
+		}
+	})
+	return l.admin, l.adminErr
+}
+
+func (l *eventLog) close() {
+	if l.adminCl != nil {
+		l.adminCl.Close()
+	}
+}
+
+// transactionalID is the one id every attempt of (subject, key) produces under, so that a
+// later attempt fences any earlier one still in flight.
+func transactionalID(subject, key string) string {
+	sum := sha256.Sum256([]byte(subject + "\x00" + key))
+	return "ticketflow-command-" + hex.EncodeToString(sum[:16])
+}
+
+// position is the partition a ticket's events go to and that partition's current end: every
+// record appended afterwards lies at or after it.
+func (l *eventLog) position(ctx context.Context, ticketID string) (int32, int64, error) {
+	adm, err := l.adminClient()
+	if err != nil {
+		return 0, 0, err
+	}
+	listed, err := adm.ListEndOffsets(ctx, l.cfg.Topic)
+	if err != nil {
+		return 0, 0, fmt.Errorf("list end offsets: %w", err)
+	}
+	if err := listed.Error(); err != nil {
+		return 0, 0, fmt.Errorf("list end offsets: %w", err)
+	}
+	ends := listed[l.cfg.Topic]
+	if len(ends) == 0 {
+		return 0, 0, fmt.Errorf("topic %q has no partitions", l.cfg.Topic)
+	}
+	// The same partitioner the producers use (franz-go's default, Kafka's murmur2 on the key).
+	partition := int32(kgo.StickyKeyPartitioner(nil).ForTopic(l.cfg.Topic).Partition(&kgo.Record{Key: []byte(ticketID)}, len(ends)))
+	end, ok := ends[partition]
+	if !ok {
+		return 0, 0, fmt.Errorf("no end offset for partition %d", partition)
+	}
+	return partition, end.Offset, nil
+}
+
+// scanTimeout bounds a recovery scan; a retry that cannot finish it answers 503 and leaves
+// the key claimed, so a later retry scans again (never appends blindly).
+const scanTimeout = 5 * time.Second
+
+// contains reports whether any of ids is committed in partition at or after from. Call it
+// only after fencing the transactional id (NewTxnProducer): then no attempt's transaction
+// is still open, and what the scan does not find will never appear.
+func (l *eventLog) contains(ctx context.Context, partition int32, from int64, ids []string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, scanTimeout)
+	defer cancel()
+	adm, err := l.adminClient()
+	if err != nil {
+		return false, err
+	}
+	// The last stable offset: everything before it is decided (committed or aborted).
+	listed, err := adm.ListCommittedOffsets(ctx, l.cfg.Topic)
+	if err != nil {
+		return false, fmt.Errorf("list committed offsets: %w", err)
+	}
+	end, ok := listed.Lookup(l.cfg.Topic, partition)
+	if !ok || end.Err != nil {
+		return false, fmt.Errorf("no committed offset for partition %d: %v", partition, end.Err)
+	}
+	if end.Offset <= from {
+		return false, nil
+	}
+	want := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	// read_committed (kafka.NewClient) hides aborted records; control records are kept so
+	// the scan sees every offset up to the end and knows when it is done.
+	cl, err := kafka.NewClient(l.cfg, kgo.KeepControlRecords(),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{l.cfg.Topic: {partition: kgo.NewOffset().At(from)}}))
+	if err != nil {
+		return false, err
+	}
+	defer cl.Close()
+	for {
+		fetches := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return false, fmt.Errorf("scan partition %d from %d to %d: %w", partition, from, end.Offset, ctx.Err())
+		}
+		var fetchErr error
+		fetches.EachError(func(_ string, _ int32, err error) { fetchErr = err })
+		if fetchErr != nil {
+			return false, fmt.Errorf("scan partition %d: %w", partition, fetchErr)
+		}
+		done := false
+		for _, rec := range fetches.Records() {
+			if rec.Offset >= end.Offset-1 {
+				done = true
+			}
+			if rec.Attrs.IsControl() {
+				continue
+			}
+			env, err := events.DecodeEnvelope(rec.Value)
+			if err == nil && want[env.ID] {
+				return true, nil
+			}
+		}
+		if done {
+			return false, nil
+		}
+	}
+}

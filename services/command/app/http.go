@@ -1,0 +1,113 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/ticketflow/ticketflow/libs/httpx"
+	"github.com/ticketflow/ticketflow/libs/kafka"
+)
+
+// The write routes: parse the request, call the use case, render its Result.
+
+const idempotencyHeader = "Idempotency-Key"
+
+func actorOf(c *fiber.Ctx) Actor {
+	claims := httpx.Claims(c)
+	return Actor{Subject: claims.Subject(), Admin: claims.IsAdmin()}
+}
+
+// requestContext is the request's context (with its deadline) carrying the caller's W3C
+// traceparent into the appended records.
+func requestContext(c *fiber.Ctx) context.Context {
+	ctx := c.UserContext()
+	if tp := c.Get("traceparent"); tp != "" && len(tp) <= 64 {
+		ctx = kafka.WithTraceparent(ctx, tp)
+	}
+	return ctx
+}
+
+func render(c *fiber.Ctx, res Result, err error) error {
+	if err != nil {
+		return err
+	}
+	if res.Replayed {
+		c.Set("Idempotent-Replayed", "true")
+	}
+	if res.Location != "" {
+		c.Location(res.Location)
+	}
+	c.Status(res.Status).Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(res.Body)
+}
+
+func (s *Service) createTicket(c *fiber.Ctx) error {
+	var in TicketInput
+	if err := parseJSON(c, &in); err != nil {
+		return err
+	}
+	res, err := s.CreateTicket(requestContext(c), actorOf(c), in, c.Get(idempotencyHeader))
+	return render(c, res, err)
+}
+
+type startRequest struct {
+	TicketID string `json:"ticket_id"`
+}
+
+// startProcessing is the brief's POST /api/tickets/processing/start. It answers once the
+// TicketProcessingRequested event is durably in Kafka.
+func (s *Service) startProcessing(c *fiber.Ctx) error {
+	var req startRequest
+	if err := parseJSON(c, &req); err != nil {
+		return err
+	}
+	res, err := s.StartProcessing(requestContext(c), actorOf(c), req.TicketID, c.Get(idempotencyHeader))
+	return render(c, res, err)
+}
+
+func (s *Service) cancelRun(c *fiber.Ctx) error {
+	res, err := s.CancelRun(requestContext(c), actorOf(c), c.Params("id"), c.Get(idempotencyHeader))
+	return render(c, res, err)
+}
+
+func (s *Service) validateRun(c *fiber.Ctx) error {
+	var v Validation
+	if err := parseJSON(c, &v); err != nil {
+		return err
+	}
+	res, err := s.ValidateRun(requestContext(c), actorOf(c), c.Params("id"), v, c.Get(idempotencyHeader))
+	return render(c, res, err)
+}
+
+// parseJSON decodes a JSON object body strictly: unknown fields and trailing data are 400s.
+func parseJSON(c *fiber.Ctx, into any) error {
+	if !strings.HasPrefix(strings.ToLower(c.Get(fiber.HeaderContentType)), fiber.MIMEApplicationJSON) {
+		return httpx.Errorf(fiber.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json")
+	}
+	dec := json.NewDecoder(bytes.NewReader(c.Body()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(into); err != nil {
+		return httpx.BadRequest("malformed JSON body: %v", err)
+	}
+	if dec.More() {
+		return httpx.BadRequest("malformed JSON body: trailing data")
+	}
+	return nil
+}
+
+func dbError(err error) error {
+	var apiErr *httpx.Error
+	switch {
+	case errors.As(err, &apiErr):
+		return err
+	case errors.Is(err, errBusy):
+		return httpx.Unavailable("the database is busy; nothing was written, retry later")
+	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+		return httpx.Unavailable("request timed out; nothing was written")
+	}
+	return httpx.Unavailable("database unavailable: %v", err)
+}

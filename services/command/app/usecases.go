@@ -1,0 +1,228 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gofiber/fiber/v2"
+	"github.com/google/uuid"
+	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/httpx"
+	"github.com/ticketflow/ticketflow/libs/workflow"
+)
+
+// The use cases: what the command service does, with plain arguments, callable from HTTP,
+// tests, `dev` and a CLI alike. Each one only decides — from the ticket as the projection
+// shows it under the ticket's lock — which events to append and what to answer (a plan);
+// execute (execute.go) holds the locks, the idempotency key and the append.
+
+// Actor is who asks.
+type Actor struct {
+	Subject string
+	Admin   bool
+}
+
+func (a Actor) canAccess(owner string) bool { return a.Admin || a.Subject == owner }
+
+// Result is a use case's answer: an HTTP status and JSON body (the API's contract), and
+// whether it is the stored answer of an earlier attempt with the same Idempotency-Key.
+type Result struct {
+	Status   int
+	Body     []byte
+	Replayed bool
+	Location string
+}
+
+// plan is what a write will do once its checks passed: append events (ids already fixed)
+// and then answer status/body.
+type plan struct {
+	ticketID string
+	events   []events.Envelope
+	status   int
+	body     any
+	location string
+}
+
+// write is one use case handed to execute.
+type write struct {
+	op   string
+	args any // with op, what identifies the request for its Idempotency-Key
+	// ticketID is the existing ticket the write locks and loads; "" when it creates one.
+	ticketID string
+	decide   func(t Ticket, ids *idSource) (plan, error)
+}
+
+// TicketInput is a new ticket's fields.
+type TicketInput struct {
+	Title           string `json:"title"`
+	Description     string `json:"description"`
+	RepositoryURL   string `json:"repository_url"`
+	BaseBranch      string `json:"base_branch"`
+	CICommand       string `json:"ci_command"`
+	SimulateFailure string `json:"simulate_failure"`
+}
+
+func (r *TicketInput) validate() error {
+	r.Title = strings.TrimSpace(r.Title)
+	if r.BaseBranch == "" {
+		r.BaseBranch = "main"
+	}
+	switch {
+	case r.Title == "":
+		return httpx.Invalid("title is required")
+	case utf8.RuneCountInString(r.Title) > 200:
+		return httpx.Invalid("title is longer than 200 characters")
+	case len(r.Description) > 20000:
+		return httpx.Invalid("description is longer than 20000 bytes")
+	case len(r.CICommand) > 2000:
+		return httpx.Invalid("ci_command is longer than 2000 bytes")
+	case r.SimulateFailure != "" && r.SimulateFailure != "once" && r.SimulateFailure != "always":
+		return httpx.Invalid(`simulate_failure must be "", "once" or "always"`)
+	}
+	if err := workflow.ValidateBranch(r.BaseBranch); err != nil {
+		return httpx.Invalid("%v", err)
+	}
+	return nil
+}
+
+// CreateTicket appends TicketCreated and answers 201 with the ticket.
+func (s *Service) CreateTicket(ctx context.Context, actor Actor, in TicketInput, key string) (Result, error) {
+	if err := in.validate(); err != nil {
+		return Result{}, err
+	}
+	if err := s.admitRepository(ctx, in.RepositoryURL); err != nil {
+		return Result{}, err
+	}
+	return s.execute(ctx, actor, key, write{op: "create_ticket", args: in, decide: func(_ Ticket, ids *idSource) (plan, error) {
+		ticketID := ids.next()
+		env, err := newEvent(ids, ticketID, "", actor.Subject, &events.TicketCreatedData{
+			Title: in.Title, Description: in.Description, RepositoryURL: in.RepositoryURL, BaseBranch: in.BaseBranch,
+			CICommand: in.CICommand, Owner: actor.Subject, SimulateFailure: in.SimulateFailure,
+		})
+		if err != nil {
+			return plan{}, err
+		}
+		t := Ticket{ID: ticketID, Title: in.Title, Description: in.Description, RepositoryURL: in.RepositoryURL,
+			BaseBranch: in.BaseBranch, CICommand: in.CICommand, Owner: actor.Subject, Status: string(workflow.Idle),
+			CreatedAt: env.OccurredAt, UpdatedAt: env.OccurredAt}
+		return plan{ticketID: ticketID, events: []events.Envelope{env}, status: fiber.StatusCreated, body: t,
+			location: "/api/tickets/" + ticketID}, nil
+	}})
+}
+
+// StartProcessing is the brief's start: TicketProcessingRequested for a new run, 202 PENDING.
+func (s *Service) StartProcessing(ctx context.Context, actor Actor, ticketID, key string) (Result, error) {
+	if ticketID == "" {
+		return Result{}, httpx.Invalid("ticket_id is required")
+	}
+	return s.execute(ctx, actor, key, write{op: "start", args: ticketID, ticketID: ticketID, decide: func(t Ticket, ids *idSource) (plan, error) {
+		if workflow.Status(t.Status).Active() {
+			return plan{}, httpx.Conflict("run_active", "ticket %q already has an active run (%s)", t.ID, t.CurrentRunID)
+		}
+		runID := ids.next()
+		env, err := newEvent(ids, t.ID, runID, actor.Subject, &events.ProcessingRequestedData{RequestedBy: actor.Subject, Reason: "start"})
+		if err != nil {
+			return plan{}, err
+		}
+		return plan{ticketID: t.ID, events: []events.Envelope{env}, status: fiber.StatusAccepted, body: fiber.Map{
+			"success": true, "status": workflow.Pending, "message": workflow.MessagePending,
+			"ticket_id": t.ID, "run_id": runID, "websocket_url": "/ws/tickets/" + t.ID,
+		}}, nil
+	}})
+}
+
+// CancelRun asks the processor to cancel the ticket's active run.
+func (s *Service) CancelRun(ctx context.Context, actor Actor, ticketID, key string) (Result, error) {
+	return s.execute(ctx, actor, key, write{op: "cancel", args: ticketID, ticketID: ticketID, decide: func(t Ticket, ids *idSource) (plan, error) {
+		if !workflow.Status(t.Status).Active() {
+			return plan{}, httpx.Conflict("no_active_run", "ticket %q has no active run to cancel (status %s)", t.ID, t.Status)
+		}
+		env, err := newEvent(ids, t.ID, t.CurrentRunID, actor.Subject, &events.CancelRequestedData{RequestedBy: actor.Subject})
+		if err != nil {
+			return plan{}, err
+		}
+		return plan{ticketID: t.ID, events: []events.Envelope{env}, status: fiber.StatusAccepted,
+			body: fiber.Map{"success": true, "ticket_id": t.ID, "run_id": t.CurrentRunID}}, nil
+	}})
+}
+
+// Validation is a human's decision on a completed run.
+type Validation struct {
+	Decision string `json:"decision"` // "approve" or "request_changes"
+	Comment  string `json:"comment"`
+}
+
+// ValidateRun approves the completed run, or requests changes: ChangesRequested on it and
+// TicketProcessingRequested for the next run, appended together.
+func (s *Service) ValidateRun(ctx context.Context, actor Actor, ticketID string, v Validation, key string) (Result, error) {
+	v.Comment = strings.TrimSpace(v.Comment)
+	switch {
+	case v.Decision != "approve" && v.Decision != "request_changes":
+		return Result{}, httpx.Invalid(`decision must be "approve" or "request_changes"`)
+	case v.Decision == "request_changes" && v.Comment == "":
+		return Result{}, httpx.Invalid("a comment is required to request changes")
+	case len(v.Comment) > 10000:
+		return Result{}, httpx.Invalid("comment is longer than 10000 bytes")
+	}
+	args := struct {
+		TicketID string
+		Validation
+	}{ticketID, v}
+	return s.execute(ctx, actor, key, write{op: "validate", args: args, ticketID: ticketID, decide: func(t Ticket, ids *idSource) (plan, error) {
+		if workflow.Status(t.Status) != workflow.Completed {
+			return plan{}, httpx.Conflict("not_awaiting_validation", "ticket %q is %s, not COMPLETED awaiting validation", t.ID, t.Status)
+		}
+		resp := fiber.Map{"success": true, "ticket_id": t.ID}
+		if v.Decision == "approve" {
+			env, err := newEvent(ids, t.ID, t.CurrentRunID, actor.Subject, &events.ValidationApprovedData{ApprovedBy: actor.Subject, Comment: v.Comment})
+			if err != nil {
+				return plan{}, err
+			}
+			resp["status"] = workflow.Validated
+			return plan{ticketID: t.ID, events: []events.Envelope{env}, status: fiber.StatusAccepted, body: resp}, nil
+		}
+		next := ids.next()
+		changes, err := newEvent(ids, t.ID, t.CurrentRunID, actor.Subject, &events.ChangesRequestedData{RequestedBy: actor.Subject, Comment: v.Comment, NextRunID: next})
+		if err != nil {
+			return plan{}, err
+		}
+		request, err := newEvent(ids, t.ID, next, actor.Subject, &events.ProcessingRequestedData{RequestedBy: actor.Subject, Reason: "changes_requested"})
+		if err != nil {
+			return plan{}, err
+		}
+		resp["status"], resp["run_id"], resp["websocket_url"] = workflow.Pending, next, "/ws/tickets/"+t.ID
+		return plan{ticketID: t.ID, events: []events.Envelope{changes, request}, status: fiber.StatusAccepted, body: resp}, nil
+	}})
+}
+
+// idSource hands out the ids a request's events and entities get: random UUIDv7 normally,
+// name-based UUIDs derived from the Idempotency-Key when there is one, so every attempt of
+// one keyed request plans the very same ids.
+type idSource struct {
+	seed uuid.UUID
+	n    int
+}
+
+func keyIDs(subject, key string) *idSource {
+	return &idSource{seed: uuid.NewSHA1(uuid.NameSpaceURL, []byte("ticketflow:"+subject+":"+key))}
+}
+
+func (g *idSource) next() string {
+	g.n++
+	if g.seed == uuid.Nil {
+		return uuid.Must(uuid.NewV7()).String()
+	}
+	return uuid.NewSHA1(g.seed, fmt.Appendf(nil, "%d", g.n)).String()
+}
+
+// newEvent builds an envelope whose id comes from the request's id source.
+func newEvent(ids *idSource, ticketID, runID, actor string, payload events.Payload) (events.Envelope, error) {
+	env, err := events.New(ticketID, runID, actor, payload)
+	if err != nil {
+		return env, err
+	}
+	env.ID = ids.next()
+	return env, nil
+}
