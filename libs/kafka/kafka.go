@@ -20,7 +20,8 @@ import (
 // NewClient returns a franz-go client for the configured brokers. Producing is idempotent
 // (franz-go's default) with acks=all, so a record acknowledged is replicated to every in-sync
 // replica and a retried batch is never written twice. Extra options (consumer settings) are
-// appended.
+// appended. Consumers read committed data only: records of a transaction become visible when
+// it commits, and never if it aborts (see TxnProducer).
 func NewClient(cfg config.Kafka, extra ...kgo.Opt) (*kgo.Client, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("kafka: no brokers configured (KAFKA_BROKERS)")
@@ -32,6 +33,7 @@ func NewClient(cfg config.Kafka, extra ...kgo.Opt) (*kgo.Client, error) {
 		kgo.RecordDeliveryTimeout(15 * time.Second),
 		kgo.DefaultProduceTopic(cfg.Topic),
 		kgo.ClientID("ticketflow"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	}
 	cl, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {
