@@ -12,15 +12,18 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// ScanToEnd as the end of ScanPartition means the partition's last stable offset when the scan
-// starts: everything committed by then.
+// ScanToEnd as the end of ScanPartition means the partition's end (high watermark) when the
+// scan starts: every record appended before it, once its transaction is decided. A record
+// committed after a transaction that is still open sits past the last stable offset, so
+// stopping there could miss it; the scan waits for such transactions instead (at most the
+// producers' transaction timeout), which is what "is this event in the log?" needs.
 const ScanToEnd int64 = -1
 
 // scanPageBytes bounds one Fetch response: a scan holds at most one page in memory.
 const scanPageBytes = 1 << 20
 
 // ScanPartition calls fn for every committed record of topic/partition with from <= offset <
-// to, in log order, until fn returns false or an error. Records of aborted or still open
+// to (or ScanToEnd), in log order, until fn returns false or an error. Records of aborted or still open
 // transactions and transaction markers are skipped, and the scan knows exactly where it
 // stands across them, so it ends even when the range finishes on a marker (a consumer
 // counting returned offsets against a high watermark never would). It needs no consumer and
@@ -29,13 +32,13 @@ func ScanPartition(ctx context.Context, cl *kgo.Client, topic string, partition 
 	fn func(*kgo.Record) (bool, error)) error {
 	adm := kadm.NewClient(cl)
 	if to == ScanToEnd {
-		ends, err := adm.ListCommittedOffsets(ctx, topic)
+		ends, err := adm.ListEndOffsets(ctx, topic)
 		if err != nil {
-			return fmt.Errorf("kafka: stable end of %s/%d: %w", topic, partition, err)
+			return fmt.Errorf("kafka: end of %s/%d: %w", topic, partition, err)
 		}
 		end, ok := ends.Lookup(topic, partition)
 		if !ok || end.Err != nil {
-			return fmt.Errorf("kafka: stable end of %s/%d: %v", topic, partition, end.Err)
+			return fmt.Errorf("kafka: end of %s/%d: %v", topic, partition, end.Err)
 		}
 		to = end.Offset
 	}
@@ -92,8 +95,9 @@ func ScanPartition(ctx context.Context, cl *kgo.Client, topic string, partition 
 			}
 		}
 		if next <= from {
-			// Nothing readable yet at from (below `to`, so it exists): the fetch waited
-			// MaxWaitMillis already; ask again.
+			// Nothing readable yet at from, which is below `to` so it exists: it is past the
+			// last stable offset, behind an open transaction. The fetch waited MaxWaitMillis
+			// already; ask again until the transaction is decided.
 			if err := ctx.Err(); err != nil {
 				return err
 			}

@@ -115,7 +115,7 @@ func TestTxnProducerCommitVisibleAbortInvisible(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer raw.Close()
-	produceRaw := func(msg string) {
+	produceRaw := func(raw *kgo.Client, msg string) {
 		t.Helper()
 		if err := raw.BeginTransaction(); err != nil {
 			t.Fatal(err)
@@ -128,7 +128,7 @@ func TestTxnProducerCommitVisibleAbortInvisible(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	produceRaw("aborted")
+	produceRaw(raw, "aborted")
 	if err := raw.EndTransaction(ctx, kgo.TryAbort); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestTxnProducerCommitVisibleAbortInvisible(t *testing.T) {
 	}
 	// A transaction left open, as by a producer that was stopped mid-append: a new producer
 	// with the same id aborts it.
-	produceRaw("left-open")
+	produceRaw(raw, "left-open")
 	taker, err := kafka.NewTxnProducer(ctx, b.Config, "tx-raw")
 	if err != nil {
 		t.Fatal(err)
@@ -163,10 +163,28 @@ func TestTxnProducerCommitVisibleAbortInvisible(t *testing.T) {
 	if err != nil || at != "c5" {
 		t.Fatalf("record at returned position %d: %q, %v", pos[0].Offset, at, err)
 	}
+	// A scan started while a transaction is open waits for it to be decided.
+	raw2, err := kafka.NewClient(b.Config, kgo.TransactionalID("tx-raw2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw2.Close()
+	produceRaw(raw2, "open-then-committed")
+	committed := make(chan error, 1)
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		committed <- raw2.EndTransaction(ctx, kgo.TryCommit)
+	}()
+	if got := scanned(t, b); !equal(got, []string{"c1", "c2", "c3", "c4", "c5", "open-then-committed"}) {
+		t.Fatalf("scan over an open transaction: %v", got)
+	}
+	if err := <-committed; err != nil {
+		t.Fatal(err)
+	}
 	if _, err := b.Producer.Append(ctx, logEnv("t", "end")); err != nil {
 		t.Fatal(err)
 	}
-	if got := committedMessages(t, b, "end"); !equal(got, []string{"c1", "c2", "c3", "c4", "c5"}) {
+	if got := committedMessages(t, b, "end"); !equal(got, []string{"c1", "c2", "c3", "c4", "c5", "open-then-committed"}) {
 		t.Fatalf("read_committed consumer read %v, want c1..c5", got)
 	}
 }
