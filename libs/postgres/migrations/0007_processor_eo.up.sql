@@ -23,4 +23,7 @@ CREATE TABLE processor_instances (
     heartbeat_until  timestamptz NOT NULL
 );
 
+-- Who owned a run before its last claim: named by the RunResumed event of a handover.
+ALTER TABLE processor_runs ADD COLUMN previous_owner text NOT NULL DEFAULT '';
+
 CREATE INDEX processor_runs_owner ON processor_runs (owner) WHERE status <> 'terminal';
