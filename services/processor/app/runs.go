@@ -36,7 +36,11 @@ func (a *runAppender) Append(ctx context.Context, envs ...events.Envelope) ([]ev
 	if h := a.p.hooks.beforeAppend; h != nil {
 		h(a.runID, envs)
 	}
-	return a.tp.Append(ctx, envs...)
+	pos, err := a.tp.Append(ctx, envs...)
+	if h := a.p.hooks.afterAppend; h != nil {
+		h(a.runID, err)
+	}
+	return pos, err
 }
 
 func (a *runAppender) Close() { a.tp.Close() }
@@ -46,6 +50,8 @@ type testHooks struct {
 	// beforeAppend runs before each append of a run's events; blocking in it holds the
 	// driver just before it writes.
 	beforeAppend func(runID string, envs []events.Envelope)
+	// afterAppend sees each append's result.
+	afterAppend func(runID string, err error)
 	// beforeSupervise runs before each lease renewal and claim round.
 	beforeSupervise func()
 }
