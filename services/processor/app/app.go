@@ -200,10 +200,12 @@ func (p *Processor) Run(ctx context.Context) error {
 			_ = p.deps.Poison.Close()
 			// Every driver has stopped: hand this processor's runs to the others now rather
 			// than after their leases.
-			releaseCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := p.store.release(releaseCtx); err != nil {
-				p.log.Warn("release leases on shutdown", "err", err)
+			if !p.hooks.skipRelease {
+				releaseCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := p.store.release(releaseCtx); err != nil {
+					p.log.Warn("release leases on shutdown", "err", err)
+				}
 			}
 			return nil
 		case err := <-routerErr:

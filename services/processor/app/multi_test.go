@@ -6,12 +6,14 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
@@ -387,4 +389,179 @@ func TestInstanceWorkDirsAreDistinct(t *testing.T) {
 		t.Fatal(err)
 	}
 	other.Close()
+}
+
+// Work spreads over three processors even though one of them consumes every request (the
+// topic has one partition): none holds more than twice its share of the open runs, a
+// processor that joins takes runs within one lease, and the runs of one that crashes resume
+// on the others within one lease of their last renewal.
+func TestWorkSpreadsAcrossProcessors(t *testing.T) {
+	c := newCluster(t, 1)
+	const (
+		lease         = 3 * time.Second
+		tickets       = 30
+		runsPerTicket = 2
+	)
+	exec := func() Executor { return &SimulatedExecutor{StepDelay: 200 * time.Millisecond, LogsPerStep: 1} }
+	names := []string{"spread-0", "spread-1", "spread-2"}
+	procs := map[string]*procHandle{}
+	var mu sync.Mutex
+	alive := map[string]bool{}
+	startProc := func(name string, hooks testHooks) {
+		h := c.start(name, lease, exec(), hooks)
+		mu.Lock()
+		procs[name], alive[name] = h, true
+		mu.Unlock()
+	}
+	startProc(names[0], testHooks{})
+	startProc(names[1], testHooks{skipRelease: true})
+
+	// Sample who holds the open runs, as the processors see it.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var violations []string
+	maxRatio := 0.0
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond)
+			var open, live int
+			if err := c.db.QueryRow(ctx, `SELECT (SELECT count(*) FROM processor_runs WHERE status <> 'terminal'),
+				(SELECT count(*) FROM processor_instances WHERE heartbeat_until > now())`).Scan(&open, &live); err != nil || live == 0 {
+				continue
+			}
+			rows, err := c.db.Query(ctx, `SELECT owner, count(*) FROM processor_runs WHERE status <> 'terminal' AND owner <> '' GROUP BY owner`)
+			if err != nil {
+				continue
+			}
+			share := (open + live - 1) / live
+			mu.Lock()
+			for rows.Next() {
+				var owner string
+				var n int
+				if rows.Scan(&owner, &n) != nil || !alive[owner] {
+					continue
+				}
+				if n > max(2, 2*share) {
+					violations = append(violations, fmt.Sprintf("%s held %d of %d open runs (%d processors live, share %d)", owner, n, open, live, share))
+				}
+				if share > 0 {
+					maxRatio = max(maxRatio, float64(n)/float64(share))
+				}
+			}
+			mu.Unlock()
+			rows.Close()
+		}
+	}()
+
+	ids := make([]string, tickets)
+	for i := range ids {
+		ids[i] = uuid.NewString()
+		c.append(events.MustNew(ids[i], "", "user:alice", &events.TicketCreatedData{Title: fmt.Sprint("ticket ", i), Owner: "alice"}))
+	}
+	var requested []string
+	current, runsOf := map[string]string{}, map[string]int{}
+	request := func(ticket string) {
+		run := uuid.NewString()
+		requested = append(requested, run)
+		current[ticket] = run
+		runsOf[ticket]++
+		c.append(events.MustNew(ticket, run, "user:alice", &events.ProcessingRequestedData{RequestedBy: "alice", Reason: "start"}))
+	}
+	for _, id := range ids {
+		request(id)
+	}
+
+	joined := time.Now()
+	startProc(names[2], testHooks{})
+	ownsRun := func(name string) bool {
+		var n int
+		_ = c.db.QueryRow(context.Background(), `SELECT count(*) FROM processor_runs WHERE owner = $1`, name).Scan(&n)
+		return n > 0
+	}
+	for !ownsRun(names[2]) {
+		if time.Since(joined) > lease {
+			t.Fatalf("the processor that joined took no run within one lease (%s)", lease)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("joined processor took its first run after %s", time.Since(joined).Round(time.Millisecond))
+
+	crashed := false
+	var orphans []string
+	var crashedAt time.Time
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ended, perRun := 0, map[string]int{}
+		for _, ev := range c.events() {
+			if events.Terminal(ev.Type) {
+				perRun[ev.RunID]++
+			}
+		}
+		for _, run := range requested {
+			if perRun[run] > 0 {
+				ended++
+			}
+		}
+		for _, ticket := range ids {
+			if perRun[current[ticket]] > 0 && runsOf[ticket] < runsPerTicket {
+				request(ticket)
+			}
+		}
+		if ended == tickets*runsPerTicket && len(requested) == tickets*runsPerTicket {
+			for _, run := range requested {
+				if perRun[run] != 1 {
+					t.Errorf("run %s has %d terminal events", run, perRun[run])
+				}
+			}
+			break
+		}
+		if !crashed && ended >= tickets/2 {
+			crashed = true
+			rows, err := c.db.Query(context.Background(), `SELECT run_id FROM processor_runs WHERE owner = $1 AND status <> 'terminal'`, names[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			orphans, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			alive[names[1]] = false
+			mu.Unlock()
+			crashedAt = time.Now()
+			procs[names[1]].stop() // skipRelease: its leases stay until they expire
+			t.Logf("crashed %s holding %d open runs", names[1], len(orphans))
+		}
+		if crashed && len(orphans) > 0 {
+			var left int
+			_ = c.db.QueryRow(context.Background(), `SELECT count(*) FROM processor_runs WHERE run_id = ANY($1) AND owner = $2 AND status <> 'terminal'`,
+				orphans, names[1]).Scan(&left)
+			if left == 0 {
+				t.Logf("the crashed processor's runs resumed elsewhere after %s", time.Since(crashedAt).Round(time.Millisecond))
+				orphans = nil
+			} else if time.Since(crashedAt) > lease+2*time.Second {
+				t.Fatalf("%d runs of the crashed processor still not taken over %s after the crash", left, time.Since(crashedAt))
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d runs ended", ended, tickets*runsPerTicket)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	<-sampled
+	if !crashed {
+		t.Fatal("no processor was crashed: the takeover was not exercised")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("max runs held / share over the samples: %.2f", maxRatio)
+	if maxRatio == 0 {
+		t.Fatal("no sample taken")
+	}
+	for _, v := range violations[:min(len(violations), 10)] {
+		t.Error(v)
+	}
 }

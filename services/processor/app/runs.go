@@ -54,6 +54,8 @@ type testHooks struct {
 	afterAppend func(runID string, err error)
 	// beforeSupervise runs before each lease renewal and claim round.
 	beforeSupervise func()
+	// skipRelease makes a shutdown behave like a crash: the leases are left to expire.
+	skipRelease bool
 }
 
 // lockTicket serialises, within this process, the drivers of one ticket: they share the
