@@ -297,7 +297,7 @@ func TestZombieProcessorIsFenced(t *testing.T) {
 	superviseGate.freeze()
 
 	c.start("zombie-B", lease, &SimulatedExecutor{StepDelay: 50 * time.Millisecond, LogsPerStep: 1}, testHooks{})
-	evs := c.waitRun(run, 30*time.Second, "B to finish the run", func(evs []events.Event) bool { return terminals(evs) > 0 })
+	c.waitRun(run, 30*time.Second, "B to finish the run", func(evs []events.Event) bool { return terminals(evs) > 0 })
 
 	// Release A's driver only: its pending append must be refused by the broker.
 	appendGate.thaw()
@@ -334,7 +334,7 @@ func TestZombieProcessorIsFenced(t *testing.T) {
 	mu.Unlock()
 
 	time.Sleep(300 * time.Millisecond) // anything A could still write would be committed by now
-	evs = c.runEvents(run)
+	evs := c.runEvents(run)
 	if n := terminals(evs); n != 1 {
 		t.Fatalf("%d terminal events, want exactly 1:\n%s", n, dump(evs))
 	}
