@@ -19,6 +19,7 @@ const (
 	CancelRequested           Type = "CancelRequested"
 	ValidationApproved        Type = "ValidationApproved"
 	ChangesRequested          Type = "ChangesRequested"
+	RunResumed                Type = "RunResumed"
 )
 
 // Payload is the data of one event type.
@@ -47,6 +48,7 @@ var catalog = map[Type]spec{
 	CancelRequested:           {1, func() Payload { return new(CancelRequestedData) }},
 	ValidationApproved:        {1, func() Payload { return new(ValidationApprovedData) }},
 	ChangesRequested:          {1, func() Payload { return new(ChangesRequestedData) }},
+	RunResumed:                {1, func() Payload { return new(RunResumedData) }},
 }
 
 // CurrentVersion is the version this build writes for t (0 for unknown types).
@@ -182,6 +184,18 @@ type ChangesRequestedData struct {
 	NextRunID string `json:"next_run_id"`
 }
 
+// RunResumedData: a processor took up a run that had already begun — after a restart, or
+// taking it over from another processor whose lease expired (the previous owner is fenced
+// at the broker from then on). Owner names the processor that drives the run from here; the
+// next StepStarted carries the retried step's attempt number.
+type RunResumedData struct {
+	Owner         string `json:"owner"`
+	PreviousOwner string `json:"previous_owner,omitempty"`
+	Step          string `json:"step,omitempty"`
+	Attempt       int    `json:"attempt,omitempty"`
+	Iteration     int    `json:"iteration,omitempty"`
+}
+
 func (*TicketCreatedData) EventType() Type       { return TicketCreated }
 func (*ProcessingRequestedData) EventType() Type { return TicketProcessingRequested }
 func (*RunStartedData) EventType() Type          { return RunStarted }
@@ -197,3 +211,4 @@ func (*RunRejectedData) EventType() Type         { return RunRejected }
 func (*CancelRequestedData) EventType() Type     { return CancelRequested }
 func (*ValidationApprovedData) EventType() Type  { return ValidationApproved }
 func (*ChangesRequestedData) EventType() Type    { return ChangesRequested }
+func (*RunResumedData) EventType() Type          { return RunResumed }

@@ -20,8 +20,8 @@ import (
 // NewClient returns a franz-go client for the configured brokers. Producing is idempotent
 // (franz-go's default) with acks=all, so a record acknowledged is replicated to every in-sync
 // replica and a retried batch is never written twice. Extra options (consumer settings) are
-// appended. Every consumer fetches with read_committed isolation: records of an aborted or
-// still-open transaction (a fenced command attempt) are never seen.
+// appended. Consumers read committed data only: records of a transaction become visible when
+// it commits, and never if it aborts (see TxnProducer).
 func NewClient(cfg config.Kafka, extra ...kgo.Opt) (*kgo.Client, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("kafka: no brokers configured (KAFKA_BROKERS)")

@@ -37,14 +37,33 @@ func NewProducer(cl *kgo.Client, topic string) *Producer { return &Producer{cl: 
 // Append writes the envelopes in order and waits for acks=all. Envelopes of one ticket keep
 // their order (same key, same partition, idempotent producer). It returns each position.
 func (p *Producer) Append(ctx context.Context, envs ...events.Envelope) ([]events.Position, error) {
+	recs, err := records(ctx, p.topic, envs)
+	if err != nil {
+		return nil, err
+	}
+	if err := produceAll(ctx, p.cl, recs); err != nil {
+		return nil, err
+	}
+	return positions(recs), nil
+}
+
+// records encodes envelopes as records of topic, carrying ctx's traceparent.
+func records(ctx context.Context, topic string, envs []events.Envelope) ([]*kgo.Record, error) {
 	recs := make([]*kgo.Record, 0, len(envs))
 	for _, env := range envs {
-		rec, err := Record(p.topic, env, traceparent(ctx))
+		rec, err := Record(topic, env, traceparent(ctx))
 		if err != nil {
 			return nil, err
 		}
 		recs = append(recs, rec)
 	}
+	return recs, nil
+}
+
+// produceAll produces recs and waits for every ack. It returns an error wrapping
+// ErrUnconfirmed when ctx ended with records possibly in flight, or wrapping ErrUnavailable
+// (and every record error) when records failed.
+func produceAll(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) error {
 	// Not ProduceSync: an idempotent producer cannot fail a record whose request may have
 	// reached the broker (e.g. written to a connection the broker just closed), so waiting for
 	// the promise could outlast ctx by as long as the broker is down.
@@ -52,7 +71,7 @@ func (p *Producer) Append(ctx context.Context, envs ...events.Envelope) ([]event
 	var wg sync.WaitGroup
 	wg.Add(len(recs))
 	for i, rec := range recs {
-		p.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+		cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
 			errs[i] = err
 			wg.Done()
 		})
@@ -65,19 +84,23 @@ func (p *Producer) Append(ctx context.Context, envs ...events.Envelope) ([]event
 		select {
 		case <-done:
 		case <-time.After(confirmGrace):
-			return nil, fmt.Errorf("%w: %v", ErrUnconfirmed, ctx.Err())
+			return fmt.Errorf("%w: %w", ErrUnconfirmed, ctx.Err())
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	// Results come back in completion order, which differs from input order across
-	// partitions; the records themselves carry their positions.
+	return nil
+}
+
+// positions are the records' positions once produced. Results come back in completion order,
+// which differs from input order across partitions; the records themselves carry them.
+func positions(recs []*kgo.Record) []events.Position {
 	out := make([]events.Position, len(recs))
 	for i, rec := range recs {
 		out[i] = events.Position{Partition: rec.Partition, Offset: rec.Offset}
 	}
-	return out, nil
+	return out
 }
 
 // Topic is the topic appended to.

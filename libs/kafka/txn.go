@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ticketflow/ticketflow/libs/config"
@@ -12,26 +13,35 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// ErrFenced means a newer producer with the same transactional id took over: this one's
-// transaction was aborted and nothing it produced will ever be visible.
-var ErrFenced = errors.New("kafka: producer fenced by a newer one with the same transactional id")
+// ErrFenced means another producer with the same transactional id has been initialised since
+// this one: the broker refuses this producer's writes for good. Whatever it was doing belongs
+// to the newer producer now; nothing of the failed Append is visible to read_committed readers.
+var ErrFenced = errors.New("transactional producer fenced by a newer producer with the same transactional id")
 
-// txnTimeout bounds how long an open transaction of a dead producer can hold back
-// read_committed consumers of its partition before the broker aborts it (a retry with the
-// same transactional id aborts it sooner). A live Append takes milliseconds; one that
-// outlasts this is aborted by the broker and reported unconfirmed, which a retry resolves.
+// txnTimeout bounds how long a transaction left open by a stopped or dead producer holds back
+// the partition's last stable offset (what read_committed consumers may read) before the
+// broker aborts it. Appends are single short transactions, far below it.
 const txnTimeout = 10 * time.Second
 
-// TxnProducer appends envelopes in Kafka transactions under one transactional id. Creating
-// one fences every older producer with the same id: their open transaction is aborted and
-// their later commits fail. Not safe for concurrent Appends.
+// txnAbortTimeout bounds cleaning up a failed transaction; past it the producer is discarded.
+const txnAbortTimeout = 5 * time.Second
+
+// TxnProducer appends envelopes in Kafka transactions under one transactional id. Creating it
+// fences every older producer with the same id and aborts its open transaction, so whoever
+// created the newest one is the only writer for that id: this is how a processor that took
+// over a run shuts the previous owner out at the broker, even if that owner is only paused.
 type TxnProducer struct {
+	mu    sync.Mutex
 	cl    *kgo.Client
 	topic string
+	id    string
+	// broken is set once the producer can no longer be used (fenced, or a transaction that
+	// could not be ended); every later Append returns it.
+	broken error
 }
 
-// NewTxnProducer initialises the producer id for transactionalID (fencing older producers
-// with that id) before returning.
+// NewTxnProducer connects, and initialises the producer id at once so that the fencing of
+// older producers with the same transactional id has happened when it returns.
 func NewTxnProducer(ctx context.Context, cfg config.Kafka, transactionalID string) (*TxnProducer, error) {
 	if transactionalID == "" {
 		return nil, errors.New("kafka: empty transactional id")
@@ -42,75 +52,101 @@ func NewTxnProducer(ctx context.Context, cfg config.Kafka, transactionalID strin
 	}
 	if _, _, err := cl.ProducerID(ctx); err != nil {
 		cl.Close()
-		return nil, fmt.Errorf("%w: init producer id: %v", ErrUnavailable, err)
+		if fenced(err) {
+			return nil, fmt.Errorf("kafka: init transactional producer %q: %w: %v", transactionalID, ErrFenced, err)
+		}
+		return nil, fmt.Errorf("kafka: init transactional producer %q: %w: %w", transactionalID, ErrUnavailable, err)
 	}
-	return &TxnProducer{cl: cl, topic: cfg.Topic}, nil
+	return &TxnProducer{cl: cl, topic: cfg.Topic, id: transactionalID}, nil
 }
 
-// Append begins a transaction, produces every envelope and commits. On success the records
-// are visible to read_committed consumers and their positions are returned. ErrFenced: a
-// newer producer took over and nothing of this transaction is visible. ErrUnconfirmed: ctx
-// ended before the commit was confirmed (it may or may not have happened). ErrUnavailable:
-// the transaction was aborted, nothing is visible.
+// fenced reports the broker errors that mean a newer producer owns the transactional id.
+// TransactionalIDAuthorizationFailed is included: a producer refused the id can never write
+// under it again either, and must stop the same way.
+func fenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
+		errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
+}
+
+// Append writes the envelopes in one transaction: all of them become visible to
+// read_committed readers at once, or none. Errors:
+//   - ErrFenced: a newer producer took the transactional id; nothing of this call is
+//     visible and the producer is unusable (Close it, do not retry).
+//   - ErrUnavailable: the transaction was not committed and never will be (aborted, or left
+//     open for the broker to abort); nothing was appended.
+//   - ErrUnconfirmed: the commit was sent but its outcome is unknown; the envelopes may be
+//     visible. Retrying is safe where readers dedupe by event id, as with Producer.Append.
 func (p *TxnProducer) Append(ctx context.Context, envs ...events.Envelope) ([]events.Position, error) {
-	recs := make([]*kgo.Record, 0, len(envs))
-	for _, env := range envs {
-		rec, err := Record(p.topic, env, traceparent(ctx))
-		if err != nil {
-			return nil, err
-		}
-		recs = append(recs, rec)
+	if len(envs) == 0 {
+		return nil, nil
+	}
+	recs, err := records(ctx, p.topic, envs)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.broken != nil {
+		return nil, p.broken
 	}
 	if err := p.cl.BeginTransaction(); err != nil {
-		return nil, p.classify(err, false)
+		return nil, p.fail(err)
 	}
-	if err := p.cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+	if err := produceAll(ctx, p.cl, recs); err != nil {
+		if fenced(err) {
+			return nil, p.fail(err)
+		}
+		// The commit was never sent, so these records can only ever be aborted.
 		p.abort()
-		return nil, p.classify(err, ctx.Err() != nil)
+		if errors.Is(err, ErrUnconfirmed) {
+			return nil, fmt.Errorf("%w: transaction not committed: %w", ErrUnavailable, err)
+		}
+		return nil, err
 	}
 	if err := p.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		if isFenced(err) {
-			return nil, fmt.Errorf("%w: %v", ErrFenced, err)
+		switch {
+		case fenced(err):
+			return nil, p.fail(err)
+		case errors.Is(err, kerr.OperationNotAttempted), errors.Is(err, kerr.TransactionAbortable):
+			p.abort()
+			return nil, fmt.Errorf("%w: commit not attempted: %w", ErrUnavailable, err)
+		default:
+			// The commit may have reached the coordinator. Aborting now re-initialises the
+			// producer id, which settles the transaction one way or the other broker-side
+			// without telling which: the outcome stays unknown to the caller.
+			p.abort()
+			return nil, fmt.Errorf("%w: commit: %w", ErrUnconfirmed, err)
 		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: commit: %v", ErrUnconfirmed, err)
-		}
-		p.abort()
-		return nil, fmt.Errorf("%w: commit: %v", ErrUnavailable, err)
 	}
-	out := make([]events.Position, len(recs))
-	for i, rec := range recs {
-		out[i] = events.Position{Partition: rec.Partition, Offset: rec.Offset}
-	}
-	return out, nil
+	return positions(recs), nil
 }
 
-// abort ends a failed transaction so the client can begin another; its records stay hidden
-// from read_committed consumers either way.
+// fail records a terminal error and returns it.
+func (p *TxnProducer) fail(err error) error {
+	if fenced(err) {
+		// %v: a fenced error must not also match ErrUnavailable through its cause.
+		p.broken = fmt.Errorf("%w (transactional id %q): %v", ErrFenced, p.id, err)
+	} else {
+		p.broken = fmt.Errorf("%w: transactional producer %q unusable: %w", ErrUnavailable, p.id, err)
+	}
+	return p.broken
+}
+
+// abort ends the open transaction without committing it. If that fails the producer is
+// discarded: its open transaction is aborted by the broker at the timeout, or at once by the
+// next producer initialised with the same id.
 func (p *TxnProducer) abort() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), txnAbortTimeout)
 	defer cancel()
-	_ = p.cl.AbortBufferedRecords(ctx)
-	_ = p.cl.EndTransaction(ctx, kgo.TryAbort)
-}
-
-func (p *TxnProducer) classify(err error, ctxEnded bool) error {
-	switch {
-	case isFenced(err):
-		return fmt.Errorf("%w: %v", ErrFenced, err)
-	case ctxEnded:
-		// Produced records of an uncommitted transaction are never visible, but the caller
-		// cannot tell an abort from a commit it did not see: treat as unconfirmed.
-		return fmt.Errorf("%w: %v", ErrUnconfirmed, err)
+	err := p.cl.AbortBufferedRecords(ctx)
+	if err == nil {
+		err = p.cl.EndTransaction(ctx, kgo.TryAbort)
 	}
-	return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	if err != nil {
+		_ = p.fail(fmt.Errorf("abort: %w", err))
+	}
 }
 
-func isFenced(err error) bool {
-	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
-		errors.Is(err, kerr.InvalidProducerIDMapping) || errors.Is(err, kerr.TransactionalIDAuthorizationFailed)
-}
-
-// Close releases the producer. An open transaction is left to the broker (aborted at its
-// timeout or when a newer producer with the same id fences it).
+// Close releases the client. An open transaction (only after a failed abort) is left to the
+// broker to abort.
 func (p *TxnProducer) Close() { p.cl.Close() }

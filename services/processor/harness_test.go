@@ -21,7 +21,6 @@ import (
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -82,45 +81,31 @@ func (e *env) append(envs ...events.Envelope) {
 	}
 }
 
-// readAll returns every event of the topic, in partition order, up to the current end.
+// readAll returns every committed event of the topic, in partition order, up to the current
+// end (transaction markers and aborted appends of fenced processors are not events).
 func (e *env) readAll() []events.Event {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := kafka.NewClient(e.kafka, kgo.ConsumeTopics(e.kafka.Topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kafka.NewClient(e.kafka)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, e.kafka.Topic)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	remaining := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			remaining[o.Partition] = o.Offset
-		}
-	})
 	var out []events.Event
-	for len(remaining) > 0 {
-		fetches := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			e.t.Fatalf("reading the topic: %v (partitions left: %v)", ctx.Err(), remaining)
-		}
-		fetches.EachRecord(func(rec *kgo.Record) {
-			if end, ok := remaining[rec.Partition]; ok && rec.Offset < end {
-				ev, err := kafka.Event(rec)
-				if err != nil {
-					e.t.Errorf("undecodable record %d/%d: %v", rec.Partition, rec.Offset, err)
-				} else {
-					out = append(out, ev)
-				}
-				if rec.Offset+1 >= end {
-					delete(remaining, rec.Partition)
-				}
+	for p := int32(0); p < e.kafka.Partitions; p++ {
+		err := kafka.ScanPartition(ctx, cl, e.kafka.Topic, p, 0, kafka.ScanToEnd, func(rec *kgo.Record) (bool, error) {
+			ev, err := kafka.Event(rec)
+			if err != nil {
+				e.t.Errorf("undecodable record %d/%d: %v", rec.Partition, rec.Offset, err)
+			} else {
+				out = append(out, ev)
 			}
+			return true, nil
 		})
+		if err != nil {
+			e.t.Fatalf("reading partition %d: %v", p, err)
+		}
 	}
 	return out
 }

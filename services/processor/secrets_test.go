@@ -121,7 +121,10 @@ func rawRecords(t *testing.T, e *env) []*kgo.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := kafka.NewClient(e.kafka, kgo.ConsumeTopics(e.kafka.Topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	// Every byte in the log, aborted transactions (a fenced processor's appends) included:
+	// read_uncommitted, with the markers kept so the count of offsets adds up.
+	cl, err := kafka.NewClient(e.kafka, kgo.ConsumeTopics(e.kafka.Topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadUncommitted()), kgo.KeepControlRecords())
 	if err != nil {
 		t.Fatal(err)
 	}

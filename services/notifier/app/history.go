@@ -88,6 +88,7 @@ func (r *logReader) fetch(ctx context.Context, p int32, from int64) (kgo.FetchPa
 		req.MinBytes = 0
 		req.MaxBytes = fetchPageBytes
 		req.SessionEpoch = -1
+		req.IsolationLevel = 1 // read_committed: a fenced processor's aborted appends are not history
 		rt := kmsg.NewFetchRequestTopic()
 		rt.Topic, rt.TopicID = r.topic, id
 		rp := kmsg.NewFetchRequestTopicPartition()
@@ -106,8 +107,10 @@ func (r *logReader) fetch(ctx context.Context, p int32, from int64) (kgo.FetchPa
 			return kgo.FetchPartition{}, fmt.Errorf("fetch %s/%d@%d: malformed response", r.topic, p, from)
 		}
 		part := &resp.Topics[0].Partitions[0]
-		fp, _ := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{Offset: from, Topic: r.topic, Partition: p},
-			part, kgo.DefaultDecompressor(), nil)
+		// Markers are kept (fn skips what does not decode): they move `from` past the end of
+		// each transaction, aborted ranges included, so a page never looks empty mid-log.
+		fp, _ := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{Offset: from, Topic: r.topic, Partition: p,
+			IsolationLevel: kgo.ReadCommitted(), KeepControlRecords: true}, part, kgo.DefaultDecompressor(), nil)
 		switch {
 		case errors.Is(fp.Err, kerr.OffsetOutOfRange):
 			if fp.LogStartOffset > from || part.LogStartOffset > from {
@@ -186,9 +189,10 @@ func (r *logReader) read(ctx context.Context, p int32, from, to int64, fn func(*
 	return nil
 }
 
-// ends returns the end offset (high watermark) of every partition.
+// ends returns the last stable offset of every partition: the end of what read_committed
+// consumers can read (past it, records of open transactions wait for their outcome).
 func (r *logReader) ends(ctx context.Context) (map[int32]int64, error) {
-	return r.listed(ctx, r.adm.ListEndOffsets)
+	return r.listed(ctx, r.adm.ListCommittedOffsets)
 }
 
 // starts returns the log start offset of every partition.

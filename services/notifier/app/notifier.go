@@ -117,6 +117,9 @@ func (n *Notifier) Run(ctx context.Context) error {
 		kgo.ConsumeTopics(n.kcfg.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(time.Second),
+		// Transaction markers advance the hub's position like any record, so catching up
+		// with an end offset that lands just past a marker completes.
+		kgo.KeepControlRecords(),
 	)
 	if err != nil {
 		return err
@@ -141,6 +144,10 @@ func (n *Notifier) Run(ctx context.Context) error {
 }
 
 func (n *Notifier) consume(rec *kgo.Record) {
+	if rec.Attrs.IsControl() {
+		n.hub.advance(rec.Partition, rec.Offset)
+		return
+	}
 	n.m.consumedEvents.Inc()
 	ev, err := kafka.Event(rec)
 	if err != nil {

@@ -45,7 +45,8 @@ type Config struct {
 	// group membership id (KIP-345), so the restarted member takes its partitions back without
 	// waiting for the old session to time out. Leave it unset in a Deployment whose pods get
 	// new names: a static member that scaled away would hold its partitions for the session
-	// timeout. Default: the host name (lease owner only).
+	// timeout. Default: the host name and process id (lease owner only), unique per process
+	// so that processes sharing a host never share leases or work dirs.
 	InstanceID string `env:"TICKETFLOW_INSTANCE_ID"`
 	// Real configures TICKETFLOW_EXECUTOR=real (see RealConfig for its variables).
 	Real RealConfig
@@ -53,9 +54,11 @@ type Config struct {
 
 // Deps are the adapters the processor drives.
 type Deps struct {
-	Log        *slog.Logger
-	DB         *pgxpool.Pool
-	Kafka      config.Kafka
+	Log   *slog.Logger
+	DB    *pgxpool.Pool
+	Kafka config.Kafka
+	// Producer is not used: each run appends through its own transactional producer (see
+	// runTransactionalID). Kept so existing wiring compiles.
 	Producer   *kafka.Producer
 	Subscriber message.Subscriber
 	// Poison receives messages the router gave up on.
@@ -70,21 +73,25 @@ type Deps struct {
 
 // Processor runs workflows.
 type Processor struct {
-	cfg      Config
-	deps     Deps
-	log      *slog.Logger
-	store    *store
-	producer *kafka.Producer
-	exec     Executor
-	actor    string
-	metrics  processorMetrics
+	cfg     Config
+	deps    Deps
+	log     *slog.Logger
+	store   *store
+	scan    *kgo.Client // reads the log back (ScanPartition) when a resumed run needs it
+	exec    Executor
+	actor   string
+	metrics processorMetrics
+	hooks   testHooks
+	dirLock *os.File // flock on this instance's work dir (real executor)
 
-	runCtx  context.Context // lives as long as Run; drivers derive from it
-	sem     chan struct{}
-	mu      sync.Mutex
-	local   map[string]context.CancelFunc // runs driven by this process
-	wg      sync.WaitGroup
-	running chan struct{}
+	runCtx context.Context // lives as long as Run; drivers derive from it
+	sem    chan struct{}
+	mu     sync.Mutex
+	local  map[string]context.CancelFunc // runs driven by this process
+	// ticketLocks: one driver per ticket at a time in this process (see lockTicket).
+	ticketLocks map[string]*ticketLock
+	wg          sync.WaitGroup
+	running     chan struct{}
 }
 
 type processorMetrics struct {
@@ -102,19 +109,27 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		groupOpts = append(groupOpts, kgo.InstanceID(cfg.InstanceID))
 	} else {
 		host, _ := os.Hostname()
-		cfg.InstanceID = "processor@" + host
+		cfg.InstanceID = fmt.Sprintf("processor@%s-%d", host, os.Getpid())
 	}
+	var dirLock *os.File
 	exec := deps.Executor
 	if exec == nil {
 		switch cfg.Executor {
 		case "simulated":
 			exec = &SimulatedExecutor{StepDelay: cfg.SimStepDelay, LogsPerStep: cfg.SimLogsPerStep, FailCI: cfg.SimFailCI}
 		case "real":
-			real, err := NewRealExecutor(cfg.Real, deps.Log.With("service", "processor"), RealDeps{DB: deps.DB, Secrets: deps.Secrets})
+			realCfg := cfg.Real
+			realCfg.WorkDir = instanceWorkDir(realCfg.WorkDir, cfg.InstanceID)
+			lock, err := lockInstanceDir(realCfg.WorkDir)
 			if err != nil {
 				return nil, err
 			}
-			exec = real
+			real, err := NewRealExecutor(realCfg, deps.Log.With("service", "processor"), RealDeps{DB: deps.DB, Secrets: deps.Secrets})
+			if err != nil {
+				lock.Close()
+				return nil, err
+			}
+			exec, dirLock = real, lock
 		default:
 			return nil, fmt.Errorf("TICKETFLOW_EXECUTOR=%q: no such executor (simulated, real)", cfg.Executor)
 		}
@@ -134,9 +149,13 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 		}
 		deps.Poison = pub
 	}
-	p := &Processor{cfg: cfg, deps: deps, log: deps.Log.With("service", "processor"), store: &store{db: deps.DB},
-		producer: deps.Producer, exec: exec, actor: "processor", sem: make(chan struct{}, max(cfg.Concurrency, 1)),
-		local: map[string]context.CancelFunc{}, running: make(chan struct{})}
+	scan, err := kafka.NewClient(deps.Kafka)
+	if err != nil {
+		return nil, err
+	}
+	p := &Processor{cfg: cfg, deps: deps, log: deps.Log.With("service", "processor"), store: &store{db: deps.DB, owner: cfg.InstanceID},
+		scan: scan, exec: exec, actor: "processor", sem: make(chan struct{}, max(cfg.Concurrency, 1)), dirLock: dirLock,
+		local: map[string]context.CancelFunc{}, ticketLocks: map[string]*ticketLock{}, running: make(chan struct{})}
 	p.metrics.runs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ticketflow_processor_runs_finished_total", Help: "Runs finished, by terminal event."}, []string{"type"})
 	p.metrics.active = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ticketflow_processor_active_runs", Help: "Runs driven by this process."}, func() float64 {
 		p.mu.Lock()
@@ -173,6 +192,7 @@ func (p *Processor) Run(ctx context.Context) error {
 
 	tick := time.NewTicker(p.cfg.Lease / 5)
 	defer tick.Stop()
+	defer p.closeClients()
 	for {
 		p.superviseLeases(ctx)
 		select {
@@ -181,6 +201,15 @@ func (p *Processor) Run(ctx context.Context) error {
 			_ = router.Close()
 			_ = p.deps.Subscriber.Close()
 			_ = p.deps.Poison.Close()
+			// Every driver has stopped: hand this processor's runs to the others now rather
+			// than after their leases.
+			if !p.hooks.skipRelease {
+				releaseCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := p.store.release(releaseCtx); err != nil {
+					p.log.Warn("release leases on shutdown", "err", err)
+				}
+			}
 			return nil
 		case err := <-routerErr:
 			p.wg.Wait()
@@ -193,8 +222,22 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 }
 
-// superviseLeases renews the leases of local runs and takes over runs nobody drives.
+func (p *Processor) closeClients() {
+	p.scan.Close()
+	if p.dirLock != nil {
+		p.dirLock.Close()
+	}
+}
+
+// superviseLeases renews the leases of local runs, stops the drivers of runs taken over
+// meanwhile, and takes over runs nobody drives (up to this processor's share).
 func (p *Processor) superviseLeases(ctx context.Context) {
+	if h := p.hooks.beforeSupervise; h != nil {
+		h()
+	}
+	if err := p.store.heartbeat(ctx, p.cfg.Lease); err != nil && ctx.Err() == nil {
+		p.log.Warn("heartbeat", "err", err)
+	}
 	p.mu.Lock()
 	local := make([]string, 0, len(p.local))
 	for id := range p.local {
@@ -202,11 +245,15 @@ func (p *Processor) superviseLeases(ctx context.Context) {
 	}
 	p.mu.Unlock()
 	if len(local) > 0 {
-		if err := p.store.renewLeases(ctx, p.cfg.InstanceID, p.cfg.Lease, local); err != nil && ctx.Err() == nil {
+		kept, err := p.store.renewLeases(ctx, p.cfg.Lease, local)
+		if err != nil && ctx.Err() == nil {
 			p.log.Warn("renew leases", "err", err)
 		}
+		if err == nil {
+			p.stopLost(local, kept)
+		}
 	}
-	claimed, err := p.store.claimRuns(ctx, p.cfg.InstanceID, p.cfg.Lease, local)
+	claimed, err := p.store.claimRuns(ctx, p.cfg.Lease, local)
 	if err != nil {
 		if ctx.Err() == nil {
 			p.log.Warn("claim runs", "err", err)
@@ -215,6 +262,24 @@ func (p *Processor) superviseLeases(ctx context.Context) {
 	}
 	for _, id := range claimed {
 		p.startDriver(ctx, id)
+	}
+}
+
+// stopLost cancels the drivers of runs another processor took over while this one was not
+// renewing (paused or stalled): their work dirs are this instance's, but their steps, child
+// processes and LLM calls are wasted work for a run they can no longer append to.
+func (p *Processor) stopLost(local, kept []string) {
+	still := make(map[string]bool, len(kept))
+	for _, id := range kept {
+		still[id] = true
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, id := range local {
+		if cancel, ok := p.local[id]; ok && !still[id] {
+			p.log.Warn("run taken over by another processor: stopping its driver here", "run_id", id)
+			cancel()
+		}
 	}
 }
 
@@ -243,7 +308,12 @@ func (p *Processor) startDriver(ctx context.Context, runID string) {
 			return
 		}
 		defer func() { <-p.sem }()
-		if err := p.drive(runCtx, runID); err != nil && runCtx.Err() == nil {
+		err := p.drive(runCtx, runID)
+		switch {
+		case err == nil, runCtx.Err() != nil:
+		case lostRun(err):
+			p.log.Warn("run taken over by another processor: this one stops driving it", "run_id", runID, "err", err)
+		default:
 			p.log.Error("run interrupted; it will be resumed", "run_id", runID, "err", err)
 		}
 	}()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/workflow"
 )
 
@@ -20,16 +21,33 @@ var errCancelled = errors.New("run cancelled")
 // history. The terminal event is stored before it is appended (see beginTerminal), which is
 // what makes "exactly one terminal event per run" hold across crashes.
 func (p *Processor) drive(ctx context.Context, runID string) error {
+	// The run was claimed in PostgreSQL before this; opening its producer now fences, at the
+	// broker, whoever drove it before (a previous incarnation, or a processor that was paused
+	// past its lease). Only then is the run's state read: everything the previous owner
+	// stored or appended before being shut out is in it or in the log.
+	ap, err := p.openRun(ctx, runID)
+	if err != nil {
+		return fmt.Errorf("open run %s: %w", runID, err)
+	}
+	defer ap.Close()
 	row, err := p.store.run(ctx, runID)
 	if err != nil {
 		return fmt.Errorf("load run %s: %w", runID, err)
+	}
+	if row.Owner != p.cfg.InstanceID {
+		return errLeaseLost
 	}
 	switch row.Status {
 	case runTerminal:
 		return nil
 	case runTerminating:
-		return p.recoverTerminal(ctx, row)
+		return p.recoverTerminal(ctx, ap, row)
 	}
+	unlock, err := p.lockTicket(ctx, row.TicketID)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	ticket, used, err := p.store.ticket(ctx, row.TicketID)
 	if err != nil {
 		return fmt.Errorf("load ticket %s: %w", row.TicketID, err)
@@ -37,15 +55,18 @@ func (p *Processor) drive(ctx context.Context, runID string) error {
 	if ticket.EarlierRuns, err = p.store.earlierRuns(ctx, row.TicketID, runID); err != nil {
 		return fmt.Errorf("load earlier runs of ticket %s: %w", row.TicketID, err)
 	}
-	d := &driver{p: p, row: row, run: &Run{ID: runID, Ticket: ticket, Iteration: row.Iteration, State: row.State}}
+	d := &driver{p: p, row: row, ap: ap, run: &Run{ID: runID, Ticket: ticket, Iteration: row.Iteration, State: row.State}}
 	d.run.Log = d.log
 	d.run.Output = d.output
 	d.run.OutputLines = d.outputLines
-	d.run.Emit = func(ctx context.Context, payload events.Payload) error { return d.p.append(ctx, d.row, payload) }
+	d.run.Emit = d.append
 
 	terminal, err := d.execute(ctx, used)
 	if ctx.Err() != nil {
 		return ctx.Err() // shutting down: another start resumes the run
+	}
+	if lostRun(err) {
+		return err // another processor drives the run now: nothing more from this one
 	}
 	if errors.Is(err, errCancelled) || p.cancelRequested(ctx, runID) != "" {
 		by := p.cancelRequested(ctx, runID)
@@ -53,12 +74,20 @@ func (p *Processor) drive(ctx context.Context, runID string) error {
 	} else if err != nil && terminal == nil {
 		terminal = &events.RunFailedData{Step: d.run.Step, Message: fmt.Sprintf("Échec de l'étape %s", d.run.Step), Error: err.Error()}
 	}
-	return p.finish(ctx, row, terminal)
+	return p.finish(ctx, ap, row, terminal)
+}
+
+// lostRun reports the errors meaning the run belongs to another processor now: fenced at the
+// broker, or its lease taken in PostgreSQL. The driver stops at once, retries nothing and
+// releases nothing (none of it is its own any more).
+func lostRun(err error) bool {
+	return errors.Is(err, kafka.ErrFenced) || errors.Is(err, errLeaseLost)
 }
 
 type driver struct {
 	p   *Processor
 	row runRow
+	ap  *runAppender
 	run *Run
 }
 
@@ -74,11 +103,17 @@ func (d *driver) execute(ctx context.Context, used int) (events.Payload, error) 
 			return nil, err
 		}
 		step, attempt = workflow.CheckIterations.Name, 1
-	} else if step != workflow.CheckIterations.Name && step != workflow.PrepareRepository.Name {
-		// The work dir and conversation went with the crashed process: rebuild them quietly.
-		d.run.Iteration = iteration
-		if err := p.exec.Resume(ctx, d.run); err != nil {
+	} else {
+		// The history says who drives the run from here before the retried step starts.
+		if err := d.resumed(ctx, step, attempt); err != nil {
 			return nil, err
+		}
+		if step != workflow.CheckIterations.Name && step != workflow.PrepareRepository.Name {
+			// The work dir and conversation went with the crashed process: rebuild them quietly.
+			d.run.Iteration = iteration
+			if err := p.exec.Resume(ctx, d.run); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for {
@@ -94,7 +129,7 @@ func (d *driver) execute(ctx context.Context, used int) (events.Payload, error) 
 			case workflow.LoadConversation.Name:
 				return p.exec.LoadConversation(ctx, d.run)
 			case workflow.CallLLM.Name:
-				if err := p.store.useIteration(ctx, d.run.Ticket.ID, iteration); err != nil {
+				if err := p.store.useIteration(ctx, d.row.RunID, d.run.Ticket.ID, iteration); err != nil {
 					return err
 				}
 				return p.exec.CallLLM(ctx, d.run)
@@ -119,7 +154,7 @@ func (d *driver) execute(ctx context.Context, used int) (events.Payload, error) 
 						return err
 					}
 				}
-				return p.append(ctx, d.row, &events.CIResultData{Iteration: iteration, Passed: ci.Passed, ExitCode: ci.ExitCode,
+				return d.append(ctx, &events.CIResultData{Iteration: iteration, Passed: ci.Passed, ExitCode: ci.ExitCode,
 					DurationMS: ci.DurationMS, OutputTail: ci.OutputTail})
 			}
 			return fmt.Errorf("unknown step %q", step)
@@ -171,13 +206,16 @@ func (d *driver) start(ctx context.Context, used int) error {
 		found, err := p.logHasEvent(ctx, d.row.Partition, d.row.RequestOffset, func(e events.Envelope) bool {
 			return e.RunID == d.row.RunID && e.Type == events.RunStarted
 		})
-		if err != nil || found {
+		if err != nil {
 			return err
+		}
+		if found {
+			return d.resumed(ctx, "", 0)
 		}
 	} else if err := p.store.startStep(ctx, d.row.RunID, "", 1, 0, d.run.State); err != nil {
 		return err
 	}
-	return p.append(ctx, d.row, &events.RunStartedData{Iteration: used + 1, MaxIterations: p.cfg.MaxIterations, Executor: p.exec.Name()})
+	return d.append(ctx, &events.RunStartedData{Iteration: used + 1, MaxIterations: p.cfg.MaxIterations, Executor: p.exec.Name()})
 }
 
 // step records intent, appends StepStarted, runs fn, appends StepCompleted.
@@ -189,7 +227,7 @@ func (d *driver) step(ctx context.Context, s workflow.Step, attempt int, fn func
 	if err := d.p.store.startStep(ctx, d.row.RunID, s.Name, attempt, d.run.Iteration, d.run.State); err != nil {
 		return err
 	}
-	if err := d.p.append(ctx, d.row, &events.StepStartedData{Step: s.Name, Progress: s.Progress, Message: s.Message,
+	if err := d.append(ctx, &events.StepStartedData{Step: s.Name, Progress: s.Progress, Message: s.Message,
 		Iteration: d.run.Iteration, Attempt: attempt}); err != nil {
 		return err
 	}
@@ -211,7 +249,7 @@ func (d *driver) step(ctx context.Context, s workflow.Step, attempt int, fn func
 	if saveErr := d.p.store.saveState(ctx, d.row.RunID, d.run.State); saveErr != nil {
 		return saveErr
 	}
-	if appendErr := d.p.append(ctx, d.row, &events.StepCompletedData{Step: s.Name, Progress: s.Progress, Iteration: d.run.Iteration,
+	if appendErr := d.append(ctx, &events.StepCompletedData{Step: s.Name, Progress: s.Progress, Iteration: d.run.Iteration,
 		Attempt: attempt, Outcome: outcome, DurationMS: time.Since(start).Milliseconds(), Error: errText}); appendErr != nil {
 		return appendErr
 	}
@@ -219,7 +257,23 @@ func (d *driver) step(ctx context.Context, s workflow.Step, attempt int, fn func
 }
 
 func (d *driver) log(ctx context.Context, level, message string) error {
-	return d.p.append(ctx, d.row, &events.LogEmittedData{Level: level, Message: message, Step: d.run.Step})
+	return d.append(ctx, &events.LogEmittedData{Level: level, Message: message, Step: d.run.Step})
+}
+
+// resumed appends the handover: this processor drives the run from here, retrying step
+// (empty when the run had started but no step had) with attempt.
+func (d *driver) resumed(ctx context.Context, step string, attempt int) error {
+	return d.append(ctx, &events.RunResumedData{Owner: d.p.cfg.InstanceID, PreviousOwner: d.row.PreviousOwner,
+		Step: step, Attempt: attempt, Iteration: d.row.Iteration})
+}
+
+func (d *driver) append(ctx context.Context, payload events.Payload) error {
+	env, err := events.New(d.row.TicketID, d.row.RunID, d.p.actor, payload)
+	if err != nil {
+		return err
+	}
+	_, err = d.ap.Append(ctx, env)
+	return err
 }
 
 func (d *driver) output(ctx context.Context, stream, line string) error {
@@ -239,12 +293,12 @@ func (d *driver) outputLines(ctx context.Context, lines []OutputLine) error {
 		}
 		envs = append(envs, env)
 	}
-	_, err := d.p.producer.Append(ctx, envs...)
+	_, err := d.ap.Append(ctx, envs...) // one transaction for the whole batch
 	return err
 }
 
 // finish appends the run's single terminal event.
-func (p *Processor) finish(ctx context.Context, row runRow, terminal events.Payload) error {
+func (p *Processor) finish(ctx context.Context, ap *runAppender, row runRow, terminal events.Payload) error {
 	env, err := events.New(row.TicketID, row.RunID, p.actor, terminal)
 	if err != nil {
 		return err
@@ -252,7 +306,7 @@ func (p *Processor) finish(ctx context.Context, row runRow, terminal events.Payl
 	if err := p.store.beginTerminal(ctx, row.RunID, env); err != nil {
 		return err
 	}
-	if _, err := p.producer.Append(ctx, env); err != nil {
+	if _, err := ap.Append(ctx, env); err != nil {
 		return err
 	}
 	p.metrics.runs.WithLabelValues(string(env.Type)).Inc()
@@ -260,8 +314,9 @@ func (p *Processor) finish(ctx context.Context, row runRow, terminal events.Payl
 }
 
 // recoverTerminal completes a run that crashed between storing and confirming its terminal
-// event: the event is appended only if the log does not already hold it.
-func (p *Processor) recoverTerminal(ctx context.Context, row runRow) error {
+// event: the event is appended only if the log does not already hold it. The scan is exact:
+// ap's creation fenced every earlier producer of the run, so whatever they appended is decided.
+func (p *Processor) recoverTerminal(ctx context.Context, ap *runAppender, row runRow) error {
 	var env events.Envelope
 	if err := json.Unmarshal(row.PendingEvent, &env); err != nil {
 		return fmt.Errorf("run %s: stored terminal event unreadable: %w", row.RunID, err)
@@ -271,7 +326,16 @@ func (p *Processor) recoverTerminal(ctx context.Context, row runRow) error {
 		return err
 	}
 	if !found {
-		if _, err := p.producer.Append(ctx, env); err != nil {
+		envs := []events.Envelope{env}
+		if row.Attempt > 0 { // the run had started: the history names who ends it (a rejection never started)
+			resumed, err := events.New(row.TicketID, row.RunID, p.actor, &events.RunResumedData{Owner: p.cfg.InstanceID,
+				PreviousOwner: row.PreviousOwner, Step: row.Step, Iteration: row.Iteration})
+			if err != nil {
+				return err
+			}
+			envs = []events.Envelope{resumed, env}
+		}
+		if _, err := ap.Append(ctx, envs...); err != nil {
 			return err
 		}
 	}
@@ -286,13 +350,4 @@ func ciIteration(e events.Envelope) int {
 		}
 	}
 	return -1
-}
-
-func (p *Processor) append(ctx context.Context, row runRow, payload events.Payload) error {
-	env, err := events.New(row.TicketID, row.RunID, p.actor, payload)
-	if err != nil {
-		return err
-	}
-	_, err = p.producer.Append(ctx, env)
-	return err
 }

@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -11,7 +10,6 @@ import (
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/kafka/wmkafka"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -59,7 +57,7 @@ func (p *Processor) handleMessage(msg *message.Message) error {
 		}
 		return err
 	case *events.ChangesRequestedData:
-		return p.store.addFeedback(ctx, env.TicketID, d.Comment)
+		return p.store.addFeedback(ctx, env.TicketID, env.ID, ev.Offset, d.Comment)
 	}
 	return nil
 }
@@ -75,13 +73,15 @@ func (p *Processor) onRequested(ctx context.Context, ev events.Event) error {
 	}
 	deadline := time.Now().Add(activeRunSettleTimeout)
 	for {
-		out, err := p.store.acceptRun(ctx, ev, p.cfg.InstanceID, p.cfg.Lease, time.Now().Before(deadline), rejection)
+		out, err := p.store.acceptRun(ctx, ev, p.cfg.Lease, time.Now().Before(deadline), rejection)
 		if err != nil {
 			return err
 		}
 		if out.Drive {
 			p.startDriver(p.runCtx, ev.RunID)
-			return nil
+		}
+		if !out.Wait {
+			return nil // driven here, or stored for a less loaded processor to claim
 		}
 		// The active run is appending its terminal event: the request most likely follows
 		// it, so wait (up to the deadline, then reject) for the ticket to be free.
@@ -95,37 +95,16 @@ func (p *Processor) onRequested(ctx context.Context, ev events.Event) error {
 // confirm its terminal event.
 const activeRunSettleTimeout = 10 * time.Second
 
-// logHasEvent scans a partition from an offset to its current end for an event that matches.
+// logHasEvent scans a partition from an offset to its end for an event that matches. The
+// caller holds the run's producer, so every earlier producer of the run is fenced and what it
+// appended is decided: the scan sees it if it was committed.
 func (p *Processor) logHasEvent(ctx context.Context, partition int32, from int64, match func(events.Envelope) bool) (bool, error) {
-	topic := p.deps.Kafka.Topic
-	cl, err := kafka.NewClient(p.deps.Kafka, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(from)}}))
-	if err != nil {
-		return false, err
-	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err != nil {
-		return false, err
-	}
-	end, ok := ends.Lookup(topic, partition)
-	if !ok || end.Err != nil {
-		return false, fmt.Errorf("end offset of %s/%d: %v", topic, partition, end.Err)
-	}
-	for next := from; next < end.Offset; {
-		fetches := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return false, err
+	found := false
+	err := kafka.ScanPartition(ctx, p.scan, p.deps.Kafka.Topic, partition, from, kafka.ScanToEnd, func(rec *kgo.Record) (bool, error) {
+		if e, err := events.DecodeEnvelope(rec.Value); err == nil && match(e) {
+			found = true
 		}
-		var found bool
-		fetches.EachRecord(func(rec *kgo.Record) {
-			next = rec.Offset + 1
-			if e, err := events.DecodeEnvelope(rec.Value); err == nil && match(e) {
-				found = true
-			}
-		})
-		if found {
-			return true, nil
-		}
-	}
-	return false, nil
+		return !found, nil
+	})
+	return found, err
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/events"
 )
@@ -19,8 +20,17 @@ const (
 	runTerminal    = "terminal"
 )
 
-// store is the processor's own state (processor_tickets, processor_runs).
-type store struct{ db *pgxpool.Pool }
+// store is the processor's own state (processor_tickets, processor_runs, processor_feedback,
+// processor_instances). owner is this processor's instance id: every write a run's driver
+// makes is conditioned on still owning the run, so a processor that lost its lease (paused
+// past it, then resumed) changes nothing of a run another processor now drives.
+type store struct {
+	db    *pgxpool.Pool
+	owner string
+}
+
+// errLeaseLost: the run is owned by another processor now; its driver here must stop.
+var errLeaseLost = errors.New("run taken over by another processor")
 
 func (s *store) saveTicket(ctx context.Context, id string, d *events.TicketCreatedData) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO processor_tickets (ticket_id, title, description, repository_url, base_branch, ci_command, simulate_failure)
@@ -29,30 +39,39 @@ func (s *store) saveTicket(ctx context.Context, id string, d *events.TicketCreat
 	return err
 }
 
-func (s *store) addFeedback(ctx context.Context, ticketID, comment string) error {
-	b, _ := json.Marshal([]string{comment})
-	_, err := s.db.Exec(ctx, `UPDATE processor_tickets SET feedback = feedback || $2::jsonb WHERE ticket_id = $1`, ticketID, string(b))
+// addFeedback stores a review comment once per event: a redelivered or re-appended
+// ChangesRequested changes nothing. seq (the event's offset) orders a ticket's comments.
+func (s *store) addFeedback(ctx context.Context, ticketID, eventID string, seq int64, comment string) error {
+	_, err := s.db.Exec(ctx, `INSERT INTO processor_feedback (ticket_id, event_id, seq, comment) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (ticket_id, event_id) DO NOTHING`, ticketID, eventID, seq, comment)
 	return err
 }
 
 func (s *store) ticket(ctx context.Context, id string) (Ticket, int, error) {
 	var t Ticket
 	var used int
-	var feedback []byte
 	err := s.db.QueryRow(ctx, `SELECT ticket_id, title, description, repository_url, base_branch, ci_command, simulate_failure,
-			iterations_used, feedback FROM processor_tickets WHERE ticket_id = $1`, id).
-		Scan(&t.ID, &t.Title, &t.Description, &t.RepositoryURL, &t.BaseBranch, &t.CICommand, &t.SimulateFailure, &used, &feedback)
+			iterations_used FROM processor_tickets WHERE ticket_id = $1`, id).
+		Scan(&t.ID, &t.Title, &t.Description, &t.RepositoryURL, &t.BaseBranch, &t.CICommand, &t.SimulateFailure, &used)
 	if err != nil {
 		return t, 0, err
 	}
-	_ = json.Unmarshal(feedback, &t.Feedback)
+	rows, err := s.db.Query(ctx, `SELECT comment FROM processor_feedback WHERE ticket_id = $1 ORDER BY seq, event_id`, id)
+	if err != nil {
+		return t, 0, err
+	}
+	if t.Feedback, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return t, 0, err
+	}
 	return t, used, nil
 }
 
 // acceptOutcome is what acceptRun decided about a run request.
 type acceptOutcome struct {
-	// Drive: the run has a row (accepted now or earlier, or rejected with its RunRejected
-	// stored as the pending terminal event); driving it appends what is still missing.
+	// Drive: this processor owns the run (accepted now, or earlier and its lease is ours or
+	// expired, or rejected with its RunRejected stored as the pending terminal event);
+	// driving it appends what is still missing. A run accepted beyond this processor's share
+	// of the work is stored unowned instead, for a less loaded processor to claim.
 	Drive bool
 	// Wait: the ticket's active run has stored its terminal event but not yet confirmed it;
 	// ask again in a moment instead of rejecting a request that arrived after the run ended.
@@ -66,8 +85,9 @@ type acceptOutcome struct {
 // run, or is rejected: the rejection is stored as the run's pending terminal event (status
 // terminating) in the same transaction, so a redelivered request finds the row and the
 // RunRejected is appended once (by drive/recoverTerminal), never once per delivery.
-func (s *store) acceptRun(ctx context.Context, ev events.Event, owner string, lease time.Duration, mayWait bool,
+func (s *store) acceptRun(ctx context.Context, ev events.Event, lease time.Duration, mayWait bool,
 	rejection func(reason, activeRunID string) (events.Envelope, error)) (out acceptOutcome, err error) {
+	owner := s.owner
 	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		out = acceptOutcome{}
 		var exists bool
@@ -75,8 +95,12 @@ func (s *store) acceptRun(ctx context.Context, ev events.Event, owner string, le
 			return err
 		}
 		if exists {
-			out.Drive = true // redelivery: decided earlier
-			return nil
+			// Redelivery: decided earlier. Drive it only if it is ours or nobody's any more;
+			// a live owner elsewhere keeps it (taking it would fence that owner mid-run).
+			tag, err := tx.Exec(ctx, `UPDATE processor_runs SET owner = $2, previous_owner = owner, lease_until = now() + $3::interval
+				WHERE run_id = $1 AND status <> 'terminal' AND (owner = $2 OR lease_until < now())`, ev.RunID, owner, lease.String())
+			out.Drive = err == nil && tag.RowsAffected() == 1
+			return err
 		}
 		reason := ""
 		err := tx.QueryRow(ctx, `SELECT active_run_id FROM processor_tickets WHERE ticket_id = $1 FOR UPDATE`, ev.TicketID).Scan(&out.ActiveRunID)
@@ -106,13 +130,22 @@ func (s *store) acceptRun(ctx context.Context, ev events.Event, owner string, le
 				return err
 			}
 			status = runTerminating
-		} else if _, err := tx.Exec(ctx, `UPDATE processor_tickets SET active_run_id = $2 WHERE ticket_id = $1`, ev.TicketID, ev.RunID); err != nil {
-			return err
+		} else {
+			if _, err := tx.Exec(ctx, `UPDATE processor_tickets SET active_run_id = $2 WHERE ticket_id = $1`, ev.TicketID, ev.RunID); err != nil {
+				return err
+			}
+			over, err := overShare(ctx, tx, owner)
+			if err != nil {
+				return err
+			}
+			if over {
+				owner = "" // claimable at once (lease already expired) by a processor under its share
+			}
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO processor_runs (run_id, ticket_id, partition, request_offset, status, pending_event, owner, lease_until)
-			VALUES ($1, $2, $3, $4, $5, $6::json, $7, now() + $8::interval)`,
+			VALUES ($1, $2, $3, $4, $5, $6::json, $7, CASE WHEN $7 = '' THEN now() - interval '1 millisecond' ELSE now() + $8::interval END)`,
 			ev.RunID, ev.TicketID, ev.Partition, ev.Offset, status, nullJSON(pending), owner, lease.String())
-		out.Drive = err == nil
+		out.Drive = err == nil && owner != ""
 		return err
 	})
 	return out, err
@@ -140,6 +173,8 @@ type runRow struct {
 	State           RunState
 	CancelRequested string
 	PendingEvent    []byte
+	Owner           string
+	PreviousOwner   string
 }
 
 func (s *store) run(ctx context.Context, runID string) (runRow, error) {
@@ -147,8 +182,8 @@ func (s *store) run(ctx context.Context, runID string) (runRow, error) {
 	var state []byte
 	var pending *string
 	err := s.db.QueryRow(ctx, `SELECT run_id, ticket_id, partition, request_offset, status, step, attempt, iteration, state,
-			cancel_requested, pending_event::text FROM processor_runs WHERE run_id = $1`, runID).
-		Scan(&r.RunID, &r.TicketID, &r.Partition, &r.RequestOffset, &r.Status, &r.Step, &r.Attempt, &r.Iteration, &state, &r.CancelRequested, &pending)
+			cancel_requested, pending_event::text, owner, previous_owner FROM processor_runs WHERE run_id = $1`, runID).
+		Scan(&r.RunID, &r.TicketID, &r.Partition, &r.RequestOffset, &r.Status, &r.Step, &r.Attempt, &r.Iteration, &state, &r.CancelRequested, &pending, &r.Owner, &r.PreviousOwner)
 	if err == nil {
 		_ = json.Unmarshal(state, &r.State)
 		if pending != nil {
@@ -158,41 +193,116 @@ func (s *store) run(ctx context.Context, runID string) (runRow, error) {
 	return r, err
 }
 
-// claimRuns takes over open runs whose lease has expired or that this owner held before a
-// restart, and returns their ids.
-func (s *store) claimRuns(ctx context.Context, owner string, lease time.Duration, exclude []string) ([]string, error) {
-	rows, err := s.db.Query(ctx, `UPDATE processor_runs SET owner = $1, lease_until = now() + $2::interval
-		WHERE status <> 'terminal' AND (owner = $1 OR lease_until < now()) AND NOT (run_id = ANY($3))
-		RETURNING run_id`, owner, lease.String(), exclude)
+// shareSQL computes, for owner $1, how many open runs it holds (mine) and its fair share of
+// all open runs: ceil(open runs / live processors), this one counted live.
+const shareSQL = `SELECT
+	(SELECT count(*) FROM processor_runs WHERE owner = $1 AND status <> 'terminal') AS mine,
+	ceil((SELECT count(*) FROM processor_runs WHERE status <> 'terminal')::numeric /
+		((SELECT count(*) FROM processor_instances WHERE heartbeat_until > now() AND instance_id <> $1) + 1))::bigint AS share`
+
+// overShare reports whether taking one more run would put owner above its fair share (the
+// new run, already counted open by the caller's insert to come, is added here).
+func overShare(ctx context.Context, tx pgx.Tx, owner string) (bool, error) {
+	var mine, open, others int64
+	err := tx.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM processor_runs WHERE owner = $1 AND status <> 'terminal'),
+		(SELECT count(*) FROM processor_runs WHERE status <> 'terminal'),
+		(SELECT count(*) FROM processor_instances WHERE heartbeat_until > now() AND instance_id <> $1)`, owner).
+		Scan(&mine, &open, &others)
+	if err != nil {
+		return false, err
+	}
+	open++                                  // the run being accepted
+	share := (open + others) / (others + 1) // ceil(open / live)
+	return mine+1 > share, nil
+}
+
+// claimRuns takes over the open runs this owner held before a restart, then, up to its fair
+// share, runs whose lease has expired (their owner died or was paused) or that were accepted
+// unowned; it returns their ids. Claiming at most the share is what keeps a dead processor's
+// runs from all landing on whichever survivor ticks first.
+func (s *store) claimRuns(ctx context.Context, lease time.Duration, exclude []string) ([]string, error) {
+	var claimed []string
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `UPDATE processor_runs SET previous_owner = owner, lease_until = now() + $2::interval
+			WHERE status <> 'terminal' AND owner = $1 AND NOT (run_id = ANY($3)) RETURNING run_id`, s.owner, lease.String(), exclude)
+		if err != nil {
+			return err
+		}
+		if claimed, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `WITH load AS (`+shareSQL+`),
+			pick AS (SELECT run_id FROM processor_runs
+				WHERE status <> 'terminal' AND owner <> $1 AND lease_until < now()
+				ORDER BY lease_until, run_id
+				LIMIT (SELECT greatest(share - mine, 0) FROM load)
+				FOR UPDATE SKIP LOCKED)
+			UPDATE processor_runs r SET owner = $1, previous_owner = r.owner, lease_until = now() + $2::interval
+			FROM pick WHERE r.run_id = pick.run_id RETURNING r.run_id`, s.owner, lease.String())
+		if err != nil {
+			return err
+		}
+		others, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		claimed = append(claimed, others...)
+		return err
+	})
+	return claimed, err
+}
+
+// renewLeases extends the leases of the runs this processor drives and returns those it
+// still owns; the others were taken over while it was not renewing (paused, or too slow).
+func (s *store) renewLeases(ctx context.Context, lease time.Duration, runIDs []string) ([]string, error) {
+	rows, err := s.db.Query(ctx, `UPDATE processor_runs SET lease_until = CASE WHEN status = 'terminal' THEN lease_until ELSE now() + $2::interval END
+		WHERE owner = $1 AND run_id = ANY($3) RETURNING run_id`, s.owner, lease.String(), runIDs)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-func (s *store) renewLeases(ctx context.Context, owner string, lease time.Duration, runIDs []string) error {
-	_, err := s.db.Exec(ctx, `UPDATE processor_runs SET lease_until = now() + $2::interval
-		WHERE owner = $1 AND run_id = ANY($3) AND status <> 'terminal'`, owner, lease.String(), runIDs)
+// heartbeat marks this processor alive for one lease: it counts in everyone's share.
+func (s *store) heartbeat(ctx context.Context, lease time.Duration) error {
+	_, err := s.db.Exec(ctx, `INSERT INTO processor_instances (instance_id, heartbeat_until) VALUES ($1, now() + $2::interval)
+		ON CONFLICT (instance_id) DO UPDATE SET heartbeat_until = EXCLUDED.heartbeat_until`, s.owner, lease.String())
+	return err
+}
+
+// release, on a clean shutdown once no driver runs, lets other processors take this one's
+// runs at once instead of after their leases (a restart with the same instance id takes
+// them back anyway).
+func (s *store) release(ctx context.Context) error {
+	if _, err := s.db.Exec(ctx, `DELETE FROM processor_instances WHERE instance_id = $1`, s.owner); err != nil {
+		return err
+	}
+	_, err := s.db.Exec(ctx, `UPDATE processor_runs SET lease_until = now() - interval '1 millisecond'
+		WHERE owner = $1 AND status <> 'terminal'`, s.owner)
+	return err
+}
+
+// owned turns a guarded update's row count into errLeaseLost when the run is not ours.
+func owned(tag pgconn.CommandTag, err error) error {
+	if err == nil && tag.RowsAffected() == 0 {
+		return errLeaseLost
+	}
 	return err
 }
 
 // startStep records the intent to run a step before its StepStarted is appended.
 func (s *store) startStep(ctx context.Context, runID, step string, attempt, iteration int, state RunState) error {
 	b, _ := json.Marshal(state)
-	_, err := s.db.Exec(ctx, `UPDATE processor_runs SET step = $2, attempt = $3, iteration = $4, state = $5, updated_at = now() WHERE run_id = $1`,
-		runID, step, attempt, iteration, b)
-	return err
+	return owned(s.db.Exec(ctx, `UPDATE processor_runs SET step = $2, attempt = $3, iteration = $4, state = $5, updated_at = now()
+		WHERE run_id = $1 AND owner = $6`, runID, step, attempt, iteration, b, s.owner))
 }
 
 func (s *store) saveState(ctx context.Context, runID string, state RunState) error {
 	b, _ := json.Marshal(state)
-	_, err := s.db.Exec(ctx, `UPDATE processor_runs SET state = $2, updated_at = now() WHERE run_id = $1`, runID, b)
-	return err
+	return owned(s.db.Exec(ctx, `UPDATE processor_runs SET state = $2, updated_at = now() WHERE run_id = $1 AND owner = $3`, runID, b, s.owner))
 }
 
-func (s *store) useIteration(ctx context.Context, ticketID string, iteration int) error {
-	_, err := s.db.Exec(ctx, `UPDATE processor_tickets SET iterations_used = GREATEST(iterations_used, $2) WHERE ticket_id = $1`, ticketID, iteration)
-	return err
+func (s *store) useIteration(ctx context.Context, runID, ticketID string, iteration int) error {
+	return owned(s.db.Exec(ctx, `UPDATE processor_tickets SET iterations_used = GREATEST(iterations_used, $2) WHERE ticket_id = $1
+		AND EXISTS (SELECT 1 FROM processor_runs WHERE run_id = $3 AND owner = $4)`, ticketID, iteration, runID, s.owner))
 }
 
 func (s *store) requestCancel(ctx context.Context, runID, by string) (bool, error) {
@@ -208,14 +318,13 @@ func (s *store) beginTerminal(ctx context.Context, runID string, env events.Enve
 	if err != nil {
 		return err
 	}
-	_, err = s.db.Exec(ctx, `UPDATE processor_runs SET status = 'terminating', pending_event = $2, updated_at = now()
-		WHERE run_id = $1 AND status = 'active'`, runID, string(b))
-	return err
+	return owned(s.db.Exec(ctx, `UPDATE processor_runs SET status = 'terminating', pending_event = $2, updated_at = now()
+		WHERE run_id = $1 AND status = 'active' AND owner = $3`, runID, string(b), s.owner))
 }
 
 func (s *store) finishTerminal(ctx context.Context, runID, ticketID string) error {
 	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE processor_runs SET status = 'terminal', updated_at = now() WHERE run_id = $1`, runID); err != nil {
+		if err := owned(tx.Exec(ctx, `UPDATE processor_runs SET status = 'terminal', updated_at = now() WHERE run_id = $1 AND owner = $2`, runID, s.owner)); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `UPDATE processor_tickets SET active_run_id = '' WHERE ticket_id = $1 AND active_run_id = $2`, ticketID, runID)
