@@ -251,43 +251,144 @@ func checkMigrateJob(t *testing.T, c *cluster, tag string) {
 	}
 }
 
-// checkAPIAccess checks a pod that talks to the API server: its own ServiceAccount, bound to a
-// Role of only what the CI sandbox needs.
+// checkAPIAccess checks a pod that talks to the API server: its own ServiceAccount, whose
+// RoleBindings (their subjects naming its namespace explicitly) bind namespaced Roles that grant
+// exactly what the CI sandbox needs, in the sandbox namespace and nowhere else.
 func checkAPIAccess(t *testing.T, c *cluster, id string, pod corev1.PodSpec) {
 	t.Helper()
 	sa := pod.ServiceAccountName
-	if sa == "" || sa == "default" || c.accounts[sa] == nil {
-		t.Errorf("%s: talks to the API server, so it needs its own ServiceAccount, got %q", id, sa)
+	if acct := c.accounts[sa]; sa == "" || sa == "default" || acct == nil || acct.Namespace != namespace {
+		t.Errorf("%s: talks to the API server, so it needs its own ServiceAccount in %s, got %q", id, namespace, sa)
 		return
 	}
-	allowed := map[string][]string{"batch/jobs": {"create", "delete", "get", "list", "watch"}, "/pods": {"get", "list", "watch"}, "/pods/log": {"get"}}
-	bound := false
-	for _, b := range c.bindings {
-		if !slices.ContainsFunc(b.Subjects, func(s rbacv1.Subject) bool { return s.Kind == "ServiceAccount" && s.Name == sa }) {
+	grants := accountGrants(t, c, namespace, sa)
+	if len(grants) == 0 {
+		t.Errorf("%s: ServiceAccount %s is bound to no Role", id, sa)
+	}
+	for ns, rules := range grants {
+		if ns != sandboxNamespace {
+			t.Errorf("%s: ServiceAccount %s has rights in namespace %s (%v); only %s is the CI sandbox's", id, sa, ns, rules, sandboxNamespace)
 			continue
 		}
-		bound = true
-		role := c.roles[b.RoleRef.Name]
-		if b.RoleRef.Kind != "Role" || role == nil {
-			t.Errorf("%s: RoleBinding %s must bind a namespaced Role of this build", id, b.Name)
-			continue
+		for res, verbs := range rules {
+			for _, v := range verbs {
+				if !slices.Contains(sandboxLauncherGrants[res], v) {
+					t.Errorf("%s: %s may %s %s in %s: more than the CI sandbox needs", id, sa, v, res, ns)
+				}
+			}
 		}
-		for _, r := range role.Rules {
-			for _, g := range r.APIGroups {
-				for _, res := range r.Resources {
-					ok := allowed[g+"/"+res]
-					for _, v := range r.Verbs {
-						if !slices.Contains(ok, v) {
-							t.Errorf("Role %s grants %s on %s/%s: more than the CI sandbox needs", role.Name, v, g, res)
-						}
-					}
+		for res, verbs := range sandboxLauncherGrants {
+			for _, v := range verbs {
+				if !slices.Contains(rules[res], v) {
+					t.Errorf("%s: %s may not %s %s in %s: the kubernetes sandbox needs it", id, sa, v, res, ns)
 				}
 			}
 		}
 	}
-	if !bound {
-		t.Errorf("%s: ServiceAccount %s is bound to no Role", id, sa)
+	if !slices.Contains(grants[sandboxNamespace]["batch/jobs"], "create") {
+		t.Errorf("%s: %s cannot create Jobs in %s", id, sa, sandboxNamespace)
 	}
+}
+
+// accountGrants is what ServiceAccount ns/sa may do, namespace by namespace: resource
+// ("group/resource") to verbs, through every RoleBinding of the build that names it.
+func accountGrants(t *testing.T, c *cluster, ns, sa string) map[string]map[string][]string {
+	t.Helper()
+	out := map[string]map[string][]string{}
+	for _, b := range c.bindings {
+		names := false
+		for _, s := range b.Subjects {
+			if s.Kind != rbacv1.ServiceAccountKind {
+				continue
+			}
+			// An empty subject namespace means the binding's own: the manifests spell it out
+			// (the NamespaceTransformer leaves subjects alone), so that a binding in ticketflow-ci
+			// cannot silently name an account of ticketflow-ci instead of ticketflow's.
+			if s.Namespace == "" {
+				t.Errorf("RoleBinding %s/%s: ServiceAccount subject %s names no namespace", b.Namespace, b.Name, s.Name)
+			}
+			if s.Name == sa && s.Namespace == ns {
+				names = true
+			}
+		}
+		if !names {
+			continue
+		}
+		role := c.roles[b.RoleRef.Name]
+		if b.RoleRef.Kind != "Role" || b.RoleRef.APIGroup != rbacv1.GroupName || role == nil || role.Namespace != b.Namespace {
+			t.Errorf("RoleBinding %s/%s must bind a Role of its own namespace in this build, got %+v", b.Namespace, b.Name, b.RoleRef)
+			continue
+		}
+		if out[b.Namespace] == nil {
+			out[b.Namespace] = map[string][]string{}
+		}
+		for _, r := range role.Rules {
+			if len(r.ResourceNames) > 0 || len(r.NonResourceURLs) > 0 {
+				t.Errorf("Role %s/%s: resourceNames / nonResourceURLs are not expected", role.Namespace, role.Name)
+			}
+			for _, g := range r.APIGroups {
+				for _, res := range r.Resources {
+					out[b.Namespace][g+"/"+res] = append(out[b.Namespace][g+"/"+res], r.Verbs...)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// checkSandbox checks the CI sandbox's namespace: restricted Pod Security, a runner account
+// with no rights and no token, the processor pointed at it.
+func checkSandbox(t *testing.T, c *cluster) {
+	t.Helper()
+	for _, name := range []string{namespace, sandboxNamespace} {
+		ns, ok := c.namespaces[name]
+		if !ok {
+			t.Errorf("no Namespace %s", name)
+			continue
+		}
+		if ns.Labels["pod-security.kubernetes.io/enforce"] != "restricted" {
+			t.Errorf("Namespace %s: Pod Security enforce %q, want restricted", name, ns.Labels["pod-security.kubernetes.io/enforce"])
+		}
+	}
+	d := c.deployments["processor"]
+	if d == nil {
+		t.Fatal("no Deployment processor")
+	}
+	main := d.Spec.Template.Spec.Containers[0]
+	if got := envValue(main, "TICKETFLOW_CI_K8S_NAMESPACE"); got != sandboxNamespace {
+		t.Errorf("processor: TICKETFLOW_CI_K8S_NAMESPACE %q, want %s (where ci-sandbox.yaml grants it the Jobs)", got, sandboxNamespace)
+	}
+	runner := envValue(main, "TICKETFLOW_CI_K8S_SERVICE_ACCOUNT")
+	if runner == "" {
+		runner = "ticketflow-ci-runner" // kubesandbox.Config's default
+	}
+	acct := c.accounts[runner]
+	if acct == nil || acct.Namespace != sandboxNamespace {
+		t.Fatalf("no ServiceAccount %s in %s for the CI pods", runner, sandboxNamespace)
+	}
+	if acct.AutomountServiceAccountToken == nil || *acct.AutomountServiceAccountToken {
+		t.Errorf("ServiceAccount %s/%s: disable automountServiceAccountToken", acct.Namespace, runner)
+	}
+	if g := accountGrants(t, c, sandboxNamespace, runner); len(g) != 0 {
+		t.Errorf("ServiceAccount %s/%s runs untrusted code, yet is granted %v", sandboxNamespace, runner, g)
+	}
+	// A Job in the sandbox namespace can only mount what is there: no Secret, no ConfigMap, and
+	// no account but the runner.
+	for _, m := range []map[string]string{objectNamespaces(c.secrets), objectNamespaces(c.configMaps), objectNamespaces(c.accounts)} {
+		for name, ns := range m {
+			if ns == sandboxNamespace && name != runner {
+				t.Errorf("%s is in the CI sandbox namespace, within reach of every CI Job", name)
+			}
+		}
+	}
+}
+
+func objectNamespaces[P interface{ GetNamespace() string }](m map[string]P) map[string]string {
+	out := map[string]string{}
+	for name, o := range m {
+		out[name] = o.GetNamespace()
+	}
+	return out
 }
 
 // --- NetworkPolicy evaluation -------------------------------------------------------------
@@ -296,11 +397,19 @@ func checkAPIAccess(t *testing.T, c *cluster, id string, pod corev1.PodSpec) {
 type peer struct {
 	name      string
 	namespace string
+	nsLabels  map[string]string
 	labels    map[string]string
 }
 
-func (p peer) nsLabels() map[string]string {
-	return map[string]string{"kubernetes.io/metadata.name": p.namespace}
+// newPeer is a pod of namespace ns; a namespace of the build carries its manifest's labels too
+// (a namespaceSelector sees them), every one its kubernetes.io/metadata.name.
+func newPeer(c *cluster, name, ns string, podLabels map[string]string) peer {
+	nsLabels := map[string]string{}
+	if n := c.namespaces[ns]; n != nil {
+		maps.Copy(nsLabels, n.Labels)
+	}
+	nsLabels["kubernetes.io/metadata.name"] = ns
+	return peer{name, ns, nsLabels, podLabels}
 }
 
 func selects(t *testing.T, sel *metav1.LabelSelector, set map[string]string) bool {
@@ -310,6 +419,12 @@ func selects(t *testing.T, sel *metav1.LabelSelector, set map[string]string) boo
 		t.Fatalf("selector %v: %v", sel, err)
 	}
 	return s.Matches(labels.Set(set))
+}
+
+// appliesTo reports whether policy p selects pod q (same namespace, matching pod selector).
+func appliesTo(t *testing.T, p *networkingv1.NetworkPolicy, q peer) bool {
+	t.Helper()
+	return p.Namespace == q.namespace && selects(t, &p.Spec.PodSelector, q.labels)
 }
 
 func hasType(p *networkingv1.NetworkPolicy, typ networkingv1.PolicyType) bool {
@@ -342,7 +457,7 @@ func peerMatches(t *testing.T, peers []networkingv1.NetworkPolicyPeer, ns string
 		case np.IPBlock != nil:
 			continue // pod-to-pod checks only; ipBlocks are checked separately
 		case np.NamespaceSelector != nil:
-			if !selects(t, np.NamespaceSelector, p.nsLabels()) {
+			if !selects(t, np.NamespaceSelector, p.nsLabels) {
 				continue
 			}
 			if np.PodSelector == nil || selects(t, np.PodSelector, p.labels) {
@@ -366,7 +481,7 @@ func allowed(t *testing.T, policies map[string]*networkingv1.NetworkPolicy, from
 	ingressOK, ingressIsolated := false, false
 	for _, p := range policies {
 		ns := p.Namespace
-		if ns == from.namespace && hasType(p, networkingv1.PolicyTypeEgress) && selects(t, &p.Spec.PodSelector, from.labels) {
+		if hasType(p, networkingv1.PolicyTypeEgress) && appliesTo(t, p, from) {
 			egressIsolated = true
 			for _, r := range p.Spec.Egress {
 				if portMatches(r.Ports, port, proto) && peerMatches(t, r.To, ns, to) {
@@ -374,7 +489,7 @@ func allowed(t *testing.T, policies map[string]*networkingv1.NetworkPolicy, from
 				}
 			}
 		}
-		if ns == to.namespace && hasType(p, networkingv1.PolicyTypeIngress) && selects(t, &p.Spec.PodSelector, to.labels) {
+		if hasType(p, networkingv1.PolicyTypeIngress) && appliesTo(t, p, to) {
 			ingressIsolated = true
 			for _, r := range p.Spec.Ingress {
 				if portMatches(r.Ports, port, proto) && peerMatches(t, r.From, ns, from) {
@@ -391,30 +506,65 @@ func podOf(t *testing.T, c *cluster, name string) peer {
 	t.Helper()
 	for _, w := range c.workloads() {
 		if w.name == name || (w.kind == "Job" && w.template.Labels["app.kubernetes.io/name"] == name) {
-			return peer{name, namespace, w.template.Labels}
+			return newPeer(c, name, namespace, w.template.Labels)
 		}
 	}
 	t.Fatalf("no workload %s", name)
 	return peer{}
 }
 
-// TestK8sNetworkPolicies checks who can reach whom in the dev overlay (base + infra).
+// sandboxPodLabels are the labels services/processor/ci/kubesandbox (job.go) gives a CI pod.
+func sandboxPodLabels(network bool) map[string]string {
+	l := map[string]string{
+		"app.kubernetes.io/name":       "ticketflow-ci",
+		"app.kubernetes.io/component":  "ci-sandbox",
+		"app.kubernetes.io/managed-by": "ticketflow-processor",
+		"ticketflow.io/ci-run":         "ci-0123456789abcdef",
+		"ticketflow.io/ci-worktree":    "0123456789abcdef",
+	}
+	if network {
+		l["ticketflow.io/ci-network"] = "egress"
+	}
+	return l
+}
+
+// privateV4 and privateV6 are what no address a CI pod may reach (the cluster's pods and
+// services, loopback, link-local cloud metadata, carrier-grade NAT) when it is given the network.
+var (
+	privateV4 = []string{"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.168.0.0/16"}
+	privateV6 = []string{"::1/128", "fc00::/7", "fe80::/10"}
+)
+
+// TestK8sNetworkPolicies checks who can reach whom in the dev overlay (base + infra), the CI
+// sandbox namespace included.
 func TestK8sNetworkPolicies(t *testing.T) {
 	c := kustomizeBuild(t, "overlays/dev")
-	if p, ok := c.policies["default-deny"]; !ok || len(p.Spec.PodSelector.MatchLabels)+len(p.Spec.PodSelector.MatchExpressions) != 0 ||
-		!hasType(p, networkingv1.PolicyTypeIngress) || !hasType(p, networkingv1.PolicyTypeEgress) || len(p.Spec.Ingress)+len(p.Spec.Egress) != 0 {
-		t.Fatal("want a default-deny NetworkPolicy: every pod, Ingress and Egress, no rule")
+	for _, name := range []string{"default-deny", "ci-sandbox-deny-all"} {
+		p, ok := c.policies[name]
+		if !ok || !hasType(p, networkingv1.PolicyTypeIngress) || !hasType(p, networkingv1.PolicyTypeEgress) || len(p.Spec.Ingress)+len(p.Spec.Egress) != 0 {
+			t.Errorf("want a NetworkPolicy %s: Ingress and Egress, no rule", name)
+		}
+	}
+	if p := c.policies["default-deny"]; p != nil && len(p.Spec.PodSelector.MatchLabels)+len(p.Spec.PodSelector.MatchExpressions) != 0 {
+		t.Error("default-deny must select every pod of the namespace")
 	}
 	pods := map[string]peer{}
 	for _, name := range []string{"command", "notifier", "processor", "projector", "web", "kafka", "postgres", "migrate"} {
 		pods[name] = podOf(t, c, name)
 	}
-	// A CI sandbox pod as the kube-sandbox code creates it; labelled like the processor too, to
-	// make sure no policy for the processor leaks to it.
-	pods["sandbox"] = peer{"sandbox", namespace, map[string]string{"app.kubernetes.io/component": "ci-sandbox", "app.kubernetes.io/name": "processor", "app.kubernetes.io/part-of": "ticketflow"}}
-	pods["ingress"] = peer{"ingress", "ingress-nginx", map[string]string{"app.kubernetes.io/name": "ingress-nginx"}}
-	pods["stranger"] = peer{"stranger", "default", map[string]string{"app": "x"}}
-	dns := peer{"dns", "kube-system", map[string]string{"k8s-app": "kube-dns"}}
+	// CI pods as the kube-sandbox code creates them, in their namespace: one without the network,
+	// one whose repository is allowed it.
+	pods["sandbox"] = newPeer(c, "sandbox", sandboxNamespace, sandboxPodLabels(false))
+	pods["sandbox-net"] = newPeer(c, "sandbox-net", sandboxNamespace, sandboxPodLabels(true))
+	// A pod labelled as a CI pod in the application namespace (a mistaken
+	// TICKETFLOW_CI_K8S_NAMESPACE), labelled like the processor too, to make sure no policy for
+	// the processor leaks to it.
+	pods["stray-sandbox"] = newPeer(c, "stray-sandbox", namespace, map[string]string{"app.kubernetes.io/component": "ci-sandbox", "app.kubernetes.io/name": "processor", "app.kubernetes.io/part-of": "ticketflow"})
+	pods["ingress"] = newPeer(c, "ingress", "ingress-nginx", map[string]string{"app.kubernetes.io/name": "ingress-nginx"})
+	pods["stranger"] = newPeer(c, "stranger", "default", map[string]string{"app": "x"})
+	pods["monitoring"] = newPeer(c, "prometheus", "monitoring", map[string]string{"app": "prometheus"})
+	dns := newPeer(c, "dns", "kube-system", map[string]string{"k8s-app": "kube-dns"})
+	sandboxes := []string{"sandbox", "sandbox-net", "stray-sandbox"}
 
 	type conn struct {
 		from, to string
@@ -425,8 +575,8 @@ func TestK8sNetworkPolicies(t *testing.T) {
 		"kafka:9092":    {"command", "notifier", "processor", "projector"},
 		"postgres:5432": {"command", "notifier", "processor", "projector", "migrate"},
 		"web:8080":      {"ingress"},
-		"command:8000":  {"web", "ingress"},
-		"notifier:8000": {"web", "ingress"},
+		"command:8000":  {"web", "ingress", "monitoring"},
+		"notifier:8000": {"web", "ingress", "monitoring"},
 	}
 	for target, clients := range clientsOf {
 		to, portStr, _ := strings.Cut(target, ":")
@@ -444,53 +594,85 @@ func TestK8sNetworkPolicies(t *testing.T) {
 			t.Errorf("%s %s reach %s:%d; want it %s", k.from, verb[got], k.to, k.port, verb[ok])
 		}
 	}
-	// DNS where names are resolved; none for the sandbox (nor for PostgreSQL, which resolves none).
+	// DNS where names are resolved: not for PostgreSQL (it resolves none) nor a CI pod without
+	// the network.
 	for name, p := range pods {
-		if p.namespace != namespace {
+		if p.namespace != namespace && p.namespace != sandboxNamespace {
 			continue
 		}
-		need := name != "sandbox" && name != "postgres"
+		need := !slices.Contains([]string{"sandbox", "stray-sandbox", "postgres"}, name)
 		if got := allowed(t, c.policies, p, dns, 53, corev1.ProtocolUDP); got != need {
 			t.Errorf("%s: DNS egress %v, want %v", name, got, need)
 		}
 	}
-	// The sandbox reaches nothing and nothing reaches it, on any port, from any pod.
-	for name, p := range pods {
-		for _, port := range []int32{22, 53, 80, 443, 5432, 8000, 8080, 9092, 9093} {
-			if name != "sandbox" && allowed(t, c.policies, pods["sandbox"], p, port, corev1.ProtocolTCP) {
-				t.Errorf("sandbox can reach %s:%d", name, port)
+	// A CI pod reaches no pod and no pod reaches it, on any port, from any namespace (the
+	// networked one: kube-dns only).
+	for _, sb := range sandboxes {
+		for name, p := range pods {
+			if name == sb {
+				continue
 			}
-			if name != "sandbox" && allowed(t, c.policies, p, pods["sandbox"], port, corev1.ProtocolTCP) {
-				t.Errorf("%s can reach the sandbox on %d", name, port)
+			for _, port := range []int32{22, 53, 80, 443, 5432, 6443, 8000, 8080, 9092, 9093} {
+				if allowed(t, c.policies, pods[sb], p, port, corev1.ProtocolTCP) {
+					t.Errorf("%s can reach %s:%d", sb, name, port)
+				}
+				if allowed(t, c.policies, p, pods[sb], port, corev1.ProtocolTCP) {
+					t.Errorf("%s can reach %s on %d", name, sb, port)
+				}
+			}
+		}
+		for _, port := range []int32{80, 443, 8080, 9153} {
+			if allowed(t, c.policies, pods[sb], dns, port, corev1.ProtocolTCP) {
+				t.Errorf("%s can reach kube-dns:%d", sb, port)
 			}
 		}
 	}
-	// No policy selecting the sandbox has an ipBlock (outside) egress.
+	// The policies that select a CI pod: none with an ingress rule; egress rules only for the
+	// networked one, and those reach kube-dns or public addresses only.
 	for _, p := range c.policies {
-		if !selects(t, &p.Spec.PodSelector, pods["sandbox"].labels) {
-			continue
-		}
-		if len(p.Spec.Egress) > 0 || len(p.Spec.Ingress) > 0 {
-			t.Errorf("NetworkPolicy %s gives CI sandbox pods rules %+v %+v", p.Name, p.Spec.Ingress, p.Spec.Egress)
+		for _, sb := range sandboxes {
+			if !appliesTo(t, p, pods[sb]) {
+				continue
+			}
+			if len(p.Spec.Ingress) > 0 {
+				t.Errorf("NetworkPolicy %s/%s lets traffic into %s: %+v", p.Namespace, p.Name, sb, p.Spec.Ingress)
+			}
+			if sb != "sandbox-net" && len(p.Spec.Egress) > 0 {
+				t.Errorf("NetworkPolicy %s/%s lets %s out: %+v", p.Namespace, p.Name, sb, p.Spec.Egress)
+			}
 		}
 	}
-	// Only the processor leaves the cluster (git, LLM APIs, the API server), never to link-local.
+	// Only the processor and a networked CI pod leave the cluster (ipBlock egress): the processor
+	// never to link-local (cloud metadata), a CI pod never to a private address.
 	for _, p := range c.policies {
 		for _, r := range p.Spec.Egress {
 			for _, to := range r.To {
 				if to.IPBlock == nil {
 					continue
 				}
-				if !selects(t, &p.Spec.PodSelector, pods["processor"].labels) {
-					t.Errorf("NetworkPolicy %s: ipBlock egress for pods other than the processor", p.Name)
-				}
-				for _, other := range []string{"command", "notifier", "projector", "web", "kafka", "postgres", "migrate"} {
-					if selects(t, &p.Spec.PodSelector, pods[other].labels) {
-						t.Errorf("NetworkPolicy %s lets %s out of the cluster", p.Name, other)
+				id := p.Namespace + "/" + p.Name + " ipBlock " + to.IPBlock.CIDR
+				for name, q := range pods {
+					if name != "processor" && name != "sandbox-net" && appliesTo(t, p, q) {
+						t.Errorf("NetworkPolicy %s lets %s out of the cluster", id, name)
 					}
 				}
-				if !slices.Contains(to.IPBlock.Except, "169.254.0.0/16") {
-					t.Errorf("NetworkPolicy %s: ipBlock %s must except link-local (cloud metadata)", p.Name, to.IPBlock.CIDR)
+				switch {
+				case appliesTo(t, p, pods["processor"]):
+					if !slices.Contains(to.IPBlock.Except, "169.254.0.0/16") {
+						t.Errorf("NetworkPolicy %s must except link-local (cloud metadata)", id)
+					}
+				case appliesTo(t, p, pods["sandbox-net"]):
+					private := privateV4
+					if strings.Contains(to.IPBlock.CIDR, ":") {
+						private = privateV6
+					}
+					for _, cidr := range private {
+						if !slices.Contains(to.IPBlock.Except, cidr) {
+							t.Errorf("NetworkPolicy %s lets a CI pod reach %s", id, cidr)
+						}
+					}
+				default:
+					t.Errorf("NetworkPolicy %s: ipBlock egress for pods other than the processor and networked CI pods", id)
 				}
 			}
 		}

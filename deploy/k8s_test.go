@@ -27,6 +27,19 @@ import (
 
 const namespace = "ticketflow"
 
+// sandboxNamespace holds the CI Jobs (TICKETFLOW_CI_K8S_NAMESPACE): apart from the application,
+// so that a Job the processor creates can neither mount its Secrets nor run as its accounts.
+const sandboxNamespace = "ticketflow-ci"
+
+// sandboxObjects are the objects of k8s/base/ci-sandbox.yaml, the only ones outside namespace.
+var sandboxObjects = []string{
+	"ServiceAccount/ticketflow-ci-runner",
+	"NetworkPolicy/ci-sandbox-deny-all",
+	"NetworkPolicy/ci-sandbox-public-egress",
+	"Role/ci-sandbox-launcher",
+	"RoleBinding/ci-sandbox-launcher",
+}
+
 // appDeployments are the application's Deployments; each runs image ticketflow/<name>.
 var appDeployments = []string{"command", "notifier", "processor", "projector", "web"}
 
@@ -37,6 +50,16 @@ var usesDatabase = []string{"command", "notifier", "processor", "projector"}
 // other pod runs without a service account token.
 var usesAPIServer = map[string]string{
 	"processor": "TICKETFLOW_CI_SANDBOX=kubernetes creates a Job per CI run and streams its log",
+}
+
+// sandboxLauncherGrants is what the processor needs in sandboxNamespace, exactly: create a run's
+// Job and delete it (and a crashed run's leftover), follow its pod, upload the work tree through
+// pods/attach (get: what WebSocket upgrades are authorized as on older API servers), read the log.
+var sandboxLauncherGrants = map[string][]string{
+	"batch/jobs":   {"create", "delete", "get", "list", "watch"},
+	"/pods":        {"get", "list", "watch"},
+	"/pods/log":    {"get"},
+	"/pods/attach": {"create", "get"},
 }
 
 // writableRoot lists the containers allowed a writable root filesystem, with the reason.
@@ -114,6 +137,7 @@ func kustomizeBuild(t *testing.T, dir string) *cluster {
 		policies: map[string]*networkingv1.NetworkPolicy{}, accounts: map[string]*corev1.ServiceAccount{},
 		roles: map[string]*rbacv1.Role{}, bindings: map[string]*rbacv1.RoleBinding{},
 	}
+	seen := map[string]bool{}
 	for _, r := range m.Resources() {
 		raw, err := r.MarshalJSON()
 		if err != nil {
@@ -121,9 +145,22 @@ func kustomizeBuild(t *testing.T, dir string) *cluster {
 		}
 		gvk := r.GetApiVersion() + "/" + r.GetKind()
 		id := gvk + " " + r.GetName()
-		if r.GetKind() != "Namespace" && r.GetNamespace() != namespace {
-			t.Errorf("%s: namespace %q, want %q", id, r.GetNamespace(), namespace)
+		wantNS := namespace
+		switch {
+		case r.GetKind() == "Namespace":
+			wantNS = "" // cluster-scoped
+		case slices.Contains(sandboxObjects, r.GetKind()+"/"+r.GetName()):
+			wantNS = sandboxNamespace
 		}
+		if r.GetNamespace() != wantNS {
+			t.Errorf("%s: namespace %q, want %q", id, r.GetNamespace(), wantNS)
+		}
+		// The maps below are keyed by name: two objects of a kind with the same name (in two
+		// namespaces) would hide one from the checks.
+		if seen[gvk+" "+r.GetName()] {
+			t.Errorf("%s appears twice (namespaces differ?); the checks key objects by name", id)
+		}
+		seen[gvk+" "+r.GetName()] = true
 		switch gvk {
 		case "v1/Namespace":
 			c.namespaces[r.GetName()] = strictDecode[corev1.Namespace](t, id, raw)
@@ -179,13 +216,11 @@ func TestK8sBase(t *testing.T) {
 		t.Errorf("base applies Secrets %v: they are created out of band (secret.yaml is a template)", mapKeys(c.secrets))
 	}
 	addTemplateSecrets(t, c)
-	if _, ok := c.namespaces[namespace]; !ok {
-		t.Errorf("no Namespace %s", namespace)
-	}
 	if len(c.statefulSets) != 0 {
 		t.Error("base should not run Kafka or PostgreSQL (production uses managed ones; see ../infra)")
 	}
 	checkApp(t, c, "latest")
+	checkSandbox(t, c)
 	checkCommon(t, c)
 }
 
@@ -207,6 +242,7 @@ func TestK8sInfra(t *testing.T) {
 func TestK8sDevOverlay(t *testing.T) {
 	c := kustomizeBuild(t, "overlays/dev")
 	checkApp(t, c, "dev")
+	checkSandbox(t, c)
 	checkKafka(t, c)
 	checkCommon(t, c)
 
