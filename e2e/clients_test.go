@@ -219,11 +219,12 @@ func (w *workload) cycle(ctx context.Context, rng *rand.Rand, id string) bool {
 		runs = append(runs, run)
 	}
 	for _, run := range runs {
-		status, ok := w.waitEnd(ctx, rng, id, run)
+		status, current, ok := w.waitEnd(ctx, rng, id, run)
 		if !ok {
 			return false
 		}
-		if status != "COMPLETED" {
+		// A review applies to the ticket's current run: only review the run we know is it.
+		if status != "COMPLETED" || !current {
 			continue
 		}
 		switch rng.IntN(10) {
@@ -237,7 +238,7 @@ func (w *workload) cycle(ctx context.Context, rng *rand.Rand, id string) bool {
 				w.led.mu.Lock()
 				w.led.changes[run] = sa.RunID
 				w.led.mu.Unlock()
-				if _, ok := w.waitEnd(ctx, rng, id, sa.RunID); !ok {
+				if _, _, ok := w.waitEnd(ctx, rng, id, sa.RunID); !ok {
 					return false
 				}
 			}
@@ -300,21 +301,31 @@ func (w *workload) concurrentStart(ctx context.Context, rng *rand.Rand, id strin
 	return runs
 }
 
-// waitEnd polls the ticket until run is over. A run the processor rejected never becomes
-// the ticket's current run: once the ticket has been idle on another run for a while, the
-// wait ends (the log checks decide whether that run got its one terminal event).
-func (w *workload) waitEnd(ctx context.Context, rng *rand.Rand, id, run string) (string, bool) {
+// waitEnd polls the ticket's runs until run is over (a rejected run ends too), then tells
+// whether it is the ticket's current run (the one a review applies to).
+func (w *workload) waitEnd(ctx context.Context, rng *rand.Rand, id, run string) (status string, current, ok bool) {
 	start := time.Now()
 	for time.Since(start) < 90*time.Second && ctx.Err() == nil {
-		var tv ticketView
-		if err := w.api.get(ctx, rng, "/api/tickets/"+id, &tv); err == nil && !activeStatus(tv.Status) {
-			if tv.CurrentRunID == run || time.Since(start) > 10*time.Second {
-				return tv.Status, true
+		var list struct {
+			Runs []struct {
+				ID     string `json:"id"`
+				Status string `json:"status"`
+			} `json:"runs"`
+		}
+		if err := w.api.get(ctx, rng, "/api/tickets/"+id+"/runs", &list); err == nil {
+			for _, r := range list.Runs {
+				if r.ID == run && !activeStatus(r.Status) {
+					var tv ticketView
+					if err := w.api.get(ctx, rng, "/api/tickets/"+id, &tv); err != nil {
+						return r.Status, false, true
+					}
+					return r.Status, tv.CurrentRunID == run && !activeStatus(tv.Status), true
+				}
 			}
 		}
 		sleep(ctx, 150*time.Millisecond)
 	}
-	return "", false
+	return "", false, false
 }
 
 // wsClient watches one ticket on notifier replicas; whenever its connection ends it resumes
