@@ -29,6 +29,7 @@ type api struct {
 	budget time.Duration
 
 	retries atomic.Int64
+	calls   atomic.Int64 // HTTP requests sent, retries and GETs included
 	mu      sync.Mutex
 	codes   map[int]int // final answers by status (0 = gave up)
 }
@@ -72,6 +73,7 @@ func (a *api) post(ctx context.Context, rng *rand.Rand, first int, path string, 
 		req.Header.Set("Authorization", "Bearer "+a.token)
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Idempotency-Key", key)
+		a.calls.Add(1)
 		resp, err := a.client.Do(req)
 		if err != nil {
 			continue
@@ -102,6 +104,7 @@ func (a *api) get(ctx context.Context, rng *rand.Rand, path string, out any) err
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, a.urls[rng.IntN(len(a.urls))]+path, nil)
 		req.Header.Set("Authorization", "Bearer "+a.token)
+		a.calls.Add(1)
 		resp, err := a.client.Do(req)
 		if err != nil {
 			last = err

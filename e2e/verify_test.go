@@ -180,6 +180,12 @@ func checkLog(led *ledger, recs []logRecord, clients []*wsClient) ([]invariant, 
 	}
 	progress := map[string]*runProgress{}
 	staleSteps, afterTerminal, overlapping := 0, 0, 0
+	var staleEx, afterEx, multiEx []string
+	example := func(list *[]string, r logRecord) {
+		if len(*list) < 3 {
+			*list = append(*list, fmt.Sprintf("run %s %s@%d/%d %s", r.env.RunID, r.env.Type, r.partition, r.offset, stepOf(r.payload)))
+		}
+	}
 	activeRun := map[string]string{} // ticket → run between its RunStarted and its terminal event
 
 	for _, r := range recs {
@@ -206,6 +212,9 @@ func checkLog(led *ledger, recs []logRecord, clients []*wsClient) ([]invariant, 
 			changesOn[e.RunID] = true
 		}
 		if terminalType(e.Type) {
+			if len(fact(e.RunID).terminal) > 0 {
+				example(&multiEx, r)
+			}
 			fact(e.RunID).terminal[e.ID] = true
 			if activeRun[e.TicketID] == e.RunID {
 				delete(activeRun, e.TicketID)
@@ -219,12 +228,14 @@ func checkLog(led *ledger, recs []logRecord, clients []*wsClient) ([]invariant, 
 			}
 			if rp.ended {
 				afterTerminal++
+				example(&afterEx, r)
 			}
 			switch p := r.payload.(type) {
 			case *events.StepStartedData:
 				k := stepKey{p.Iteration, stepIndex[p.Step], p.Attempt}
 				if rp.any && !less(rp.max, k) {
 					staleSteps++ // a start at or behind where the run already was: no handover shown
+					example(&staleEx, r)
 				}
 				if !rp.any || less(rp.max, k) {
 					rp.max = k
@@ -234,6 +245,7 @@ func checkLog(led *ledger, recs []logRecord, clients []*wsClient) ([]invariant, 
 				k := stepKey{p.Iteration, stepIndex[p.Step], p.Attempt}
 				if !rp.any || k != rp.lastStarted {
 					staleSteps++ // completing an attempt that is not the run's current one
+					example(&staleEx, r)
 				}
 			}
 		}
@@ -379,13 +391,13 @@ func checkLog(led *ledger, recs []logRecord, clients []*wsClient) ([]invariant, 
 	inv := []invariant{
 		{name: "2xx answers lost (not in the log)", count: lost, hard: true, note: fmtMap(lostNote)},
 		{name: "accepted runs without a terminal event (not recovered)", count: noTerminal, hard: true},
-		{name: "accepted runs with >1 terminal event", count: multiTerminal, hard: true},
+		{name: "accepted runs with >1 terminal event", count: multiTerminal, hard: true, note: strings.Join(multiEx, "; ")},
 		{name: "accepted runs started twice (RunStarted ×2)", count: startedTwice, hard: true},
 		{name: "runs in the log without exactly one terminal", count: logRunsNotOne, hard: true},
 		{name: "event ids appended twice (ids / extra copies)", count: dupCopies, hard: true, note: fmt.Sprintf("%d ids; %s%s", dupIDs, strings.Join(dupNote, " "), known(dupCopies, "idempotent retry re-appends (#9.1, command)"))},
 		{name: "runs of one ticket active at the same time", count: overlapping, hard: true},
-		{name: "steps appended behind a newer attempt (zombie, no handover)", count: staleSteps, hard: true},
-		{name: "processor events after the run's terminal event", count: afterTerminal, hard: true},
+		{name: "steps appended behind a newer attempt (zombie, no handover)", count: staleSteps, hard: true, note: strings.Join(staleEx, "; ")},
+		{name: "processor events after the run's terminal event", count: afterTerminal, hard: true, note: strings.Join(afterEx, "; ")},
 		{name: "websocket duplicate event ids", count: wsDup, hard: true, note: known(wsDup, "copies in the log and/or notifier redelivery (#9.1)")},
 		{name: "websocket gaps (missing messages)", count: wsGap, hard: true},
 		{name: "websocket out-of-order messages", count: wsOrder, hard: true},
@@ -587,4 +599,16 @@ func known(n int, bug string) string {
 		return ""
 	}
 	return " [known bug: " + bug + "]"
+}
+
+func stepOf(p events.Payload) string {
+	switch p := p.(type) {
+	case *events.StepStartedData:
+		return fmt.Sprintf("%s it%d attempt%d", p.Step, p.Iteration, p.Attempt)
+	case *events.StepCompletedData:
+		return fmt.Sprintf("%s it%d attempt%d %s", p.Step, p.Iteration, p.Attempt, p.Outcome)
+	case *events.LogEmittedData:
+		return p.Step
+	}
+	return ""
 }

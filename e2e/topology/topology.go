@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -80,6 +81,10 @@ type Options struct {
 	Env []string
 	// ReadyTimeout bounds the wait for one instance to answer /readyz (default 60 s).
 	ReadyTimeout time.Duration
+	// Supervise restarts an instance that exits on its own (not killed through its handle)
+	// after a second, as Kubernetes (restartPolicy Always) and compose (restart: always) do.
+	// Crashes counts those exits.
+	Supervise bool
 }
 
 // Build compiles the CLI and the four services from the repository at root into binDir.
@@ -130,10 +135,19 @@ type Instance struct {
 	args []string
 	env  []string
 
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	done    chan struct{}
-	stopped bool // SIGSTOPped
+	mu          sync.Mutex
+	cmd         *exec.Cmd
+	done        chan struct{}
+	stopped     bool // SIGSTOPped
+	intentional bool // the current process was killed or terminated through the handle
+	crashes     int
+}
+
+// Crashes is how many times the instance exited on its own (see Options.Supervise).
+func (in *Instance) Crashes() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.crashes
 }
 
 // URL is the instance's HTTP base URL.
@@ -149,6 +163,7 @@ type Topology struct {
 	Brokers   []string // seed addresses (KAFKA_BROKERS)
 	Broker    *Instance
 	instances map[Kind][]*Instance
+	closed    atomic.Bool
 }
 
 // Start launches the broker process, then every replica, and waits until each one is ready.
@@ -270,6 +285,7 @@ func (t *Topology) URLs(k Kind) []string {
 
 // Close SIGKILLs every process group. It is safe to call more than once.
 func (t *Topology) Close() {
+	t.closed.Store(true)
 	for _, in := range t.All() {
 		if in != nil {
 			in.Kill()
@@ -316,9 +332,35 @@ func (in *Instance) launch() error {
 		return fmt.Errorf("start %s: %w", in.Name, err)
 	}
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	in.cmd, in.done, in.stopped = cmd, done, false
+	go func() {
+		err := cmd.Wait()
+		fmt.Fprintf(logf, "=== topology: %s exited: %v\n", in.Name, err)
+		logf.Close()
+		close(done)
+		in.supervise(cmd)
+	}()
+	in.cmd, in.done, in.stopped, in.intentional = cmd, done, false, false
 	return nil
+}
+
+// supervise restarts the instance when cmd exited on its own and nothing else replaced it.
+func (in *Instance) supervise(cmd *exec.Cmd) {
+	in.mu.Lock()
+	crashed := in.top.Opts.Supervise && !in.intentional && in.cmd == cmd && !in.top.closed.Load()
+	if crashed {
+		in.crashes++
+	}
+	in.mu.Unlock()
+	if !crashed {
+		return
+	}
+	time.Sleep(time.Second)
+	in.mu.Lock()
+	again := !in.intentional && in.cmd == cmd && !in.top.closed.Load()
+	in.mu.Unlock()
+	if again {
+		_ = in.launch()
+	}
 }
 
 // WaitReady waits for /readyz (a service) or for every broker port to accept (the broker).
@@ -392,6 +434,9 @@ func (in *Instance) Pid() int {
 func (in *Instance) signal(sig syscall.Signal) (chan struct{}, bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if sig == syscall.SIGKILL || sig == syscall.SIGTERM {
+		in.intentional = true
+	}
 	if in.cmd == nil || in.cmd.Process == nil {
 		return nil, false
 	}

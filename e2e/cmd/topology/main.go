@@ -64,7 +64,7 @@ func run() error {
 	}
 	top, err := topology.Start(ctx, shape, topology.Options{
 		BinDir: *bin, Dir: absDir, DatabaseURL: *dbURL, JWTSecret: secret, Partitions: *partitions,
-		Env: []string{"TICKETFLOW_ALLOW_FILE_REPOS=true"},
+		Env: []string{"TICKETFLOW_ALLOW_FILE_REPOS=true"}, Supervise: true,
 	})
 	if err != nil {
 		return err
