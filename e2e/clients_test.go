@@ -8,8 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -461,14 +459,4 @@ func replicaCounts(clients []*wsClient, n int) []int {
 		counts[c.replica.Load()]++
 	}
 	return counts
-}
-
-func itoa(n int) string { return strconv.Itoa(n) }
-
-func joinInts(xs []int) string {
-	s := make([]string, len(xs))
-	for i, x := range xs {
-		s[i] = itoa(x)
-	}
-	return strings.Join(s, "/")
 }

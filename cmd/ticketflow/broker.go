@@ -22,18 +22,21 @@ import (
 type brokerConfig struct {
 	// Addrs lists one listen address per broker; when set it decides the broker count.
 	Addrs []string `env:"TICKETFLOW_BROKER_ADDRS" envSeparator:","`
-	// Host and BasePort place Count brokers on consecutive ports when Addrs is empty.
-	Host     string `env:"TICKETFLOW_BROKER_HOST" envDefault:"127.0.0.1"`
-	BasePort int    `env:"TICKETFLOW_BROKER_PORT" envDefault:"9092"`
-	Count    int    `env:"TICKETFLOW_BROKER_COUNT" envDefault:"1"`
+	// Host is where the brokers listen when Addrs is empty.
+	Host string `env:"TICKETFLOW_BROKER_HOST" envDefault:"127.0.0.1"`
+	// BasePort is the first broker's port when Addrs is empty; the others follow it.
+	BasePort int `env:"TICKETFLOW_BROKER_PORT" envDefault:"9092"`
+	// Count is the number of brokers when Addrs is empty.
+	Count int `env:"TICKETFLOW_BROKER_COUNT" envDefault:"1"`
 	// DataDir keeps topics, records, group offsets and producer ids across restarts.
 	DataDir string `env:"TICKETFLOW_BROKER_DATA_DIR" envDefault:".data/broker"`
-	// SyncWrites fsyncs every produced batch before it is acknowledged. On by default: the
-	// command's 2xx promises the event is durable, and without it an acknowledged batch may
-	// still sit in the page cache when the broker process is SIGKILLed.
+	// SyncWrites fsyncs every produced batch before acknowledging it (durable 2xx).
+	// On by default: the command's 2xx promises the event is durable, and without it an
+	// acknowledged batch may still sit in the page cache when the broker is SIGKILLed.
 	SyncWrites bool `env:"TICKETFLOW_BROKER_SYNC_WRITES" envDefault:"true"`
-	// Partitions is the default partition count of topics created without one.
-	Partitions int `env:"KAFKA_PARTITIONS" envDefault:"12"`
+	// Partitions is the default partition count of topics created without one
+	// (KAFKA_PARTITIONS, shared with the services).
+	Partitions int
 }
 
 func (c brokerConfig) listenAddrs() ([]string, error) {
@@ -63,6 +66,11 @@ func parseBrokerFlags(args []string) (brokerConfig, error) {
 	if err != nil {
 		return cfg, err
 	}
+	kcfg, err := config.Load[config.Kafka]()
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Partitions = int(kcfg.Partitions)
 	fs := flag.NewFlagSet("broker", flag.ContinueOnError)
 	addrs := fs.String("addrs", strings.Join(cfg.Addrs, ","), "comma-separated listen addresses, one per broker (TICKETFLOW_BROKER_ADDRS)")
 	fs.StringVar(&cfg.Host, "host", cfg.Host, "host of the brokers when -addrs is empty (TICKETFLOW_BROKER_HOST)")

@@ -30,16 +30,16 @@ type Postgres struct {
 	done chan struct{}
 }
 
-// PostgresBinDir finds the server binaries (TICKETFLOW_PG_BINDIR or Debian's layout).
+// PostgresBinDir finds the server binaries: Debian's layout, else what pg_config reports.
 func PostgresBinDir() (string, error) {
-	if d := os.Getenv("TICKETFLOW_PG_BINDIR"); d != "" {
-		return d, nil
+	if matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres"); len(matches) > 0 {
+		return filepath.Dir(matches[len(matches)-1]), nil
 	}
-	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
-	if len(matches) == 0 {
-		return "", errors.New("no PostgreSQL server binaries (set TICKETFLOW_PG_BINDIR)")
+	out, err := exec.Command("pg_config", "--bindir").Output()
+	if err != nil {
+		return "", errors.New("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin, or pg_config on PATH)")
 	}
-	return filepath.Dir(matches[len(matches)-1]), nil
+	return strings.TrimSpace(string(out)), nil
 }
 
 // StartPostgres creates a cluster under dir and starts it on a free port.
