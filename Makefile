@@ -1,9 +1,9 @@
 # ticketflow — `make run` starts everything in one process, `make test` runs every test.
 SHELL := /bin/bash
-GO_MODULES := libs services/command services/processor services/projector services/notifier cmd/ticketflow
+GO_MODULES := libs services/command services/processor services/projector services/notifier cmd/ticketflow e2e
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help run build web test test-go test-deploy test-web test-e2e lint bench clean
+.PHONY: help run build web test test-go test-deploy test-web test-e2e lint bench clean topology soak
 
 ## help: this list (a bare `make` prints it and starts nothing)
 help:
@@ -52,6 +52,14 @@ lint:
 ## bench: the notifier benchmarks (numbers, not pass/fail); loopback only, bounded in time
 bench:
 	cd services/notifier && go run ./bench
+
+## topology: the deployed shape locally: `ticketflow broker` + 2 command, 3 processor, 2 projector, 3 notifier processes
+topology: build
+	cd e2e && go run ./cmd/topology -bin $(CURDIR)/bin -dir $(CURDIR)/.data/topology
+
+## soak: the large chaos test (~1,000 runs, ~200 tickets, >= 50 kills of every kind); prints the invariants' counts
+soak:
+	cd e2e && TICKETFLOW_SOAK=1 go test -count=1 -timeout 40m -run TestChaos -v ./...
 
 ## clean: remove bin/, .data/ and the web build
 clean:

@@ -1,5 +1,6 @@
 // Command ticketflow is the developer CLI: `ticketflow dev` runs the whole stack in one
-// process; `ticketflow token` prints a bearer token; `ticketflow migrate` applies the schema.
+// process; `ticketflow token` prints a bearer token; `ticketflow migrate` applies the schema;
+// `ticketflow broker` runs the embedded broker alone for a multi-process topology.
 package main
 
 import (
@@ -15,6 +16,8 @@ usage:
   ticketflow dev                       run everything in one process (embedded Kafka unless KAFKA_BROKERS)
   ticketflow token --sub S --role R    print a bearer token signed with TICKETFLOW_JWT_SECRET
   ticketflow migrate                   create the database if needed and apply migrations
+  ticketflow broker [flags]            the embedded Kafka-protocol broker alone (kfake), persisted;
+                                       -brokers N -port P | -addrs A,B; -data-dir D (see -h)
 
 configuration comes from the environment; see README.md.
 `
@@ -33,6 +36,8 @@ func main() {
 		err = runToken(os.Args[2:])
 	case "migrate":
 		err = runMigrate()
+	case "broker":
+		err = runBroker(os.Args[2:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return
