@@ -140,14 +140,20 @@ func (p *Projector) Run(ctx context.Context) error {
 			}
 			// The transaction rolled back; nothing of the batch was written. Rewind the
 			// in-memory fetch positions to what PostgreSQL says and try again.
+			// PostgreSQL may be restarting: keep trying (with backoff) rather than exit, so a
+			// database restart does not take every projector down with it.
 			p.log.Error("apply batch failed; retrying from stored offsets", "err", applyErr)
-			if err := p.rewind(ctx, cl); err != nil {
-				return err
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(time.Second):
+			for wait := time.Second; ; wait = min(2*wait, 10*time.Second) {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(wait):
+				}
+				err := p.rewind(ctx, cl)
+				if err == nil {
+					break
+				}
+				p.log.Error("reading stored offsets failed; retrying", "err", err, "retry_in", wait)
 			}
 		}
 	}
