@@ -53,7 +53,7 @@ func run(log *slog.Logger, build func(context.Context, *Base) (Service, error)) 
 	for name, check := range svc.Checks {
 		checks[name] = check
 	}
-	web := httpx.NewApp(log, cfg.HTTP.AllowedOrigins)
+	web := httpx.NewApp(log, cfg.HTTP.AllowedOrigins, httpx.WithTrustedProxies(cfg.HTTP.TrustedProxies))
 	httpx.MountOps(web, base.Registry, checks)
 	if svc.Mount != nil {
 		svc.Mount(web)

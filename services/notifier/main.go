@@ -76,7 +76,7 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv := httpx.NewApp(log, nil) // the WebSocket origin check is the notifier's own
+	srv := httpx.NewApp(log, nil, httpx.WithTrustedProxies(cfg.HTTP.TrustedProxies)) // the WebSocket origin check is the notifier's own
 	httpx.MountOps(srv, reg, map[string]httpx.Check{"notifier": func(context.Context) error {
 		if !n.Ready() {
 			return errors.New("catching up with the event log")
