@@ -50,6 +50,7 @@ func New(cfg Config, deps Deps) *Service {
 func (s *Service) Mount(app *fiber.App) {
 	api := app.Group("/api", httpx.RequireAuth(s.verifier))
 	api.Get("/me", s.me)
+	api.Post("/ws-tickets", s.wsTicketHandler())
 
 	api.Post("/tickets", s.idempotent(s.createTicket))
 	api.Get("/tickets", s.listTickets)
