@@ -96,6 +96,10 @@ func TestWSTicketSingleUseAcrossReplicas(t *testing.T) {
 	b := e.startWith(testConfig(), db, nil)
 	ticket := newTicketID("wst-db")
 	e.append(created(ticket, "alice"))
+	// A use older than any ticket's lifetime: pruned by the next use.
+	if _, err := db.Exec(context.Background(), `INSERT INTO ws_ticket_uses (jti, used_at) VALUES ('old', now() - interval '1 hour')`); err != nil {
+		t.Fatal(err)
+	}
 	tk := e.wsTicket(e.token("alice", "user"))
 	c := expectConnected(t, a.addr, ticket, dialOpts{ticket: tk})
 	defer c.close()
@@ -103,7 +107,7 @@ func TestWSTicketSingleUseAcrossReplicas(t *testing.T) {
 	expectRefused(t, a.addr, ticket, dialOpts{ticket: tk}, CloseUnauthorized, "unauthenticated")
 	var n int
 	if err := db.QueryRow(context.Background(), `SELECT count(*) FROM ws_ticket_uses`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("ws_ticket_uses rows = %d (%v), want 1", n, err)
+		t.Fatalf("ws_ticket_uses rows = %d (%v), want 1 (the old one pruned)", n, err)
 	}
 	// Fail closed: without the record, no ticket is accepted.
 	db.Close()
