@@ -162,7 +162,9 @@ func TestIDWindowIsBounded(t *testing.T) {
 		t.Fatal("an id older than the window is still remembered")
 	}
 	var off idWindow
-	if off.add(1, 0) || off.add(1, 0) || off.set != nil {
+	first := off.add(1, 0)
+	second := off.add(1, 0)
+	if first || second || off.set != nil {
 		t.Fatal("window 0 must remember nothing")
 	}
 }
