@@ -62,7 +62,7 @@ func run(log *slog.Logger) error {
 		db, err = postgres.Connect(dbCtx, cfg.Postgres, log)
 		cancel()
 		if err != nil {
-			log.Warn("running without the database: owners of tickets older than the log are unknown", "err", err)
+			log.Warn("running without the database: owners of tickets older than the log are unknown, WebSocket tickets are single-use per replica only", "err", err)
 			db = nil
 		} else {
 			defer db.Close()
