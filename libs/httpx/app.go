@@ -3,7 +3,6 @@ package httpx
 import (
 	"context"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,82 +19,6 @@ import (
 
 // BodyLimit is the largest request body accepted (413 beyond it).
 const BodyLimit = 256 * 1024
-
-// Option adjusts NewApp.
-type Option func(*fiber.Config, *[]fiber.Handler)
-
-// WithTrustedProxies makes c.IP() the real client address behind these reverse proxies: the
-// right-most X-Forwarded-For hop that is not one of them (a client can put anything at the
-// left of the header, only the hops our proxies appended are true). From any other peer
-// the header is ignored. Nil or empty: c.IP() is the socket peer.
-func WithTrustedProxies(trusted []netip.Prefix) Option {
-	return func(cfg *fiber.Config, pre *[]fiber.Handler) {
-		if len(trusted) == 0 {
-			return
-		}
-		cfg.EnableTrustedProxyCheck = true
-		cfg.ProxyHeader = fiber.HeaderXForwardedFor
-		// With validation, Fiber falls back to the peer when the header holds no address.
-		cfg.EnableIPValidation = true
-		for _, p := range trusted {
-			cfg.TrustedProxies = append(cfg.TrustedProxies, p.Masked().String())
-		}
-		*pre = append(*pre, forwardedClient(trusted))
-	}
-}
-
-// forwardedClient rewrites X-Forwarded-For, for requests from a trusted proxy, to the single
-// address Fiber's c.IP() must return: Fiber v2 takes the left-most value, which the client
-// chooses.
-func forwardedClient(trusted []netip.Prefix) fiber.Handler {
-	isTrusted := func(a netip.Addr) bool {
-		a = a.Unmap()
-		for _, p := range trusted {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
-	}
-	return func(c *fiber.Ctx) error {
-		peer, ok := netip.AddrFromSlice(c.Context().RemoteIP())
-		if !ok || !isTrusted(peer) {
-			return c.Next() // Fiber ignores the header from this peer
-		}
-		client := ""
-		values := c.Request().Header.PeekAll(fiber.HeaderXForwardedFor)
-	walk:
-		for i := len(values) - 1; i >= 0; i-- {
-			hops := strings.Split(string(values[i]), ",")
-			for j := len(hops) - 1; j >= 0; j-- {
-				a, ok := parseHop(hops[j])
-				if !ok {
-					break walk // not written by a proxy of ours: keep the last good hop
-				}
-				client = a.String()
-				if !isTrusted(a) {
-					break walk
-				}
-			}
-		}
-		c.Request().Header.Del(fiber.HeaderXForwardedFor)
-		if client != "" {
-			c.Request().Header.Set(fiber.HeaderXForwardedFor, client)
-		}
-		return c.Next()
-	}
-}
-
-func parseHop(s string) (netip.Addr, bool) {
-	s = strings.TrimSpace(s)
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap(), true
-	}
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap(), true
-	}
-	return netip.Addr{}, false
-}
 
 // NewApp returns a Fiber app with ticketflow's error rendering, panic recovery, a body
 // limit and CORS for the allowed origins.
@@ -154,23 +77,6 @@ func MountOps(app *fiber.App, reg *prometheus.Registry, checks map[string]Check)
 		return c.JSON(fiber.Map{"status": "ready"})
 	})
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
-}
-
-// WebAppCSP is the Content-Security-Policy of the web app: its own scripts, styles and
-// images only (React sets element styles through the CSSOM, which style-src does not
-// restrict, so no 'unsafe-inline'), API calls and WebSockets to its own origin (ws:/wss:
-// because 'self' does not match WebSocket schemes in every browser), never framed.
-const WebAppCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"connect-src 'self' ws: wss:; font-src 'self'; object-src 'none'; base-uri 'none'; " +
-	"form-action 'self'; frame-ancestors 'none'"
-
-// webAppHeaders are set on every response of the web app (files and the index fallback).
-func webAppHeaders(c *fiber.Ctx) error {
-	c.Set(fiber.HeaderContentSecurityPolicy, WebAppCSP)
-	c.Set(fiber.HeaderXContentTypeOptions, "nosniff")
-	c.Set(fiber.HeaderReferrerPolicy, "no-referrer")
-	c.Set(fiber.HeaderXFrameOptions, "DENY")
-	return c.Next()
 }
 
 // MountWebApp serves a built single-page app from dir at /, falling back to index.html for
