@@ -12,8 +12,8 @@ import (
 
 // wsTicketConfig is read from the environment when the route is mounted.
 type wsTicketConfig struct {
-	// TTL is how long a WebSocket ticket may wait before it is used (once). Short: it is a
-	// credential in a URL.
+	// TTL is how long a WebSocket ticket stays valid before its single use (1s to 5m).
+	// Short on purpose: it is a credential in a URL.
 	TTL time.Duration `env:"TICKETFLOW_WS_TICKET_TTL" envDefault:"30s"`
 }
 

@@ -36,15 +36,15 @@ type Config struct {
 	// CatchUpTimeout bounds how long a connect waits for the live consumer to reach the end of
 	// the ticket's partition (a ticket created a moment ago, a cursor from a faster replica).
 	CatchUpTimeout time.Duration `env:"TICKETFLOW_WS_CATCHUP_TIMEOUT" envDefault:"5s"`
-	// MaxConnsPerUser and MaxConnsPerIP cap the open connections of one user and of one
-	// client address on this replica (429 too_many_connections before the upgrade beyond
-	// them). 0 disables a cap.
+	// MaxConnsPerUser caps one user's open connections on this replica (0 = no cap).
+	// Beyond it a connect is refused before the upgrade: 429 too_many_connections.
 	MaxConnsPerUser int `env:"TICKETFLOW_WS_MAX_CONNS_PER_USER" envDefault:"64"`
-	MaxConnsPerIP   int `env:"TICKETFLOW_WS_MAX_CONNS_PER_IP" envDefault:"256"`
-	// DedupeWindow is how many of a ticket's most recent event ids are remembered to
-	// recognise a copy of an event appended again (an append retried after a crash): the
-	// copy is never sent to a client. A copy further behind its original than this many of
-	// the ticket's events is not recognised.
+	// MaxConnsPerIP caps one client address's open connections on this replica (0 = no cap).
+	MaxConnsPerIP int `env:"TICKETFLOW_WS_MAX_CONNS_PER_IP" envDefault:"256"`
+	// DedupeWindow is how many recent event ids per ticket are kept to drop re-appended copies.
+	// A copy of an event appended again (an append retried after a crash) is never sent to a
+	// client; one further behind its original than this many of the ticket's events is not
+	// recognised.
 	DedupeWindow int `env:"TICKETFLOW_WS_DEDUPE_WINDOW" envDefault:"4096"`
 }
 
