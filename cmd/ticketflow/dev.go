@@ -128,7 +128,7 @@ func runDev([]string) error {
 		return err
 	}
 
-	web := httpx.NewApp(log, pcfg.HTTP.AllowedOrigins)
+	web := httpx.NewApp(log, pcfg.HTTP.AllowedOrigins, httpx.WithTrustedProxies(pcfg.HTTP.TrustedProxies))
 	checks := base.Checks()
 	checks["projector"] = readyCheck("projector has no partitions yet", proj.Ready)
 	checks["notifier"] = readyCheck("notifier not caught up yet", notif.Ready)

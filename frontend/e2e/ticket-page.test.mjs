@@ -84,9 +84,14 @@ describe("ticket page", () => {
   let ticketId;
 
   it("signs in from #access_token and strips it from the address bar", async () => {
-    await page.goto(`${stack.baseUrl}/#access_token=${stack.token}`);
+    const resp = await page.goto(`${stack.baseUrl}/#access_token=${stack.token}`);
     await page.getByRole("heading", { name: "Tickets", level: 1 }).waitFor();
     assert.ok(!page.url().includes("access_token"), `token left in URL: ${page.url()}`);
+    // Served with a Content-Security-Policy the app lives with (a violation is a console error).
+    const headers = resp.headers();
+    assert.match(headers["content-security-policy"] ?? "", /default-src 'self'/);
+    assert.equal(headers["x-content-type-options"], "nosniff");
+    assert.equal(headers["referrer-policy"], "no-referrer");
     assertNoConsoleErrors();
   });
 
@@ -146,6 +151,11 @@ describe("ticket page", () => {
     // The socket came back with a cursor (resume, not a restart from scratch).
     const resumed = sockets.slice(socketsBefore).filter((u) => u.includes(`/ws/tickets/${encodeURIComponent(ticketId)}`));
     assert.ok(resumed.some((u) => new URL(u).searchParams.has("cursor")), `no resume by cursor among ${JSON.stringify(resumed)}`);
+    // Every socket authenticated with its own single-use ticket, never with the bearer token.
+    const tickets = sockets.map((u) => new URL(u).searchParams.get("ticket"));
+    assert.ok(tickets.every(Boolean), `a socket without a ticket among ${JSON.stringify(sockets)}`);
+    assert.equal(new Set(tickets).size, tickets.length, "a WebSocket ticket was used twice");
+    assert.ok(!sockets.some((u) => u.includes("access_token") || u.includes(stack.token)), "the bearer token appeared in a WebSocket URL");
 
     const screen = await screenLog();
     const audit = await auditLog(ticket.current_run_id);

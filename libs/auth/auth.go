@@ -116,12 +116,17 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 	_, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return v.secret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
-		jwt.WithLeeway(5*time.Second))
+		jwt.WithLeeway(Leeway))
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return nil, ErrExpiredToken
 	case err != nil:
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+	}
+	if len(claims.Audience) > 0 {
+		// Bearer tokens carry no audience; anything with one (a WebSocket ticket signed with
+		// the same secret by mistake, a token for another system) is not a bearer token.
+		return nil, fmt.Errorf("%w: bearer tokens carry no aud claim", ErrInvalidToken)
 	}
 	if claims.Subject() == "" {
 		return nil, fmt.Errorf("%w: no sub claim", ErrInvalidToken)

@@ -4,6 +4,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/caarlos0/env/v11"
 )
@@ -32,6 +33,9 @@ type HTTP struct {
 	Addr string `env:"TICKETFLOW_HTTP_ADDR" envDefault:"127.0.0.1:8000"`
 	// AllowedOrigins are the browser origins allowed for CORS and WebSocket upgrades.
 	AllowedOrigins []string `env:"TICKETFLOW_ALLOWED_ORIGINS" envSeparator:"," envDefault:"http://localhost:8000,http://127.0.0.1:8000,http://localhost:5173"`
+	// TrustedProxies are the reverse proxies (CIDRs) whose X-Forwarded-For is believed.
+	// E.g. 10.0.0.0/8,192.0.2.7/32. Empty: none, the client address is the socket peer.
+	TrustedProxies []netip.Prefix `env:"TICKETFLOW_TRUSTED_PROXIES" envSeparator:","`
 }
 
 // Auth configures bearer tokens.

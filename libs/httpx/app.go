@@ -22,14 +22,22 @@ const BodyLimit = 256 * 1024
 
 // NewApp returns a Fiber app with ticketflow's error rendering, panic recovery, a body
 // limit and CORS for the allowed origins.
-func NewApp(log *slog.Logger, allowedOrigins []string) *fiber.App {
-	app := fiber.New(fiber.Config{
+func NewApp(log *slog.Logger, allowedOrigins []string, opts ...Option) *fiber.App {
+	cfg := fiber.Config{
 		ErrorHandler:          ErrorHandler(log),
 		BodyLimit:             BodyLimit,
 		DisableStartupMessage: true,
 		ReadTimeout:           30 * time.Second,
 		IdleTimeout:           120 * time.Second,
-	})
+	}
+	var pre []fiber.Handler
+	for _, o := range opts {
+		o(&cfg, &pre)
+	}
+	app := fiber.New(cfg)
+	for _, h := range pre {
+		app.Use(h)
+	}
 	app.Use(recover.New())
 	if len(allowedOrigins) > 0 {
 		app.Use(cors.New(cors.Config{
@@ -107,12 +115,13 @@ wait:
 const checkTimeout = 3 * time.Second
 
 // MountWebApp serves a built single-page app from dir at /, falling back to index.html for
-// client-side routes. API, WebSocket and ops paths are never shadowed.
+// client-side routes, with WebAppCSP. API, WebSocket and ops paths are never shadowed.
 func MountWebApp(app *fiber.App, dir string) bool {
 	index := filepath.Join(dir, "index.html")
 	if _, err := os.Stat(index); err != nil {
 		return false
 	}
+	app.Use(webAppHeaders)
 	app.Static("/", dir, fiber.Static{Compress: true, MaxAge: 0})
 	app.Get("/*", func(c *fiber.Ctx) error {
 		p := c.Path()

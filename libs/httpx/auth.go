@@ -9,14 +9,12 @@ import (
 
 const claimsKey = "ticketflow.claims"
 
-// RequireAuth verifies the bearer token from the Authorization header or, for browsers that
-// cannot set headers on a WebSocket, the access_token query parameter.
+// RequireAuth verifies the bearer token from the Authorization header, and only from there:
+// a token in a URL ends up in proxy logs and browser history. (WebSockets, which browsers
+// cannot give headers, use a short-lived single-use ticket instead: POST /api/ws-tickets.)
 func RequireAuth(v *auth.Verifier) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		token := auth.BearerToken(c.Get(fiber.HeaderAuthorization))
-		if token == "" {
-			token = c.Query("access_token")
-		}
 		claims, err := v.Verify(token)
 		if err != nil {
 			msg := "a valid bearer token is required"
@@ -24,7 +22,7 @@ func RequireAuth(v *auth.Verifier) fiber.Handler {
 			case errors.Is(err, auth.ErrExpiredToken):
 				msg = "the token has expired"
 			case errors.Is(err, auth.ErrMissingToken):
-				msg = "missing bearer token (Authorization header or access_token parameter)"
+				msg = "missing bearer token (Authorization: Bearer header)"
 			}
 			return Errorf(fiber.StatusUnauthorized, "unauthenticated", "%s", msg)
 		}

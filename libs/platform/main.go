@@ -67,7 +67,7 @@ func runUntil(ctx context.Context, cfg Config, log *slog.Logger, build func(cont
 	for name, check := range svc.Live {
 		live[name] = check
 	}
-	web := httpx.NewApp(log, cfg.HTTP.AllowedOrigins)
+	web := httpx.NewApp(log, cfg.HTTP.AllowedOrigins, httpx.WithTrustedProxies(cfg.HTTP.TrustedProxies))
 	cancelRequests := RequestContexts(web)
 	httpx.MountOpsLive(web, base.Registry, checks, live)
 	if svc.Mount != nil {

@@ -62,7 +62,7 @@ func run(log *slog.Logger) error {
 		db, err = postgres.Connect(dbCtx, cfg.Postgres, log)
 		cancel()
 		if err != nil {
-			log.Warn("running without the database: owners of tickets older than the log are unknown", "err", err)
+			log.Warn("running without the database: owners of tickets older than the log are unknown, WebSocket tickets are single-use per replica only", "err", err)
 			db = nil
 		} else {
 			defer db.Close()
@@ -76,7 +76,7 @@ func run(log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv := httpx.NewApp(log, nil) // the WebSocket origin check is the notifier's own
+	srv := httpx.NewApp(log, nil, httpx.WithTrustedProxies(cfg.HTTP.TrustedProxies)) // the WebSocket origin check is the notifier's own
 	httpx.MountOps(srv, reg, map[string]httpx.Check{"notifier": func(context.Context) error {
 		if !n.Ready() {
 			return errors.New("catching up with the event log")

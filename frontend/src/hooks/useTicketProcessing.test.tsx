@@ -19,7 +19,7 @@ beforeEach(async () => {
   server = await TestServer.start();
   configureConnections({
     baseUrl: server.baseUrl,
-    getToken: () => "tok",
+    getTicket: () => Promise.resolve("tik"),
     WebSocketImpl: NodeWebSocket as unknown as WebSocketCtor,
     online: new ManualOnline(true),
     storage: new MemoryStorage(),

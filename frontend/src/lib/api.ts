@@ -107,7 +107,14 @@ const q = (params: Record<string, string | number | undefined | null>) => {
   return out ? `?${out}` : "";
 };
 
+export interface WsTicket {
+  ticket: string;
+  expires_in: number;
+}
+
 export const api = {
+  /** wsTicket asks for a single-use WebSocket ticket (valid ~30 s) for one connection attempt. */
+  wsTicket: (opts: RequestOptions = {}) => request<WsTicket>("POST", "/api/ws-tickets", undefined, opts),
   me: (token?: string) => request<Me>("GET", "/api/me", undefined, token === undefined ? {} : { token }),
   listTickets: (params: { limit?: number; status?: string } = {}, signal?: AbortSignal) =>
     request<{ tickets: Ticket[] }>("GET", `/api/tickets${q({ limit: params.limit ?? 100, status: params.status })}`, undefined, { signal }),

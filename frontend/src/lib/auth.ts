@@ -1,5 +1,5 @@
 // The bearer token: taken from `/#access_token=<jwt>` (the URL `make run` prints), kept in
-// localStorage, sent as `Authorization: Bearer` to the API and as `?access_token=` to sockets.
+// localStorage, sent as `Authorization: Bearer` to the API (sockets get a single-use ticket instead).
 
 const KEY = "ticketflow.token";
 

@@ -3,6 +3,7 @@
 // connection and release it; the last release closes the socket after a short grace period,
 // so a remount (route change, React StrictMode) reuses it instead of reconnecting.
 
+import { api } from "./api";
 import { getToken } from "./auth";
 import { ResumableSocket, type SocketStatus } from "./socket";
 import { TicketStore, type TicketStoreOptions } from "./ticketStore";
@@ -10,7 +11,13 @@ import type { ServerMessage } from "./types";
 
 export type RegistryConfig = TicketStoreOptions & { releaseGraceMs?: number };
 
-let config: RegistryConfig = { getToken };
+/** fetchWsTicket gets the ticket of one WebSocket attempt (none when signed out). */
+export async function fetchWsTicket(): Promise<string | null> {
+  if (!getToken()) return null;
+  return (await api.wsTicket()).ticket;
+}
+
+let config: RegistryConfig = { getTicket: fetchWsTicket };
 
 /** configureConnections sets options for connections created from now on (tests, app boot). */
 export function configureConnections(next: Partial<RegistryConfig>): void {

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { WebSocket as NodeWebSocket } from "ws";
+import { api } from "./api";
 import { backoffDelay } from "./backoff";
 import { ManualOnline } from "./online";
 import { ResumableSocket, type WebSocketCtor } from "./socket";
@@ -10,6 +11,9 @@ const WS = NodeWebSocket as unknown as WebSocketCtor;
 
 let server: TestServer;
 let sockets: ResumableSocket[] = [];
+let ticketSeq = 0;
+/** A distinct ticket per attempt, like POST /api/ws-tickets. */
+const nextTicket = () => Promise.resolve(`tik-${++ticketSeq}`);
 
 beforeEach(async () => {
   server = await TestServer.start();
@@ -27,7 +31,7 @@ function open(opts: Partial<ConstructorParameters<typeof ResumableSocket>[0]> = 
   const s = new ResumableSocket({
     path: "/ws/tickets/t1",
     baseUrl: server.baseUrl,
-    getToken: () => "tok",
+    getTicket: nextTicket,
     WebSocketImpl: WS,
     online: new ManualOnline(true),
     backoff: { baseMs: 20, maxMs: 100, factor: 2, jitter: 0.5 },
@@ -54,11 +58,12 @@ describe("backoffDelay", () => {
 });
 
 describe("ResumableSocket", () => {
-  it("connects with the token, delivers messages and pings", async () => {
+  it("connects with a ticket, delivers messages and pings", async () => {
     const { s, got } = open({ pingIntervalMs: 30 });
     await waitFor(() => server.conns.length === 1, 5000, "connection");
     expect(server.last().url.pathname).toBe("/ws/tickets/t1");
-    expect(server.last().url.searchParams.get("access_token")).toBe("tok");
+    expect(server.last().url.searchParams.get("ticket")).toMatch(/^tik-\d+$/);
+    expect(server.last().url.searchParams.has("access_token")).toBe(false);
     expect(server.last().url.searchParams.has("cursor")).toBe(false);
     server.send(server.last(), event("log", 1, { level: "INFO", message: "hello" }));
     await waitFor(() => got.some((m) => m.type === "log"), 5000, "log");
@@ -80,7 +85,9 @@ describe("ResumableSocket", () => {
     await waitFor(() => server.conns.length === 2, 5000, "reconnection");
     const second = server.last();
     expect(second.url.searchParams.get("cursor")).toBe("v1.3-11");
-    expect(second.url.searchParams.get("access_token")).toBe("tok");
+    // Every attempt has a ticket of its own (they are single-use).
+    expect(second.url.searchParams.get("ticket")).not.toBe(first.url.searchParams.get("ticket"));
+    expect(second.url.searchParams.has("access_token")).toBe(false);
 
     // A server replaying one event too many: the client must not deliver it twice.
     server.send(second, event("log", 11, { level: "INFO", message: "b" }));
@@ -128,6 +135,51 @@ describe("ResumableSocket", () => {
     expect(server.conns.length).toBe(1);
     s.retryNow();
     await waitFor(() => server.conns.length === 2, 5000, "manual retry");
+  });
+
+  it("gets each ticket from POST /api/ws-tickets with the bearer token in the header only", async () => {
+    server.requireTicket = true;
+    const getTicket = async () => (await api.wsTicket({ baseUrl: server.httpUrl, token: "the-jwt" })).ticket;
+    const { s } = open({ getTicket });
+    await waitFor(() => s.currentStatus.connected, 5000, "connected");
+    server.last().ws.terminate();
+    await waitFor(() => server.conns.length === 2 && s.currentStatus.connected, 5000, "reconnected");
+    expect(server.ticketRequests).toEqual(["Bearer the-jwt", "Bearer the-jwt"]);
+    for (const c of server.conns) {
+      expect(c.url.searchParams.has("access_token")).toBe(false);
+      expect(c.url.toString()).not.toContain("the-jwt");
+    }
+    expect(server.open.length).toBe(1);
+  });
+
+  it("after a 4401 asks for a new ticket once, then gives up", async () => {
+    server.requireTicket = true;
+    server.greet = false;
+    let reuse = "";
+    // A client that (wrongly) reuses its first ticket is refused every time after the first.
+    const getTicket = async () => (reuse ||= (await api.wsTicket({ baseUrl: server.httpUrl, token: "t" })).ticket);
+    const { s } = open({ getTicket });
+    await waitFor(() => server.conns.length === 1);
+    server.last().ws.close(4401, "token_expired");
+    await waitFor(() => s.currentStatus.fatal !== null, 5000, "fatal");
+    expect(server.conns.length).toBe(2);
+    await settle(200);
+    expect(server.conns.length).toBe(2);
+  });
+
+  it("a refused ticket request (401) is fatal; a failed one is retried", async () => {
+    server.ticketStatus = 401;
+    const getTicket = async () => (await api.wsTicket({ baseUrl: server.httpUrl, token: "t" })).ticket;
+    const { s } = open({ getTicket });
+    await waitFor(() => s.currentStatus.fatal !== null, 5000, "fatal");
+    expect(server.handshakes).toBe(0);
+
+    server.ticketStatus = 503;
+    const second = open({ getTicket });
+    await waitFor(() => server.ticketRequests.length >= 3, 5000, "retried ticket requests");
+    expect(second.s.currentStatus.fatal).toBeNull();
+    server.ticketStatus = null;
+    await waitFor(() => second.s.currentStatus.connected, 5000, "connected after the server recovered");
   });
 
   it("drops a refused cursor (close 4400) and resumes without it", async () => {

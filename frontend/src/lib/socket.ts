@@ -2,6 +2,8 @@
 // exponential backoff and jitter, resumes from the cursor of the last event it delivered,
 // drops events it has already delivered (by event_id), pings every 30 s, notices a silent
 // connection, and waits for the network instead of hammering while the browser is offline.
+// Every attempt authenticates with a fresh single-use ticket (`?ticket=`, from
+// POST /api/ws-tickets): the long-lived bearer token never appears in a URL.
 
 import { backoffDelay, DEFAULT_BACKOFF, type BackoffOptions } from "./backoff";
 import { browserOnline, type OnlineSource } from "./online";
@@ -29,7 +31,12 @@ export interface SocketOptions {
   path: string;
   /** Base URL for sockets ("ws://host:port"); default: the page's origin. */
   baseUrl?: string;
-  getToken?: () => string | null;
+  /**
+   * getTicket returns a fresh single-use WebSocket ticket for one connection attempt (null:
+   * connect without credentials). A rejection with `status: 401` is fatal (the bearer token
+   * itself is refused); any other rejection is retried with backoff.
+   */
+  getTicket?: () => Promise<string | null>;
   /** Cursor to resume from on the first connection. */
   initialCursor?: string | null;
   /** event_ids already delivered (e.g. restored from a previous page). */
@@ -58,6 +65,8 @@ const FATAL_CLOSE_CODES = new Map<number, string>([
   [4404, "Ticket introuvable."],
 ]);
 
+const CLOSE_UNAUTHORIZED = 4401;
+
 /** The server could not parse our request (an invalid cursor): retry without the cursor. */
 const CLOSE_BAD_REQUEST = 4400;
 
@@ -81,7 +90,13 @@ export class ResumableSocket {
   private idleTimer: ReturnType<typeof setTimeout> | null = null;
   private unsubscribeOnline: (() => void) | null = null;
   private stopped = true;
-  private readonly opts: Required<Omit<SocketOptions, "initialCursor" | "seenEventIds" | "onStatus" | "onCursor" | "baseUrl" | "getToken">> &
+  /** A ticket is being fetched for the next attempt. */
+  private connecting = false;
+  /** Bumped whenever a pending ticket fetch must be ignored (stop, offline). */
+  private generation = 0;
+  /** 4401 closes since the last accepted connection. */
+  private unauthorized = 0;
+  private readonly opts: Required<Omit<SocketOptions, "initialCursor" | "seenEventIds" | "onStatus" | "onCursor" | "baseUrl" | "getTicket">> &
     SocketOptions;
 
   constructor(opts: SocketOptions) {
@@ -120,6 +135,8 @@ export class ResumableSocket {
   /** stop closes the socket for good (until start is called again). */
   stop(): void {
     this.stopped = true;
+    this.generation++;
+    this.connecting = false;
     this.unsubscribeOnline?.();
     this.unsubscribeOnline = null;
     this.clearRetry();
@@ -149,21 +166,48 @@ export class ResumableSocket {
     return false;
   }
 
-  private url(): string {
+  private url(ticket: string | null): string {
     const base = this.opts.baseUrl ?? defaultBaseUrl();
     const u = new URL(this.opts.path, base);
-    const token = this.opts.getToken?.();
-    if (token) u.searchParams.set("access_token", token);
+    if (ticket) u.searchParams.set("ticket", ticket);
     if (this.cursor) u.searchParams.set("cursor", this.cursor);
     return u.toString();
   }
 
   private connect(): void {
     this.clearRetry();
-    if (this.stopped || this.ws) return;
+    if (this.stopped || this.ws || this.connecting) return;
+    this.setStatus({ nextRetryAt: null });
+    if (!this.opts.getTicket) {
+      this.open(null);
+      return;
+    }
+    this.connecting = true;
+    const gen = this.generation;
+    this.opts.getTicket().then(
+      (ticket) => {
+        if (gen !== this.generation) return;
+        this.connecting = false;
+        if (this.stopped || this.ws) return;
+        this.open(ticket);
+      },
+      (err: unknown) => {
+        if (gen !== this.generation) return;
+        this.connecting = false;
+        if (this.stopped) return;
+        if ((err as { status?: number } | null)?.status === 401) {
+          this.setStatus({ connected: false, reconnecting: false, fatal: FATAL_CLOSE_CODES.get(4401) ?? "401" });
+          return;
+        }
+        this.scheduleRetry();
+      },
+    );
+  }
+
+  private open(ticket: string | null): void {
     let ws: WebSocket;
     try {
-      ws = new this.opts.WebSocketImpl(this.url());
+      ws = new this.opts.WebSocketImpl(this.url(ticket));
     } catch (err) {
       this.setStatus({ fatal: `Adresse WebSocket invalide : ${String(err)}` });
       return;
@@ -202,6 +246,7 @@ export class ResumableSocket {
   private deliver(msg: ServerMessage): void {
     if (msg.type === "connected") {
       // The server accepted us: the backoff starts over at the next drop.
+      this.unauthorized = 0;
       this.setStatus({ attempt: 0 });
     }
     if (msg.type === "history_unavailable") {
@@ -235,6 +280,13 @@ export class ResumableSocket {
       // Our cursor was refused (corrupt, or from another log): resume without one.
       this.cursor = null;
     }
+    if (code === CLOSE_UNAUTHORIZED && this.opts.getTicket && this.unauthorized++ === 0) {
+      // A ticket can be refused for reasons a new one fixes (it expired in a slow network,
+      // or the token it came from just did): ask again once. If the token itself is no longer
+      // valid, the ticket request fails with 401 and that is fatal.
+      this.scheduleRetry();
+      return;
+    }
     const fatal = FATAL_CLOSE_CODES.get(code);
     if (fatal) {
       this.setStatus({ reconnecting: false, fatal: reason ? `${fatal} (${reason})` : fatal });
@@ -260,6 +312,8 @@ export class ResumableSocket {
 
   private handleOffline(): void {
     if (this.stopped) return;
+    this.generation++;
+    this.connecting = false;
     // Browsers may keep a dead socket "open" for minutes: let it go and wait for the network.
     this.clearRetry();
     this.abandon(1000, "offline");

@@ -25,7 +25,7 @@ afterEach(async () => {
 function store(storage: Storage | null = null, ticketId = "t1") {
   const s = new TicketStore(ticketId, {
     baseUrl: server.baseUrl,
-    getToken: () => "tok",
+    getTicket: () => Promise.resolve("tik"),
     WebSocketImpl: WS,
     online: new ManualOnline(true),
     backoff: { baseMs: 20, maxMs: 100, factor: 2, jitter: 0.5 },
@@ -152,7 +152,7 @@ describe("TicketStore", () => {
 
 describe("registry", () => {
   it("shares one socket per ticket and closes it after the last release", async () => {
-    configureConnections({ baseUrl: server.baseUrl, WebSocketImpl: WS, online: new ManualOnline(true), storage: null, releaseGraceMs: 50, getToken: () => "tok" });
+    configureConnections({ baseUrl: server.baseUrl, WebSocketImpl: WS, online: new ManualOnline(true), storage: null, releaseGraceMs: 50, getTicket: () => Promise.resolve("tik") });
     const a = acquireTicket("t1");
     const b = acquireTicket("t1");
     const c = acquireTicket("t2");

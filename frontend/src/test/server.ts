@@ -1,7 +1,9 @@
 // A real WebSocket server on 127.0.0.1 for the connection-layer tests (npm "ws"), speaking
 // the notifier's protocol as far as the tests need: it records every connection's URL and
 // every frame the client sends, answers "ping" with a pong, and lets a test push messages,
-// drop connections, or refuse handshakes.
+// drop connections, or refuse handshakes. Like the real stack it issues single-use WebSocket
+// tickets (POST /api/ws-tickets with a bearer token) and, when requireTicket is set, closes a
+// socket opened without a valid unused ticket with 4401.
 
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -21,12 +23,35 @@ export class TestServer {
   refuseWith: number | null = null;
   /** Sent to every new connection right after it opens. */
   greet = true;
+  /** Close sockets opened without a valid, unused ticket with 4401. */
+  requireTicket = false;
+  /** The Authorization header of every ticket request. */
+  readonly ticketRequests: (string | undefined)[] = [];
+  /** When set, ticket requests are answered with this HTTP status. */
+  ticketStatus: number | null = null;
+  private issued = new Set<string>();
+  private used = new Set<string>();
   private http: Server;
   private wss: WebSocketServer;
   port = 0;
 
   private constructor() {
-    this.http = createServer((_req, res) => {
+    this.http = createServer((req, res) => {
+      if (req.method === "POST" && req.url === "/api/ws-tickets") {
+        this.ticketRequests.push(req.headers.authorization);
+        if (this.ticketStatus) {
+          res.writeHead(this.ticketStatus, { "Content-Type": "application/json" }).end(JSON.stringify({ success: false, error: { code: "unauthenticated", message: "no" } }));
+          return;
+        }
+        if (!req.headers.authorization?.startsWith("Bearer ")) {
+          res.writeHead(401, { "Content-Type": "application/json" }).end(JSON.stringify({ success: false, error: { code: "unauthenticated", message: "missing bearer token" } }));
+          return;
+        }
+        const ticket = `tik-${this.issued.size + 1}`;
+        this.issued.add(ticket);
+        res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ ticket, expires_in: 30 }));
+        return;
+      }
       res.writeHead(404).end();
     });
     this.wss = new WebSocketServer({ noServer: true });
@@ -45,6 +70,15 @@ export class TestServer {
           if (text === "ping") ws.send(JSON.stringify({ type: "pong" }));
         });
         ws.on("close", () => (conn.closed = true));
+        if (this.requireTicket) {
+          const t = conn.url.searchParams.get("ticket");
+          if (!t || !this.issued.has(t) || this.used.has(t)) {
+            ws.send(JSON.stringify({ type: "error", code: "unauthenticated", message: "invalid or used ticket" }));
+            ws.close(4401, "unauthenticated");
+            return;
+          }
+          this.used.add(t);
+        }
         if (this.greet) {
           const ticket = conn.url.pathname.split("/").pop();
           ws.send(JSON.stringify({ type: "connected", ticket_id: ticket }));
@@ -62,6 +96,11 @@ export class TestServer {
 
   get baseUrl(): string {
     return `ws://127.0.0.1:${this.port}`;
+  }
+
+  /** httpUrl is the same server for fetch (the ticket endpoint). */
+  get httpUrl(): string {
+    return `http://127.0.0.1:${this.port}`;
   }
 
   get open(): Conn[] {

@@ -113,6 +113,7 @@ func (s *Service) LiveChecks() map[string]httpx.Check {
 func (s *Service) Mount(app *fiber.App) {
 	api := app.Group("/api", s.deadlines.Handler(), httpx.RequireAuth(s.verifier))
 	api.Get("/me", s.me)
+	api.Post("/ws-tickets", s.wsTicketHandler())
 
 	api.Post("/tickets", s.limitWrites, s.createTicket)
 	api.Get("/tickets", s.listTickets)

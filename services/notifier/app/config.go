@@ -36,6 +36,16 @@ type Config struct {
 	// CatchUpTimeout bounds how long a connect waits for the live consumer to reach the end of
 	// the ticket's partition (a ticket created a moment ago, a cursor from a faster replica).
 	CatchUpTimeout time.Duration `env:"TICKETFLOW_WS_CATCHUP_TIMEOUT" envDefault:"5s"`
+	// MaxConnsPerUser caps one user's open connections on this replica (0 = no cap).
+	// Beyond it a connect is refused before the upgrade: 429 too_many_connections.
+	MaxConnsPerUser int `env:"TICKETFLOW_WS_MAX_CONNS_PER_USER" envDefault:"64"`
+	// MaxConnsPerIP caps one client address's open connections on this replica (0 = no cap).
+	MaxConnsPerIP int `env:"TICKETFLOW_WS_MAX_CONNS_PER_IP" envDefault:"256"`
+	// DedupeWindow is how many recent event ids per ticket are kept to drop re-appended copies.
+	// A copy of an event appended again (an append retried after a crash) is never sent to a
+	// client; one further behind its original than this many of the ticket's events is not
+	// recognised.
+	DedupeWindow int `env:"TICKETFLOW_WS_DEDUPE_WINDOW" envDefault:"4096"`
 }
 
 // DefaultConfig is the configuration with every default applied (for tests and embedders).
@@ -52,6 +62,9 @@ func DefaultConfig() Config {
 		HistoryPerTicket: 1024,
 		HistoryBytes:     64 << 20,
 		CatchUpTimeout:   5 * time.Second,
+		MaxConnsPerUser:  64,
+		MaxConnsPerIP:    256,
+		DedupeWindow:     4096,
 	}
 }
 
@@ -67,6 +80,10 @@ func (c Config) validate() error {
 		return errors.New("notifier: TICKETFLOW_WS_MAX_FRAME_BYTES must be at least 16")
 	case c.HistoryPerTicket < 0 || c.HistoryBytes < 0:
 		return errors.New("notifier: history limits must not be negative")
+	case c.MaxConnsPerUser < 0 || c.MaxConnsPerIP < 0:
+		return errors.New("notifier: connection caps must not be negative (0 disables one)")
+	case c.DedupeWindow < 0:
+		return errors.New("notifier: TICKETFLOW_WS_DEDUPE_WINDOW must not be negative")
 	case c.CatchUpTimeout <= 0:
 		return errors.New("notifier: TICKETFLOW_WS_CATCHUP_TIMEOUT must be positive")
 	}

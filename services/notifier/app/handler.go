@@ -24,6 +24,7 @@ import (
 const (
 	localClaims  = "notifier.claims"
 	localAuthErr = "notifier.auth_err"
+	localSlot    = "notifier.slot"
 	// MaxTicketIDLength bounds ticket ids taken from the path.
 	MaxTicketIDLength = 128
 )
@@ -41,7 +42,7 @@ func (w *writeBufferPool) Put(v any) { w.p.Put(v) }
 // browser can read: 4401 unauthenticated, 4403 forbidden, 4404 unknown ticket, 4400 bad cursor.
 func (n *Notifier) Mount(app *fiber.App) {
 	wsCfg := websocket.Config{
-		HandshakeTimeout: 10 * time.Second,
+		HandshakeTimeout: handshakeTimeout,
 		ReadBufferSize:   512,
 		WriteBufferSize:  512,
 		WriteBufferPool:  &writeBufferPool{},
@@ -64,23 +65,58 @@ func (n *Notifier) precheck(c *fiber.Ctx) error {
 		n.m.rejected.WithLabelValues("origin").Inc()
 		return httpError(c, httpx.Forbidden("origin %q is not allowed", origin))
 	}
-	if !n.limiter.allow(c.IP(), time.Now()) {
+	ip := c.IP() // the socket peer, or the client behind a trusted proxy (httpx.WithTrustedProxies)
+	if !n.limiter.allow(ip, time.Now()) {
 		n.m.rejected.WithLabelValues("rate_limited").Inc()
 		c.Set(fiber.HeaderRetryAfter, "1")
 		return httpError(c, httpx.Errorf(fiber.StatusTooManyRequests, "rate_limited", "too many connections from this address; retry later"))
 	}
-	token := auth.BearerToken(c.Get(fiber.HeaderAuthorization))
-	if token == "" {
-		token = c.Query("access_token")
+	// Browsers present a single-use ticket (POST /api/ws-tickets); other clients a bearer
+	// token, in the Authorization header or (the brief's contract) ?access_token=.
+	var (
+		claims  *auth.Claims
+		authErr error
+		used    *auth.WSTicket
+	)
+	if ticket := c.Query("ticket"); ticket != "" {
+		if used, authErr = n.auth.VerifyWSTicket(ticket); authErr == nil {
+			claims = used.Claims
+		}
+	} else {
+		token := auth.BearerToken(c.Get(fiber.HeaderAuthorization))
+		if token == "" {
+			token = c.Query("access_token")
+		}
+		claims, authErr = n.auth.Verify(token)
 	}
-	claims, err := n.auth.Verify(token)
-	if err != nil {
-		c.Locals(localAuthErr, err)
+	user := ""
+	if claims != nil {
+		user = claims.Subject()
+	}
+	slot := n.caps.reserve(user, ip, handshakeTimeout+5*time.Second)
+	if slot == nil {
+		n.m.rejected.WithLabelValues("too_many_connections").Inc()
+		c.Set(fiber.HeaderRetryAfter, "5")
+		return httpError(c, httpx.Errorf(fiber.StatusTooManyRequests, "too_many_connections",
+			"too many open connections for this user or address; close some first"))
+	}
+	c.Locals(localSlot, slot)
+	// Used only once the connect is otherwise accepted, so a refusal does not burn it.
+	if used != nil {
+		if err := n.tickets.claim(c.UserContext(), used.ID, used.Expires); err != nil {
+			claims, authErr = nil, err
+		}
+	}
+	if claims == nil {
+		c.Locals(localAuthErr, authErr)
 	} else {
 		c.Locals(localClaims, claims)
 	}
 	return c.Next()
 }
+
+// handshakeTimeout bounds the WebSocket upgrade.
+const handshakeTimeout = 10 * time.Second
 
 // httpError renders a refusal the way every ticketflow API does, whatever error handler the
 // hosting Fiber app has.
@@ -104,6 +140,10 @@ func refuse(code int, errCode, format string, args ...any) *setupError {
 }
 
 func (n *Notifier) serve(c *websocket.Conn, ticketID string) {
+	if slot, _ := c.Locals(localSlot).(*connSlot); slot != nil {
+		slot.take()
+		defer slot.release()
+	}
 	s := newSession(n, c, ticketID)
 	stream := "ticket"
 	if s.global {
@@ -154,6 +194,10 @@ func (n *Notifier) serve(c *websocket.Conn, ticketID string) {
 	}
 	defer n.hub.unsubscribe(s, ticketID)
 	s.start(setup)
+	// The connection lives no longer than its credential: closed 4401 when the token (or
+	// the token a ticket was issued from) expires, with the same leeway a connect gets.
+	expiry := time.AfterFunc(time.Until(claims.ExpiresAt.Add(auth.Leeway)), s.expire)
+	defer expiry.Stop()
 
 	for {
 		typ, data, err := c.ReadMessage()
@@ -200,9 +244,14 @@ func authError(claims *auth.Claims, err error) *setupError {
 	case errors.Is(err, auth.ErrExpiredToken):
 		return refuse(CloseUnauthorized, "unauthenticated", "the token has expired")
 	case errors.Is(err, auth.ErrMissingToken) || err == nil:
-		return refuse(CloseUnauthorized, "unauthenticated", "missing bearer token (access_token parameter or Authorization header)")
-	default:
+		return refuse(CloseUnauthorized, "unauthenticated", "missing credentials (ticket or access_token parameter, or Authorization header)")
+	case errors.Is(err, auth.ErrTicketReused):
+		return refuse(CloseUnauthorized, "unauthenticated", "this WebSocket ticket was already used; ask for a new one")
+	case errors.Is(err, auth.ErrInvalidToken):
 		return refuse(CloseUnauthorized, "unauthenticated", "invalid token")
+	default:
+		// The single-use record could not be made: fail closed, but say it is temporary.
+		return refuse(CloseTryAgain, "unavailable", "cannot check the WebSocket ticket now; retry with a new one")
 	}
 }
 
@@ -421,6 +470,9 @@ func (n *Notifier) replayTicket(ctx context.Context, s *session, plan ticketPlan
 			if string(rec.Key) != s.ticketID {
 				return nil
 			}
+			if _, dup := plan.dups[rec.Offset]; dup {
+				return nil
+			}
 			if recs = append(recs, rec); len(recs) == chunkSize {
 				return flush()
 			}
@@ -477,7 +529,7 @@ func (n *Notifier) planAll(ctx context.Context, s *session, claims *auth.Claims,
 			}
 		}
 	}
-	stitch, ok := n.hub.subscribeAll(s)
+	stitch, dups, ok := n.hub.subscribeAll(s)
 	if !ok {
 		return nil, refuse(CloseGoingAway, "going_away", "server shutting down")
 	}
@@ -504,28 +556,25 @@ func (n *Notifier) planAll(ctx context.Context, s *session, claims *auth.Claims,
 				continue
 			}
 			from := after + 1
-			err := n.reader.read(ctx, p, from, end, func(rec *kgo.Record) error {
+			replay := func(rec *kgo.Record) error {
+				if _, dup := dups[p][rec.Offset]; dup {
+					return nil
+				}
 				it, ok := decodeRecord(rec)
 				if !ok {
 					return nil
 				}
 				replayed++
 				return s.event(it)
-			})
+			}
+			err := n.reader.read(ctx, p, from, end, replay)
 			if errors.Is(err, errHistoryGone) {
 				starts, serr := n.reader.starts(ctx)
 				if serr != nil {
 					return serr
 				}
 				gone = append(gone, fmt.Sprintf("%d", p))
-				err = n.reader.read(ctx, p, starts[p], end, func(rec *kgo.Record) error {
-					it, ok := decodeRecord(rec)
-					if !ok {
-						return nil
-					}
-					replayed++
-					return s.event(it)
-				})
+				err = n.reader.read(ctx, p, starts[p], end, replay)
 			}
 			if err != nil {
 				return err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/gofiber/fiber/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/auth"
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
@@ -95,6 +96,12 @@ func testConfig() Config {
 
 func (e *testEnv) start(cfg Config, origins ...string) *testServer {
 	e.t.Helper()
+	return e.startWith(cfg, nil, nil, origins...)
+}
+
+// startWith starts a notifier with a database (nil: none) on app (nil: a plain Fiber app).
+func (e *testEnv) startWith(cfg Config, db *pgxpool.Pool, app *fiber.App, origins ...string) *testServer {
+	e.t.Helper()
 	if len(origins) == 0 {
 		origins = []string{"http://localhost:8000"}
 	}
@@ -102,11 +109,13 @@ func (e *testEnv) start(cfg Config, origins ...string) *testServer {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(&testLogWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	n, err := New(cfg, Deps{Log: log, Verifier: e.verifier, Kafka: e.kcfg, AllowedOrigins: origins})
+	n, err := New(cfg, Deps{Log: log, Verifier: e.verifier, Kafka: e.kcfg, DB: db, AllowedOrigins: origins})
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	app := fiber.New(fiber.Config{DisableStartupMessage: true})
+	if app == nil {
+		app = fiber.New(fiber.Config{DisableStartupMessage: true})
+	}
 	n.Mount(app)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -168,7 +177,9 @@ type client struct {
 
 type dialOpts struct {
 	token  string
-	header bool // token in the Authorization header instead of the query
+	header bool   // token in the Authorization header instead of the query
+	ticket string // a WebSocket ticket (?ticket=)
+	xff    string // an X-Forwarded-For header
 	cursor *string
 	origin string
 	path   string // default /ws/tickets/<ticket>
@@ -188,6 +199,12 @@ func dialWS(ctx context.Context, addr, ticket string, o dialOpts) (*client, *htt
 		} else {
 			q.Set("access_token", o.token)
 		}
+	}
+	if o.ticket != "" {
+		q.Set("ticket", o.ticket)
+	}
+	if o.xff != "" {
+		h.Set("X-Forwarded-For", o.xff)
 	}
 	if o.cursor != nil {
 		q.Set("cursor", *o.cursor)

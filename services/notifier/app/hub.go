@@ -3,6 +3,7 @@ package app
 import (
 	"container/list"
 	"context"
+	"hash/maphash"
 	"sync"
 
 	"github.com/ticketflow/ticketflow/libs/events"
@@ -30,6 +31,39 @@ type ticket struct {
 	lru     *list.Element
 
 	subs map[subscriber]struct{}
+
+	// seen holds the ticket's most recent event ids, to recognise a copy appended again.
+	seen idWindow
+}
+
+// idWindow is a bounded set of the last ids added (64-bit hashes: a false match needs a
+// collision among a ticket's window, odds ~window²/2⁶⁵). It allocates only what it holds.
+type idWindow struct {
+	set  map[uint64]struct{}
+	ring []uint64
+	next int
+}
+
+// add records id and reports whether it was already there.
+func (w *idWindow) add(id uint64, limit int) (dup bool) {
+	if _, ok := w.set[id]; ok {
+		return true
+	}
+	if limit <= 0 {
+		return false
+	}
+	if w.set == nil {
+		w.set = map[uint64]struct{}{}
+	}
+	if len(w.ring) < limit {
+		w.ring = append(w.ring, id)
+	} else {
+		delete(w.set, w.ring[w.next])
+		w.ring[w.next] = id
+		w.next = (w.next + 1) % limit
+	}
+	w.set[id] = struct{}{}
+	return false
 }
 
 // ring is a bounded FIFO of items that only allocates what it holds.
@@ -96,6 +130,8 @@ func (r *ring) after(off int64) []*item {
 type hub struct {
 	perTicket int
 	maxBytes  int64
+	window    int // event ids remembered per ticket for duplicate detection
+	seed      maphash.Seed
 	m         *metrics
 
 	mu      sync.Mutex
@@ -107,12 +143,24 @@ type hub struct {
 	lru     *list.List      // tickets with history, most recently appended first
 	moved   chan struct{}   // closed (and replaced) whenever pos advances
 	closed  bool
+	// dups are the offsets of records that repeat an earlier event of their ticket, per
+	// partition. Live fan-out and the rings never hold them; replays from Kafka skip them.
+	// They are rare (a retried append), so all of them are kept, up to maxDupOffsets.
+	dups     map[int32]map[int64]struct{}
+	dupCount int
 }
+
+// maxDupOffsets bounds the duplicate record; past it, duplicates are still kept from live
+// clients and memory replays, but a Kafka replay of them would repeat them.
+const maxDupOffsets = 1 << 20
 
 func newHub(cfg Config, m *metrics) *hub {
 	return &hub{
 		perTicket: cfg.HistoryPerTicket,
 		maxBytes:  cfg.HistoryBytes,
+		window:    cfg.DedupeWindow,
+		seed:      maphash.MakeSeed(),
+		dups:      map[int32]map[int64]struct{}{},
 		m:         m,
 		tickets:   map[string]*ticket{},
 		global:    map[subscriber]struct{}{},
@@ -180,6 +228,20 @@ func (h *hub) apply(ev *events.Event, it *item) {
 	}
 	t := h.ticketLocked(ev.TicketID, p)
 	t.partition = p
+	if t.seen.add(maphash.String(h.seed, ev.ID), h.window) {
+		// A copy of an event the ticket already has (an append retried after a crash):
+		// it changes no state and reaches no client, but the position moves past it.
+		h.m.duplicates.Inc()
+		if h.dupCount < maxDupOffsets {
+			if h.dups[p] == nil {
+				h.dups[p] = map[int64]struct{}{}
+			}
+			h.dups[p][off] = struct{}{}
+			h.dupCount++
+		}
+		h.advanceLocked(p, off)
+		return
+	}
 	t.last = off
 	if it.owner != "" {
 		t.owner = it.owner
@@ -297,8 +359,22 @@ type ticketPlan struct {
 	after     int64   // replay events with offset > after
 	fromRing  []*item // the history, when memory covers it (fromKafka false)
 	fromKafka bool
-	state     *item // the ticket's state at the stitch (for history_unavailable)
-	last      int64 // the ticket's last event offset at the stitch
+	state     *item              // the ticket's state at the stitch (for history_unavailable)
+	last      int64              // the ticket's last event offset at the stitch
+	dups      map[int64]struct{} // fromKafka: offsets of the partition's duplicate records to skip
+}
+
+// dupsLocked copies partition p's duplicate offsets (nil when none).
+func (h *hub) dupsLocked(p int32) map[int64]struct{} {
+	d := h.dups[p]
+	if len(d) == 0 {
+		return nil
+	}
+	out := make(map[int64]struct{}, len(d))
+	for o := range d {
+		out[o] = struct{}{}
+	}
+	return out
 }
 
 // subscribeTicket registers s for ticket id and returns its replay plan. after is the
@@ -322,6 +398,7 @@ func (h *hub) subscribeTicket(s subscriber, id string, p int32, after int64, noC
 			plan.fromRing = t.ring.after(plan.after)
 		} else {
 			plan.fromKafka = true
+			plan.dups = h.dupsLocked(t.partition)
 		}
 	}
 	if t.subs == nil {
@@ -332,19 +409,24 @@ func (h *hub) subscribeTicket(s subscriber, id string, p int32, after int64, noC
 }
 
 // subscribeAll registers s for every ticket and returns the stitch: each partition's live
-// position at registration. History is everything at or before it.
-func (h *hub) subscribeAll(s subscriber) (map[int32]int64, bool) {
+// position at registration. History is everything at or before it, less the duplicate
+// records in dups (per partition).
+func (h *hub) subscribeAll(s subscriber) (stitch map[int32]int64, dups map[int32]map[int64]struct{}, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
-		return nil, false
+		return nil, nil, false
 	}
-	stitch := make(map[int32]int64, len(h.pos))
+	stitch = make(map[int32]int64, len(h.pos))
+	dups = map[int32]map[int64]struct{}{}
 	for p, o := range h.pos {
 		stitch[p] = o
+		if d := h.dupsLocked(p); d != nil {
+			dups[p] = d
+		}
 	}
 	h.global[s] = struct{}{}
-	return stitch, true
+	return stitch, dups, true
 }
 
 func (h *hub) unsubscribe(s subscriber, id string) {

@@ -117,6 +117,7 @@ type item struct {
 	partition  int32
 	offset     int64
 	ticketID   string
+	eventID    string
 	typ        string // message type, for metrics
 	occurredAt time.Time
 	msg        []byte
@@ -193,6 +194,7 @@ func newItem(ev events.Event) (*item, bool) {
 		partition:  ev.Partition,
 		offset:     ev.Offset,
 		ticketID:   ev.TicketID,
+		eventID:    ev.ID,
 		typ:        h.Type,
 		occurredAt: ev.OccurredAt,
 		status:     status,

@@ -16,6 +16,7 @@ type metrics struct {
 	latency        prometheus.Histogram   // occurred_at → written to the socket, live messages
 	historyBytes   prometheus.Gauge
 	consumedEvents prometheus.Counter
+	duplicates     prometheus.Counter // records whose event id the ticket already had
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -40,9 +41,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "history_bytes", Help: "Memory held by the per-ticket in-memory histories."}),
 		consumedEvents: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "consumed_events_total", Help: "Records applied from the event topic."}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "duplicate_events_total", Help: "Records carrying an event id already in the log for their ticket (never sent to clients)."}),
 	}
 	for _, c := range []prometheus.Collector{m.connections, m.sentVec, m.replays, m.replayed, m.slowClients,
-		m.rejected, m.latency, m.historyBytes, m.consumedEvents} {
+		m.rejected, m.latency, m.historyBytes, m.consumedEvents, m.duplicates} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

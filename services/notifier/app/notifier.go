@@ -27,8 +27,9 @@ type Deps struct {
 	Verifier *auth.Verifier
 	// Kafka has its brokers resolved and names the event topic.
 	Kafka config.Kafka
-	// DB is optional. It is asked only for the owner of a ticket whose TicketCreated is no
-	// longer in the log (retention); everything else comes from the log itself.
+	// DB is optional. It is asked for the owner of a ticket whose TicketCreated is no longer
+	// in the log (retention), and records used WebSocket tickets (single use across
+	// replicas; without it, per replica). Everything else comes from the log itself.
 	DB *pgxpool.Pool
 	// Registry receives the notifier's metrics (a fresh registry when nil).
 	Registry prometheus.Registerer
@@ -52,6 +53,8 @@ type Notifier struct {
 	admin   *kgo.Client // history reads and offset listings
 	reader  *logReader
 	limiter *ipLimiter
+	caps    *connCaps
+	tickets ticketUses
 	ready   atomic.Bool
 	running atomic.Bool
 }
@@ -90,6 +93,12 @@ func New(cfg Config, deps Deps) (*Notifier, error) {
 		admin:   admin,
 		reader:  newLogReader(admin, deps.Kafka.Topic),
 		limiter: newIPLimiter(cfg.ConnectRate, cfg.ConnectBurst),
+		caps:    newConnCaps(cfg.MaxConnsPerUser, cfg.MaxConnsPerIP),
+	}
+	if deps.DB != nil {
+		n.tickets = &dbTicketUses{db: deps.DB}
+	} else {
+		n.tickets = newMemTicketUses()
 	}
 	for _, o := range deps.AllowedOrigins {
 		if o == "*" {

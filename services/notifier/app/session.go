@@ -34,6 +34,7 @@ type qent struct {
 	it  *item
 	raw []byte
 	op  byte
+	typ string // opText: the message type, for metrics ("" = pong)
 }
 
 // session is one WebSocket connection. The hub pushes into its bounded queue without ever
@@ -146,6 +147,19 @@ func (s *session) send(op byte, payload []byte) {
 	}
 	s.queue = append(s.queue, qent{raw: payload, op: op})
 	s.qbytes += len(payload)
+	s.wakeWriterLocked()
+}
+
+// expire ends a session whose token has expired: an error message, then close 4401. The
+// client must authenticate again (a new token, or a new ticket from a valid one).
+func (s *session) expire() {
+	msg := mustJSON(errorMsg{Type: TypeError, Code: "token_expired", Message: "the token has expired; reconnect with a valid one"})
+	s.mu.Lock()
+	if !s.stopped {
+		s.queue = append(s.queue, qent{raw: msg, op: opText, typ: TypeError})
+		s.qbytes += len(msg)
+		s.stopped, s.closeCode, s.closeText = true, CloseUnauthorized, "token_expired"
+	}
 	s.wakeWriterLocked()
 }
 
@@ -354,6 +368,8 @@ func (s *session) drain() {
 			switch {
 			case e.it != nil:
 				err = s.event(e.it)
+			case e.op == opText && e.typ != "":
+				err = s.text(e.typ, e.raw)
 			case e.op == opText:
 				err = s.text(TypePong, e.raw)
 			default:

@@ -1,0 +1,1 @@
+DROP TABLE IF EXISTS ws_ticket_uses;
