@@ -92,6 +92,10 @@ func TestChaos(t *testing.T) {
 			"TICKETFLOW_EXECUTOR=simulated", "TICKETFLOW_SIM_STEP_DELAY=20ms", "TICKETFLOW_SIM_LOGS_PER_STEP=2",
 			"MAX_ITERATIONS=1000", "TICKETFLOW_PROCESSOR_LEASE=" + params.Lease.String(),
 			"TICKETFLOW_WS_CONNECT_RATE=100000", "TICKETFLOW_WS_CONNECT_BURST=100000",
+			// Every client is one user on one address (127.0.0.1) that may all land on one
+			// replica after the others die: the caps are sized for that, not the defaults.
+			fmt.Sprintf("TICKETFLOW_WS_MAX_CONNS_PER_USER=%d", params.WSClients),
+			fmt.Sprintf("TICKETFLOW_WS_MAX_CONNS_PER_IP=%d", params.WSClients),
 			"TICKETFLOW_LOG_LEVEL=" + envOr("CHAOS_LOG_LEVEL", "warn"),
 		},
 	})

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,7 +80,14 @@ func (a *api) post(ctx context.Context, rng *rand.Rand, first int, path string, 
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		ans := answer{resp.StatusCode, b}
-		if resp.StatusCode >= 500 || (resp.StatusCode == http.StatusConflict && ans.errorCode() == "request_in_progress") {
+		if resp.StatusCode == http.StatusTooManyRequests {
+			// Rate-limited (nothing written): wait as told and send the same request again.
+			wait, _ := strconv.Atoi(resp.Header.Get("Retry-After"))
+			sleep(ctx, time.Duration(max(wait, 1))*time.Second)
+			continue
+		}
+		if resp.StatusCode >= 500 || (resp.StatusCode == http.StatusConflict &&
+			(ans.errorCode() == "request_in_progress" || ans.errorCode() == "request_superseded")) {
 			continue
 		}
 		a.count(resp.StatusCode)
