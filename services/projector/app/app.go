@@ -98,6 +98,9 @@ func (p *Projector) Run(ctx context.Context) error {
 		kgo.AdjustFetchOffsetsFn(p.storedOffsets),
 		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) { p.setReady(true) }),
 		kgo.FetchMaxWait(200*time.Millisecond),
+		// Transaction markers are delivered too, so the stored offset moves past them and
+		// "caught up" means next_offset = the partition's end, as for any consumer.
+		kgo.KeepControlRecords(),
 	)...)
 	if err != nil {
 		return err
@@ -253,6 +256,10 @@ func (p *Projector) applyBatch(ctx context.Context, partition int32, recs []*kgo
 		for _, rec := range recs {
 			if rec.Offset < next {
 				p.metrics.skipped.WithLabelValues("duplicate").Inc()
+				continue
+			}
+			if rec.Attrs.IsControl() {
+				last = rec.Offset // a commit or abort marker: nothing to project, but consumed
 				continue
 			}
 			if err := p.apply(ctx, tx, rec); err != nil {
