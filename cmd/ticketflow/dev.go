@@ -140,11 +140,17 @@ func runDev([]string) error {
 			return errors.New("processor router not running yet")
 		}
 	}
-	httpx.MountOps(web, base.Registry, checks)
+	cancelRequests := platform.RequestContexts(web)
 	api, err := command.New(cmdCfg, command.Deps{Log: log, DB: base.DB, Producer: base.Producer, Verifier: base.Verifier, Kafka: pcfg.Kafka})
 	if err != nil {
 		return err
 	}
+	defer api.Close()
+	live := base.Liveness()
+	for name, check := range api.LiveChecks() {
+		live[name] = check
+	}
+	httpx.MountOpsLive(web, base.Registry, checks, live)
 	api.Mount(web)
 	notif.Mount(web)
 	webApp := httpx.MountWebApp(web, dcfg.WebDir)
@@ -163,7 +169,7 @@ func runDev([]string) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := platform.Serve(ctx, web, pcfg.HTTP.Addr, log); err != nil {
+		if err := platform.ServeWithin(ctx, web, pcfg.HTTP.Addr, log, pcfg.ShutdownTimeout, cancelRequests); err != nil {
 			errc <- err
 		}
 	}()
