@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestFloodOfStartsFromOneUser: 256 concurrent starts by one user on 256 of their own tickets
+// against `ticketflow dev` with its defaults (pool size, deadlines, write limits). Every request
+// is answered (never a hang), the API answers a GET within 2 s afterwards, every accepted run
+// completes, and SIGTERM stops the process within its shutdown timeout.
+func TestFloodOfStartsFromOneUser(t *testing.T) {
+	const n = 256
+	// Creating the tickets is set-up, not the flood: the burst lets one user create them all.
+	s := startStack(t, "TICKETFLOW_WRITE_BURST=400", "TICKETFLOW_SIM_STEP_DELAY=5ms", "TICKETFLOW_SIM_LOGS_PER_STEP=1")
+	tickets := make([]string, n)
+	for i := range tickets {
+		tickets[i] = s.createTicket(map[string]any{"title": fmt.Sprintf("flood %d", i)})
+	}
+
+	client := &http.Client{Timeout: 60 * time.Second} // far past the request deadline: a hang shows as an error
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range tickets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body, _ := json.Marshal(map[string]string{"ticket_id": tickets[i]})
+			req, _ := http.NewRequest("POST", "http://"+s.http+"/api/tickets/processing/start", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+s.token)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Errorf("start %d not answered: %v", i, err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	tally := map[int]int{}
+	for _, c := range codes {
+		tally[c]++
+		if c != 202 && c != 429 && c != 503 && c != 0 {
+			t.Errorf("unexpected answer %d to a start", c)
+		}
+	}
+	t.Logf("answers to %d concurrent starts: %v", n, tally)
+	if tally[202] == 0 {
+		t.Fatal("no start was accepted")
+	}
+
+	began := time.Now()
+	var me map[string]any
+	if code := s.do("GET", "/api/me", nil, &me); code != 200 {
+		t.Fatalf("GET /api/me after the flood: %d", code)
+	}
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("GET after the flood took %s", took)
+	}
+
+	// Every accepted run reaches COMPLETED (the simulated executor never fails here).
+	deadline := time.Now().Add(3 * time.Minute)
+	for i, id := range tickets {
+		if codes[i] != 202 {
+			continue
+		}
+		for {
+			var tk struct{ Status string }
+			s.do("GET", "/api/tickets/"+id, nil, &tk)
+			if tk.Status == "COMPLETED" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ticket %s accepted but still %s", id, tk.Status)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+
+	began = time.Now()
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.done:
+		t.Logf("stopped %s after SIGTERM", time.Since(began).Round(time.Millisecond))
+	case <-time.After(25 * time.Second):
+		t.Fatal("ticketflow dev did not stop within 25 s of SIGTERM (shutdown timeout 10 s)")
+	}
+}
