@@ -48,7 +48,7 @@ func TestRealExecutorSurvivesKill9(t *testing.T) {
 	repo := bareRepo(t)
 	ks := killScenario{
 		env: []string{"TICKETFLOW_EXECUTOR=real", "TICKETFLOW_FILE_REPO_ROOT=" + filepath.Dir(strings.TrimPrefix(repo, "file://")), "TICKETFLOW_WORK_DIR=" + traversableTempDir(t), // reachable by the bwrap sandbox's uid
-			
+
 			"TICKETFLOW_LLM_PROVIDER=demo"},
 		tickets: 4, runsPerTicket: 4, minKills: 6, maxKills: 8,
 		ticket: func(i int) *events.TicketCreatedData {
