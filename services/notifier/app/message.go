@@ -22,6 +22,8 @@ const (
 	TypeRunRejected        = "run_rejected"
 	TypeCancelRequested    = "cancel_requested"
 	TypeChangesRequested   = "changes_requested"
+	TypeLogTruncated       = "log_truncated"
+	TypeRunResumed         = "run_resumed"
 	TypeReplayComplete     = "replay_complete"
 	TypeHistoryUnavailable = "history_unavailable"
 	TypePong               = "pong"
@@ -109,6 +111,25 @@ type changesRequestedMsg struct {
 	NextRunID   string `json:"next_run_id"`
 }
 
+type logTruncatedMsg struct {
+	header
+	Step         string `json:"step,omitempty"`
+	Iteration    int    `json:"iteration"`
+	LinesTotal   int64  `json:"lines_total"`
+	BytesTotal   int64  `json:"bytes_total"`
+	LinesEmitted int64  `json:"lines_emitted"`
+	Artifact     string `json:"artifact"`
+}
+
+type runResumedMsg struct {
+	header
+	Owner         string `json:"owner"`
+	PreviousOwner string `json:"previous_owner,omitempty"`
+	Step          string `json:"step,omitempty"`
+	Attempt       int    `json:"attempt,omitempty"`
+	Iteration     int    `json:"iteration,omitempty"`
+}
+
 // item is one event turned into its client message, encoded once and shared by the history
 // ring and every subscriber's queue. msg is the complete per-ticket message; msg[:cut] is the
 // same JSON object without its cursor and closing brace, to which /ws/tickets subscribers
@@ -186,6 +207,12 @@ func newItem(ev events.Event) (*item, bool) {
 		case *events.ChangesRequestedData:
 			h.Type = TypeChangesRequested
 			body = changesRequestedMsg{h, p.RequestedBy, p.Comment, p.NextRunID}
+		case *events.LogTruncatedData:
+			h.Type = TypeLogTruncated
+			body = logTruncatedMsg{h, p.Step, p.Iteration, p.LinesTotal, p.BytesTotal, p.LinesEmitted, p.Artifact}
+		case *events.RunResumedData:
+			h.Type = TypeRunResumed
+			body = runResumedMsg{h, p.Owner, p.PreviousOwner, p.Step, p.Attempt, p.Iteration}
 		default:
 			return nil, false
 		}

@@ -52,7 +52,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	m.sent = map[string]prometheus.Counter{}
 	for _, t := range []string{TypeConnected, TypeStatusUpdate, TypeLog, TypeCIResult, TypeTicketCreated, TypeRunStarted,
-		TypeStepCompleted, TypeRunRejected, TypeCancelRequested, TypeChangesRequested, TypeReplayComplete,
+		TypeStepCompleted, TypeRunRejected, TypeCancelRequested, TypeChangesRequested, TypeLogTruncated, TypeRunResumed, TypeReplayComplete,
 		TypeHistoryUnavailable, TypePong, TypeError} {
 		m.sent[t] = m.sentVec.WithLabelValues(t)
 	}
