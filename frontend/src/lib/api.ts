@@ -2,7 +2,7 @@
 // with the server's stable code, network failures become NetworkError.
 
 import { getToken, setToken } from "./auth";
-import type { EventPage, Me, Run, StepStats, Ticket } from "./types";
+import type { EventPage, Me, Run, RunArtifact, StepStats, Ticket } from "./types";
 
 export class ApiError extends Error {
   constructor(
@@ -127,14 +127,24 @@ export const api = {
     request<EventPage>("GET", `/api/tickets/${encodeURIComponent(id)}/events${q({ after, limit })}`, undefined, { signal }),
   runEvents: (runId: string, after?: string | null, limit = 500, signal?: AbortSignal) =>
     request<EventPage>("GET", `/api/runs/${encodeURIComponent(runId)}/events${q({ after, limit })}`, undefined, { signal }),
+  artifacts: (runId: string, signal?: AbortSignal) =>
+    request<{ run_id: string; artifacts: RunArtifact[] }>("GET", `/api/runs/${encodeURIComponent(runId)}/artifacts`, undefined, { signal }),
   stepAnalytics: (since: string, until: string, signal?: AbortSignal) =>
     request<{ steps: StepStats[] }>("GET", `/api/analytics/steps${q({ since, until })}`, undefined, { signal }),
 };
 
 /** downloadNdjson fetches an audit trail as NDJSON (with the token) and saves it as a file. */
-export async function downloadNdjson(path: string, filename: string): Promise<void> {
+export function downloadNdjson(path: string, filename: string): Promise<void> {
+  return downloadFile(path, filename, "application/x-ndjson");
+}
+
+/**
+ * downloadFile fetches path with the bearer token (the API takes it from the Authorization
+ * header only, so a plain link cannot work) and saves the body as filename.
+ */
+export async function downloadFile(path: string, filename: string, accept = "*/*"): Promise<void> {
   const token = getToken();
-  const res = await fetch(path, { headers: { Accept: "application/x-ndjson", ...(token ? { Authorization: `Bearer ${token}` } : {}) } });
+  const res = await fetch(path, { headers: { Accept: accept, ...(token ? { Authorization: `Bearer ${token}` } : {}) } });
   if (!res.ok) throw new ApiError(res.status, `http_${res.status}`, `Export impossible (HTTP ${res.status})`);
   const blob = await res.blob();
   const url = URL.createObjectURL(blob);

@@ -51,6 +51,16 @@ function runMessages(runId: string, from: number) {
 }
 
 describe("TicketStore", () => {
+  it("says when CI output was truncated and when another processor took the run over", async () => {
+    const s = store();
+    await waitFor(() => server.conns.length === 1);
+    server.send(server.last(), event("log_truncated", 1, { step: "run_ci", iteration: 1, lines_total: 20000, bytes_total: 900000, lines_emitted: 10000, artifact: "ci-1.log" }, "run-1"));
+    await waitFor(() => (s.getSnapshot().notice ?? "").includes("ci-1.log"));
+    expect(s.getSnapshot().notice).toContain("10000 lignes sur 20000");
+    server.send(server.last(), event("run_resumed", 2, { owner: "processor-2", previous_owner: "processor-1", step: "run_ci", attempt: 2 }, "run-1"));
+    await waitFor(() => (s.getSnapshot().notice ?? "").includes("processor-2"));
+  });
+
   it("folds the brief's messages into status, step, progress, logs", async () => {
     const s = store();
     await waitFor(() => server.conns.length === 1);

@@ -7,7 +7,7 @@
 // resumes from the cursor with the log it had, instead of starting over.
 
 import { ResumableSocket, type SocketOptions, type SocketStatus } from "./socket";
-import type { LogEntry, ServerMessage, StatusUpdateMessage, TicketStatus } from "./types";
+import { stepLabel, type LogEntry, type ServerMessage, type StatusUpdateMessage, type TicketStatus } from "./types";
 
 export interface StepResult {
   outcome: string;
@@ -254,6 +254,12 @@ export class TicketStore {
         break;
       case "changes_requested":
         s.notice = "Modifications demandées : une nouvelle itération va démarrer.";
+        break;
+      case "log_truncated":
+        s.notice = `Sortie CI tronquée : ${num(msg.lines_emitted)} lignes sur ${num(msg.lines_total)} affichées ; la sortie complète est dans l'artefact ${String(msg.artifact ?? "")}.`;
+        break;
+      case "run_resumed":
+        s.notice = `Exécution reprise par ${String(msg.owner ?? "un autre processeur")} (étape ${stepLabel(String(msg.step ?? ""))}).`;
         break;
       default:
         // Unknown types are ignored, as the contract requires.

@@ -32,6 +32,14 @@ export interface Ticket {
   updated_at: string;
 }
 
+/** A file a run produced (GET /api/runs/{run}/artifacts), e.g. ci-1.log: the full CI output. */
+export interface RunArtifact {
+  name: string;
+  size_bytes: number;
+  lines: number;
+  created_at: string;
+}
+
 export interface Run {
   id: string;
   ticket_id: string;

@@ -7,7 +7,7 @@ import { useToast } from "../components/Toasts";
 import { useAsync } from "../hooks/useAsync";
 import { useTicketSummary } from "../hooks/useTicketProcessing";
 import { actions } from "../lib/actionQueue";
-import { api, ApiError } from "../lib/api";
+import { api, ApiError, downloadFile } from "../lib/api";
 import { durationBetween, formatDateTime, formatDuration, formatRelative, shortId } from "../lib/format";
 import { Link, useTitle } from "../lib/router";
 import { isActive, stepLabel, type Run } from "../lib/types";
@@ -318,5 +318,39 @@ function RunHistory({ runs, loading, error, refreshKey }: { runs?: Run[]; loadin
 
 function RunEvents({ runId, refreshKey }: { runId: string; refreshKey: unknown }) {
   const load = useCallback((after: string | null, signal?: AbortSignal) => api.runEvents(runId, after, 500, signal), [runId]);
-  return <AuditTrail load={load} exportPath={`/api/runs/${encode(runId)}/events?format=ndjson`} exportName={`${runId}-events.ndjson`} refreshKey={refreshKey} showRun={false} />;
+  return (
+    <>
+      <RunArtifacts runId={runId} refreshKey={refreshKey} />
+      <AuditTrail load={load} exportPath={`/api/runs/${encode(runId)}/events?format=ndjson`} exportName={`${runId}-events.ndjson`} refreshKey={refreshKey} showRun={false} />
+    </>
+  );
+}
+
+/** RunArtifacts lists what the run kept beside its events (the full CI output) for download. */
+function RunArtifacts({ runId, refreshKey }: { runId: string; refreshKey: unknown }) {
+  const artifacts = useAsync((signal) => api.artifacts(runId, signal), [runId, refreshKey]);
+  const [failed, setFailed] = useState<string | null>(null);
+  const list = artifacts.data?.artifacts ?? [];
+  if (list.length === 0) return null;
+  return (
+    <div className="run-artifacts" aria-label="Artefacts">
+      <span className="muted">Sortie CI complète :</span>
+      {list.map((a) => (
+        <button
+          key={a.name}
+          type="button"
+          className="btn btn-ghost btn-sm"
+          onClick={() => {
+            setFailed(null);
+            downloadFile(`/api/runs/${encode(runId)}/artifacts/${encode(a.name)}`, `${runId}-${a.name}`, "text/plain").catch((e: Error) =>
+              setFailed(e.message),
+            );
+          }}
+        >
+          {a.name} ({a.lines} lignes)
+        </button>
+      ))}
+      {failed && <span className="text-danger">{failed}</span>}
+    </div>
+  );
 }
