@@ -93,59 +93,21 @@ const scanTimeout = 5 * time.Second
 func (l *eventLog) contains(ctx context.Context, partition int32, from int64, ids []string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, scanTimeout)
 	defer cancel()
-	adm, err := l.adminClient()
-	if err != nil {
+	if _, err := l.adminClient(); err != nil {
 		return false, err
-	}
-	// The last stable offset: everything before it is decided (committed or aborted).
-	listed, err := adm.ListCommittedOffsets(ctx, l.cfg.Topic)
-	if err != nil {
-		return false, fmt.Errorf("list committed offsets: %w", err)
-	}
-	end, ok := listed.Lookup(l.cfg.Topic, partition)
-	if !ok || end.Err != nil {
-		return false, fmt.Errorf("no committed offset for partition %d: %v", partition, end.Err)
-	}
-	if end.Offset <= from {
-		return false, nil
 	}
 	want := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		want[id] = true
 	}
-	// read_committed (kafka.NewClient) hides aborted records; control records are kept so
-	// the scan sees every offset up to the end and knows when it is done.
-	cl, err := kafka.NewClient(l.cfg, kgo.KeepControlRecords(),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{l.cfg.Topic: {partition: kgo.NewOffset().At(from)}}))
+	found := false
+	err := kafka.ScanPartition(ctx, l.adminCl, l.cfg.Topic, partition, from, kafka.ScanToEnd, func(rec *kgo.Record) (bool, error) {
+		env, err := events.DecodeEnvelope(rec.Value)
+		found = err == nil && want[env.ID]
+		return !found, nil
+	})
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("scan partition %d from %d: %w", partition, from, err)
 	}
-	defer cl.Close()
-	for {
-		fetches := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return false, fmt.Errorf("scan partition %d from %d to %d: %w", partition, from, end.Offset, ctx.Err())
-		}
-		var fetchErr error
-		fetches.EachError(func(_ string, _ int32, err error) { fetchErr = err })
-		if fetchErr != nil {
-			return false, fmt.Errorf("scan partition %d: %w", partition, fetchErr)
-		}
-		done := false
-		for _, rec := range fetches.Records() {
-			if rec.Offset >= end.Offset-1 {
-				done = true
-			}
-			if rec.Attrs.IsControl() {
-				continue
-			}
-			env, err := events.DecodeEnvelope(rec.Value)
-			if err == nil && want[env.ID] {
-				return true, nil
-			}
-		}
-		if done {
-			return false, nil
-		}
-	}
+	return found, nil
 }
