@@ -34,15 +34,20 @@ func (s *Service) listArtifacts(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	rows, err := s.store.db.Query(c.UserContext(), `SELECT name, size_bytes, lines, created_at FROM run_artifacts
-		WHERE run_id = $1 ORDER BY created_at, name`, runID)
-	if err != nil {
-		return dbError(err)
-	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Artifact, error) {
-		var a Artifact
-		err := r.Scan(&a.Name, &a.SizeBytes, &a.Lines, &a.CreatedAt)
-		return a, err
+	ctx := c.UserContext()
+	var list []Artifact
+	err = s.store.with(ctx, func(q querier) error {
+		rows, err := q.Query(ctx, `SELECT name, size_bytes, lines, created_at FROM run_artifacts
+			WHERE run_id = $1 ORDER BY created_at, name`, runID)
+		if err != nil {
+			return err
+		}
+		list, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Artifact, error) {
+			var a Artifact
+			err := r.Scan(&a.Name, &a.SizeBytes, &a.Lines, &a.CreatedAt)
+			return a, err
+		})
+		return err
 	})
 	if err != nil {
 		return dbError(err)
@@ -63,7 +68,10 @@ func (s *Service) getArtifact(c *fiber.Ctx) error {
 		return httpx.NotFound("artifact %q not found", name)
 	}
 	var content []byte
-	err = s.store.db.QueryRow(c.UserContext(), `SELECT content FROM run_artifacts WHERE run_id = $1 AND name = $2`, runID, name).Scan(&content)
+	ctx := c.UserContext()
+	err = s.store.with(ctx, func(q querier) error {
+		return q.QueryRow(ctx, `SELECT content FROM run_artifacts WHERE run_id = $1 AND name = $2`, runID, name).Scan(&content)
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return httpx.NotFound("artifact %q not found", name)
 	}
