@@ -291,19 +291,10 @@ func TestBwrapKillStale(t *testing.T) {
 	b := newTestBwrap(t)
 	dir := workTree(t)
 	pidFile := filepath.Join(dir, ".git", "ticketflow-ci.pid")
-	started := make(chan struct{})
-	var once sync.Once
+	onLine, started := closeOnLine("started")
 	done := make(chan Result, 1)
 	go func() {
-		res, _ := b.Run(context.Background(), Spec{Dir: dir, Command: "sleep 1234.5 & echo started; wait", Timeout: time.Minute, PIDFile: pidFile},
-			func(lines []Line) error {
-				for _, l := range lines {
-					if l.Text == "started" {
-						once.Do(func() { close(started) })
-					}
-				}
-				return nil
-			})
+		res, _ := b.Run(context.Background(), Spec{Dir: dir, Command: "sleep 1234.5 & echo started; wait", Timeout: time.Minute, PIDFile: pidFile}, onLine)
 		done <- res
 	}()
 	select {

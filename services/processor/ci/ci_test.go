@@ -112,18 +112,10 @@ func gone(pid int) bool {
 func TestCancelKillsTheProcessGroup(t *testing.T) {
 	dir, script, pid := backgroundSleep(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan struct{})
-	var once sync.Once
+	onLine, started := closeOnLine("started")
 	errc := make(chan error, 1)
 	go func() {
-		_, err := Run(ctx, Spec{Dir: dir, Command: script, Timeout: time.Minute}, func(lines []Line) error {
-			for _, l := range lines {
-				if l.Text == "started" {
-					once.Do(func() { close(started) })
-				}
-			}
-			return nil
-		})
+		_, err := Run(ctx, Spec{Dir: dir, Command: script, Timeout: time.Minute}, onLine)
 		errc <- err
 	}()
 	select {
@@ -261,4 +253,19 @@ func TestFastOutputIsBatchedInOrder(t *testing.T) {
 	if calls >= 3000 {
 		t.Errorf("%d callbacks for 3000 lines: no batching", calls)
 	}
+}
+
+// closeOnLine is a LineFunc that closes the returned channel once a line equal to want has
+// been delivered: the test then knows the command is running.
+func closeOnLine(want string) (LineFunc, <-chan struct{}) {
+	seen := make(chan struct{})
+	var once sync.Once
+	return func(lines []Line) error {
+		for _, l := range lines {
+			if l.Text == want {
+				once.Do(func() { close(seen) })
+			}
+		}
+		return nil
+	}, seen
 }
