@@ -109,7 +109,8 @@ func deliverable(r logRecord) bool {
 	}
 	switch r.payload.(type) {
 	case *events.LogEmittedData, *events.CIResultData, *events.TicketCreatedData, *events.RunStartedData,
-		*events.StepCompletedData, *events.RunRejectedData, *events.CancelRequestedData, *events.ChangesRequestedData:
+		*events.StepCompletedData, *events.RunRejectedData, *events.CancelRequestedData, *events.ChangesRequestedData,
+		*events.LogTruncatedData, *events.RunResumedData:
 		return true
 	}
 	return false
