@@ -253,7 +253,6 @@ func (p *Processor) superviseLeases(ctx context.Context) {
 			p.stopLost(local, kept)
 		}
 	}
-	p.shedExcess(ctx, local)
 	claimed, err := p.store.claimRuns(ctx, p.cfg.Lease, local)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -263,39 +262,6 @@ func (p *Processor) superviseLeases(ctx context.Context) {
 	}
 	for _, id := range claimed {
 		p.startDriver(ctx, id)
-	}
-}
-
-// shedExcess hands back runs when this processor holds well over its fair share: shares
-// shrink as runs end elsewhere, and runs held since a time of fewer live processors would
-// otherwise stay concentrated here. The slack (half a share) keeps runs from moving back and
-// forth on every small change; a released run resumes on another processor like a lease
-// takeover (fenced, with a RunResumed in its history).
-func (p *Processor) shedExcess(ctx context.Context, local []string) {
-	mine, share, err := p.store.load(ctx)
-	if err != nil {
-		if ctx.Err() == nil {
-			p.log.Warn("fair share", "err", err)
-		}
-		return
-	}
-	if mine-share <= max(1, (share+1)/2) {
-		return
-	}
-	released, err := p.store.releaseRuns(ctx, local[:min(mine-share, len(local))])
-	if err != nil {
-		if ctx.Err() == nil {
-			p.log.Warn("release runs beyond the fair share", "err", err)
-		}
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, id := range released {
-		if cancel, ok := p.local[id]; ok {
-			p.log.Info("run handed to a less loaded processor", "run_id", id)
-			cancel()
-		}
 	}
 }
 

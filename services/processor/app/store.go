@@ -238,8 +238,7 @@ func (s *store) claimRuns(ctx context.Context, lease time.Duration, exclude []st
 				ORDER BY lease_until, run_id
 				LIMIT (SELECT greatest(share - mine, 0) FROM load)
 				FOR UPDATE SKIP LOCKED)
-			UPDATE processor_runs r SET owner = $1, lease_until = now() + $2::interval,
-				previous_owner = CASE WHEN r.owner = '' THEN r.previous_owner ELSE r.owner END
+			UPDATE processor_runs r SET owner = $1, previous_owner = r.owner, lease_until = now() + $2::interval
 			FROM pick WHERE r.run_id = pick.run_id RETURNING r.run_id`, s.owner, lease.String())
 		if err != nil {
 			return err
@@ -249,24 +248,6 @@ func (s *store) claimRuns(ctx context.Context, lease time.Duration, exclude []st
 		return err
 	})
 	return claimed, err
-}
-
-// load is how many open runs this owner holds and its fair share of them (shareSQL).
-func (s *store) load(ctx context.Context) (mine, share int, err error) {
-	err = s.db.QueryRow(ctx, shareSQL, s.owner).Scan(&mine, &share)
-	return mine, share, err
-}
-
-// releaseRuns hands runs this owner holds back to the pool: unowned, lease expired, so a
-// processor under its share claims them on its next tick (and fences this one for them).
-// It returns the runs it released (those this owner still held).
-func (s *store) releaseRuns(ctx context.Context, runIDs []string) ([]string, error) {
-	rows, err := s.db.Query(ctx, `UPDATE processor_runs SET owner = '', previous_owner = owner, lease_until = now() - interval '1 millisecond'
-		WHERE owner = $1 AND status <> 'terminal' AND run_id = ANY($2) RETURNING run_id`, s.owner, runIDs)
-	if err != nil {
-		return nil, err
-	}
-	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // renewLeases extends the leases of the runs this processor drives and returns those it
