@@ -426,9 +426,21 @@ func TestWorkSpreadsAcrossProcessors(t *testing.T) {
 		defer close(sampled)
 		for ctx.Err() == nil {
 			time.Sleep(100 * time.Millisecond)
+			// The share is over the processors that are alive and heartbeating: a crashed one
+			// keeps its heartbeat (and its runs' leases) for up to one lease, during which its
+			// runs may not move yet; counting it would shrink the survivors' share below what
+			// they must hold. A joiner counts once it heartbeats, as the processors see it.
+			mu.Lock()
+			var up []string
+			for name, ok := range alive {
+				if ok {
+					up = append(up, name)
+				}
+			}
+			mu.Unlock()
 			var open, live int
 			if err := c.db.QueryRow(ctx, `SELECT (SELECT count(*) FROM processor_runs WHERE status <> 'terminal'),
-				(SELECT count(*) FROM processor_instances WHERE heartbeat_until > now())`).Scan(&open, &live); err != nil || live == 0 {
+				(SELECT count(*) FROM processor_instances WHERE heartbeat_until > now() AND instance_id = ANY($1))`, up).Scan(&open, &live); err != nil || live == 0 {
 				continue
 			}
 			rows, err := c.db.Query(ctx, `SELECT owner, count(*) FROM processor_runs WHERE status <> 'terminal' AND owner <> '' GROUP BY owner`)
