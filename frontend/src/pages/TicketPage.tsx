@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore, type FormEvent, type KeyboardEvent } from "react";
 import { AuditTrail } from "../components/AuditTrail";
+import { ErrorPanel } from "../components/ErrorPanel";
 import { Icon } from "../components/Icon";
 import { StatusBadge } from "../components/StatusBadge";
 import { TicketProcessingStatus } from "../components/TicketProcessingStatus";
@@ -150,13 +151,7 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
         </div>
       </header>
       {ticket.error && !t && (
-        <div className="error-panel" role="alert">
-          <Icon name="alert" size={16} />
-          <div>
-            <strong>Impossible de charger le ticket</strong>
-            <p>{ticket.error.message}</p>
-          </div>
-        </div>
+        <ErrorPanel title="Impossible de charger le ticket" message={ticket.error.message} />
       )}
 
       <div className="ticket-grid">
