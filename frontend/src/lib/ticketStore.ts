@@ -21,7 +21,9 @@ export interface CIResult {
   durationMs: number | null;
 }
 
-export interface TicketState {
+/** What the brief's hook (useTicketProcessing) returns. */
+export interface TicketProcessing {
+  /** null until the server (or the ticket's saved state) says. */
   status: TicketStatus | null;
   message: string;
   step: string | null;
@@ -29,10 +31,14 @@ export interface TicketState {
   error: string | null;
   logs: LogEntry[];
   isConnected: boolean;
+  /** Opaque resume point: the cursor of the last event received. */
   cursor: string | null;
   runId: string | null;
   reconnecting: boolean;
-  // Details beyond the hook's contract, for the full component.
+}
+
+/** The hook's contract plus details for the full component. */
+export interface TicketState extends TicketProcessing {
   offline: boolean;
   fatal: string | null;
   /** False while the first connection replays the current run; true once it is live. */
