@@ -7,6 +7,7 @@
 // resumes from the cursor with the log it had, instead of starting over.
 
 import { ResumableSocket, type SocketOptions, type SocketStatus } from "./socket";
+import { browserStorage } from "./storage";
 import { stepLabel, type LogEntry, type ServerMessage, type StatusUpdateMessage, type TicketStatus } from "./types";
 
 export interface StepResult {
@@ -131,7 +132,7 @@ export class TicketStore {
 
   constructor(ticketId: string, opts: TicketStoreOptions) {
     this.ticketId = ticketId;
-    this.storage = opts.storage === undefined ? defaultSessionStorage() : opts.storage;
+    this.storage = opts.storage === undefined ? browserStorage("sessionStorage") : opts.storage;
     this.maxLogs = opts.maxLogs ?? 20_000;
     this.flushIntervalMs = opts.flushIntervalMs ?? 50;
     this.seed = opts.seed;
@@ -432,12 +433,4 @@ function logSize(e: LogEntry): number {
 
 function num(v: unknown): number | null {
   return typeof v === "number" && Number.isFinite(v) ? v : null;
-}
-
-function defaultSessionStorage(): Storage | null {
-  try {
-    return typeof sessionStorage === "undefined" ? null : sessionStorage;
-  } catch {
-    return null;
-  }
 }
