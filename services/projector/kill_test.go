@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,13 +18,14 @@ import (
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka/kafkatest"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
+	"github.com/ticketflow/ticketflow/libs/proctest"
 	"github.com/ticketflow/ticketflow/libs/workflow"
 )
 
 func TestProjectorKilledMidStreamLosesAndDoublesNothing(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "projector")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build projector: %v\n%s", err, out)
+	if err := proctest.Build(context.Background(), "", bin, "."); err != nil {
+		t.Fatal(err)
 	}
 	broker := kafkatest.Start(t, 4)
 	kcfg, producer := broker.Config, broker.Producer
@@ -58,15 +58,10 @@ func TestProjectorKilledMidStreamLosesAndDoublesNothing(t *testing.T) {
 	}
 	appended := 0
 
-	free := func() string {
-		ln, _ := net.Listen("tcp", "127.0.0.1:0")
-		defer ln.Close()
-		return ln.Addr().String()
-	}
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin)
 		cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+kcfg.Brokers[0], "KAFKA_PARTITIONS=4", "DATABASE_URL="+dsn,
-			"TICKETFLOW_HTTP_ADDR="+free(), "TICKETFLOW_LOG_LEVEL=warn", "TICKETFLOW_INSTANCE_ID=kill-test")
+			"TICKETFLOW_HTTP_ADDR="+proctest.FreeAddr(t), "TICKETFLOW_LOG_LEVEL=warn", "TICKETFLOW_INSTANCE_ID=kill-test")
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
