@@ -37,21 +37,18 @@ const testSecret = "e2e-secret-e2e-secret-e2e-secret-0123"
 // stack is one running `ticketflow dev`.
 type stack struct {
 	t       *testing.T
-	cmd     *exec.Cmd
-	env     []string
+	proc    *proctest.Process
 	http    string
 	kafka   string
 	dataDir string
-	log     *bytes.Buffer
 	token   string
-	done    chan struct{}
 }
 
 // startStack runs `ticketflow dev` with its own ports, data dir and database.
 func startStack(t *testing.T, extraEnv ...string) *stack {
 	t.Helper()
 	s := &stack{t: t, http: proctest.FreeAddr(t), kafka: proctest.FreeAddr(t), dataDir: t.TempDir()}
-	s.env = append(os.Environ(),
+	env := append(os.Environ(),
 		"TICKETFLOW_HTTP_ADDR="+s.http,
 		"TICKETFLOW_EMBEDDED_KAFKA_ADDR="+s.kafka,
 		"TICKETFLOW_DATA_DIR="+s.dataDir,
@@ -64,63 +61,28 @@ func startStack(t *testing.T, extraEnv ...string) *stack {
 		"KAFKA_PARTITIONS=4",
 		"TICKETFLOW_LOG_LEVEL="+os.Getenv("E2E_LOG_LEVEL"),
 	)
-	s.env = append(s.env, extraEnv...)
+	s.proc = &proctest.Process{Name: "ticketflow dev", Path: binary, Args: []string{"dev"}, Env: append(env, extraEnv...)}
 	v, _ := auth.NewVerifier(testSecret)
 	s.token, _ = v.Issue("alice", auth.RoleUser, time.Hour)
-	s.start()
 	t.Cleanup(func() {
 		s.stop(syscall.SIGTERM)
 		if t.Failed() {
-			t.Logf("ticketflow dev output:\n%s", s.log.String())
+			t.Logf("ticketflow dev output:\n%s", s.proc.Output())
 		}
 	})
+	s.start()
 	return s
 }
 
+// start runs `ticketflow dev` and waits until it is ready.
 func (s *stack) start() {
 	s.t.Helper()
-	s.log = &bytes.Buffer{}
-	s.cmd = exec.Command(binary, "dev")
-	s.cmd.Env = s.env
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	s.done = make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(s.done) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + s.http + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		select {
-		case <-s.done:
-			s.t.Fatalf("ticketflow dev exited early:\n%s", s.log.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	s.t.Fatalf("ticketflow dev not ready in time:\n%s", s.log.String())
+	s.proc.Start(s.t, "http://"+s.http+"/readyz")
 }
 
+// stop sends sig and waits for the process to end (killed after 30 s, failing the test).
 func (s *stack) stop(sig syscall.Signal) {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(sig)
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
+	if !s.proc.Stop(sig, 30*time.Second) {
 		s.t.Errorf("ticketflow dev did not stop on %v", sig)
 	}
 }
@@ -447,8 +409,8 @@ func TestRestartKeepsTicketsAndHistory(t *testing.T) {
 	s.do("GET", "/api/tickets/"+id+"/events?limit=5000", nil, &before)
 
 	s.stop(syscall.SIGTERM)
-	if !strings.Contains(s.log.String(), "shutting down") {
-		t.Errorf("no clean shutdown logged:\n%s", s.log.String())
+	if !strings.Contains(s.proc.Output(), "shutting down") {
+		t.Errorf("no clean shutdown logged:\n%s", s.proc.Output())
 	}
 	s.start()
 	var after struct{ Events []json.RawMessage }

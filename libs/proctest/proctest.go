@@ -1,5 +1,6 @@
 // Package proctest helps tests that run a service as a real binary: build it once per test
-// binary (Main, Build) and give it free loopback addresses (FreeAddr).
+// binary (Main, Build), give it free loopback addresses (FreeAddr) and run it as a child
+// process that can be restarted, stopped with a signal and read (Process).
 //
 //	var binary string
 //
