@@ -23,7 +23,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/platform"
 	command "github.com/ticketflow/ticketflow/services/command/app"
-	notifier "github.com/ticketflow/ticketflow/services/notifier/app"
+	"github.com/ticketflow/ticketflow/services/notifier/notifier"
 	processor "github.com/ticketflow/ticketflow/services/processor/app"
 	projector "github.com/ticketflow/ticketflow/services/projector/app"
 )
@@ -111,10 +111,6 @@ func runDev([]string) error {
 	if err != nil {
 		return err
 	}
-	notCfg, err := config.Load[notifier.Config]()
-	if err != nil {
-		return err
-	}
 
 	proj := projector.New(projCfg, projector.Deps{Log: log, DB: base.DB, Kafka: pcfg.Kafka, Registry: base.Registry})
 	proc, err := processor.New(procCfg, processor.Deps{Log: log, DB: base.DB, Kafka: pcfg.Kafka, Producer: base.Producer, Registry: base.Registry,
@@ -122,8 +118,7 @@ func runDev([]string) error {
 	if err != nil {
 		return err
 	}
-	notif, err := notifier.New(notCfg, notifier.Deps{Log: log, Verifier: base.Verifier, Kafka: pcfg.Kafka, DB: base.DB,
-		Registry: base.Registry, AllowedOrigins: pcfg.HTTP.AllowedOrigins})
+	notif, err := notifier.Build(ctx, base)
 	if err != nil {
 		return err
 	}
@@ -131,7 +126,9 @@ func runDev([]string) error {
 	web := httpx.NewApp(log, pcfg.HTTP.AllowedOrigins, httpx.WithTrustedProxies(pcfg.HTTP.TrustedProxies))
 	checks := base.Checks()
 	checks["projector"] = readyCheck("projector has no partitions yet", proj.Ready)
-	checks["notifier"] = readyCheck("notifier not caught up yet", notif.Ready)
+	for name, check := range notif.Checks {
+		checks[name] = check
+	}
 	checks["processor"] = func(context.Context) error {
 		select {
 		case <-proc.Running():
