@@ -62,6 +62,9 @@ func runServer(pprofAddr string, historyPerTicket int) error {
 		return err
 	}
 	cfg.ConnectRate = 0 // the storm comes from a handful of loopback addresses
+	// ...and one user: no per-address or per-user connection cap either (5,000 resumes
+	// over 16 addresses exceed the default 256 per address).
+	cfg.MaxConnsPerIP, cfg.MaxConnsPerUser = 0, 0
 	if historyPerTicket >= 0 {
 		cfg.HistoryPerTicket = historyPerTicket
 	}

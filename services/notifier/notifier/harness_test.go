@@ -24,6 +24,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/kafka/kafkatest"
 	"github.com/ticketflow/ticketflow/libs/workflow"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -33,7 +34,6 @@ const testSecret = "notifier-test-secret-0123456789abcdef"
 // testEnv is a real broker (kfake over TCP) with the topic, a producer, and a token issuer.
 type testEnv struct {
 	t        *testing.T
-	broker   *kafka.Embedded
 	kcfg     config.Kafka
 	prod     *kafka.Producer
 	verifier *auth.Verifier
@@ -41,27 +41,12 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T, partitions int32) *testEnv {
 	t.Helper()
-	b, err := kafka.StartEmbedded("127.0.0.1:0", "", int(partitions))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	kcfg := config.Kafka{Brokers: b.Addrs(), Topic: "ticket-events", Partitions: partitions, ReplicationFactor: 1}
-	cl, err := kafka.NewClient(kcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := kafka.EnsureTopic(ctx, cl, kcfg); err != nil {
-		t.Fatal(err)
-	}
+	b := kafkatest.Start(t, partitions)
 	v, err := auth.NewVerifier(testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testEnv{t: t, broker: b, kcfg: kcfg, prod: kafka.NewProducer(cl, kcfg.Topic), verifier: v}
+	return &testEnv{t: t, kcfg: b.Config, prod: b.Producer, verifier: v}
 }
 
 func (e *testEnv) token(sub, role string) string {
