@@ -25,7 +25,7 @@ import (
 	command "github.com/ticketflow/ticketflow/services/command/app"
 	"github.com/ticketflow/ticketflow/services/notifier/notifier"
 	processor "github.com/ticketflow/ticketflow/services/processor/app"
-	projector "github.com/ticketflow/ticketflow/services/projector/app"
+	"github.com/ticketflow/ticketflow/services/projector/projector"
 )
 
 // devConfig is what only `ticketflow dev` reads.
@@ -103,16 +103,15 @@ func runDev([]string) error {
 	if err != nil {
 		return err
 	}
-	projCfg, err := config.Load[projector.Config]()
-	if err != nil {
-		return err
-	}
 	procCfg, err := config.Load[processor.Config]()
 	if err != nil {
 		return err
 	}
 
-	proj := projector.New(projCfg, projector.Deps{Log: log, DB: base.DB, Kafka: pcfg.Kafka, Registry: base.Registry})
+	proj, err := projector.Build(ctx, base)
+	if err != nil {
+		return err
+	}
 	proc, err := processor.New(procCfg, processor.Deps{Log: log, DB: base.DB, Kafka: pcfg.Kafka, Producer: base.Producer, Registry: base.Registry,
 		Secrets: processor.ConfiguredSecrets(pcfg.Auth.JWTSecret, pcfg.Postgres.URL)})
 	if err != nil {
@@ -125,10 +124,8 @@ func runDev([]string) error {
 
 	web := httpx.NewApp(log, pcfg.HTTP.AllowedOrigins, httpx.WithTrustedProxies(pcfg.HTTP.TrustedProxies))
 	checks := base.Checks()
-	checks["projector"] = readyCheck("projector has no partitions yet", proj.Ready)
-	for name, check := range notif.Checks {
-		checks[name] = check
-	}
+	checks["projector"] = proj.Checks["consumer"]
+	checks["notifier"] = notif.Checks["notifier"]
 	checks["processor"] = func(context.Context) error {
 		select {
 		case <-proc.Running():
@@ -192,15 +189,6 @@ func runDev([]string) error {
 	stop()
 	wg.Wait()
 	return err
-}
-
-func readyCheck(msg string, ready func() bool) httpx.Check {
-	return func(context.Context) error {
-		if !ready() {
-			return errors.New(msg)
-		}
-		return nil
-	}
 }
 
 func waitReady(ctx context.Context, checks map[string]httpx.Check) error {

@@ -9,10 +9,7 @@ import (
 
 // The defaults come from the envDefault tags, and they are a configuration New accepts.
 func TestDefaultsFromTags(t *testing.T) {
-	cfg, err := config.Defaults[Config]()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := config.Defaults[Config]()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("defaults refused: %v", err)
 	}

@@ -91,10 +91,7 @@ func TestHistoryIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Defaults[Config]()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := config.Defaults[Config]()
 	cfg.HistoryPerTicket, cfg.HistoryBytes = 50, 200_000
 	h := newHub(cfg, m)
 	byTicket := map[string][]int64{}

@@ -57,10 +57,7 @@ func runServer(pprofAddr string, historyPerTicket int) error {
 	}
 	cl.Close()
 	verifier, _ := auth.NewVerifier(benchSecret)
-	cfg, err := config.Defaults[app.Config]()
-	if err != nil {
-		return err
-	}
+	cfg := config.Defaults[app.Config]()
 	cfg.ConnectRate = 0 // the storm comes from a handful of loopback addresses
 	// ...and one user: no per-address or per-user connection cap either (5,000 resumes
 	// over 16 addresses exceed the default 256 per address).

@@ -79,11 +79,7 @@ type testServer struct {
 
 // defaults is the configuration every variable unset gives.
 func defaults() app.Config {
-	cfg, err := config.Defaults[app.Config]()
-	if err != nil {
-		panic(err)
-	}
-	return cfg
+	return config.Defaults[app.Config]()
 }
 
 func testConfig() app.Config {
