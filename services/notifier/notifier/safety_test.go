@@ -48,26 +48,14 @@ func TestAuthMatrix(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _, err := dialWS(context.Background(), srv.addr, tc.ticket, tc.o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.close()
-			first, err := c.read(5 * time.Second)
-			if err != nil {
-				t.Fatalf("first message: %v", err)
-			}
-			if tc.code == 0 {
-				if first.Type != app.TypeConnected {
-					t.Fatalf("first = %s, want connected", first.raw)
-				}
+			if tc.code != 0 {
+				expectRefused(t, srv.addr, tc.ticket, tc.o, tc.code, tc.errCode)
 				return
 			}
-			if first.Type != app.TypeError || first.Code != tc.errCode || first.Message == "" {
-				t.Fatalf("first = %s, want error %s", first.raw, tc.errCode)
-			}
-			if code, _ := c.closeCode(5 * time.Second); code != tc.code {
-				t.Fatalf("close code %d, want %d", code, tc.code)
+			c, first := dialFirst(t, srv.addr, tc.ticket, tc.o)
+			defer c.close()
+			if first.Type != app.TypeConnected {
+				t.Fatalf("first = %s, want connected", first.raw)
 			}
 		})
 	}

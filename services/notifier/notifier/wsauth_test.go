@@ -33,21 +33,29 @@ func (e *testEnv) wsTicket(bearer string) string {
 // expectRefused dials and wants an error message with errCode then the close code.
 func expectRefused(t *testing.T, addr, ticket string, o dialOpts, code websocket.StatusCode, errCode string) {
 	t.Helper()
-	c, _, err := dialWS(context.Background(), addr, ticket, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, first := dialFirst(t, addr, ticket, o)
 	defer c.close()
-	first, err := c.read(5 * time.Second)
-	if err != nil {
-		t.Fatalf("first message: %v", err)
-	}
-	if first.Type != app.TypeError || first.Code != errCode {
+	if first.Type != app.TypeError || first.Code != errCode || first.Message == "" {
 		t.Fatalf("first = %s, want error %s", first.raw, errCode)
 	}
 	if got, _ := c.closeCode(5 * time.Second); got != code {
 		t.Fatalf("close code %d, want %d", got, code)
 	}
+}
+
+// dialFirst dials and reads the first message (the caller closes the client).
+func dialFirst(t *testing.T, addr, ticket string, o dialOpts) (*client, msg) {
+	t.Helper()
+	c, _, err := dialWS(context.Background(), addr, ticket, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.read(5 * time.Second)
+	if err != nil {
+		c.close()
+		t.Fatalf("first message: %v", err)
+	}
+	return c, first
 }
 
 func expectConnected(t *testing.T, addr, ticket string, o dialOpts) *client {
