@@ -23,7 +23,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/platform"
 	command "github.com/ticketflow/ticketflow/services/command/app"
-	notifier "github.com/ticketflow/ticketflow/services/notifier/app"
+	"github.com/ticketflow/ticketflow/services/notifier/notifier"
 	processor "github.com/ticketflow/ticketflow/services/processor/app"
 	"github.com/ticketflow/ticketflow/services/projector/projector"
 )
@@ -107,10 +107,6 @@ func runDev([]string) error {
 	if err != nil {
 		return err
 	}
-	notCfg, err := config.Load[notifier.Config]()
-	if err != nil {
-		return err
-	}
 
 	proj, err := projector.Build(ctx, base)
 	if err != nil {
@@ -121,8 +117,7 @@ func runDev([]string) error {
 	if err != nil {
 		return err
 	}
-	notif, err := notifier.New(notCfg, notifier.Deps{Log: log, Verifier: base.Verifier, Kafka: pcfg.Kafka, DB: base.DB,
-		Registry: base.Registry, AllowedOrigins: pcfg.HTTP.AllowedOrigins})
+	notif, err := notifier.Build(ctx, base)
 	if err != nil {
 		return err
 	}
@@ -130,7 +125,7 @@ func runDev([]string) error {
 	web := httpx.NewApp(log, pcfg.HTTP.AllowedOrigins, httpx.WithTrustedProxies(pcfg.HTTP.TrustedProxies))
 	checks := base.Checks()
 	checks["projector"] = proj.Checks["consumer"]
-	checks["notifier"] = readyCheck("notifier not caught up yet", notif.Ready)
+	checks["notifier"] = notif.Checks["notifier"]
 	checks["processor"] = func(context.Context) error {
 		select {
 		case <-proc.Running():
@@ -194,15 +189,6 @@ func runDev([]string) error {
 	stop()
 	wg.Wait()
 	return err
-}
-
-func readyCheck(msg string, ready func() bool) httpx.Check {
-	return func(context.Context) error {
-		if !ready() {
-			return errors.New(msg)
-		}
-		return nil
-	}
 }
 
 func waitReady(ctx context.Context, checks map[string]httpx.Check) error {

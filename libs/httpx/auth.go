@@ -14,8 +14,7 @@ const claimsKey = "ticketflow.claims"
 // cannot give headers, use a short-lived single-use ticket instead: POST /api/ws-tickets.)
 func RequireAuth(v *auth.Verifier) fiber.Handler {
 	return func(c *fiber.Ctx) error {
-		token := auth.BearerToken(c.Get(fiber.HeaderAuthorization))
-		claims, err := v.Verify(token)
+		claims, err := v.Verify(BearerToken(c))
 		if err != nil {
 			msg := "a valid bearer token is required"
 			switch {
@@ -29,6 +28,11 @@ func RequireAuth(v *auth.Verifier) fiber.Handler {
 		c.Locals(claimsKey, claims)
 		return c.Next()
 	}
+}
+
+// BearerToken is the token of the request's "Authorization: Bearer" header ("" without one).
+func BearerToken(c *fiber.Ctx) string {
+	return auth.BearerToken(c.Get(fiber.HeaderAuthorization))
 }
 
 // Claims returns the verified claims RequireAuth stored on the request.

@@ -19,6 +19,11 @@ import (
 // producers' transaction timeout), which is what "is this event in the log?" needs.
 const ScanToEnd int64 = -1
 
+// ErrBeforeLogStart is wrapped in ScanPartition's error when from lies below the partition's
+// log start: retention or a DeleteRecords removed that history, and nothing can read it any
+// more. (The error also still wraps kerr.OffsetOutOfRange.)
+var ErrBeforeLogStart = errors.New("kafka: offset below the partition's log start")
+
 // scanPageBytes bounds one Fetch response: a scan holds at most one page in memory.
 const scanPageBytes = 1 << 20
 
@@ -78,6 +83,8 @@ func ScanPartition(ctx context.Context, cl *kgo.Client, topic string, partition 
 				return err
 			}
 			continue
+		case errors.Is(fp.Err, kerr.OffsetOutOfRange) && belowLogStart(ctx, adm, topic, partition, from, fp.LogStartOffset):
+			return fmt.Errorf("kafka: fetch %s/%d@%d: %w: %w", topic, partition, from, ErrBeforeLogStart, fp.Err)
 		case fp.Err != nil:
 			return fmt.Errorf("kafka: fetch %s/%d@%d: %w", topic, partition, from, fp.Err)
 		}
@@ -139,6 +146,20 @@ func fetchPage(ctx context.Context, cl *kgo.Client, leader int32, topic string, 
 		Offset: from, IsolationLevel: kgo.ReadCommitted(), Topic: topic, Partition: partition,
 	}, &resp.Topics[0].Partitions[0], kgo.DefaultDecompressor(), nil)
 	return fp, next, nil
+}
+
+// belowLogStart tells an offset removed from the log from one past its end, both answered
+// "out of range": by the log start of the fetch response when it has one, else as listed.
+func belowLogStart(ctx context.Context, adm *kadm.Client, topic string, partition int32, from, logStart int64) bool {
+	if logStart > from {
+		return true
+	}
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err != nil {
+		return false
+	}
+	start, ok := starts.Lookup(topic, partition)
+	return ok && start.Err == nil && start.Offset > from
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

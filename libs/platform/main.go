@@ -26,31 +26,32 @@ type Service struct {
 
 // Main runs a service process: slog, SIGINT/SIGTERM, the shared configuration and
 // connections, then build's service beside /healthz, /readyz and /metrics, until a signal or
-// an error. It exits with status 1 and the error logged when anything fails.
-func Main(name string, build func(ctx context.Context, base *Base) (Service, error)) {
+// an error. It exits with status 1 and the error logged when anything fails. opts choose what
+// the shared connections are (see Open).
+func Main(name string, build func(ctx context.Context, base *Base) (Service, error), opts ...Option) {
 	log := logging.Setup().With("service", name)
-	if err := run(log, build); err != nil {
+	if err := run(log, build, opts...); err != nil {
 		log.Error(name+" stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, build func(context.Context, *Base) (Service, error)) error {
+func run(log *slog.Logger, build func(context.Context, *Base) (Service, error), opts ...Option) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg, err := config.Load[Config]()
 	if err != nil {
 		return err
 	}
-	return runUntil(ctx, cfg, log, build)
+	return runUntil(ctx, cfg, log, build, opts...)
 }
 
 // runUntil is run without the signal handling: it returns once ctx ends (after the bounded
 // shutdown) or something fails.
-func runUntil(ctx context.Context, cfg Config, log *slog.Logger, build func(context.Context, *Base) (Service, error)) error {
+func runUntil(ctx context.Context, cfg Config, log *slog.Logger, build func(context.Context, *Base) (Service, error), opts ...Option) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	base, err := Open(ctx, cfg, log)
+	base, err := Open(ctx, cfg, log, opts...)
 	if err != nil {
 		return err
 	}

@@ -42,20 +42,56 @@ type Config struct {
 
 // Base holds the shared connections of one process.
 type Base struct {
-	Config   Config
-	Log      *slog.Logger
-	DB       *pgxpool.Pool
-	Kafka    *kgo.Client
+	Config Config
+	Log    *slog.Logger
+	// DB is nil only under OptionalDatabase, when the service runs without PostgreSQL.
+	DB    *pgxpool.Pool
+	Kafka *kgo.Client
+	// Producer is nil under WithoutProducer.
 	Producer *kafka.Producer
 	Registry *prometheus.Registry
 	Verifier *auth.Verifier
+
+	dbOptional bool
 }
 
-// Open connects everything a service needs. The database is created if missing and migrated.
-func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Base, error) {
+// Option changes what Open connects. Without options a service gets everything: the database
+// created if missing and migrated, the topic created, and a producer.
+type Option func(*options)
+
+type options struct {
+	optionalDB bool
+	useDB      func() (bool, error)
+	noProducer bool
+}
+
+// OptionalDatabase is for a service that works without PostgreSQL and only asks it for extras:
+// when use answers true (nil: always), Open connects within optionalDBTimeout, neither creating
+// nor migrating the database; when it is unreachable Open logs a warning and Base.DB stays nil.
+// PostgreSQL is then no readiness condition of the service.
+func OptionalDatabase(use func() (bool, error)) Option {
+	return func(o *options) { o.optionalDB, o.useDB = true, use }
+}
+
+// WithoutProducer is for a service that only reads the log: Open makes no producer, does not
+// create the topic and does not wait for the brokers (the service's consumer does).
+func WithoutProducer() Option {
+	return func(o *options) { o.noProducer = true }
+}
+
+// optionalDBTimeout bounds connecting to an optional database at start.
+const optionalDBTimeout = 10 * time.Second
+
+// Open connects everything a service needs (see Option). The database is created if missing
+// and migrated.
+func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*Base, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	startCtx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
 	defer cancel()
-	b := &Base{Config: cfg, Log: log, Registry: httpx.NewRegistry()}
+	b := &Base{Config: cfg, Log: log, Registry: httpx.NewRegistry(), dbOptional: o.optionalDB}
 	if cfg.Auth.JWTSecret != "" {
 		v, err := auth.NewVerifier(cfg.Auth.JWTSecret)
 		if err != nil {
@@ -63,23 +99,22 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Base, error) {
 		}
 		b.Verifier = v
 	}
-	if err := postgres.EnsureDatabase(startCtx, cfg.Postgres.URL); err != nil {
+	if o.optionalDB {
+		if err := b.openOptionalDB(startCtx, o.useDB); err != nil {
+			return nil, err
+		}
+	} else if err := b.openDB(startCtx); err != nil {
 		return nil, err
 	}
-	if err := postgres.Migrate(cfg.Postgres.URL); err != nil {
-		return nil, err
-	}
-	db, err := postgres.Connect(startCtx, cfg.Postgres, log)
-	if err != nil {
-		return nil, err
-	}
-	b.DB = db
 	cl, err := kafka.NewClient(cfg.Kafka)
 	if err != nil {
 		b.Close()
 		return nil, err
 	}
 	b.Kafka = cl
+	if o.noProducer {
+		return b, nil
+	}
 	if err := kafka.WaitReady(startCtx, cl, log); err != nil {
 		b.Close()
 		return nil, err
@@ -92,16 +127,58 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Base, error) {
 	return b, nil
 }
 
-// Checks are the readiness checks of the shared connections.
-func (b *Base) Checks() map[string]httpx.Check {
-	return map[string]httpx.Check{
-		"postgres": func(ctx context.Context) error { return b.DB.Ping(ctx) },
-		"kafka":    func(ctx context.Context) error { return b.Kafka.Ping(ctx) },
+// openDB creates the database if missing, migrates it and connects.
+func (b *Base) openDB(ctx context.Context) error {
+	if err := postgres.EnsureDatabase(ctx, b.Config.Postgres.URL); err != nil {
+		return err
 	}
+	if err := postgres.Migrate(b.Config.Postgres.URL); err != nil {
+		return err
+	}
+	db, err := postgres.Connect(ctx, b.Config.Postgres, b.Log)
+	if err != nil {
+		return err
+	}
+	b.DB = db
+	return nil
+}
+
+// openOptionalDB connects when use says so, and carries on without a database it cannot reach.
+func (b *Base) openOptionalDB(ctx context.Context, use func() (bool, error)) error {
+	if use != nil {
+		ok, err := use()
+		if err != nil || !ok {
+			return err
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, optionalDBTimeout)
+	defer cancel()
+	db, err := postgres.Connect(ctx, b.Config.Postgres, b.Log)
+	if err != nil {
+		b.Log.Warn("running without the database", "err", err)
+		return nil
+	}
+	b.DB = db
+	return nil
+}
+
+// Checks are the readiness checks of the shared connections.
+// An optional database is none: the service works without it.
+func (b *Base) Checks() map[string]httpx.Check {
+	checks := map[string]httpx.Check{
+		"kafka": func(ctx context.Context) error { return b.Kafka.Ping(ctx) },
+	}
+	if b.DB != nil && !b.dbOptional {
+		checks["postgres"] = func(ctx context.Context) error { return b.DB.Ping(ctx) }
+	}
+	return checks
 }
 
 // Liveness are the checks /healthz fails on (see PoolWatch).
 func (b *Base) Liveness() map[string]httpx.Check {
+	if b.DB == nil {
+		return map[string]httpx.Check{}
+	}
 	w := NewPoolWatch(b.DB, b.Config.PoolStall)
 	return map[string]httpx.Check{"postgres_pool": w.Check}
 }

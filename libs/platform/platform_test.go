@@ -2,9 +2,11 @@ package platform
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,5 +153,51 @@ func TestRunStopsWithAHungHandlerHoldingTheDatabase(t *testing.T) {
 	}
 	if d := time.Since(start); d > cfg.ShutdownTimeout+closeBound+2*time.Second {
 		t.Fatalf("stop took %v", d)
+	}
+}
+
+// A service with an optional database and no producer (the notifier) starts without
+// PostgreSQL: an unreachable database is given up within the startup bound, a database it
+// does not want is never dialled, and PostgreSQL is no readiness check of it.
+func TestOpenWithOptionalDatabaseAndNoProducer(t *testing.T) {
+	broker := kafkatest.Start(t, 1)
+	cfg := Config{
+		Kafka:          broker.Config,
+		Postgres:       config.Postgres{URL: "postgres://postgres@127.0.0.1:1/none?sslmode=disable"},
+		StartupTimeout: 2 * time.Second,
+	}
+	log := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		name string
+		use  func() (bool, error)
+	}{
+		{"unreachable", nil},
+		{"not wanted", func() (bool, error) { return false, nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			base, err := Open(context.Background(), cfg, log, OptionalDatabase(tc.use), WithoutProducer())
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer base.Close()
+			if d := time.Since(start); d > cfg.StartupTimeout+time.Second {
+				t.Fatalf("Open took %v", d)
+			}
+			if base.DB != nil || base.Producer != nil || base.Kafka == nil {
+				t.Fatalf("DB %v, producer %v, kafka %v: want only kafka", base.DB, base.Producer, base.Kafka)
+			}
+			checks := base.Checks()
+			if _, ok := checks["postgres"]; ok || len(checks) != 1 {
+				t.Fatalf("readiness checks %v, want kafka only", checks)
+			}
+			if live := base.Liveness(); len(live) != 0 {
+				t.Fatalf("liveness checks %v, want none", live)
+			}
+		})
+	}
+	_, err := Open(context.Background(), cfg, log, OptionalDatabase(func() (bool, error) { return false, errors.New("bad setting") }))
+	if err == nil || !strings.Contains(err.Error(), "bad setting") {
+		t.Fatalf("Open with a failing setting: %v", err)
 	}
 }

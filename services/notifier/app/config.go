@@ -6,7 +6,8 @@ import (
 )
 
 // Config tunes the notifier. Every field is read from the environment (libs/config.Load) and
-// has a default that suits `ticketflow dev`; the README's table lists the same names.
+// has a default that suits `ticketflow dev` (config.Defaults[Config] gives them all); the
+// README's table lists the same names.
 type Config struct {
 	// QueueMessages bounds a connection's outgoing queue. A client that lets it fill is
 	// disconnected with close 1013 (try again later) and resumes with its cursor: the server
@@ -48,27 +49,8 @@ type Config struct {
 	DedupeWindow int `env:"TICKETFLOW_WS_DEDUPE_WINDOW" envDefault:"4096"`
 }
 
-// DefaultConfig is the configuration with every default applied (for tests and embedders).
-func DefaultConfig() Config {
-	return Config{
-		QueueMessages:    1024,
-		QueueBytes:       4 << 20,
-		PingInterval:     25 * time.Second,
-		IdleTimeout:      60 * time.Second,
-		WriteTimeout:     10 * time.Second,
-		MaxFrameBytes:    4096,
-		ConnectRate:      20,
-		ConnectBurst:     60,
-		HistoryPerTicket: 1024,
-		HistoryBytes:     64 << 20,
-		CatchUpTimeout:   5 * time.Second,
-		MaxConnsPerUser:  64,
-		MaxConnsPerIP:    256,
-		DedupeWindow:     4096,
-	}
-}
-
-func (c Config) validate() error {
+// Validate refuses settings the notifier cannot run with.
+func (c Config) Validate() error {
 	switch {
 	case c.QueueMessages < 1 || c.QueueBytes < 1:
 		return errors.New("notifier: queue limits must be positive")

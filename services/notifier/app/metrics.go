@@ -4,8 +4,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are the notifier's Prometheus series (all prefixed ticketflow_notifier_).
-type metrics struct {
+// Metrics are the notifier's Prometheus series (all prefixed ticketflow_notifier_).
+type Metrics struct {
 	connections    *prometheus.GaugeVec // open connections by stream (ticket|all)
 	sent           map[string]prometheus.Counter
 	sentVec        *prometheus.CounterVec // messages written by type
@@ -19,9 +19,10 @@ type metrics struct {
 	duplicates     prometheus.Counter // records whose event id the ticket already had
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// NewMetrics registers the series on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	const ns, sub = "ticketflow", "notifier"
-	m := &metrics{
+	m := &Metrics{
 		connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "connections", Help: "Open WebSocket connections by stream (ticket or all)."}, []string{"stream"}),
 		sentVec: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
@@ -59,7 +60,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-func (m *metrics) countSent(typ string) {
+// Rejected counts a connection refused (before or at setup) for reason.
+func (m *Metrics) Rejected(reason string) { m.rejected.WithLabelValues(reason).Inc() }
+
+// Connected counts an open connection of stream ("ticket" or "all") until the returned func
+// is called.
+func (m *Metrics) Connected(stream string) (closed func()) {
+	g := m.connections.WithLabelValues(stream)
+	g.Inc()
+	return g.Dec
+}
+
+func (m *Metrics) countSent(typ string) {
 	if c, ok := m.sent[typ]; ok {
 		c.Inc()
 	}

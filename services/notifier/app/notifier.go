@@ -1,7 +1,8 @@
-// Package app is the notifier: it consumes the event topic (every partition, no consumer
-// group, so every replica sees everything), keeps each ticket's recent history in bounded
-// memory, and serves WebSocket clients live messages plus an exact replay from any cursor
-// still in the event log.
+// Package app is the notifier's use cases: it applies the event topic (every partition, no
+// consumer group, so every replica sees everything), keeps each ticket's recent history in
+// bounded memory, and opens sessions that get live messages plus an exact replay from any
+// cursor still in the event log. Transport (the WebSocket routes) is in ports, Kafka and SQL
+// in adapters.
 package app
 
 import (
@@ -12,101 +13,91 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/ticketflow/ticketflow/libs/auth"
-	"github.com/ticketflow/ticketflow/libs/config"
-	"github.com/ticketflow/ticketflow/libs/kafka"
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/ticketflow/ticketflow/libs/events"
 )
+
+// Record is one record of the event topic as the log hands it over, undecoded (replays decode
+// in parallel). Control records (transaction markers) only move a partition's position.
+type Record struct {
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Control   bool
+}
+
+// event decodes the record's envelope.
+func (r Record) event() (events.Event, error) {
+	env, err := events.DecodeEnvelope(r.Value)
+	if err != nil {
+		return events.Event{}, fmt.Errorf("record %d@%d: %w", r.Partition, r.Offset, err)
+	}
+	return events.Event{Envelope: env, Position: events.Position{Partition: r.Partition, Offset: r.Offset}}, nil
+}
+
+// EventLog is the event topic (adapters.LogReader).
+type EventLog interface {
+	// Consume hands every record of every partition, from the log start, to apply (in log
+	// order per partition) until ctx ends.
+	Consume(ctx context.Context, apply func(Record)) error
+	// Ends are the last stable offsets of every partition; Starts their log start offsets.
+	Ends(ctx context.Context) (map[int32]int64, error)
+	Starts(ctx context.Context) (map[int32]int64, error)
+	// Read calls fn with each committed record of partition p with from <= offset <= to, in
+	// log order; ErrHistoryGone when from is below the log start.
+	Read(ctx context.Context, p int32, from, to int64, fn func(Record) error) error
+}
+
+// ErrHistoryGone means the requested offset is below the partition's log start: retention or
+// a DeleteRecords removed it, and no source can replay it exactly any more.
+var ErrHistoryGone = errors.New("history no longer in the event log")
+
+// Owners answers for tickets whose TicketCreated is no longer in the log (adapters.Owners).
+type Owners interface {
+	Owner(ctx context.Context, ticketID string) (owner string, partition int32, found bool, err error)
+}
 
 // Deps are what the notifier is wired to.
 type Deps struct {
-	Log      *slog.Logger
-	Verifier *auth.Verifier
-	// Kafka has its brokers resolved and names the event topic.
-	Kafka config.Kafka
-	// DB is optional. It is asked for the owner of a ticket whose TicketCreated is no longer
-	// in the log (retention), and records used WebSocket tickets (single use across
-	// replicas; without it, per replica). Everything else comes from the log itself.
-	DB *pgxpool.Pool
-	// Registry receives the notifier's metrics (a fresh registry when nil).
-	Registry prometheus.Registerer
-	// AllowedOrigins are the browser origins allowed to open a WebSocket ("*" allows any).
-	// Requests without an Origin header (non-browser clients) are allowed.
-	AllowedOrigins []string
+	Log *slog.Logger
+	// EventLog is required.
+	EventLog EventLog
+	// Owners is optional (without it, tickets older than the log answer 4404).
+	Owners  Owners
+	Metrics *Metrics
 }
 
-// Notifier serves /ws/tickets and /ws/tickets/:ticket_id.
+// Notifier holds the hub (positions, ticket index, histories, subscribers) and serves sessions.
 type Notifier struct {
 	cfg     Config
 	log     *slog.Logger
-	auth    *auth.Verifier
-	kcfg    config.Kafka
-	db      *pgxpool.Pool
-	origins map[string]bool
-	anyOrig bool
-
-	m       *metrics
+	m       *Metrics
 	hub     *hub
-	admin   *kgo.Client // history reads and offset listings
-	reader  *logReader
-	limiter *ipLimiter
-	caps    *connCaps
-	tickets ticketUses
+	events  EventLog
+	owners  Owners
 	ready   atomic.Bool
 	running atomic.Bool
 }
 
 // New builds a notifier; Run must be called for it to receive events.
 func New(cfg Config, deps Deps) (*Notifier, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if deps.Verifier == nil {
-		return nil, errors.New("notifier: a token verifier is required")
+	if deps.EventLog == nil || deps.Metrics == nil {
+		return nil, errors.New("notifier: an event log and metrics are required")
 	}
 	if deps.Log == nil {
 		deps.Log = slog.Default()
 	}
-	if deps.Registry == nil {
-		deps.Registry = prometheus.NewRegistry()
-	}
-	m, err := newMetrics(deps.Registry)
-	if err != nil {
-		return nil, fmt.Errorf("notifier metrics: %w", err)
-	}
-	admin, err := kafka.NewClient(deps.Kafka)
-	if err != nil {
-		return nil, err
-	}
-	n := &Notifier{
-		cfg:     cfg,
-		log:     deps.Log.With("service", "notifier"),
-		auth:    deps.Verifier,
-		kcfg:    deps.Kafka,
-		db:      deps.DB,
-		origins: map[string]bool{},
-		m:       m,
-		hub:     newHub(cfg, m),
-		admin:   admin,
-		reader:  newLogReader(admin, deps.Kafka.Topic),
-		limiter: newIPLimiter(cfg.ConnectRate, cfg.ConnectBurst),
-		caps:    newConnCaps(cfg.MaxConnsPerUser, cfg.MaxConnsPerIP),
-	}
-	if deps.DB != nil {
-		n.tickets = &dbTicketUses{db: deps.DB}
-	} else {
-		n.tickets = newMemTicketUses()
-	}
-	for _, o := range deps.AllowedOrigins {
-		if o == "*" {
-			n.anyOrig = true
-		}
-		n.origins[o] = true
-	}
-	return n, nil
+	return &Notifier{
+		cfg:    cfg,
+		log:    deps.Log.With("service", "notifier"),
+		m:      deps.Metrics,
+		hub:    newHub(cfg, deps.Metrics),
+		events: deps.EventLog,
+		owners: deps.Owners,
+	}, nil
 }
 
 // Ready reports whether the live consumer has caught up with the log as it was when Run
@@ -115,50 +106,23 @@ func New(cfg Config, deps Deps) (*Notifier, error) {
 func (n *Notifier) Ready() bool { return n.ready.Load() }
 
 // Run consumes every partition of the topic from the log start until ctx ends, then closes
-// every connection with 1001 (going away) so clients resume elsewhere.
+// every session with 1001 (going away) so clients resume elsewhere.
 func (n *Notifier) Run(ctx context.Context) error {
 	if !n.running.CompareAndSwap(false, true) {
 		return errors.New("notifier: Run called twice")
 	}
-	defer n.admin.Close()
 	defer n.shutdown()
-	cl, err := kafka.NewClient(n.kcfg,
-		kgo.ConsumeTopics(n.kcfg.Topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchMaxWait(time.Second),
-		// Transaction markers advance the hub's position like any record, so catching up
-		// with an end offset that lands just past a marker completes.
-		kgo.KeepControlRecords(),
-	)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
 	go n.watchReady(ctx)
-	for {
-		fetches := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if fetches.IsClientClosed() {
-			return errors.New("notifier: kafka client closed")
-		}
-		fetches.EachError(func(t string, p int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				n.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
-			}
-		})
-		fetches.EachRecord(n.consume)
-	}
+	return n.events.Consume(ctx, n.apply)
 }
 
-func (n *Notifier) consume(rec *kgo.Record) {
-	if rec.Attrs.IsControl() {
+func (n *Notifier) apply(rec Record) {
+	if rec.Control {
 		n.hub.advance(rec.Partition, rec.Offset)
 		return
 	}
 	n.m.consumedEvents.Inc()
-	ev, err := kafka.Event(rec)
+	ev, err := rec.event()
 	if err != nil {
 		n.log.Warn("skipping undecodable record", "err", err)
 		n.hub.advance(rec.Partition, rec.Offset)
@@ -175,7 +139,7 @@ func (n *Notifier) consume(rec *kgo.Record) {
 // watchReady flips Ready once the consumer reached the end offsets seen at startup.
 func (n *Notifier) watchReady(ctx context.Context) {
 	for ctx.Err() == nil {
-		ends, err := n.reader.ends(ctx)
+		ends, err := n.events.Ends(ctx)
 		if err != nil {
 			select {
 			case <-ctx.Done():
@@ -184,7 +148,7 @@ func (n *Notifier) watchReady(ctx context.Context) {
 				continue
 			}
 		}
-		starts, _ := n.reader.starts(ctx)
+		starts, _ := n.events.Starts(ctx)
 		for p, end := range ends {
 			if end <= starts[p] {
 				continue // nothing to consume on p
@@ -201,10 +165,34 @@ func (n *Notifier) watchReady(ctx context.Context) {
 
 func (n *Notifier) shutdown() {
 	for _, s := range n.hub.close() {
-		if ss, ok := s.(*session); ok {
-			ss.stop(CloseGoingAway, "server shutting down: resume with your last cursor")
+		if ss, ok := s.(*Session); ok {
+			ss.Stop(CloseGoingAway, "server shutting down: resume with your last cursor")
 		}
 	}
+}
+
+// WaitPosition blocks until the live consumer has applied partition p up to offset off, or
+// ctx ends (false).
+func (n *Notifier) WaitPosition(ctx context.Context, p int32, off int64) bool {
+	return n.hub.waitPosition(ctx, p, off)
+}
+
+// RunStart is the offset of the ticket's latest TicketProcessingRequested (-1: none).
+func (n *Notifier) RunStart(ticketID string) int64 {
+	if info := n.hub.lookup(ticketID); info.known {
+		return info.runStart
+	}
+	return -1
+}
+
+// Subscribers counts the sessions subscribed to one ticket.
+func (n *Notifier) Subscribers(ticketID string) int {
+	n.hub.mu.Lock()
+	defer n.hub.mu.Unlock()
+	if t := n.hub.tickets[ticketID]; t != nil {
+		return len(t.subs)
+	}
+	return 0
 }
 
 // catchUp waits until the live consumer has applied everything that was in partitions ps
@@ -214,7 +202,7 @@ func (n *Notifier) shutdown() {
 func (n *Notifier) catchUp(ctx context.Context, ps ...int32) error {
 	ctx, cancel := context.WithTimeout(ctx, n.cfg.CatchUpTimeout)
 	defer cancel()
-	ends, err := n.reader.ends(ctx)
+	ends, err := n.events.Ends(ctx)
 	if err != nil {
 		return fmt.Errorf("list end offsets: %w", err)
 	}
@@ -230,7 +218,7 @@ func (n *Notifier) catchUp(ctx context.Context, ps ...int32) error {
 		}
 		if !n.hub.waitPosition(ctx, p, end-1) {
 			// A partition emptied by retention has nothing to consume: not a lag.
-			starts, err := n.reader.starts(context.Background())
+			starts, err := n.events.Starts(context.Background())
 			if err == nil && starts[p] >= end {
 				continue
 			}
@@ -244,15 +232,8 @@ var errCatchingUp = errors.New("the notifier is still catching up with the event
 
 // ownerFromDB asks the projection for a ticket the log no longer describes.
 func (n *Notifier) ownerFromDB(ctx context.Context, id string) (owner string, partition int32, found bool, err error) {
-	if n.db == nil {
+	if n.owners == nil {
 		return "", 0, false, nil
 	}
-	err = n.db.QueryRow(ctx, `SELECT owner, last_partition FROM tickets WHERE id = $1`, id).Scan(&owner, &partition)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", 0, false, nil
-	}
-	if err != nil {
-		return "", 0, false, err
-	}
-	return owner, partition, true, nil
+	return n.owners.Owner(ctx, id)
 }

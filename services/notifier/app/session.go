@@ -1,32 +1,11 @@
 package app
 
 import (
-	"encoding/binary"
 	"net"
 	"sync"
 	"time"
 
-	"github.com/gofiber/contrib/websocket"
 	"github.com/ticketflow/ticketflow/libs/cursor"
-)
-
-// WebSocket opcodes and close codes used here (RFC 6455 §5.2, §7.4; 4xxx are ours).
-const (
-	opText  = 0x1
-	opClose = 0x8
-	opPing  = 0x9
-	opPong  = 0xA
-
-	CloseNormal       = 1000
-	CloseGoingAway    = 1001
-	CloseUnsupported  = 1003
-	ClosePolicy       = 1008
-	CloseTooBig       = 1009
-	CloseTryAgain     = 1013
-	CloseBadRequest   = 4400
-	CloseUnauthorized = 4401
-	CloseForbidden    = 4403
-	CloseNotFound     = 4404
 )
 
 // qent is one queued outgoing message: an event item, or a pre-encoded frame payload.
@@ -37,13 +16,26 @@ type qent struct {
 	typ string // opText: the message type, for metrics ("" = pong)
 }
 
-// session is one WebSocket connection. The hub pushes into its bounded queue without ever
+// sessionConfig is what a session needs of the configuration.
+type sessionConfig struct {
+	queueMessages int
+	queueBytes    int
+	pingInterval  time.Duration
+	writeTimeout  time.Duration
+}
+
+func (c Config) session() sessionConfig {
+	return sessionConfig{queueMessages: c.QueueMessages, queueBytes: c.QueueBytes,
+		pingInterval: c.PingInterval, writeTimeout: c.WriteTimeout}
+}
+
+// Session is one WebSocket connection. The hub pushes into its bounded queue without ever
 // blocking; exactly one writer goroutine drains the queue into the socket. The writer frames
 // messages itself and writes every frame queued at that moment with one syscall (one JSON
 // message per frame, many frames per write), which is what makes fan-out cheap.
-type session struct {
-	n        *Notifier
-	ws       *websocket.Conn
+type Session struct {
+	cfg      sessionConfig
+	m        *Metrics
 	nc       net.Conn
 	ticketID string // "" for /ws/tickets
 	global   bool
@@ -69,11 +61,13 @@ type session struct {
 	closed bool
 }
 
-func newSession(n *Notifier, ws *websocket.Conn, ticketID string) *session {
-	return &session{
-		n:        n,
-		ws:       ws,
-		nc:       ws.NetConn(),
+// NewSession is the session of connection nc (upgraded already) for ticketID ("" for every
+// ticket). Open starts it.
+func (n *Notifier) NewSession(nc net.Conn, ticketID string) *Session {
+	return &Session{
+		cfg:      n.cfg.session(),
+		m:        n.m,
+		nc:       nc,
 		ticketID: ticketID,
 		global:   ticketID == "",
 		wake:     make(chan struct{}, 1),
@@ -84,7 +78,7 @@ func newSession(n *Notifier, ws *websocket.Conn, ticketID string) *session {
 	}
 }
 
-func (s *session) signal() {
+func (s *Session) signal() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -92,13 +86,13 @@ func (s *session) signal() {
 }
 
 // push queues an event item; false when the queue is full (the session then closes 1013).
-func (s *session) push(it *item) bool {
+func (s *Session) push(it *item) bool {
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
 		return false
 	}
-	if len(s.queue) >= s.n.cfg.QueueMessages || s.qbytes+len(it.msg) > s.n.cfg.QueueBytes {
+	if len(s.queue) >= s.cfg.queueMessages || s.qbytes+len(it.msg) > s.cfg.queueBytes {
 		s.overflowLocked()
 		s.wakeWriterLocked()
 		return false
@@ -111,7 +105,7 @@ func (s *session) push(it *item) bool {
 
 // wakeWriterLocked (called with s.mu held, which it releases) starts a writer if none runs,
 // or signals the running one. Idle connections have no writer goroutine: only the reader.
-func (s *session) wakeWriterLocked() {
+func (s *Session) wakeWriterLocked() {
 	start := !s.writing && !s.finished
 	if start {
 		s.writing = true
@@ -126,21 +120,21 @@ func (s *session) wakeWriterLocked() {
 
 // overflowLocked drops the queue at once (its memory is released now, not when the blocked
 // writer wakes) and asks the writer to close with 1013.
-func (s *session) overflowLocked() {
+func (s *Session) overflowLocked() {
 	s.overflow, s.stopped = true, true
 	s.closeCode, s.closeText = CloseTryAgain, "client too slow: resume with your last cursor"
 	s.queue, s.qbytes = nil, 0
-	s.n.m.slowClients.Inc()
+	s.m.slowClients.Inc()
 }
 
 // send queues a control or text frame under the same bounds.
-func (s *session) send(op byte, payload []byte) {
+func (s *Session) send(op byte, payload []byte) {
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
 		return
 	}
-	if len(s.queue) >= s.n.cfg.QueueMessages || s.qbytes+len(payload) > s.n.cfg.QueueBytes {
+	if len(s.queue) >= s.cfg.queueMessages || s.qbytes+len(payload) > s.cfg.queueBytes {
 		s.overflowLocked()
 		s.wakeWriterLocked()
 		return
@@ -150,9 +144,21 @@ func (s *session) send(op byte, payload []byte) {
 	s.wakeWriterLocked()
 }
 
-// expire ends a session whose token has expired: an error message, then close 4401. The
+// Global reports whether the session streams every ticket (/ws/tickets).
+func (s *Session) Global() bool { return s.global }
+
+// Pong answers a client's ping frame.
+func (s *Session) Pong(data []byte) { s.send(opPong, data) }
+
+// PongText answers a client's "ping" text message.
+func (s *Session) PongText() { s.send(opText, pongMsg) }
+
+// Done is closed once the session's writing is over.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Expire ends a session whose token has expired: an error message, then close 4401. The
 // client must authenticate again (a new token, or a new ticket from a valid one).
-func (s *session) expire() {
+func (s *Session) Expire() {
 	msg := mustJSON(errorMsg{Type: TypeError, Code: "token_expired", Message: "the token has expired; reconnect with a valid one"})
 	s.mu.Lock()
 	if !s.stopped {
@@ -163,29 +169,13 @@ func (s *session) expire() {
 	s.wakeWriterLocked()
 }
 
-// stop ends the session; code 0 closes without a close frame (the peer is gone).
-func (s *session) stop(code int, text string) {
+// Stop ends the session; code 0 closes without a close frame (the peer is gone).
+func (s *Session) Stop(code int, text string) {
 	s.mu.Lock()
 	if !s.stopped {
 		s.stopped, s.closeCode, s.closeText = true, code, text
 	}
 	s.wakeWriterLocked()
-}
-
-// --- framing (writer goroutine only) ---
-
-func appendFrame(dst []byte, op byte, payload []byte) []byte {
-	n := len(payload)
-	switch {
-	case n < 126:
-		dst = append(dst, 0x80|op, byte(n))
-	case n <= 0xFFFF:
-		dst = append(dst, 0x80|op, 126, byte(n>>8), byte(n))
-	default:
-		dst = append(dst, 0x80|op, 127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
-	}
-	return append(dst, payload...)
 }
 
 // flushThreshold is how much the writer accumulates before a write; at most this much (plus
@@ -194,7 +184,7 @@ const flushThreshold = 64 << 10
 
 var outPool = sync.Pool{New: func() any { b := make([]byte, 0, flushThreshold+4096); return &b }}
 
-func (s *session) frame(op byte, payload []byte) error {
+func (s *Session) frame(op byte, payload []byte) error {
 	if s.out == nil {
 		s.out = (*outPool.Get().(*[]byte))[:0]
 	}
@@ -206,17 +196,17 @@ func (s *session) frame(op byte, payload []byte) error {
 }
 
 // text frames a JSON message and counts it.
-func (s *session) text(typ string, payload []byte) error {
-	s.n.m.countSent(typ)
+func (s *Session) text(typ string, payload []byte) error {
+	s.m.countSent(typ)
 	return s.frame(opText, payload)
 }
 
 // event frames an event item: per-ticket sessions share its encoding; /ws/tickets sessions
 // advance their merged cursor and append it.
-func (s *session) event(it *item) error {
-	s.n.m.countSent(it.typ)
+func (s *Session) event(it *item) error {
+	s.m.countSent(it.typ)
 	if s.live {
-		s.n.m.latency.Observe(time.Since(it.occurredAt).Seconds())
+		s.m.latency.Observe(time.Since(it.occurredAt).Seconds())
 	}
 	if !s.global {
 		return s.frame(opText, it.message())
@@ -230,19 +220,12 @@ func (s *session) event(it *item) error {
 	}
 	// Frame in place: reserve the longest header, encode, then fix the header.
 	start := len(s.out)
-	s.out = append(s.out, make([]byte, 10)...)
+	s.out = append(s.out, make([]byte, maxHeader)...)
 	s.out = it.messageWith(s.out, s.cur.String())
-	payload := s.out[start+10:]
+	payload := s.out[start+maxHeader:]
 	n := len(payload)
-	var hdr []byte
-	switch {
-	case n < 126:
-		hdr = []byte{0x80 | opText, byte(n)}
-	case n <= 0xFFFF:
-		hdr = []byte{0x80 | opText, 126, byte(n >> 8), byte(n)}
-	default:
-		hdr = binary.BigEndian.AppendUint64([]byte{0x80 | opText, 127}, uint64(n))
-	}
+	var hb [maxHeader]byte
+	hdr := appendHeader(hb[:0], opText, n)
 	copy(s.out[start:], hdr)
 	copy(s.out[start+len(hdr):], payload)
 	s.out = s.out[:start+len(hdr)+n]
@@ -252,18 +235,18 @@ func (s *session) event(it *item) error {
 	return nil
 }
 
-func (s *session) flush() error {
+func (s *Session) flush() error {
 	if len(s.out) == 0 {
 		return nil
 	}
-	_ = s.nc.SetWriteDeadline(time.Now().Add(s.n.cfg.WriteTimeout))
+	_ = s.nc.SetWriteDeadline(time.Now().Add(s.cfg.writeTimeout))
 	_, err := s.nc.Write(s.out)
 	s.out = s.out[:0]
 	return err
 }
 
 // release returns the write buffer to the pool between bursts: an idle connection holds none.
-func (s *session) release() {
+func (s *Session) release() {
 	if s.out != nil && cap(s.out) <= 2*flushThreshold {
 		b := s.out[:0]
 		outPool.Put(&b)
@@ -272,17 +255,12 @@ func (s *session) release() {
 }
 
 // writeClose sends a close frame (best effort, short deadline).
-func (s *session) writeClose(code int, text string) {
+func (s *Session) writeClose(code int, text string) {
 	if s.closed {
 		return
 	}
 	s.closed = true
-	if len(text) > 120 {
-		text = text[:120]
-	}
-	payload := binary.BigEndian.AppendUint16(nil, uint16(code))
-	payload = append(payload, text...)
-	_ = s.frame(opClose, payload)
+	_ = s.frame(opClose, closePayload(code, text))
 	_ = s.nc.SetWriteDeadline(time.Now().Add(time.Second))
 	if len(s.out) > 0 {
 		_, _ = s.nc.Write(s.out)
@@ -298,7 +276,7 @@ const writerLinger = time.Second
 
 // start runs the setup (connected, the replay) as the first writer, then arms server pings.
 // Live pushes queue up meanwhile and are written after it, in order.
-func (s *session) start(setup func() error) {
+func (s *Session) start(setup func() error) {
 	go func() {
 		err := setup()
 		if err == nil {
@@ -306,22 +284,22 @@ func (s *session) start(setup func() error) {
 		}
 		s.release()
 		if err != nil {
-			s.stop(0, "")
+			s.Stop(0, "")
 		}
 		s.live = true
 		s.mu.Lock()
-		s.pinger = time.AfterFunc(s.n.cfg.PingInterval, s.ping)
+		s.pinger = time.AfterFunc(s.cfg.pingInterval, s.ping)
 		s.mu.Unlock()
 		s.drain()
 	}()
 }
 
 // ping queues a server ping and re-arms itself until the session ends.
-func (s *session) ping() {
+func (s *Session) ping() {
 	s.send(opPing, nil)
 	s.mu.Lock()
 	if !s.stopped {
-		s.pinger.Reset(s.n.cfg.PingInterval)
+		s.pinger.Reset(s.cfg.pingInterval)
 	}
 	s.mu.Unlock()
 }
@@ -329,7 +307,7 @@ func (s *session) ping() {
 // drain is the connection's only writer while it runs: it writes whatever is queued, many
 // frames per syscall, and exits after writerLinger without work. On stop it writes the close
 // frame (if any) and ends the session.
-func (s *session) drain() {
+func (s *Session) drain() {
 	linger := time.NewTimer(writerLinger)
 	defer linger.Stop()
 	for {
@@ -411,7 +389,7 @@ func (s *session) drain() {
 }
 
 // finish marks the session's writing over (no writer will start again) and releases it.
-func (s *session) finish() {
+func (s *Session) finish() {
 	s.release()
 	s.mu.Lock()
 	s.finished, s.writing = true, false

@@ -1,4 +1,4 @@
-package app
+package adapters
 
 import (
 	"context"
@@ -11,26 +11,24 @@ import (
 	"github.com/ticketflow/ticketflow/libs/auth"
 )
 
-// ticketUses makes WebSocket tickets single-use: claim succeeds once per jti. With a database
-// the record is shared by every replica; without one, by this replica only.
-type ticketUses interface {
-	// claim records jti as used; auth.ErrTicketReused when it was used before, another
-	// error when the record cannot be made (the connect is then refused: fail closed).
-	claim(ctx context.Context, jti string, expires time.Time) error
-}
-
 // usedFor is how long a used jti must be remembered: until no ticket carrying it can verify.
 const usedFor = auth.MaxWSTicketTTL + 2*auth.Leeway
 
-// dbTicketUses records jtis in ws_ticket_uses (migration 0005).
-type dbTicketUses struct {
+// DBTicketUses makes WebSocket tickets single-use across every replica: it records jtis in
+// ws_ticket_uses (migration 0005).
+type DBTicketUses struct {
 	db *pgxpool.Pool
 
 	mu     sync.Mutex
 	pruned time.Time
 }
 
-func (u *dbTicketUses) claim(ctx context.Context, jti string, _ time.Time) error {
+// NewDBTicketUses records in db.
+func NewDBTicketUses(db *pgxpool.Pool) *DBTicketUses { return &DBTicketUses{db: db} }
+
+// Claim records jti as used; auth.ErrTicketReused when it was used before, another error when
+// the record cannot be made (the connect is then refused: fail closed).
+func (u *DBTicketUses) Claim(ctx context.Context, jti string, _ time.Time) error {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	tag, err := u.db.Exec(ctx, `INSERT INTO ws_ticket_uses (jti, used_at) VALUES ($1, now()) ON CONFLICT (jti) DO NOTHING`, jti)
@@ -59,17 +57,19 @@ const maxRememberedTickets = 100_000
 
 var errTicketMemoryFull = errors.New("too many WebSocket tickets in flight on this replica")
 
-// memTicketUses is the record without a database: single use holds per replica only (a
+// MemTicketUses is the record without a database: single use holds per replica only (a
 // ticket could be used once on each replica behind a load balancer).
-type memTicketUses struct {
+type MemTicketUses struct {
 	mu    sync.Mutex
 	used  map[string]time.Time // jti -> until when it must be remembered
 	swept time.Time
 }
 
-func newMemTicketUses() *memTicketUses { return &memTicketUses{used: map[string]time.Time{}} }
+// NewMemTicketUses is an empty in-memory record.
+func NewMemTicketUses() *MemTicketUses { return &MemTicketUses{used: map[string]time.Time{}} }
 
-func (u *memTicketUses) claim(_ context.Context, jti string, expires time.Time) error {
+// Claim is DBTicketUses.Claim for this replica only.
+func (u *MemTicketUses) Claim(_ context.Context, jti string, expires time.Time) error {
 	now := time.Now()
 	u.mu.Lock()
 	defer u.mu.Unlock()

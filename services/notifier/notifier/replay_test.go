@@ -1,7 +1,8 @@
-package app
+package notifier
 
 import (
 	"context"
+	"github.com/ticketflow/ticketflow/services/notifier/app"
 	"testing"
 	"time"
 
@@ -69,14 +70,14 @@ func TestNoCursorGetsCurrentRunThenLive(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.close()
-			got := readUntil(t, c, TypeReplayComplete)
-			if got[0].Type != TypeConnected || got[0].Resumed {
+			got := readUntil(t, c, app.TypeReplayComplete)
+			if got[0].Type != app.TypeConnected || got[0].Resumed {
 				t.Fatalf("first = %s", got[0].raw)
 			}
 			if ids, want := eventIDs(got), envIDs(run2[:9]); !equal(ids, want) {
 				t.Fatalf("replayed %v, want the current run's %v", ids, want)
 			}
-			if got[1].Type != TypeStatusUpdate || got[1].Status != "PENDING" {
+			if got[1].Type != app.TypeStatusUpdate || got[1].Status != "PENDING" {
 				t.Fatalf("replay starts with %s, want PENDING", got[1].raw)
 			}
 			rc := got[len(got)-1]
@@ -99,12 +100,12 @@ func TestNoCursorGetsCurrentRunThenLive(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c2.close()
-			if m, err := c2.readConnectedNoRun(5 * time.Second); err != nil || m.Type != TypeConnected {
+			if m, err := c2.readConnectedNoRun(5 * time.Second); err != nil || m.Type != app.TypeConnected {
 				t.Fatalf("first = %s, %v", m.raw, err)
 			}
 			run := runEvents(fresh, "run-1", "bob")
 			e.append(run[0])
-			if m, err := c2.read(5 * time.Second); err != nil || m.Type != TypeStatusUpdate || m.Status != "PENDING" || m.EventID != run[0].ID {
+			if m, err := c2.read(5 * time.Second); err != nil || m.Type != app.TypeStatusUpdate || m.Status != "PENDING" || m.EventID != run[0].ID {
 				t.Fatalf("after connected: %s, %v (want live PENDING)", m.raw, err)
 			}
 		})
@@ -147,7 +148,7 @@ func TestResumeFromCursorExactly(t *testing.T) {
 	for _, srv := range []*testServer{mem, kaf} { // so that all of it is history, none live
 		for p, o := range last {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			srv.n.hub.waitPosition(ctx, p, o)
+			srv.n.app.WaitPosition(ctx, p, o)
 			cancel()
 		}
 	}
@@ -156,7 +157,7 @@ func TestResumeFromCursorExactly(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := readUntil(t, c, TypeReplayComplete)
+		got := readUntil(t, c, app.TypeReplayComplete)
 		c.close()
 		if !got[0].Resumed {
 			t.Errorf("%s: connected not resumed: %s", name, got[0].raw)
@@ -186,7 +187,7 @@ func TestResumeFromCursorExactly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.close()
-	got := readUntil(t, c, TypeReplayComplete)
+	got := readUntil(t, c, app.TypeReplayComplete)
 	if ids := eventIDs(got); len(ids) != len(want) {
 		t.Fatalf("all-tickets replay: %d events, want %d", len(ids), len(want))
 	}
@@ -218,7 +219,7 @@ func TestHistoryUnavailable(t *testing.T) {
 	pos := e.append(run[:10]...)
 	old := cursor.Single(pos[1].Partition, pos[1].Offset).String()
 	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
-	srv.n.hub.waitPosition(wctx, pos[9].Partition, pos[9].Offset) // consumed before deletion
+	srv.n.app.WaitPosition(wctx, pos[9].Partition, pos[9].Offset) // consumed before deletion
 	wcancel()
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kcfg.Brokers...))
@@ -242,12 +243,12 @@ func TestHistoryUnavailable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := readUntil(t, c, TypeReplayComplete)
+		got := readUntil(t, c, app.TypeReplayComplete)
 		types := []string{}
 		for _, m := range got {
 			types = append(types, m.Type)
 		}
-		if !equal(types, []string{TypeConnected, TypeHistoryUnavailable, TypeStatusUpdate, TypeReplayComplete}) {
+		if !equal(types, []string{app.TypeConnected, app.TypeHistoryUnavailable, app.TypeStatusUpdate, app.TypeReplayComplete}) {
 			t.Fatalf("cursor %s: %v", cur, types)
 		}
 		if got[1].RequestedCursor != cur || got[1].Message == "" {

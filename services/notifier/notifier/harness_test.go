@@ -1,9 +1,12 @@
-package app
+package notifier
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ticketflow/ticketflow/services/notifier/adapters"
+	"github.com/ticketflow/ticketflow/services/notifier/app"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +24,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/kafka/kafkatest"
 	"github.com/ticketflow/ticketflow/libs/workflow"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -30,7 +34,6 @@ const testSecret = "notifier-test-secret-0123456789abcdef"
 // testEnv is a real broker (kfake over TCP) with the topic, a producer, and a token issuer.
 type testEnv struct {
 	t        *testing.T
-	broker   *kafka.Embedded
 	kcfg     config.Kafka
 	prod     *kafka.Producer
 	verifier *auth.Verifier
@@ -38,27 +41,12 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T, partitions int32) *testEnv {
 	t.Helper()
-	b, err := kafka.StartEmbedded("127.0.0.1:0", "", int(partitions))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	kcfg := config.Kafka{Brokers: b.Addrs(), Topic: "ticket-events", Partitions: partitions, ReplicationFactor: 1}
-	cl, err := kafka.NewClient(kcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := kafka.EnsureTopic(ctx, cl, kcfg); err != nil {
-		t.Fatal(err)
-	}
+	b := kafkatest.Start(t, partitions)
 	v, err := auth.NewVerifier(testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testEnv{t: t, broker: b, kcfg: kcfg, prod: kafka.NewProducer(cl, kcfg.Topic), verifier: v}
+	return &testEnv{t: t, kcfg: b.Config, prod: b.Producer, verifier: v}
 }
 
 func (e *testEnv) token(sub, role string) string {
@@ -83,24 +71,30 @@ func (e *testEnv) append(envs ...events.Envelope) []events.Position {
 // testServer is one notifier instance on its own port.
 type testServer struct {
 	n      *Notifier
+	reg    *prometheus.Registry
 	addr   string
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-func testConfig() Config {
-	cfg := DefaultConfig()
+// defaults is the configuration every variable unset gives.
+func defaults() app.Config {
+	return config.Defaults[app.Config]()
+}
+
+func testConfig() app.Config {
+	cfg := defaults()
 	cfg.ConnectRate = 0 // unlimited unless a test sets it
 	return cfg
 }
 
-func (e *testEnv) start(cfg Config, origins ...string) *testServer {
+func (e *testEnv) start(cfg app.Config, origins ...string) *testServer {
 	e.t.Helper()
 	return e.startWith(cfg, nil, nil, origins...)
 }
 
 // startWith starts a notifier with a database (nil: none) on app (nil: a plain Fiber app).
-func (e *testEnv) startWith(cfg Config, db *pgxpool.Pool, app *fiber.App, origins ...string) *testServer {
+func (e *testEnv) startWith(cfg app.Config, db *pgxpool.Pool, app *fiber.App, origins ...string) *testServer {
 	e.t.Helper()
 	if len(origins) == 0 {
 		origins = []string{"http://localhost:8000"}
@@ -109,7 +103,8 @@ func (e *testEnv) startWith(cfg Config, db *pgxpool.Pool, app *fiber.App, origin
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(&testLogWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	n, err := New(cfg, Deps{Log: log, Verifier: e.verifier, Kafka: e.kcfg, DB: db, AllowedOrigins: origins})
+	reg := prometheus.NewRegistry()
+	n, err := New(cfg, Deps{Log: log, Verifier: e.verifier, Kafka: e.kcfg, DB: db, Registry: reg, AllowedOrigins: origins})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -122,7 +117,7 @@ func (e *testEnv) startWith(cfg Config, db *pgxpool.Pool, app *fiber.App, origin
 		e.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &testServer{n: n, addr: ln.Addr().String(), cancel: cancel, done: make(chan struct{})}
+	s := &testServer{n: n, reg: reg, addr: ln.Addr().String(), cancel: cancel, done: make(chan struct{})}
 	go func() { _ = app.Listener(ln) }()
 	go func() {
 		defer close(s.done)
@@ -138,6 +133,30 @@ func (e *testEnv) startWith(cfg Config, db *pgxpool.Pool, app *fiber.App, origin
 func (s *testServer) stop() {
 	s.cancel()
 	<-s.done
+}
+
+// metric is the value of the notifier's series name (with label value label, "" for none).
+func (s *testServer) metric(t *testing.T, name, label string) float64 {
+	t.Helper()
+	families, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			if label != "" && (len(m.GetLabel()) != 1 || m.GetLabel()[0].GetValue() != label) {
+				continue
+			}
+			if m.GetGauge() != nil {
+				return m.GetGauge().GetValue()
+			}
+			return m.GetCounter().GetValue()
+		}
+	}
+	return 0
 }
 
 type testLogWriter struct{ t *testing.T }
@@ -239,14 +258,14 @@ func dialWS(ctx context.Context, addr, ticket string, o dialOpts) (*client, *htt
 // empty replay_complete. It returns the connected message.
 func (c *client) readConnectedNoRun(timeout time.Duration) (msg, error) {
 	first, err := c.read(timeout)
-	if err != nil || first.Type != TypeConnected {
+	if err != nil || first.Type != app.TypeConnected {
 		return first, err
 	}
 	rc, err := c.read(timeout)
 	if err != nil {
 		return first, err
 	}
-	if rc.Type != TypeReplayComplete || rc.Cursor != "" {
+	if rc.Type != app.TypeReplayComplete || rc.Cursor != "" {
 		return first, fmt.Errorf("after connected: %s, want an empty replay_complete", rc.raw)
 	}
 	return first, nil
@@ -340,7 +359,12 @@ func (e *testEnv) allEvents() []events.Event {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ends, err := newLogReader(cl, e.kcfg.Topic).ends(ctx)
+	reader, err := adapters.NewLogReader(e.kcfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer reader.Close()
+	ends, err := reader.Ends(ctx)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -1,7 +1,8 @@
-package app
+package notifier
 
 import (
 	"context"
+	"github.com/ticketflow/ticketflow/services/notifier/app"
 	"io"
 	"log/slog"
 	"net/http"
@@ -32,21 +33,29 @@ func (e *testEnv) wsTicket(bearer string) string {
 // expectRefused dials and wants an error message with errCode then the close code.
 func expectRefused(t *testing.T, addr, ticket string, o dialOpts, code websocket.StatusCode, errCode string) {
 	t.Helper()
-	c, _, err := dialWS(context.Background(), addr, ticket, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, first := dialFirst(t, addr, ticket, o)
 	defer c.close()
-	first, err := c.read(5 * time.Second)
-	if err != nil {
-		t.Fatalf("first message: %v", err)
-	}
-	if first.Type != TypeError || first.Code != errCode {
+	if first.Type != app.TypeError || first.Code != errCode || first.Message == "" {
 		t.Fatalf("first = %s, want error %s", first.raw, errCode)
 	}
 	if got, _ := c.closeCode(5 * time.Second); got != code {
 		t.Fatalf("close code %d, want %d", got, code)
 	}
+}
+
+// dialFirst dials and reads the first message (the caller closes the client).
+func dialFirst(t *testing.T, addr, ticket string, o dialOpts) (*client, msg) {
+	t.Helper()
+	c, _, err := dialWS(context.Background(), addr, ticket, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.read(5 * time.Second)
+	if err != nil {
+		c.close()
+		t.Fatalf("first message: %v", err)
+	}
+	return c, first
 }
 
 func expectConnected(t *testing.T, addr, ticket string, o dialOpts) *client {
@@ -55,7 +64,7 @@ func expectConnected(t *testing.T, addr, ticket string, o dialOpts) *client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err := c.readConnectedNoRun(5 * time.Second); err != nil || m.Type != TypeConnected {
+	if m, err := c.readConnectedNoRun(5 * time.Second); err != nil || m.Type != app.TypeConnected {
 		c.close()
 		t.Fatalf("not connected: %s %v", m.raw, err)
 	}
@@ -74,13 +83,13 @@ func TestWSTicketSingleUse(t *testing.T) {
 	tk := e.wsTicket(bearer)
 	c := expectConnected(t, srv.addr, ticket, dialOpts{ticket: tk})
 	c.close()
-	expectRefused(t, srv.addr, ticket, dialOpts{ticket: tk}, CloseUnauthorized, "unauthenticated")
-	expectRefused(t, srv.addr, ticket, dialOpts{ticket: bearer}, CloseUnauthorized, "unauthenticated")
-	expectRefused(t, srv.addr, ticket, dialOpts{ticket: "garbage"}, CloseUnauthorized, "unauthenticated")
+	expectRefused(t, srv.addr, ticket, dialOpts{ticket: tk}, app.CloseUnauthorized, "unauthenticated")
+	expectRefused(t, srv.addr, ticket, dialOpts{ticket: bearer}, app.CloseUnauthorized, "unauthenticated")
+	expectRefused(t, srv.addr, ticket, dialOpts{ticket: "garbage"}, app.CloseUnauthorized, "unauthenticated")
 	// A ticket is not a bearer token either.
-	expectRefused(t, srv.addr, ticket, dialOpts{token: e.wsTicket(bearer)}, CloseUnauthorized, "unauthenticated")
+	expectRefused(t, srv.addr, ticket, dialOpts{token: e.wsTicket(bearer)}, app.CloseUnauthorized, "unauthenticated")
 	// Another user's ticket opens only what that user may see.
-	expectRefused(t, srv.addr, ticket, dialOpts{ticket: e.wsTicket(e.token("mallory", "user"))}, CloseForbidden, "forbidden")
+	expectRefused(t, srv.addr, ticket, dialOpts{ticket: e.wsTicket(e.token("mallory", "user"))}, app.CloseForbidden, "forbidden")
 }
 
 // TestWSTicketSingleUseAcrossReplicas: with the database, a ticket used on one replica is
@@ -103,15 +112,15 @@ func TestWSTicketSingleUseAcrossReplicas(t *testing.T) {
 	tk := e.wsTicket(e.token("alice", "user"))
 	c := expectConnected(t, a.addr, ticket, dialOpts{ticket: tk})
 	defer c.close()
-	expectRefused(t, b.addr, ticket, dialOpts{ticket: tk}, CloseUnauthorized, "unauthenticated")
-	expectRefused(t, a.addr, ticket, dialOpts{ticket: tk}, CloseUnauthorized, "unauthenticated")
+	expectRefused(t, b.addr, ticket, dialOpts{ticket: tk}, app.CloseUnauthorized, "unauthenticated")
+	expectRefused(t, a.addr, ticket, dialOpts{ticket: tk}, app.CloseUnauthorized, "unauthenticated")
 	var n int
 	if err := db.QueryRow(context.Background(), `SELECT count(*) FROM ws_ticket_uses`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("ws_ticket_uses rows = %d (%v), want 1 (the old one pruned)", n, err)
 	}
 	// Fail closed: without the record, no ticket is accepted.
 	db.Close()
-	expectRefused(t, b.addr, ticket, dialOpts{ticket: e.wsTicket(e.token("alice", "user"))}, CloseTryAgain, "unavailable")
+	expectRefused(t, b.addr, ticket, dialOpts{ticket: e.wsTicket(e.token("alice", "user"))}, app.CloseTryAgain, "unavailable")
 }
 
 // TestTokenExpiryClosesTheSocket: an open socket is closed 4401 when its token expires (the
@@ -141,23 +150,23 @@ func TestTokenExpiryClosesTheSocket(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: no message before the close: %v", name, err)
 		}
-		if m.Type != TypeError || m.Code != "token_expired" {
+		if m.Type != app.TypeError || m.Code != "token_expired" {
 			t.Fatalf("%s: %s, want error token_expired", name, m.raw)
 		}
-		if code, _ := c.closeCode(5 * time.Second); code != CloseUnauthorized {
+		if code, _ := c.closeCode(5 * time.Second); code != app.CloseUnauthorized {
 			t.Fatalf("%s: close code %d, want 4401", name, code)
 		}
 		if early := time.Until(exp.Add(auth.Leeway)); early > 200*time.Millisecond {
 			t.Fatalf("%s: closed %s before the token's exp + leeway", name, early)
 		}
 	}
-	expectRefused(t, srv.addr, ticket, dialOpts{token: short}, CloseUnauthorized, "unauthenticated")
-	expectRefused(t, srv.addr, ticket, dialOpts{ticket: spare}, CloseUnauthorized, "unauthenticated")
+	expectRefused(t, srv.addr, ticket, dialOpts{token: short}, app.CloseUnauthorized, "unauthenticated")
+	expectRefused(t, srv.addr, ticket, dialOpts{ticket: spare}, app.CloseUnauthorized, "unauthenticated")
 	// A socket with a valid token is untouched.
 	if err := long.c.Write(context.Background(), websocket.MessageText, []byte("ping")); err != nil {
 		t.Fatalf("socket with a valid token: %v", err)
 	}
-	if m, err := long.read(5 * time.Second); err != nil || m.Type != TypePong {
+	if m, err := long.read(5 * time.Second); err != nil || m.Type != app.TypePong {
 		t.Fatalf("socket with a valid token: %s %v", m.raw, err)
 	}
 }
@@ -196,7 +205,7 @@ func TestConnectionCaps(t *testing.T) {
 	a1.close()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if u, _ := srv.n.caps.counts("alice", "127.0.0.1"); u < 2 {
+		if u, _ := srv.n.server.Connections("alice", "127.0.0.1"); u < 2 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -226,7 +235,7 @@ func TestConnectionCapsBehindTrustedProxy(t *testing.T) {
 	defer c1.close()
 	c2 := expectConnected(t, trusted.addr, ticket, dialOpts{token: tok, xff: "198.51.100.7, 203.0.113.2"})
 	defer c2.close()
-	if _, n := trusted.n.caps.counts("", "203.0.113.2"); n != 1 {
+	if _, n := trusted.n.server.Connections("", "203.0.113.2"); n != 1 {
 		t.Fatalf("right-most hop not counted: %d", n)
 	}
 	// The same client again, whatever it forges on the left: over its cap.

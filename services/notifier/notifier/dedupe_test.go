@@ -1,7 +1,8 @@
-package app
+package notifier
 
 import (
 	"context"
+	"github.com/ticketflow/ticketflow/services/notifier/app"
 	"testing"
 	"time"
 
@@ -55,7 +56,7 @@ func TestDuplicateEventIDsNeverSent(t *testing.T) {
 	for _, srv := range []*testServer{mem, kaf} {
 		for p, o := range last {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			srv.n.hub.waitPosition(ctx, p, o)
+			srv.n.app.WaitPosition(ctx, p, o)
 			cancel()
 		}
 	}
@@ -98,7 +99,7 @@ func TestDuplicateEventIDsNeverSent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := eventIDs(readUntil(t, c, TypeReplayComplete))
+		got := eventIDs(readUntil(t, c, app.TypeReplayComplete))
 		c.close()
 		check("replay from the start, "+name, got, append([]string{cr.ID}, wantIDs...))
 
@@ -107,19 +108,19 @@ func TestDuplicateEventIDsNeverSent(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ms := readUntil(t, c, TypeReplayComplete)
+		ms := readUntil(t, c, app.TypeReplayComplete)
 		c.close()
 		check("current run, "+name, eventIDs(ms), wantIDs)
 		var final string
 		for _, m := range ms {
-			if m.Type == TypeStatusUpdate {
+			if m.Type == app.TypeStatusUpdate {
 				final = m.Status
 			}
 		}
 		if final != string(workflow.Completed) {
 			t.Errorf("current run, %s: last status %q, want %s", name, final, workflow.Completed)
 		}
-		if snap := srv.n.hub.lookup(ticket); snap.runStart < 0 {
+		if snap := srv.n.app.RunStart(ticket); snap < 0 {
 			t.Errorf("%s: no run start", name)
 		}
 	}
@@ -130,7 +131,7 @@ func TestDuplicateEventIDsNeverSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.close()
-	got := eventIDs(readUntil(t, c, TypeReplayComplete))
+	got := eventIDs(readUntil(t, c, app.TypeReplayComplete))
 	seen := map[string]bool{}
 	for _, id := range got {
 		if seen[id] {
@@ -140,31 +141,5 @@ func TestDuplicateEventIDsNeverSent(t *testing.T) {
 	}
 	if all := e.allEvents(); len(got) != len(all)-2 {
 		t.Fatalf("/ws/tickets replay: %d events, want %d (the log less its 2 copies)", len(got), len(all)-2)
-	}
-}
-
-func TestIDWindowIsBounded(t *testing.T) {
-	var w idWindow
-	for i := uint64(0); i < 10; i++ {
-		if w.add(i, 4) {
-			t.Fatalf("%d reported as seen", i)
-		}
-	}
-	if len(w.set) != 4 || len(w.ring) != 4 {
-		t.Fatalf("window holds %d ids (ring %d), want 4", len(w.set), len(w.ring))
-	}
-	for i := uint64(6); i < 10; i++ {
-		if !w.add(i, 4) {
-			t.Fatalf("recent id %d not recognised", i)
-		}
-	}
-	if w.add(1, 4) {
-		t.Fatal("an id older than the window is still remembered")
-	}
-	var off idWindow
-	first := off.add(1, 0)
-	second := off.add(1, 0)
-	if first || second || off.set != nil {
-		t.Fatal("window 0 must remember nothing")
 	}
 }

@@ -1,7 +1,8 @@
-package app
+package notifier
 
 import (
 	"context"
+	"github.com/ticketflow/ticketflow/services/notifier/app"
 	"net/http"
 	"strings"
 	"sync"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/ticketflow/ticketflow/libs/auth"
 	"github.com/ticketflow/ticketflow/libs/events"
 )
@@ -31,43 +31,31 @@ func TestAuthMatrix(t *testing.T) {
 		code    websocket.StatusCode // 0 = accepted
 		errCode string
 	}{
-		{"no token", ticket, dialOpts{}, CloseUnauthorized, "unauthenticated"},
-		{"garbage token", ticket, dialOpts{token: "not-a-jwt"}, CloseUnauthorized, "unauthenticated"},
-		{"forged token", ticket, dialOpts{token: forged}, CloseUnauthorized, "unauthenticated"},
-		{"expired token", ticket, dialOpts{token: expired}, CloseUnauthorized, "unauthenticated"},
-		{"other user", ticket, dialOpts{token: e.token("mallory", "user")}, CloseForbidden, "forbidden"},
+		{"no token", ticket, dialOpts{}, app.CloseUnauthorized, "unauthenticated"},
+		{"garbage token", ticket, dialOpts{token: "not-a-jwt"}, app.CloseUnauthorized, "unauthenticated"},
+		{"forged token", ticket, dialOpts{token: forged}, app.CloseUnauthorized, "unauthenticated"},
+		{"expired token", ticket, dialOpts{token: expired}, app.CloseUnauthorized, "unauthenticated"},
+		{"other user", ticket, dialOpts{token: e.token("mallory", "user")}, app.CloseForbidden, "forbidden"},
 		{"owner query token", ticket, dialOpts{token: e.token("alice", "user")}, 0, ""},
 		{"owner header token", ticket, dialOpts{token: e.token("alice", "user"), header: true}, 0, ""},
 		{"admin", ticket, dialOpts{token: e.token("root", "admin")}, 0, ""},
-		{"unknown ticket", "no-such-ticket", dialOpts{token: e.token("root", "admin")}, CloseNotFound, "not_found"},
-		{"bad cursor", ticket, dialOpts{token: e.token("alice", "user"), cursor: &badCursor}, CloseBadRequest, "invalid_cursor"},
-		{"all tickets as user", "", dialOpts{path: "/ws/tickets", token: e.token("alice", "user")}, CloseForbidden, "forbidden"},
-		{"all tickets without token", "", dialOpts{path: "/ws/tickets"}, CloseUnauthorized, "unauthenticated"},
+		{"unknown ticket", "no-such-ticket", dialOpts{token: e.token("root", "admin")}, app.CloseNotFound, "not_found"},
+		{"bad cursor", ticket, dialOpts{token: e.token("alice", "user"), cursor: &badCursor}, app.CloseBadRequest, "invalid_cursor"},
+		{"all tickets as user", "", dialOpts{path: "/ws/tickets", token: e.token("alice", "user")}, app.CloseForbidden, "forbidden"},
+		{"all tickets without token", "", dialOpts{path: "/ws/tickets"}, app.CloseUnauthorized, "unauthenticated"},
 		{"all tickets as admin", "", dialOpts{path: "/ws/tickets", token: e.token("root", "admin")}, 0, ""},
 		{"all tickets admin header", "", dialOpts{path: "/ws/tickets", token: e.token("root", "admin"), header: true}, 0, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			c, _, err := dialWS(context.Background(), srv.addr, tc.ticket, tc.o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.close()
-			first, err := c.read(5 * time.Second)
-			if err != nil {
-				t.Fatalf("first message: %v", err)
-			}
-			if tc.code == 0 {
-				if first.Type != TypeConnected {
-					t.Fatalf("first = %s, want connected", first.raw)
-				}
+			if tc.code != 0 {
+				expectRefused(t, srv.addr, tc.ticket, tc.o, tc.code, tc.errCode)
 				return
 			}
-			if first.Type != TypeError || first.Code != tc.errCode || first.Message == "" {
-				t.Fatalf("first = %s, want error %s", first.raw, tc.errCode)
-			}
-			if code, _ := c.closeCode(5 * time.Second); code != tc.code {
-				t.Fatalf("close code %d, want %d", code, tc.code)
+			c, first := dialFirst(t, srv.addr, tc.ticket, tc.o)
+			defer c.close()
+			if first.Type != app.TypeConnected {
+				t.Fatalf("first = %s, want connected", first.raw)
 			}
 		})
 	}
@@ -100,7 +88,7 @@ func TestOriginCheck(t *testing.T) {
 			if err != nil {
 				t.Fatalf("origin %q refused: %v", tc.origin, err)
 			}
-			if m, err := c.readConnectedNoRun(5 * time.Second); err != nil || m.Type != TypeConnected {
+			if m, err := c.readConnectedNoRun(5 * time.Second); err != nil || m.Type != app.TypeConnected {
 				t.Fatalf("origin %q: %s %v", tc.origin, m.raw, err)
 			}
 			c.close()
@@ -129,7 +117,7 @@ func TestFrameLimitAndPing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.close()
-	if m, _ := c.readConnectedNoRun(5 * time.Second); m.Type != TypeConnected {
+	if m, _ := c.readConnectedNoRun(5 * time.Second); m.Type != app.TypeConnected {
 		t.Fatalf("first = %s", m.raw)
 	}
 	for _, p := range []string{"ping", `{"type":"ping"}`, "hello"} {
@@ -149,11 +137,11 @@ func TestFrameLimitAndPing(t *testing.T) {
 		t.Fatalf("after ignored message: %s %v", m.raw, err)
 	}
 
-	big := strings.Repeat("x", int(DefaultConfig().MaxFrameBytes)+1)
+	big := strings.Repeat("x", int(defaults().MaxFrameBytes)+1)
 	if err := c.c.Write(ctx, websocket.MessageText, []byte(big)); err != nil {
 		t.Fatal(err)
 	}
-	if code, _ := c.closeCode(5 * time.Second); code != CloseTooBig {
+	if code, _ := c.closeCode(5 * time.Second); code != app.CloseTooBig {
 		t.Fatalf("close code %d, want 1009", code)
 	}
 
@@ -166,7 +154,7 @@ func TestFrameLimitAndPing(t *testing.T) {
 	if err := c2.c.Write(ctx, websocket.MessageBinary, []byte("ping")); err != nil {
 		t.Fatal(err)
 	}
-	if code, _ := c2.closeCode(5 * time.Second); code != CloseUnsupported {
+	if code, _ := c2.closeCode(5 * time.Second); code != app.CloseUnsupported {
 		t.Fatalf("binary frame: close code %d, want 1003", code)
 	}
 }
@@ -203,7 +191,7 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 	}
 	defer dead.close()
 	time.Sleep(2 * time.Second) // the dead client reads nothing, so answers no ping
-	if v := testutil.ToFloat64(srv.n.m.connections.WithLabelValues("ticket")); v != 1 {
+	if v := srv.metric(t, "ticketflow_notifier_connections", "ticket"); v != 1 {
 		t.Fatalf("%v connections open after the idle timeout, want 1 (the live one)", v)
 	}
 	select {
@@ -265,7 +253,7 @@ func TestSlowClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fast.close()
-	if m, _ := fast.readConnectedNoRun(5 * time.Second); m.Type != TypeConnected {
+	if m, _ := fast.readConnectedNoRun(5 * time.Second); m.Type != app.TypeConnected {
 		t.Fatalf("fast first = %s", m.raw)
 	}
 
@@ -309,19 +297,17 @@ func TestSlowClient(t *testing.T) {
 	if worst > 5*time.Second { // a blocked fan-out would stall it for the 10 s write timeout
 		t.Errorf("fast client's worst latency %v: the slow client slowed it down", worst)
 	}
-	if v := testutil.ToFloat64(srv.n.m.slowClients); v != 1 {
+	if v := srv.metric(t, "ticketflow_notifier_slow_client_disconnects_total", ""); v != 1 {
 		t.Fatalf("slow client disconnects = %v, want 1", v)
 	}
 	// The slow client was dropped from fan-out: its memory is no longer growing.
-	srv.n.hub.mu.Lock()
-	subs := len(srv.n.hub.tickets[ticket].subs)
-	srv.n.hub.mu.Unlock()
+	subs := srv.n.app.Subscribers(ticket)
 	if subs != 1 {
 		t.Fatalf("%d subscribers left, want 1", subs)
 	}
 	// When it finally reads, it finds what the socket held, then close 1013.
 	code, got := slow.closeCode(15 * time.Second)
-	if code != CloseTryAgain {
+	if code != app.CloseTryAgain {
 		t.Fatalf("slow client close code %d after %d messages, want 1013", code, len(got))
 	}
 	if len(got) >= total {

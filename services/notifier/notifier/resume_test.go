@@ -1,8 +1,9 @@
-package app
+package notifier
 
 import (
 	"context"
 	"fmt"
+	"github.com/ticketflow/ticketflow/services/notifier/app"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -71,9 +72,9 @@ func (r *resumer) session(addr string, hold time.Duration) {
 			return
 		}
 		switch m.Type {
-		case TypeConnected, TypeReplayComplete, TypePong:
+		case app.TypeConnected, app.TypeReplayComplete, app.TypePong:
 			continue
-		case TypeHistoryUnavailable, TypeError:
+		case app.TypeHistoryUnavailable, app.TypeError:
 			r.fail("%s: unexpected %s", r.name, m.raw)
 			return
 		}

@@ -1,7 +1,8 @@
-package app
+package notifier
 
 import (
 	"context"
+	"github.com/ticketflow/ticketflow/services/notifier/app"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ func TestLiveRunSequence(t *testing.T) {
 	}
 	defer c.close()
 	first, err := c.readConnectedNoRun(5 * time.Second)
-	if err != nil || first.Type != TypeConnected || first.TicketID != ticket || first.Resumed {
+	if err != nil || first.Type != app.TypeConnected || first.TicketID != ticket || first.Resumed {
 		t.Fatalf("first message = %+v, %v", first, err)
 	}
 	run := runEvents(ticket, "run-1", "alice")
@@ -49,7 +50,7 @@ func TestLiveRunSequence(t *testing.T) {
 			t.Fatalf("message %d cursor %q, want %q", i, m.Cursor, wantCur)
 		}
 		switch m.Type {
-		case TypeStatusUpdate:
+		case app.TypeStatusUpdate:
 			if m.Progress == nil || m.Message == "" {
 				t.Fatalf("status_update without progress or message: %s", m.raw)
 			}
@@ -57,7 +58,7 @@ func TestLiveRunSequence(t *testing.T) {
 				t.Fatalf("status_update %s carries error", m.raw)
 			}
 			got = append(got, su{m.Status, m.Step, *m.Progress})
-		case TypeLog:
+		case app.TypeLog:
 			if m.Level != "INFO" || m.Message == "" {
 				t.Fatalf("log = %s", m.raw)
 			}
