@@ -72,7 +72,7 @@ func (p *Processor) drive(ctx context.Context, runID string) error {
 		by := p.cancelRequested(ctx, runID)
 		terminal = &events.RunCancelledData{Step: d.run.Step, Message: workflow.MessageCancelled, Reason: "cancelled by " + by}
 	} else if err != nil && terminal == nil {
-		terminal = &events.RunFailedData{Step: d.run.Step, Message: fmt.Sprintf("Échec de l'étape %s", d.run.Step), Error: err.Error()}
+		terminal = &events.RunFailedData{Step: d.run.Step, Message: fmt.Sprintf(workflow.MessageStepFailed, d.run.Step), Error: err.Error()}
 	}
 	return p.finish(ctx, ap, row, terminal)
 }
@@ -119,82 +119,100 @@ func (d *driver) execute(ctx context.Context, used int) (events.Payload, error) 
 	for {
 		d.run.Iteration = iteration
 		s, _ := workflow.StepByName(step)
-		var ci CIOutcome
-		err := d.step(ctx, s, attempt, func(ctx context.Context) error {
-			switch step {
-			case workflow.CheckIterations.Name:
-				return d.log(ctx, "INFO", fmt.Sprintf("Itérations utilisées : %d / %d", used, p.cfg.MaxIterations))
-			case workflow.PrepareRepository.Name:
-				return p.exec.PrepareRepository(ctx, d.run)
-			case workflow.LoadConversation.Name:
-				return p.exec.LoadConversation(ctx, d.run)
-			case workflow.CallLLM.Name:
-				if err := p.store.useIteration(ctx, d.row.RunID, d.run.Ticket.ID, iteration); err != nil {
-					return err
-				}
-				return p.exec.CallLLM(ctx, d.run)
-			case workflow.CommitChanges.Name:
-				return p.exec.CommitChanges(ctx, d.run)
-			case workflow.RunCI.Name:
-				out, err := p.exec.RunCI(ctx, d.run)
-				if err == nil {
-					d.run.State.LastCI = &out
-				}
-				return err
-			case workflow.HandleCIResult.Name:
-				if d.run.State.LastCI == nil {
-					return errors.New("no CI result recorded for this iteration")
-				}
-				ci = *d.run.State.LastCI
-				if d.run.Attempt > 1 { // the interrupted attempt may have appended it already
-					found, err := p.logHasEvent(ctx, d.row.Partition, d.row.RequestOffset, func(e events.Envelope) bool {
-						return e.RunID == d.row.RunID && e.Type == events.CIResult && ciIteration(e) == iteration
-					})
-					if err != nil || found {
-						return err
-					}
-				}
-				return d.append(ctx, &events.CIResultData{Iteration: iteration, Passed: ci.Passed, ExitCode: ci.ExitCode,
-					DurationMS: ci.DurationMS, OutputTail: ci.OutputTail})
-			}
-			return fmt.Errorf("unknown step %q", step)
+		var outcome workflow.Outcome
+		err := d.step(ctx, s, attempt, func(ctx context.Context) (err error) {
+			outcome, err = d.act(ctx, step, used, iteration)
+			return err
 		})
 		if err != nil {
 			return nil, err
 		}
 		attempt = 1
-		switch step {
-		case workflow.CheckIterations.Name:
-			if used >= p.cfg.MaxIterations {
-				return &events.RunCancelledData{Step: step, Message: "Nombre maximal d'itérations atteint",
-					Reason: fmt.Sprintf("MAX_ITERATIONS (%d) reached", p.cfg.MaxIterations)}, nil
+		t, err := workflow.Next(step, outcome)
+		if err != nil {
+			return nil, err
+		}
+		if t.NewIteration {
+			// A run's first iteration follows the ticket's used ones; each later one, the last.
+			iteration = max(iteration, used) + 1
+		}
+		switch {
+		case t.Next != "":
+			if step == workflow.HandleCIResult.Name { // back to call_llm with the CI output
+				ci := d.run.State.LastCI
+				if err := d.log(ctx, "WARNING", fmt.Sprintf(workflow.LogCIRetry, ci.ExitCode, iteration, p.cfg.MaxIterations)); err != nil {
+					return nil, err
+				}
+				d.run.State.LastCI = nil
 			}
-			step, iteration = workflow.PrepareRepository.Name, used+1
-		case workflow.PrepareRepository.Name:
-			step = workflow.LoadConversation.Name
-		case workflow.LoadConversation.Name:
-			step = workflow.CallLLM.Name
-		case workflow.CallLLM.Name:
-			step = workflow.CommitChanges.Name
-		case workflow.CommitChanges.Name:
-			step = workflow.RunCI.Name
-		case workflow.RunCI.Name:
-			step = workflow.HandleCIResult.Name
-		case workflow.HandleCIResult.Name:
-			if ci.Passed {
-				return &events.RunCompletedData{Iteration: iteration, Branch: d.run.State.Branch, Message: workflow.MessageCompleted}, nil
-			}
-			if iteration >= p.cfg.MaxIterations {
-				return &events.RunFailedData{Step: step, Message: "La CI échoue après le nombre maximal d'itérations",
-					Error: fmt.Sprintf("CI failed (exit code %d) after %d iterations: %s", ci.ExitCode, iteration, ci.OutputTail)}, nil
-			}
-			if err := d.log(ctx, "WARNING", fmt.Sprintf("CI en échec (code %d) : nouvelle itération %d/%d avec la sortie CI", ci.ExitCode, iteration+1, p.cfg.MaxIterations)); err != nil {
-				return nil, err
-			}
-			d.run.State.LastCI = nil
-			step, iteration = workflow.CallLLM.Name, iteration+1
+			step = t.Next
+		case t.End == workflow.Completed:
+			return &events.RunCompletedData{Iteration: iteration, Branch: d.run.State.Branch, Message: workflow.MessageCompleted}, nil
+		case t.End == workflow.Cancelled:
+			return &events.RunCancelledData{Step: step, Message: workflow.MessageIterationsExhausted,
+				Reason: fmt.Sprintf("MAX_ITERATIONS (%d) reached", p.cfg.MaxIterations)}, nil
+		default:
+			ci := d.run.State.LastCI
+			return &events.RunFailedData{Step: step, Message: workflow.MessageCIFailedLast,
+				Error: fmt.Sprintf("CI failed (exit code %d) after %d iterations: %s", ci.ExitCode, iteration, ci.OutputTail)}, nil
 		}
 	}
+}
+
+// act does step's work and returns its outcome for the workflow graph.
+func (d *driver) act(ctx context.Context, step string, used, iteration int) (workflow.Outcome, error) {
+	p := d.p
+	switch step {
+	case workflow.CheckIterations.Name:
+		if err := d.log(ctx, "INFO", fmt.Sprintf(workflow.LogIterationsUsed, used, p.cfg.MaxIterations)); err != nil {
+			return "", err
+		}
+		if used >= p.cfg.MaxIterations {
+			return workflow.IterationsExhausted, nil
+		}
+		return workflow.Done, nil
+	case workflow.PrepareRepository.Name:
+		return workflow.Done, p.exec.PrepareRepository(ctx, d.run)
+	case workflow.LoadConversation.Name:
+		return workflow.Done, p.exec.LoadConversation(ctx, d.run)
+	case workflow.CallLLM.Name:
+		if err := p.store.useIteration(ctx, d.row.RunID, d.run.Ticket.ID, iteration); err != nil {
+			return "", err
+		}
+		return workflow.Done, p.exec.CallLLM(ctx, d.run)
+	case workflow.CommitChanges.Name:
+		return workflow.Done, p.exec.CommitChanges(ctx, d.run)
+	case workflow.RunCI.Name:
+		out, err := p.exec.RunCI(ctx, d.run)
+		if err == nil {
+			d.run.State.LastCI = &out
+		}
+		return workflow.Done, err
+	case workflow.HandleCIResult.Name:
+		ci := d.run.State.LastCI
+		if ci == nil {
+			return "", errors.New("no CI result recorded for this iteration")
+		}
+		outcome := workflow.CIPassed
+		switch {
+		case ci.Passed:
+		case iteration >= p.cfg.MaxIterations:
+			outcome = workflow.CIFailedLast
+		default:
+			outcome = workflow.CIFailed
+		}
+		if d.run.Attempt > 1 { // the interrupted attempt may have appended it already
+			found, err := p.logHasEvent(ctx, d.row.Partition, d.row.RequestOffset, func(e events.Envelope) bool {
+				return e.RunID == d.row.RunID && e.Type == events.CIResult && ciIteration(e) == iteration
+			})
+			if err != nil || found {
+				return outcome, err
+			}
+		}
+		return outcome, d.append(ctx, &events.CIResultData{Iteration: iteration, Passed: ci.Passed, ExitCode: ci.ExitCode,
+			DurationMS: ci.DurationMS, OutputTail: ci.OutputTail})
+	}
+	return "", fmt.Errorf("unknown step %q", step)
 }
 
 // start appends the run's RunStarted once. The intent (attempt 1 before any step) is recorded
