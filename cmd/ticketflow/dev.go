@@ -24,7 +24,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/platform"
 	command "github.com/ticketflow/ticketflow/services/command/app"
 	notifier "github.com/ticketflow/ticketflow/services/notifier/app"
-	processor "github.com/ticketflow/ticketflow/services/processor/app"
+	"github.com/ticketflow/ticketflow/services/processor/processor"
 	projector "github.com/ticketflow/ticketflow/services/projector/app"
 )
 
@@ -107,18 +107,13 @@ func runDev([]string) error {
 	if err != nil {
 		return err
 	}
-	procCfg, err := config.Load[processor.Config]()
-	if err != nil {
-		return err
-	}
 	notCfg, err := config.Load[notifier.Config]()
 	if err != nil {
 		return err
 	}
 
 	proj := projector.New(projCfg, projector.Deps{Log: log, DB: base.DB, Kafka: pcfg.Kafka, Registry: base.Registry})
-	proc, err := processor.New(procCfg, processor.Deps{Log: log, DB: base.DB, Kafka: pcfg.Kafka, Producer: base.Producer, Registry: base.Registry,
-		Secrets: processor.ConfiguredSecrets(pcfg.Auth.JWTSecret, pcfg.Postgres.URL)})
+	proc, err := processor.Build(ctx, base)
 	if err != nil {
 		return err
 	}
@@ -132,14 +127,7 @@ func runDev([]string) error {
 	checks := base.Checks()
 	checks["projector"] = readyCheck("projector has no partitions yet", proj.Ready)
 	checks["notifier"] = readyCheck("notifier not caught up yet", notif.Ready)
-	checks["processor"] = func(context.Context) error {
-		select {
-		case <-proc.Running():
-			return nil
-		default:
-			return errors.New("processor router not running yet")
-		}
-	}
+	checks["processor"] = proc.Checks["consumer"]
 	cancelRequests := platform.RequestContexts(web)
 	api, err := command.New(cmdCfg, command.Deps{Log: log, DB: base.DB, Producer: base.Producer, Verifier: base.Verifier, Kafka: pcfg.Kafka})
 	if err != nil {

@@ -144,9 +144,9 @@ func (e *env) tail(ctx context.Context) <-chan events.Event {
 	return out
 }
 
-// processor is the service binary run as a child process; its output accumulates in log
+// child is the processor binary run as a child process; its output accumulates in log
 // across restarts.
-type processor struct {
+type child struct {
 	t    *testing.T
 	env  []string
 	mu   sync.Mutex
@@ -156,8 +156,8 @@ type processor struct {
 	http string
 }
 
-func (e *env) processor(extraEnv ...string) *processor {
-	p := &processor{t: e.t}
+func (e *env) processor(extraEnv ...string) *child {
+	p := &child{t: e.t}
 	p.env = append([]string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + os.Getenv("HOME"),
@@ -177,20 +177,20 @@ func (e *env) processor(extraEnv ...string) *processor {
 	return p
 }
 
-func (p *processor) Write(b []byte) (int, error) {
+func (p *child) Write(b []byte) (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.log.Write(b)
 }
 
-func (p *processor) output() string {
+func (p *child) output() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.log.String()
 }
 
 // start runs the binary and waits for /readyz (router consuming).
-func (p *processor) start() {
+func (p *child) start() {
 	p.t.Helper()
 	p.http = freeAddr(p.t)
 	p.cmd = exec.Command(binary)
@@ -222,7 +222,7 @@ func (p *processor) start() {
 }
 
 // stop signals the process and waits for it (SIGKILL after 20 s).
-func (p *processor) stop(sig syscall.Signal) {
+func (p *child) stop(sig syscall.Signal) {
 	if p.cmd == nil || p.cmd.Process == nil {
 		return
 	}

@@ -1,4 +1,4 @@
-package app
+package processor
 
 // End-to-end tests of the real executor through the engine: embedded Kafka over TCP, a real
 // PostgreSQL database, real git repositories (a bare origin made here), real CI child
@@ -30,6 +30,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/postgres"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/ticketflow/ticketflow/libs/repourl"
+	"github.com/ticketflow/ticketflow/services/processor/executor"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -72,7 +73,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		cfg.MaxIterations = 3
 	}
 	cfg.Group, cfg.Concurrency, cfg.Lease, cfg.InstanceID = "processor", 8, 5*time.Second, "test-"+uuid.NewString()[:8]
-	proc, err := New(cfg, Deps{Log: log, DB: db, Kafka: h.kcfg, Producer: h.prod})
+	proc, err := New(cfg, Deps{Log: log, DB: db, Kafka: h.kcfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +278,7 @@ func realConfig(t *testing.T) Config {
 	// root; the work dir inside it stays refused (repourl.Policy.Forbid). These tests drive the
 	// executor's logic with host processes; the sandbox has its own tests (ci, and the
 	// hostile-tenant suite).
-	return Config{Executor: "real", Real: RealConfig{WorkDir: t.TempDir(), Repos: repourl.Config{FileRoot: filepath.Dir(t.TempDir())},
+	return Config{Executor: "real", Real: executor.RealConfig{WorkDir: t.TempDir(), Repos: repourl.Config{FileRoot: filepath.Dir(t.TempDir())},
 		LLMTimeout: 10 * time.Second, LLMMaxAttempts: 2, CITimeout: time.Minute, CISandbox: "none"}}
 }
 
