@@ -25,7 +25,7 @@ import (
 	command "github.com/ticketflow/ticketflow/services/command/app"
 	notifier "github.com/ticketflow/ticketflow/services/notifier/app"
 	"github.com/ticketflow/ticketflow/services/processor/processor"
-	projector "github.com/ticketflow/ticketflow/services/projector/app"
+	"github.com/ticketflow/ticketflow/services/projector/projector"
 )
 
 // devConfig is what only `ticketflow dev` reads.
@@ -103,16 +103,15 @@ func runDev([]string) error {
 	if err != nil {
 		return err
 	}
-	projCfg, err := config.Load[projector.Config]()
-	if err != nil {
-		return err
-	}
 	notCfg, err := config.Load[notifier.Config]()
 	if err != nil {
 		return err
 	}
 
-	proj := projector.New(projCfg, projector.Deps{Log: log, DB: base.DB, Kafka: pcfg.Kafka, Registry: base.Registry})
+	proj, err := projector.Build(ctx, base)
+	if err != nil {
+		return err
+	}
 	proc, err := processor.Build(ctx, base)
 	if err != nil {
 		return err
@@ -125,7 +124,7 @@ func runDev([]string) error {
 
 	web := httpx.NewApp(log, pcfg.HTTP.AllowedOrigins, httpx.WithTrustedProxies(pcfg.HTTP.TrustedProxies))
 	checks := base.Checks()
-	checks["projector"] = readyCheck("projector has no partitions yet", proj.Ready)
+	checks["projector"] = proj.Checks["consumer"]
 	checks["notifier"] = readyCheck("notifier not caught up yet", notif.Ready)
 	checks["processor"] = proc.Checks["consumer"]
 	cancelRequests := platform.RequestContexts(web)
