@@ -89,8 +89,8 @@ type Deps struct {
 	EventLog  Log
 	Executor  executor.Executor
 	Registry  prometheus.Registerer
-	// Hooks let tests pause a processor the way SIGSTOP would.
-	Hooks Hooks
+	Hooks     Hooks // tests only
+
 }
 
 // Hooks let tests pause a processor the way SIGSTOP would.

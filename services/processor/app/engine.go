@@ -134,12 +134,14 @@ func (d *driver) execute(ctx context.Context, used int) (events.Payload, error) 
 			return nil, err
 		}
 		if t.NewIteration {
-			// A run's first iteration follows the ticket's used ones; each later one, the last.
+			// iteration is 0 until check_iterations has run, and at least used after it (used
+			// is the ticket's iteration count when the run was loaded; call_llm raises that
+			// count to the current iteration): the first is used+1, each later one the last+1.
 			iteration = max(iteration, used) + 1
 		}
 		switch {
 		case t.Next != "":
-			if step == workflow.HandleCIResult.Name { // back to call_llm with the CI output
+			if outcome == workflow.CIFailed { // back to call_llm with the CI output
 				ci := d.run.State.LastCI
 				if err := d.log(ctx, "WARNING", fmt.Sprintf(workflow.LogCIRetry, ci.ExitCode, iteration, a.cfg.MaxIterations)); err != nil {
 					return nil, err

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/gittest"
 )
 
 // A flood of CI output becomes at most the capped number of events, then one LogTruncated
@@ -15,7 +16,7 @@ func TestCIOutputCapAndArtifact(t *testing.T) {
 	cfg := realConfig(t)
 	cfg.Real.CIMaxLogLines = 100
 	h := newHarness(t, cfg)
-	url, _ := newOrigin(t, map[string]string{"README.md": "x\n"})
+	url, _ := gittest.Origin(t, map[string]string{"README.md": "x\n"})
 	_, run := h.ticket(url, "seq 1 30000; echo done >&2")
 	term := h.waitTerminal(run)
 	evs := h.runEvents(run)
