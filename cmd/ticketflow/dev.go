@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -24,7 +23,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/platform"
 	command "github.com/ticketflow/ticketflow/services/command/app"
 	"github.com/ticketflow/ticketflow/services/notifier/notifier"
-	processor "github.com/ticketflow/ticketflow/services/processor/app"
+	"github.com/ticketflow/ticketflow/services/processor/processor"
 	"github.com/ticketflow/ticketflow/services/projector/projector"
 )
 
@@ -103,17 +102,12 @@ func runDev([]string) error {
 	if err != nil {
 		return err
 	}
-	procCfg, err := config.Load[processor.Config]()
-	if err != nil {
-		return err
-	}
 
 	proj, err := projector.Build(ctx, base)
 	if err != nil {
 		return err
 	}
-	proc, err := processor.New(procCfg, processor.Deps{Log: log, DB: base.DB, Kafka: pcfg.Kafka, Producer: base.Producer, Registry: base.Registry,
-		Secrets: processor.ConfiguredSecrets(pcfg.Auth.JWTSecret, pcfg.Postgres.URL)})
+	proc, err := processor.Build(ctx, base)
 	if err != nil {
 		return err
 	}
@@ -126,14 +120,7 @@ func runDev([]string) error {
 	checks := base.Checks()
 	checks["projector"] = proj.Checks["consumer"]
 	checks["notifier"] = notif.Checks["notifier"]
-	checks["processor"] = func(context.Context) error {
-		select {
-		case <-proc.Running():
-			return nil
-		default:
-			return errors.New("processor router not running yet")
-		}
-	}
+	checks["processor"] = proc.Checks["consumer"]
 	cancelRequests := platform.RequestContexts(web)
 	api, err := command.New(cmdCfg, command.Deps{Log: log, DB: base.DB, Producer: base.Producer, Verifier: base.Verifier, Kafka: pcfg.Kafka})
 	if err != nil {

@@ -32,7 +32,7 @@ func StatusUpdate(env events.Envelope, payload events.Payload) (Update, bool) {
 			}
 		}
 		if p.Attempt > 1 {
-			msg = fmt.Sprintf("%s (reprise, tentative %d)", msg, p.Attempt)
+			msg = fmt.Sprintf(MessageRetriedStep, msg, p.Attempt)
 		}
 		return Update{Status: InProgress, Step: p.Step, Progress: p.Progress, Message: msg}, true
 	case *events.RunCompletedData:

@@ -1,5 +1,7 @@
-// Package workflow holds the ticket workflow's vocabulary shared by every service: the eight
-// steps with the brief's progress values and messages, and the ticket statuses.
+// Package workflow holds the ticket workflow shared by every service: the eight steps with
+// the brief's progress values (workflow.go), the graph a run follows through them (graph.go:
+// Next), the ticket status each event announces (transitions.go: StatusUpdate) and every
+// message shown to people (messages.go).
 package workflow
 
 // Step is one workflow node.
@@ -11,14 +13,14 @@ type Step struct {
 
 // The steps in order, exactly as the brief numbers them.
 var (
-	CheckIterations   = Step{"check_iterations", 5, "Vérification du nombre d'itérations..."}
-	PrepareRepository = Step{"prepare_repository", 20, "Préparation du repository..."}
-	LoadConversation  = Step{"load_conversation", 30, "Chargement de la conversation LLM..."}
-	CallLLM           = Step{"call_llm", 50, "Génération du code avec le LLM..."}
-	CommitChanges     = Step{"commit_changes", 70, "Commit des modifications..."}
-	RunCI             = Step{"run_ci", 85, "Exécution des tests..."}
-	HandleCIResult    = Step{"handle_ci_result", 95, "Traitement du résultat CI..."}
-	AwaitValidation   = Step{"await_validation", 100, "En attente de validation humaine"}
+	CheckIterations   = Step{"check_iterations", 5, MessageCheckIterations}
+	PrepareRepository = Step{"prepare_repository", 20, MessagePrepareRepository}
+	LoadConversation  = Step{"load_conversation", 30, MessageLoadConversation}
+	CallLLM           = Step{"call_llm", 50, MessageCallLLM}
+	CommitChanges     = Step{"commit_changes", 70, MessageCommitChanges}
+	RunCI             = Step{"run_ci", 85, MessageRunCI}
+	HandleCIResult    = Step{"handle_ci_result", 95, MessageHandleCIResult}
+	AwaitValidation   = Step{"await_validation", 100, MessageAwaitValidation}
 )
 
 // Steps lists every step in workflow order.
@@ -49,13 +51,3 @@ const (
 
 // Active reports whether a run in this status still holds the ticket.
 func (s Status) Active() bool { return s == Pending || s == InProgress }
-
-// Messages shown to people for run-level transitions.
-const (
-	MessagePending   = "Traitement en cours de démarrage..."
-	MessageCompleted = "CI réussie : en attente de validation humaine"
-	MessageFailed    = "Erreur lors du traitement"
-	MessageCancelled = "Traitement annulé"
-	MessageValidated = "Modifications validées"
-	MessageRejected  = "Demande de traitement refusée"
-)

@@ -4,15 +4,8 @@ package main
 // broker (over TCP) and a real PostgreSQL database.
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,27 +14,13 @@ import (
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
+	"github.com/ticketflow/ticketflow/libs/proctest"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ticketflow-processor-bin")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "processor")
-	build := exec.Command("go", "build", "-race", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build processor:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { proctest.Main(m, &binary, "processor", ".") }
 
 // env is the broker, database and producer one test shares with its processor processes.
 type env struct {
@@ -144,20 +123,17 @@ func (e *env) tail(ctx context.Context) <-chan events.Event {
 	return out
 }
 
-// processor is the service binary run as a child process; its output accumulates in log
-// across restarts.
-type processor struct {
+// child is the processor binary run as a child process; its output accumulates across
+// restarts.
+type child struct {
+	proctest.Process
 	t    *testing.T
 	env  []string
-	mu   sync.Mutex
-	log  bytes.Buffer
-	cmd  *exec.Cmd
-	done chan struct{}
 	http string
 }
 
-func (e *env) processor(extraEnv ...string) *processor {
-	p := &processor{t: e.t}
+func (e *env) processor(extraEnv ...string) *child {
+	p := &child{t: e.t, Process: proctest.Process{Name: "processor", Path: binary}}
 	p.env = append([]string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + os.Getenv("HOME"),
@@ -177,71 +153,15 @@ func (e *env) processor(extraEnv ...string) *processor {
 	return p
 }
 
-func (p *processor) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.Write(b)
-}
-
-func (p *processor) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
+func (p *child) output() string { return p.Output() }
 
 // start runs the binary and waits for /readyz (router consuming).
-func (p *processor) start() {
+func (p *child) start() {
 	p.t.Helper()
-	p.http = freeAddr(p.t)
-	p.cmd = exec.Command(binary)
-	p.cmd.Env = append(p.env, "TICKETFLOW_HTTP_ADDR="+p.http)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatal(err)
-	}
-	done := make(chan struct{})
-	p.done = done
-	cmd := p.cmd
-	go func() { _ = cmd.Wait(); close(done) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + p.http + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-done:
-			p.t.Fatalf("processor exited early:\n%s", p.output())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	p.t.Fatalf("processor not ready in time:\n%s", p.output())
+	p.http = proctest.FreeAddr(p.t)
+	p.Env = append(p.env[:len(p.env):len(p.env)], "TICKETFLOW_HTTP_ADDR="+p.http)
+	p.Start(p.t, "http://"+p.http+"/readyz")
 }
 
 // stop signals the process and waits for it (SIGKILL after 20 s).
-func (p *processor) stop(sig syscall.Signal) {
-	if p.cmd == nil || p.cmd.Process == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-	p.cmd = nil
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func (p *child) stop(sig syscall.Signal) { p.Stop(sig, 20*time.Second) }

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/gittest"
+	"github.com/ticketflow/ticketflow/libs/sandboxtest"
 	"github.com/ticketflow/ticketflow/services/processor/ci"
 )
 
@@ -28,7 +29,7 @@ import (
 // leaked, no connection opened, no hook ran on the ticket's next run, nothing survived, and
 // that both runs still completed.
 func TestHostileTenant(t *testing.T) {
-	root := traversableTempDir(t)
+	root := sandboxtest.Dir(t)
 	workDir := filepath.Join(root, "work")
 	if err := os.Mkdir(workDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -64,7 +65,7 @@ func TestHostileTenant(t *testing.T) {
 	}
 	brokerPort := e.kafka.Brokers[0][strings.LastIndex(e.kafka.Brokers[0], ":")+1:]
 
-	tenantA := originWith(t, root, "tenant-a", map[string]string{"private.txt": tenantPrivate + "\n", "ci.sh": "echo fine\n"})
+	tenantA := gittest.OriginAt(t, filepath.Join(root, "origins", "tenant-a.git"), map[string]string{"private.txt": tenantPrivate + "\n", "ci.sh": "echo fine\n"})
 	script := fmt.Sprintf(`#!/bin/sh
 # base64 in 3000-character lines (each decodable alone), each line reversed
 leak() { base64 -w 3000 | rev | sed "s/^/LEAK:$1:/"; }
@@ -87,7 +88,7 @@ nohup sh -c 'while true; do sleep 1; touch %[5]s /work/survivor-in-tree 2>/dev/n
 echo hostile-script-done
 exit 0
 `, dataDir, workDir, brokerPort, hookMarker, survivorMarker)
-	hostile := originWith(t, root, "hostile", map[string]string{"ci.sh": script})
+	hostile := gittest.OriginAt(t, filepath.Join(root, "origins", "hostile.git"), map[string]string{"ci.sh": script})
 
 	proc := e.processor(
 		"TICKETFLOW_EXECUTOR=real",
@@ -228,44 +229,6 @@ func waitTerminal(t *testing.T, e *env, runID string, want events.Type) {
 		time.Sleep(300 * time.Millisecond)
 	}
 	t.Fatalf("run %s did not end", runID)
-}
-
-// traversableTempDir is a fresh directory the sandbox's unprivileged uid can reach.
-func traversableTempDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "ticketflow-hostile-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	return dir
-}
-
-// originWith makes a bare file:// origin under root with files on main.
-func originWith(t *testing.T, root, name string, files map[string]string) string {
-	t.Helper()
-	bare, seed := filepath.Join(root, "origins", name+".git"), filepath.Join(root, "origins", name+"-seed")
-	run := func(dir string, args ...string) {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	run("", "init", "--quiet", "--bare", "--initial-branch=main", bare)
-	run("", "init", "--quiet", "--initial-branch=main", seed)
-	for f, content := range files {
-		if err := os.WriteFile(filepath.Join(seed, f), []byte(content), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	run(seed, "add", ".")
-	run(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "init")
-	run(seed, "push", "--quiet", bare, "main")
-	return "file://" + bare
 }
 
 // hostProcesses lists host processes whose command line contains any of needles.

@@ -14,6 +14,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/gittest"
+	"github.com/ticketflow/ticketflow/libs/sandboxtest"
 )
 
 // TestSurvivesKill9 runs the processor binary, SIGKILLs it at random moments while runs are
@@ -45,9 +47,9 @@ func TestRealExecutorSurvivesKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills a real processor repeatedly")
 	}
-	repo := bareRepo(t)
+	repo, _ := gittest.Origin(t, map[string]string{"README.md": "# repo\n"})
 	ks := killScenario{
-		env: []string{"TICKETFLOW_EXECUTOR=real", "TICKETFLOW_FILE_REPO_ROOT=" + filepath.Dir(strings.TrimPrefix(repo, "file://")), "TICKETFLOW_WORK_DIR=" + traversableTempDir(t), // reachable by the bwrap sandbox's uid
+		env: []string{"TICKETFLOW_EXECUTOR=real", "TICKETFLOW_FILE_REPO_ROOT=" + filepath.Dir(strings.TrimPrefix(repo, "file://")), "TICKETFLOW_WORK_DIR=" + sandboxtest.Dir(t), // reachable by the bwrap sandbox's uid
 
 			"TICKETFLOW_LLM_PROVIDER=demo"},
 		tickets: 4, runsPerTicket: 4, minKills: 6, maxKills: 8,

@@ -7,8 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -18,7 +16,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/gittest"
 	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/sandboxtest"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -52,11 +52,11 @@ func TestSecretsNeverReachTheLogOrTheTopic(t *testing.T) {
 	defer llm.Close()
 
 	e := newEnv(t)
-	repo := bareRepo(t)
+	repo, _ := gittest.Origin(t, map[string]string{"README.md": "# repo\n"})
 	proc := e.processor(
 		"TICKETFLOW_EXECUTOR=real",
 		"TICKETFLOW_LOG_LEVEL=debug",
-		"TICKETFLOW_WORK_DIR="+traversableTempDir(t), // reachable by the bwrap sandbox's uid
+		"TICKETFLOW_WORK_DIR="+sandboxtest.Dir(t), // reachable by the bwrap sandbox's uid
 		"TICKETFLOW_FILE_REPO_ROOT="+filepath.Dir(strings.TrimPrefix(repo, "file://")),
 		"TICKETFLOW_GIT_TOKEN="+gitToken,
 		"ANTHROPIC_API_KEY="+anthropicKey,
@@ -144,27 +144,4 @@ func rawRecords(t *testing.T, e *env) []*kgo.Record {
 		recs = append(recs, fetches.Records()...)
 	}
 	return recs
-}
-
-// bareRepo makes a file:// origin with one commit on main.
-func bareRepo(t *testing.T) string {
-	t.Helper()
-	root := t.TempDir()
-	bare, seed := filepath.Join(root, "origin.git"), filepath.Join(root, "seed")
-	run := func(dir string, args ...string) {
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	run("", "init", "--quiet", "--bare", "--initial-branch=main", bare)
-	run("", "init", "--quiet", "--initial-branch=main", seed)
-	if err := os.WriteFile(filepath.Join(seed, "README.md"), []byte("# repo\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	run(seed, "add", ".")
-	run(seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "init")
-	run(seed, "push", "--quiet", bare, "main")
-	return "file://" + bare
 }

@@ -1,88 +1,122 @@
-// Package app is the processor: it consumes run requests and cancellations through a
-// Watermill router, runs the eight-step workflow for each accepted run, and appends every
-// step's events. Its own tables (processor_tickets, processor_runs) let a restarted
-// processor resume every unfinished run, retrying the interrupted step.
+// Package app is the processor's use cases: it accepts run requests, cancellations and
+// review comments (called by ports), and drives every accepted run through the workflow
+// graph (engine.go), appending every step's events. Its own tables, reached through Store,
+// let a restarted processor resume every unfinished run, retrying the interrupted step;
+// leases (runs.go) spread the runs over the live processors.
 package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/ticketflow/ticketflow/libs/config"
-	"github.com/ticketflow/ticketflow/libs/kafka"
-	"github.com/ticketflow/ticketflow/libs/kafka/wmkafka"
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/services/processor/executor"
 )
 
-// Config is read from the environment.
+// Config is what the use cases need of the processor's configuration.
 type Config struct {
-	// MaxIterations is MAX_ITERATIONS: CI attempts a ticket may use over all its runs.
-	MaxIterations int `env:"MAX_ITERATIONS" envDefault:"3"`
-	// Executor selects the step executors: "simulated" or "real".
-	Executor string `env:"TICKETFLOW_EXECUTOR" envDefault:"simulated"`
-	// SimStepDelay is how long each simulated step takes.
-	SimStepDelay time.Duration `env:"TICKETFLOW_SIM_STEP_DELAY" envDefault:"500ms"`
-	// SimLogsPerStep is how many log lines each simulated step writes.
-	SimLogsPerStep int `env:"TICKETFLOW_SIM_LOGS_PER_STEP" envDefault:"2"`
-	// SimFailCI makes every simulated CI run fail (failure injection by configuration).
-	SimFailCI bool `env:"TICKETFLOW_SIM_FAIL_CI" envDefault:"false"`
-	// Group is the Kafka consumer group of the processors.
-	Group string `env:"TICKETFLOW_PROCESSOR_GROUP" envDefault:"processor"`
+	// MaxIterations: CI attempts a ticket may use over all its runs.
+	MaxIterations int
 	// Concurrency bounds the runs executing at once in this process.
-	Concurrency int `env:"TICKETFLOW_PROCESSOR_CONCURRENCY" envDefault:"64"`
-	// Lease is how long a run stays owned by a processor that stopped renewing it; after it,
-	// another processor resumes the run.
-	Lease time.Duration `env:"TICKETFLOW_PROCESSOR_LEASE" envDefault:"15s"`
-	// InstanceID names this processor; a restart with the same id resumes its runs at once
-	// instead of waiting for their leases to expire. When set, it is also the static Kafka
-	// group membership id (KIP-345), so the restarted member takes its partitions back without
-	// waiting for the old session to time out. Leave it unset in a Deployment whose pods get
-	// new names: a static member that scaled away would hold its partitions for the session
-	// timeout. Default: the host name and process id (lease owner only), unique per process
-	// so that processes sharing a host never share leases or work dirs.
-	InstanceID string `env:"TICKETFLOW_INSTANCE_ID"`
-	// Real configures TICKETFLOW_EXECUTOR=real (see RealConfig for its variables).
-	Real RealConfig
+	Concurrency int
+	// Lease is how long a run stays owned by a processor that stopped renewing it.
+	Lease time.Duration
+	// InstanceID names this processor: the owner of its leases.
+	InstanceID string
 }
 
-// Deps are the adapters the processor drives.
+// Store is the processor's own state (processor_tickets, processor_runs, processor_feedback,
+// processor_instances). Every write a run's driver makes is conditioned on still owning the
+// run and fails with ErrLeaseLost otherwise.
+type Store interface {
+	SaveTicket(ctx context.Context, id string, d *events.TicketCreatedData) error
+	AddFeedback(ctx context.Context, ticketID, eventID string, seq int64, comment string) error
+	Ticket(ctx context.Context, id string) (executor.Ticket, int, error)
+	AcceptRun(ctx context.Context, ev events.Event, lease time.Duration, mayWait bool,
+		rejection func(reason, activeRunID string) (events.Envelope, error)) (AcceptOutcome, error)
+	Run(ctx context.Context, runID string) (RunRow, error)
+	ClaimRuns(ctx context.Context, lease time.Duration, exclude []string) ([]string, error)
+	RenewLeases(ctx context.Context, lease time.Duration, runIDs []string) ([]string, error)
+	Heartbeat(ctx context.Context, lease time.Duration) error
+	Release(ctx context.Context) error
+	StartStep(ctx context.Context, runID, step string, attempt, iteration int, state executor.RunState) error
+	SaveState(ctx context.Context, runID string, state executor.RunState) error
+	UseIteration(ctx context.Context, runID, ticketID string, iteration int) error
+	RequestCancel(ctx context.Context, runID, by string) (bool, error)
+	// CancelRequested is who asked to cancel the run ("" for nobody).
+	CancelRequested(ctx context.Context, runID string) string
+	BeginTerminal(ctx context.Context, runID string, env events.Envelope) error
+	FinishTerminal(ctx context.Context, runID, ticketID string) error
+	EarlierRuns(ctx context.Context, ticketID, runID string) ([]executor.RunState, error)
+}
+
+// Producers open each run's own transactional producer: opening one fences, at the broker,
+// every earlier producer of the same run.
+type Producers interface {
+	Open(ctx context.Context, runID string) (Producer, error)
+}
+
+// Producer appends a run's events, each call one Kafka transaction.
+type Producer interface {
+	Append(ctx context.Context, envs ...events.Envelope) ([]events.Position, error)
+	Close()
+}
+
+// Log reads the event log back.
+type Log interface {
+	// HasEvent scans a partition from an offset to its end for an event that matches.
+	HasEvent(ctx context.Context, partition int32, from int64, match func(events.Envelope) bool) (bool, error)
+}
+
+// Intake is what delivers the processor's events (ports' Kafka router).
+type Intake interface {
+	Run(ctx context.Context) error
+	// Running is closed once the intake consumes.
+	Running() <-chan struct{}
+	Close() error
+}
+
+// Deps are what the application drives.
 type Deps struct {
-	Log   *slog.Logger
-	DB    *pgxpool.Pool
-	Kafka config.Kafka
-	// Producer is not used: each run appends through its own transactional producer (see
-	// runTransactionalID). Kept so existing wiring compiles.
-	Producer   *kafka.Producer
-	Subscriber message.Subscriber
-	// Poison receives messages the router gave up on.
-	Poison   message.Publisher
-	Registry prometheus.Registerer
-	// Executor overrides the configured executor (tests, and the real executor's wiring).
-	Executor Executor
-	// Secrets are the shared configuration's secrets (see ConfiguredSecrets) the real
-	// executor's redactor masks besides its own.
-	Secrets []string
+	Log       *slog.Logger
+	Store     Store
+	Producers Producers
+	EventLog  Log
+	Executor  executor.Executor
+	Registry  prometheus.Registerer
+	Hooks     Hooks // tests only
+
 }
 
-// Processor runs workflows.
-type Processor struct {
-	cfg     Config
-	deps    Deps
-	log     *slog.Logger
-	store   *store
-	scan    *kgo.Client // reads the log back (ScanPartition) when a resumed run needs it
-	exec    Executor
-	actor   string
-	metrics processorMetrics
-	hooks   testHooks
-	dirLock *os.File // flock on this instance's work dir (real executor)
+// Hooks let tests pause a processor the way SIGSTOP would.
+type Hooks struct {
+	// BeforeAppend runs before each append of a run's events; blocking in it holds the
+	// driver just before it writes.
+	BeforeAppend func(runID string, envs []events.Envelope)
+	// AfterAppend sees each append's result.
+	AfterAppend func(runID string, err error)
+	// BeforeSupervise runs before each lease renewal and claim round.
+	BeforeSupervise func()
+	// SkipRelease makes a shutdown behave like a crash: the leases are left to expire.
+	SkipRelease bool
+}
+
+// Application runs workflows.
+type Application struct {
+	cfg       Config
+	log       *slog.Logger
+	store     Store
+	producers Producers
+	eventLog  Log
+	exec      executor.Executor
+	actor     string
+	metrics   processorMetrics
+	hooks     Hooks
 
 	runCtx context.Context // lives as long as Run; drivers derive from it
 	sem    chan struct{}
@@ -99,120 +133,69 @@ type processorMetrics struct {
 	active prometheus.GaugeFunc
 }
 
-// New builds a processor.
-func New(cfg Config, deps Deps) (*Processor, error) {
+// New builds the application.
+func New(cfg Config, deps Deps) (*Application, error) {
 	if cfg.MaxIterations < 1 {
 		return nil, fmt.Errorf("MAX_ITERATIONS must be at least 1, got %d", cfg.MaxIterations)
 	}
-	var groupOpts []kgo.Opt
-	if cfg.InstanceID != "" {
-		groupOpts = append(groupOpts, kgo.InstanceID(cfg.InstanceID))
-	} else {
-		host, _ := os.Hostname()
-		cfg.InstanceID = fmt.Sprintf("processor@%s-%d", host, os.Getpid())
-	}
-	var dirLock *os.File
-	exec := deps.Executor
-	if exec == nil {
-		switch cfg.Executor {
-		case "simulated":
-			exec = &SimulatedExecutor{StepDelay: cfg.SimStepDelay, LogsPerStep: cfg.SimLogsPerStep, FailCI: cfg.SimFailCI}
-		case "real":
-			realCfg := cfg.Real
-			realCfg.WorkDir = instanceWorkDir(realCfg.WorkDir, cfg.InstanceID)
-			lock, err := lockInstanceDir(realCfg.WorkDir)
-			if err != nil {
-				return nil, err
-			}
-			real, err := NewRealExecutor(realCfg, deps.Log.With("service", "processor"), RealDeps{DB: deps.DB, Secrets: deps.Secrets})
-			if err != nil {
-				lock.Close()
-				return nil, err
-			}
-			exec, dirLock = real, lock
-		default:
-			return nil, fmt.Errorf("TICKETFLOW_EXECUTOR=%q: no such executor (simulated, real)", cfg.Executor)
-		}
-	}
-	if deps.Subscriber == nil {
-		sub, err := wmkafka.NewSubscriber(wmkafka.SubscriberConfig{Brokers: deps.Kafka.Brokers, ConsumerGroup: cfg.Group, Logger: deps.Log,
-			Options: groupOpts})
-		if err != nil {
-			return nil, err
-		}
-		deps.Subscriber = sub
-	}
-	if deps.Poison == nil {
-		pub, err := wmkafka.NewPublisher(wmkafka.PublisherConfig{Brokers: deps.Kafka.Brokers})
-		if err != nil {
-			return nil, err
-		}
-		deps.Poison = pub
-	}
-	scan, err := kafka.NewClient(deps.Kafka)
-	if err != nil {
-		return nil, err
-	}
-	p := &Processor{cfg: cfg, deps: deps, log: deps.Log.With("service", "processor"), store: &store{db: deps.DB, owner: cfg.InstanceID},
-		scan: scan, exec: exec, actor: "processor", sem: make(chan struct{}, max(cfg.Concurrency, 1)), dirLock: dirLock,
+	a := &Application{cfg: cfg, log: deps.Log, store: deps.Store, producers: deps.Producers, eventLog: deps.EventLog,
+		exec: deps.Executor, actor: "processor", hooks: deps.Hooks, sem: make(chan struct{}, max(cfg.Concurrency, 1)),
 		local: map[string]context.CancelFunc{}, ticketLocks: map[string]*ticketLock{}, running: make(chan struct{})}
-	p.metrics.runs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ticketflow_processor_runs_finished_total", Help: "Runs finished, by terminal event."}, []string{"type"})
-	p.metrics.active = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ticketflow_processor_active_runs", Help: "Runs driven by this process."}, func() float64 {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return float64(len(p.local))
+	a.metrics.runs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ticketflow_processor_runs_finished_total", Help: "Runs finished, by terminal event."}, []string{"type"})
+	a.metrics.active = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ticketflow_processor_active_runs", Help: "Runs driven by this process."}, func() float64 {
+		return float64(a.Driving())
 	})
 	if deps.Registry != nil {
-		deps.Registry.MustRegister(p.metrics.runs, p.metrics.active)
+		deps.Registry.MustRegister(a.metrics.runs, a.metrics.active)
 	}
-	return p, nil
+	return a, nil
 }
 
-// Running is closed once the router consumes.
-func (p *Processor) Running() <-chan struct{} { return p.running }
+// Running is closed once the intake consumes.
+func (a *Application) Running() <-chan struct{} { return a.running }
 
-// Run consumes and drives runs until ctx ends; in-flight runs stop at their next step
-// boundary (their steps are retried by the next start).
-func (p *Processor) Run(ctx context.Context) error {
-	p.runCtx = ctx
-	router, err := newRouter(p)
-	if err != nil {
-		return err
-	}
-	routerErr := make(chan error, 1)
-	go func() { routerErr <- router.Run(ctx) }()
+// Driving is how many runs this process drives now.
+func (a *Application) Driving() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.local)
+}
+
+// Run consumes from the intake and drives runs until ctx ends; in-flight runs stop at their
+// next step boundary (their steps are retried by the next start).
+func (a *Application) Run(ctx context.Context, in Intake) error {
+	a.runCtx = ctx
+	inErr := make(chan error, 1)
+	go func() { inErr <- in.Run(ctx) }()
 	go func() {
 		select {
-		case <-router.Running():
-			close(p.running)
+		case <-in.Running():
+			close(a.running)
 		case <-ctx.Done():
 		}
 	}()
-	p.log.Info("processor started", "instance", p.cfg.InstanceID, "executor", p.exec.Name(), "max_iterations", p.cfg.MaxIterations)
+	a.log.Info("processor started", "instance", a.cfg.InstanceID, "executor", a.exec.Name(), "max_iterations", a.cfg.MaxIterations)
 
-	tick := time.NewTicker(p.cfg.Lease / 5)
+	tick := time.NewTicker(a.cfg.Lease / 5)
 	defer tick.Stop()
-	defer p.closeClients()
 	for {
-		p.superviseLeases(ctx)
+		a.superviseLeases(ctx)
 		select {
 		case <-ctx.Done():
-			p.wg.Wait()
-			_ = router.Close()
-			_ = p.deps.Subscriber.Close()
-			_ = p.deps.Poison.Close()
+			a.wg.Wait()
+			_ = in.Close()
 			// Every driver has stopped: hand this processor's runs to the others now rather
 			// than after their leases.
-			if !p.hooks.skipRelease {
+			if !a.hooks.SkipRelease {
 				releaseCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				if err := p.store.release(releaseCtx); err != nil {
-					p.log.Warn("release leases on shutdown", "err", err)
+				if err := a.store.Release(releaseCtx); err != nil {
+					a.log.Warn("release leases on shutdown", "err", err)
 				}
 			}
 			return nil
-		case err := <-routerErr:
-			p.wg.Wait()
+		case err := <-inErr:
+			a.wg.Wait()
 			if err != nil {
 				return fmt.Errorf("processor router: %w", err)
 			}
@@ -222,127 +205,102 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 }
 
-func (p *Processor) closeClients() {
-	p.scan.Close()
-	if p.dirLock != nil {
-		p.dirLock.Close()
-	}
+// SaveTicket records what a TicketCreated says of the ticket.
+func (a *Application) SaveTicket(ctx context.Context, ticketID string, d *events.TicketCreatedData) error {
+	return a.store.SaveTicket(ctx, ticketID, d)
 }
 
-// superviseLeases renews the leases of local runs, stops the drivers of runs taken over
-// meanwhile, and takes over runs nobody drives (up to this processor's share).
-func (p *Processor) superviseLeases(ctx context.Context) {
-	if h := p.hooks.beforeSupervise; h != nil {
-		h()
-	}
-	if err := p.store.heartbeat(ctx, p.cfg.Lease); err != nil && ctx.Err() == nil {
-		p.log.Warn("heartbeat", "err", err)
-	}
-	p.mu.Lock()
-	local := make([]string, 0, len(p.local))
-	for id := range p.local {
-		local = append(local, id)
-	}
-	p.mu.Unlock()
-	if len(local) > 0 {
-		kept, err := p.store.renewLeases(ctx, p.cfg.Lease, local)
-		if err != nil && ctx.Err() == nil {
-			p.log.Warn("renew leases", "err", err)
-		}
-		if err == nil {
-			p.stopLost(local, kept)
-		}
-	}
-	claimed, err := p.store.claimRuns(ctx, p.cfg.Lease, local)
-	if err != nil {
-		if ctx.Err() == nil {
-			p.log.Warn("claim runs", "err", err)
-		}
-		return
-	}
-	for _, id := range claimed {
-		p.startDriver(ctx, id)
-	}
+// AddFeedback stores a review comment (ChangesRequested) once per event; seq (the event's
+// offset) orders a ticket's comments for the next run's conversation.
+func (a *Application) AddFeedback(ctx context.Context, ticketID, eventID string, seq int64, comment string) error {
+	return a.store.AddFeedback(ctx, ticketID, eventID, seq, comment)
 }
 
-// stopLost cancels the drivers of runs another processor took over while this one was not
-// renewing (paused or stalled): their work dirs are this instance's, but their steps, child
-// processes and LLM calls are wasted work for a run they can no longer append to.
-func (p *Processor) stopLost(local, kept []string) {
-	still := make(map[string]bool, len(kept))
-	for _, id := range kept {
-		still[id] = true
+// RequestCancel marks the run for cancellation; its driver (here or on another processor)
+// sees it within a moment and ends the run with RunCancelled.
+func (a *Application) RequestCancel(ctx context.Context, runID, by string) error {
+	ok, err := a.store.RequestCancel(ctx, runID, by)
+	if err == nil && ok {
+		a.log.Info("cancel requested", "run_id", runID, "by", by)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, id := range local {
-		if cancel, ok := p.local[id]; ok && !still[id] {
-			p.log.Warn("run taken over by another processor: stopping its driver here", "run_id", id)
-			cancel()
-		}
-	}
+	return err
 }
 
-// startDriver drives a run in the background unless this process already does.
-func (p *Processor) startDriver(ctx context.Context, runID string) {
-	p.mu.Lock()
-	if _, ok := p.local[runID]; ok {
-		p.mu.Unlock()
-		return
+// RequestRun accepts or rejects a run request (ev is its ProcessingRequested), then drives
+// the run (a rejected run is driven straight to appending its stored RunRejected).
+func (a *Application) RequestRun(ctx context.Context, ev events.Event) error {
+	if ev.RunID == "" {
+		return nil
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	p.local[runID] = cancel
-	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		defer func() {
-			p.mu.Lock()
-			delete(p.local, runID)
-			p.mu.Unlock()
-			cancel()
-		}()
+	rejection := func(reason, active string) (events.Envelope, error) {
+		return events.New(ev.TicketID, ev.RunID, a.actor, &events.RunRejectedData{Reason: reason, ActiveRunID: active})
+	}
+	deadline := time.Now().Add(activeRunSettleTimeout)
+	for {
+		out, err := a.store.AcceptRun(ctx, ev, a.cfg.Lease, time.Now().Before(deadline), rejection)
+		if err != nil {
+			return err
+		}
+		if out.Drive {
+			a.startDriver(a.runCtx, ev.RunID)
+		}
+		if !out.Wait {
+			return nil // driven here, or stored for a less loaded processor to claim
+		}
+		// The active run is appending its terminal event: the request most likely follows
+		// it, so wait (up to the deadline, then reject) for the ticket to be free.
+		t := time.NewTimer(50 * time.Millisecond)
 		select {
-		case p.sem <- struct{}{}:
-		case <-runCtx.Done():
-			return
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
 		}
-		defer func() { <-p.sem }()
-		err := p.drive(runCtx, runID)
-		switch {
-		case err == nil, runCtx.Err() != nil:
-		case lostRun(err):
-			p.log.Warn("run taken over by another processor: this one stops driving it", "run_id", runID, "err", err)
-		default:
-			p.log.Error("run interrupted; it will be resumed", "run_id", runID, "err", err)
-		}
-	}()
+	}
 }
 
-// watchCancel returns a context cancelled when the run's cancellation is requested (seen in
-// PostgreSQL, so a request handled by another replica reaches the owner too).
-func (p *Processor) watchCancel(ctx context.Context, runID string) (context.Context, func()) {
-	stepCtx, cancel := context.WithCancel(ctx)
-	go func() {
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stepCtx.Done():
-				return
-			case <-t.C:
-				if p.cancelRequested(stepCtx, runID) != "" {
-					cancel()
-					return
-				}
-			}
-		}
-	}()
-	return stepCtx, cancel
+// activeRunSettleTimeout bounds how long a request waits for the ticket's previous run to
+// confirm its terminal event.
+const activeRunSettleTimeout = 10 * time.Second
+
+// ErrLeaseLost: the run is owned by another processor now; its driver here must stop.
+var ErrLeaseLost = errors.New("run taken over by another processor")
+
+// Run statuses in processor_runs.
+const (
+	RunActive      = "active"
+	RunTerminating = "terminating"
+	RunTerminal    = "terminal"
+)
+
+// AcceptOutcome is what Store.AcceptRun decided about a run request.
+type AcceptOutcome struct {
+	// Drive: this processor owns the run (accepted now, or earlier and its lease is ours or
+	// expired, or rejected with its RunRejected stored as the pending terminal event);
+	// driving it appends what is still missing. A run accepted beyond this processor's share
+	// of the work is stored unowned instead, for a less loaded processor to claim.
+	Drive bool
+	// Wait: the ticket's active run has stored its terminal event but not yet confirmed it;
+	// ask again in a moment instead of rejecting a request that arrived after the run ended.
+	// Only when mayWait; otherwise the request is rejected.
+	Wait bool
+	// ActiveRunID is the run that made the request wait or be rejected.
+	ActiveRunID string
 }
 
-func (p *Processor) cancelRequested(ctx context.Context, runID string) string {
-	var by string
-	_ = p.deps.DB.QueryRow(ctx, `SELECT cancel_requested FROM processor_runs WHERE run_id = $1`, runID).Scan(&by)
-	return by
+// RunRow is a run as processor_runs holds it.
+type RunRow struct {
+	RunID           string
+	TicketID        string
+	Partition       int32
+	RequestOffset   int64
+	Status          string
+	Step            string
+	Attempt         int
+	Iteration       int
+	State           executor.RunState
+	CancelRequested string
+	PendingEvent    []byte
+	Owner           string
+	PreviousOwner   string
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/workflow"
+	"github.com/ticketflow/ticketflow/services/processor/executor"
 )
 
 // errCancelled ends a run whose cancellation was requested.
@@ -20,42 +21,42 @@ var errCancelled = errors.New("run cancelled")
 // owner finds the step recorded and retries it with attempt+1, so the retry shows in the
 // history. The terminal event is stored before it is appended (see beginTerminal), which is
 // what makes "exactly one terminal event per run" hold across crashes.
-func (p *Processor) drive(ctx context.Context, runID string) error {
+func (a *Application) drive(ctx context.Context, runID string) error {
 	// The run was claimed in PostgreSQL before this; opening its producer now fences, at the
 	// broker, whoever drove it before (a previous incarnation, or a processor that was paused
 	// past its lease). Only then is the run's state read: everything the previous owner
 	// stored or appended before being shut out is in it or in the log.
-	ap, err := p.openRun(ctx, runID)
+	ap, err := a.openRun(ctx, runID)
 	if err != nil {
 		return fmt.Errorf("open run %s: %w", runID, err)
 	}
 	defer ap.Close()
-	row, err := p.store.run(ctx, runID)
+	row, err := a.store.Run(ctx, runID)
 	if err != nil {
 		return fmt.Errorf("load run %s: %w", runID, err)
 	}
-	if row.Owner != p.cfg.InstanceID {
-		return errLeaseLost
+	if row.Owner != a.cfg.InstanceID {
+		return ErrLeaseLost
 	}
 	switch row.Status {
-	case runTerminal:
+	case RunTerminal:
 		return nil
-	case runTerminating:
-		return p.recoverTerminal(ctx, ap, row)
+	case RunTerminating:
+		return a.recoverTerminal(ctx, ap, row)
 	}
-	unlock, err := p.lockTicket(ctx, row.TicketID)
+	unlock, err := a.lockTicket(ctx, row.TicketID)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	ticket, used, err := p.store.ticket(ctx, row.TicketID)
+	ticket, used, err := a.store.Ticket(ctx, row.TicketID)
 	if err != nil {
 		return fmt.Errorf("load ticket %s: %w", row.TicketID, err)
 	}
-	if ticket.EarlierRuns, err = p.store.earlierRuns(ctx, row.TicketID, runID); err != nil {
+	if ticket.EarlierRuns, err = a.store.EarlierRuns(ctx, row.TicketID, runID); err != nil {
 		return fmt.Errorf("load earlier runs of ticket %s: %w", row.TicketID, err)
 	}
-	d := &driver{p: p, row: row, ap: ap, run: &Run{ID: runID, Ticket: ticket, Iteration: row.Iteration, State: row.State}}
+	d := &driver{a: a, row: row, ap: ap, run: &executor.Run{ID: runID, Ticket: ticket, Iteration: row.Iteration, State: row.State}}
 	d.run.Log = d.log
 	d.run.Output = d.output
 	d.run.OutputLines = d.outputLines
@@ -68,34 +69,34 @@ func (p *Processor) drive(ctx context.Context, runID string) error {
 	if lostRun(err) {
 		return err // another processor drives the run now: nothing more from this one
 	}
-	if errors.Is(err, errCancelled) || p.cancelRequested(ctx, runID) != "" {
-		by := p.cancelRequested(ctx, runID)
+	if errors.Is(err, errCancelled) || a.cancelRequested(ctx, runID) != "" {
+		by := a.cancelRequested(ctx, runID)
 		terminal = &events.RunCancelledData{Step: d.run.Step, Message: workflow.MessageCancelled, Reason: "cancelled by " + by}
 	} else if err != nil && terminal == nil {
-		terminal = &events.RunFailedData{Step: d.run.Step, Message: fmt.Sprintf("Échec de l'étape %s", d.run.Step), Error: err.Error()}
+		terminal = &events.RunFailedData{Step: d.run.Step, Message: fmt.Sprintf(workflow.MessageStepFailed, d.run.Step), Error: err.Error()}
 	}
-	return p.finish(ctx, ap, row, terminal)
+	return a.finish(ctx, ap, row, terminal)
 }
 
 // lostRun reports the errors meaning the run belongs to another processor now: fenced at the
 // broker, or its lease taken in PostgreSQL. The driver stops at once, retries nothing and
 // releases nothing (none of it is its own any more).
 func lostRun(err error) bool {
-	return errors.Is(err, kafka.ErrFenced) || errors.Is(err, errLeaseLost)
+	return errors.Is(err, kafka.ErrFenced) || errors.Is(err, ErrLeaseLost)
 }
 
 type driver struct {
-	p   *Processor
-	row runRow
+	a   *Application
+	row RunRow
 	ap  *runAppender
-	run *Run
+	run *executor.Run
 }
 
 // execute walks the workflow from where the run stands and returns its terminal payload.
 // The run's position is (step, attempt, iteration) in processor_runs; each loop turn runs
 // one step and computes the next, so a resumed run continues exactly where it stopped.
 func (d *driver) execute(ctx context.Context, used int) (events.Payload, error) {
-	p := d.p
+	a := d.a
 	step, attempt := d.row.Step, d.row.Attempt+1
 	iteration := d.row.Iteration
 	if step == "" {
@@ -111,7 +112,7 @@ func (d *driver) execute(ctx context.Context, used int) (events.Payload, error) 
 		if step != workflow.CheckIterations.Name && step != workflow.PrepareRepository.Name {
 			// The work dir and conversation went with the crashed process: rebuild them quietly.
 			d.run.Iteration = iteration
-			if err := p.exec.Resume(ctx, d.run); err != nil {
+			if err := a.exec.Resume(ctx, d.run); err != nil {
 				return nil, err
 			}
 		}
@@ -119,91 +120,111 @@ func (d *driver) execute(ctx context.Context, used int) (events.Payload, error) 
 	for {
 		d.run.Iteration = iteration
 		s, _ := workflow.StepByName(step)
-		var ci CIOutcome
-		err := d.step(ctx, s, attempt, func(ctx context.Context) error {
-			switch step {
-			case workflow.CheckIterations.Name:
-				return d.log(ctx, "INFO", fmt.Sprintf("Itérations utilisées : %d / %d", used, p.cfg.MaxIterations))
-			case workflow.PrepareRepository.Name:
-				return p.exec.PrepareRepository(ctx, d.run)
-			case workflow.LoadConversation.Name:
-				return p.exec.LoadConversation(ctx, d.run)
-			case workflow.CallLLM.Name:
-				if err := p.store.useIteration(ctx, d.row.RunID, d.run.Ticket.ID, iteration); err != nil {
-					return err
-				}
-				return p.exec.CallLLM(ctx, d.run)
-			case workflow.CommitChanges.Name:
-				return p.exec.CommitChanges(ctx, d.run)
-			case workflow.RunCI.Name:
-				out, err := p.exec.RunCI(ctx, d.run)
-				if err == nil {
-					d.run.State.LastCI = &out
-				}
-				return err
-			case workflow.HandleCIResult.Name:
-				if d.run.State.LastCI == nil {
-					return errors.New("no CI result recorded for this iteration")
-				}
-				ci = *d.run.State.LastCI
-				if d.run.Attempt > 1 { // the interrupted attempt may have appended it already
-					found, err := p.logHasEvent(ctx, d.row.Partition, d.row.RequestOffset, func(e events.Envelope) bool {
-						return e.RunID == d.row.RunID && e.Type == events.CIResult && ciIteration(e) == iteration
-					})
-					if err != nil || found {
-						return err
-					}
-				}
-				return d.append(ctx, &events.CIResultData{Iteration: iteration, Passed: ci.Passed, ExitCode: ci.ExitCode,
-					DurationMS: ci.DurationMS, OutputTail: ci.OutputTail})
-			}
-			return fmt.Errorf("unknown step %q", step)
+		var outcome workflow.Outcome
+		err := d.step(ctx, s, attempt, func(ctx context.Context) (err error) {
+			outcome, err = d.act(ctx, step, used, iteration)
+			return err
 		})
 		if err != nil {
 			return nil, err
 		}
 		attempt = 1
-		switch step {
-		case workflow.CheckIterations.Name:
-			if used >= p.cfg.MaxIterations {
-				return &events.RunCancelledData{Step: step, Message: "Nombre maximal d'itérations atteint",
-					Reason: fmt.Sprintf("MAX_ITERATIONS (%d) reached", p.cfg.MaxIterations)}, nil
+		t, err := workflow.Next(step, outcome)
+		if err != nil {
+			return nil, err
+		}
+		if t.NewIteration {
+			// iteration is 0 until check_iterations has run, and at least used after it (used
+			// is the ticket's iteration count when the run was loaded; call_llm raises that
+			// count to the current iteration): the first is used+1, each later one the last+1.
+			iteration = max(iteration, used) + 1
+		}
+		switch {
+		case t.Next != "":
+			if outcome == workflow.CIFailed { // back to call_llm with the CI output
+				ci := d.run.State.LastCI
+				if err := d.log(ctx, "WARNING", fmt.Sprintf(workflow.LogCIRetry, ci.ExitCode, iteration, a.cfg.MaxIterations)); err != nil {
+					return nil, err
+				}
+				d.run.State.LastCI = nil
 			}
-			step, iteration = workflow.PrepareRepository.Name, used+1
-		case workflow.PrepareRepository.Name:
-			step = workflow.LoadConversation.Name
-		case workflow.LoadConversation.Name:
-			step = workflow.CallLLM.Name
-		case workflow.CallLLM.Name:
-			step = workflow.CommitChanges.Name
-		case workflow.CommitChanges.Name:
-			step = workflow.RunCI.Name
-		case workflow.RunCI.Name:
-			step = workflow.HandleCIResult.Name
-		case workflow.HandleCIResult.Name:
-			if ci.Passed {
-				return &events.RunCompletedData{Iteration: iteration, Branch: d.run.State.Branch, Message: workflow.MessageCompleted}, nil
-			}
-			if iteration >= p.cfg.MaxIterations {
-				return &events.RunFailedData{Step: step, Message: "La CI échoue après le nombre maximal d'itérations",
-					Error: fmt.Sprintf("CI failed (exit code %d) after %d iterations: %s", ci.ExitCode, iteration, ci.OutputTail)}, nil
-			}
-			if err := d.log(ctx, "WARNING", fmt.Sprintf("CI en échec (code %d) : nouvelle itération %d/%d avec la sortie CI", ci.ExitCode, iteration+1, p.cfg.MaxIterations)); err != nil {
-				return nil, err
-			}
-			d.run.State.LastCI = nil
-			step, iteration = workflow.CallLLM.Name, iteration+1
+			step = t.Next
+		case t.End == workflow.Completed:
+			return &events.RunCompletedData{Iteration: iteration, Branch: d.run.State.Branch, Message: workflow.MessageCompleted}, nil
+		case t.End == workflow.Cancelled:
+			return &events.RunCancelledData{Step: step, Message: workflow.MessageIterationsExhausted,
+				Reason: fmt.Sprintf("MAX_ITERATIONS (%d) reached", a.cfg.MaxIterations)}, nil
+		default:
+			ci := d.run.State.LastCI
+			return &events.RunFailedData{Step: step, Message: workflow.MessageCIFailedLast,
+				Error: fmt.Sprintf("CI failed (exit code %d) after %d iterations: %s", ci.ExitCode, iteration, ci.OutputTail)}, nil
 		}
 	}
+}
+
+// act does step's work and returns its outcome for the workflow graph.
+func (d *driver) act(ctx context.Context, step string, used, iteration int) (workflow.Outcome, error) {
+	a := d.a
+	switch step {
+	case workflow.CheckIterations.Name:
+		if err := d.log(ctx, "INFO", fmt.Sprintf(workflow.LogIterationsUsed, used, a.cfg.MaxIterations)); err != nil {
+			return "", err
+		}
+		if used >= a.cfg.MaxIterations {
+			return workflow.IterationsExhausted, nil
+		}
+		return workflow.Done, nil
+	case workflow.PrepareRepository.Name:
+		return workflow.Done, a.exec.PrepareRepository(ctx, d.run)
+	case workflow.LoadConversation.Name:
+		return workflow.Done, a.exec.LoadConversation(ctx, d.run)
+	case workflow.CallLLM.Name:
+		if err := a.store.UseIteration(ctx, d.row.RunID, d.run.Ticket.ID, iteration); err != nil {
+			return "", err
+		}
+		return workflow.Done, a.exec.CallLLM(ctx, d.run)
+	case workflow.CommitChanges.Name:
+		return workflow.Done, a.exec.CommitChanges(ctx, d.run)
+	case workflow.RunCI.Name:
+		out, err := a.exec.RunCI(ctx, d.run)
+		if err == nil {
+			d.run.State.LastCI = &out
+		}
+		return workflow.Done, err
+	case workflow.HandleCIResult.Name:
+		ci := d.run.State.LastCI
+		if ci == nil {
+			return "", errors.New("no CI result recorded for this iteration")
+		}
+		outcome := workflow.CIPassed
+		switch {
+		case ci.Passed:
+		case iteration >= a.cfg.MaxIterations:
+			outcome = workflow.CIFailedLast
+		default:
+			outcome = workflow.CIFailed
+		}
+		if d.run.Attempt > 1 { // the interrupted attempt may have appended it already
+			found, err := a.eventLog.HasEvent(ctx, d.row.Partition, d.row.RequestOffset, func(e events.Envelope) bool {
+				return e.RunID == d.row.RunID && e.Type == events.CIResult && ciIteration(e) == iteration
+			})
+			if err != nil || found {
+				return outcome, err
+			}
+		}
+		return outcome, d.append(ctx, &events.CIResultData{Iteration: iteration, Passed: ci.Passed, ExitCode: ci.ExitCode,
+			DurationMS: ci.DurationMS, OutputTail: ci.OutputTail})
+	}
+	return "", fmt.Errorf("unknown step %q", step)
 }
 
 // start appends the run's RunStarted once. The intent (attempt 1 before any step) is recorded
 // first; a run found with that intent after a crash appends RunStarted only if the log does
 // not hold one for the run already.
 func (d *driver) start(ctx context.Context, used int) error {
-	p := d.p
+	a := d.a
 	if d.row.Attempt > 0 {
-		found, err := p.logHasEvent(ctx, d.row.Partition, d.row.RequestOffset, func(e events.Envelope) bool {
+		found, err := a.eventLog.HasEvent(ctx, d.row.Partition, d.row.RequestOffset, func(e events.Envelope) bool {
 			return e.RunID == d.row.RunID && e.Type == events.RunStarted
 		})
 		if err != nil {
@@ -212,19 +233,19 @@ func (d *driver) start(ctx context.Context, used int) error {
 		if found {
 			return d.resumed(ctx, "", 0)
 		}
-	} else if err := p.store.startStep(ctx, d.row.RunID, "", 1, 0, d.run.State); err != nil {
+	} else if err := a.store.StartStep(ctx, d.row.RunID, "", 1, 0, d.run.State); err != nil {
 		return err
 	}
-	return d.append(ctx, &events.RunStartedData{Iteration: used + 1, MaxIterations: p.cfg.MaxIterations, Executor: p.exec.Name()})
+	return d.append(ctx, &events.RunStartedData{Iteration: used + 1, MaxIterations: a.cfg.MaxIterations, Executor: a.exec.Name()})
 }
 
 // step records intent, appends StepStarted, runs fn, appends StepCompleted.
 func (d *driver) step(ctx context.Context, s workflow.Step, attempt int, fn func(context.Context) error) error {
-	if d.p.cancelRequested(ctx, d.row.RunID) != "" {
+	if d.a.cancelRequested(ctx, d.row.RunID) != "" {
 		return errCancelled
 	}
 	d.run.Step, d.run.Attempt = s.Name, attempt
-	if err := d.p.store.startStep(ctx, d.row.RunID, s.Name, attempt, d.run.Iteration, d.run.State); err != nil {
+	if err := d.a.store.StartStep(ctx, d.row.RunID, s.Name, attempt, d.run.Iteration, d.run.State); err != nil {
 		return err
 	}
 	if err := d.append(ctx, &events.StepStartedData{Step: s.Name, Progress: s.Progress, Message: s.Message,
@@ -232,7 +253,7 @@ func (d *driver) step(ctx context.Context, s workflow.Step, attempt int, fn func
 		return err
 	}
 	start := time.Now()
-	stepCtx, stop := d.p.watchCancel(ctx, d.row.RunID)
+	stepCtx, stop := d.a.watchCancel(ctx, d.row.RunID)
 	err := fn(stepCtx)
 	cancelled := stepCtx.Err() != nil // read before stop(), which cancels stepCtx itself
 	stop()
@@ -246,7 +267,7 @@ func (d *driver) step(ctx context.Context, s workflow.Step, attempt int, fn func
 		}
 		outcome, errText = "failed", err.Error()
 	}
-	if saveErr := d.p.store.saveState(ctx, d.row.RunID, d.run.State); saveErr != nil {
+	if saveErr := d.a.store.SaveState(ctx, d.row.RunID, d.run.State); saveErr != nil {
 		return saveErr
 	}
 	if appendErr := d.append(ctx, &events.StepCompletedData{Step: s.Name, Progress: s.Progress, Iteration: d.run.Iteration,
@@ -263,12 +284,12 @@ func (d *driver) log(ctx context.Context, level, message string) error {
 // resumed appends the handover: this processor drives the run from here, retrying step
 // (empty when the run had started but no step had) with attempt.
 func (d *driver) resumed(ctx context.Context, step string, attempt int) error {
-	return d.append(ctx, &events.RunResumedData{Owner: d.p.cfg.InstanceID, PreviousOwner: d.row.PreviousOwner,
+	return d.append(ctx, &events.RunResumedData{Owner: d.a.cfg.InstanceID, PreviousOwner: d.row.PreviousOwner,
 		Step: step, Attempt: attempt, Iteration: d.row.Iteration})
 }
 
 func (d *driver) append(ctx context.Context, payload events.Payload) error {
-	env, err := events.New(d.row.TicketID, d.row.RunID, d.p.actor, payload)
+	env, err := events.New(d.row.TicketID, d.row.RunID, d.a.actor, payload)
 	if err != nil {
 		return err
 	}
@@ -277,17 +298,17 @@ func (d *driver) append(ctx context.Context, payload events.Payload) error {
 }
 
 func (d *driver) output(ctx context.Context, stream, line string) error {
-	return d.outputLines(ctx, []OutputLine{{Stream: stream, Text: line}})
+	return d.outputLines(ctx, []executor.OutputLine{{Stream: stream, Text: line}})
 }
 
-func (d *driver) outputLines(ctx context.Context, lines []OutputLine) error {
+func (d *driver) outputLines(ctx context.Context, lines []executor.OutputLine) error {
 	envs := make([]events.Envelope, 0, len(lines))
 	for _, l := range lines {
 		level := "INFO"
 		if l.Stream == "stderr" {
 			level = "WARNING"
 		}
-		env, err := events.New(d.row.TicketID, d.row.RunID, d.p.actor, &events.LogEmittedData{Level: level, Message: l.Text, Step: d.run.Step, Stream: l.Stream})
+		env, err := events.New(d.row.TicketID, d.row.RunID, d.a.actor, &events.LogEmittedData{Level: level, Message: l.Text, Step: d.run.Step, Stream: l.Stream})
 		if err != nil {
 			return err
 		}
@@ -298,37 +319,37 @@ func (d *driver) outputLines(ctx context.Context, lines []OutputLine) error {
 }
 
 // finish appends the run's single terminal event.
-func (p *Processor) finish(ctx context.Context, ap *runAppender, row runRow, terminal events.Payload) error {
-	env, err := events.New(row.TicketID, row.RunID, p.actor, terminal)
+func (a *Application) finish(ctx context.Context, ap *runAppender, row RunRow, terminal events.Payload) error {
+	env, err := events.New(row.TicketID, row.RunID, a.actor, terminal)
 	if err != nil {
 		return err
 	}
-	if err := p.store.beginTerminal(ctx, row.RunID, env); err != nil {
+	if err := a.store.BeginTerminal(ctx, row.RunID, env); err != nil {
 		return err
 	}
 	if _, err := ap.Append(ctx, env); err != nil {
 		return err
 	}
-	p.metrics.runs.WithLabelValues(string(env.Type)).Inc()
-	return p.store.finishTerminal(ctx, row.RunID, row.TicketID)
+	a.metrics.runs.WithLabelValues(string(env.Type)).Inc()
+	return a.store.FinishTerminal(ctx, row.RunID, row.TicketID)
 }
 
 // recoverTerminal completes a run that crashed between storing and confirming its terminal
 // event: the event is appended only if the log does not already hold it. The scan is exact:
 // ap's creation fenced every earlier producer of the run, so whatever they appended is decided.
-func (p *Processor) recoverTerminal(ctx context.Context, ap *runAppender, row runRow) error {
+func (a *Application) recoverTerminal(ctx context.Context, ap *runAppender, row RunRow) error {
 	var env events.Envelope
 	if err := json.Unmarshal(row.PendingEvent, &env); err != nil {
 		return fmt.Errorf("run %s: stored terminal event unreadable: %w", row.RunID, err)
 	}
-	found, err := p.logHasEvent(ctx, row.Partition, row.RequestOffset, func(e events.Envelope) bool { return e.ID == env.ID })
+	found, err := a.eventLog.HasEvent(ctx, row.Partition, row.RequestOffset, func(e events.Envelope) bool { return e.ID == env.ID })
 	if err != nil {
 		return err
 	}
 	if !found {
 		envs := []events.Envelope{env}
 		if row.Attempt > 0 { // the run had started: the history names who ends it (a rejection never started)
-			resumed, err := events.New(row.TicketID, row.RunID, p.actor, &events.RunResumedData{Owner: p.cfg.InstanceID,
+			resumed, err := events.New(row.TicketID, row.RunID, a.actor, &events.RunResumedData{Owner: a.cfg.InstanceID,
 				PreviousOwner: row.PreviousOwner, Step: row.Step, Iteration: row.Iteration})
 			if err != nil {
 				return err
@@ -339,8 +360,8 @@ func (p *Processor) recoverTerminal(ctx context.Context, ap *runAppender, row ru
 			return err
 		}
 	}
-	p.log.Info("stored terminal event confirmed", "run_id", row.RunID, "type", env.Type, "already_in_log", found)
-	return p.store.finishTerminal(ctx, row.RunID, row.TicketID)
+	a.log.Info("stored terminal event confirmed", "run_id", row.RunID, "type", env.Type, "already_in_log", found)
+	return a.store.FinishTerminal(ctx, row.RunID, row.TicketID)
 }
 
 func ciIteration(e events.Envelope) int {

@@ -2,80 +2,174 @@ package app
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
-	"regexp"
-	"syscall"
+	"time"
 
 	"github.com/ticketflow/ticketflow/libs/events"
-	"github.com/ticketflow/ticketflow/libs/kafka"
 )
 
-// runTransactionalID is the Kafka transactional id of a run's appends: one per run, so the
-// processor that takes a run over fences exactly that run's previous owner.
-func runTransactionalID(runID string) string { return "ticketflow-run-" + runID }
-
-// runAppender appends a run's events, each call one Kafka transaction.
+// runAppender appends a run's events through its own producer, with the test hooks around.
 type runAppender struct {
-	p     *Processor
+	a     *Application
 	runID string
-	tp    *kafka.TxnProducer
+	p     Producer
 }
 
-// openRun creates the run's transactional producer, fencing any earlier one.
-func (p *Processor) openRun(ctx context.Context, runID string) (*runAppender, error) {
-	tp, err := kafka.NewTxnProducer(ctx, p.deps.Kafka, runTransactionalID(runID))
+// openRun opens the run's producer, fencing any earlier one.
+func (a *Application) openRun(ctx context.Context, runID string) (*runAppender, error) {
+	p, err := a.producers.Open(ctx, runID)
 	if err != nil {
 		return nil, err
 	}
-	return &runAppender{p: p, runID: runID, tp: tp}, nil
+	return &runAppender{a: a, runID: runID, p: p}, nil
 }
 
-func (a *runAppender) Append(ctx context.Context, envs ...events.Envelope) ([]events.Position, error) {
-	if h := a.p.hooks.beforeAppend; h != nil {
-		h(a.runID, envs)
+func (r *runAppender) Append(ctx context.Context, envs ...events.Envelope) ([]events.Position, error) {
+	if h := r.a.hooks.BeforeAppend; h != nil {
+		h(r.runID, envs)
 	}
-	pos, err := a.tp.Append(ctx, envs...)
-	if h := a.p.hooks.afterAppend; h != nil {
-		h(a.runID, err)
+	pos, err := r.p.Append(ctx, envs...)
+	if h := r.a.hooks.AfterAppend; h != nil {
+		h(r.runID, err)
 	}
 	return pos, err
 }
 
-func (a *runAppender) Close() { a.tp.Close() }
+func (r *runAppender) Close() { r.p.Close() }
 
-// testHooks let in-package tests pause a processor the way SIGSTOP would.
-type testHooks struct {
-	// beforeAppend runs before each append of a run's events; blocking in it holds the
-	// driver just before it writes.
-	beforeAppend func(runID string, envs []events.Envelope)
-	// afterAppend sees each append's result.
-	afterAppend func(runID string, err error)
-	// beforeSupervise runs before each lease renewal and claim round.
-	beforeSupervise func()
-	// skipRelease makes a shutdown behave like a crash: the leases are left to expire.
-	skipRelease bool
+// superviseLeases renews the leases of local runs, stops the drivers of runs taken over
+// meanwhile, and takes over runs nobody drives (up to this processor's share).
+func (a *Application) superviseLeases(ctx context.Context) {
+	if h := a.hooks.BeforeSupervise; h != nil {
+		h()
+	}
+	if err := a.store.Heartbeat(ctx, a.cfg.Lease); err != nil && ctx.Err() == nil {
+		a.log.Warn("heartbeat", "err", err)
+	}
+	a.mu.Lock()
+	local := make([]string, 0, len(a.local))
+	for id := range a.local {
+		local = append(local, id)
+	}
+	a.mu.Unlock()
+	if len(local) > 0 {
+		kept, err := a.store.RenewLeases(ctx, a.cfg.Lease, local)
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("renew leases", "err", err)
+		}
+		if err == nil {
+			a.stopLost(local, kept)
+		}
+	}
+	claimed, err := a.store.ClaimRuns(ctx, a.cfg.Lease, local)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("claim runs", "err", err)
+		}
+		return
+	}
+	for _, id := range claimed {
+		a.startDriver(ctx, id)
+	}
+}
+
+// stopLost cancels the drivers of runs another processor took over while this one was not
+// renewing (paused or stalled): their work dirs are this instance's, but their steps, child
+// processes and LLM calls are wasted work for a run they can no longer append to.
+func (a *Application) stopLost(local, kept []string) {
+	still := make(map[string]bool, len(kept))
+	for _, id := range kept {
+		still[id] = true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, id := range local {
+		if cancel, ok := a.local[id]; ok && !still[id] {
+			a.log.Warn("run taken over by another processor: stopping its driver here", "run_id", id)
+			cancel()
+		}
+	}
+}
+
+// startDriver drives a run in the background unless this process already does.
+func (a *Application) startDriver(ctx context.Context, runID string) {
+	a.mu.Lock()
+	if _, ok := a.local[runID]; ok {
+		a.mu.Unlock()
+		return
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	a.local[runID] = cancel
+	a.mu.Unlock()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer func() {
+			a.mu.Lock()
+			delete(a.local, runID)
+			a.mu.Unlock()
+			cancel()
+		}()
+		select {
+		case a.sem <- struct{}{}:
+		case <-runCtx.Done():
+			return
+		}
+		defer func() { <-a.sem }()
+		err := a.drive(runCtx, runID)
+		switch {
+		case err == nil, runCtx.Err() != nil:
+		case lostRun(err):
+			a.log.Warn("run taken over by another processor: this one stops driving it", "run_id", runID, "err", err)
+		default:
+			a.log.Error("run interrupted; it will be resumed", "run_id", runID, "err", err)
+		}
+	}()
+}
+
+// watchCancel returns a context cancelled when the run's cancellation is requested (seen in
+// PostgreSQL, so a request handled by another replica reaches the owner too).
+func (a *Application) watchCancel(ctx context.Context, runID string) (context.Context, func()) {
+	stepCtx, cancel := context.WithCancel(ctx)
+	go func() {
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stepCtx.Done():
+				return
+			case <-t.C:
+				if a.cancelRequested(stepCtx, runID) != "" {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	return stepCtx, cancel
+}
+
+func (a *Application) cancelRequested(ctx context.Context, runID string) string {
+	return a.store.CancelRequested(ctx, runID)
 }
 
 // lockTicket serialises, within this process, the drivers of one ticket: they share the
 // ticket's work dir, and a driver that lost its run may still be unwinding in it when the
 // ticket's next run starts here.
-func (p *Processor) lockTicket(ctx context.Context, ticketID string) (func(), error) {
-	p.mu.Lock()
-	l, ok := p.ticketLocks[ticketID]
+func (a *Application) lockTicket(ctx context.Context, ticketID string) (func(), error) {
+	a.mu.Lock()
+	l, ok := a.ticketLocks[ticketID]
 	if !ok {
 		l = &ticketLock{ch: make(chan struct{}, 1)}
-		p.ticketLocks[ticketID] = l
+		a.ticketLocks[ticketID] = l
 	}
 	l.refs++
-	p.mu.Unlock()
+	a.mu.Unlock()
 	drop := func() {
-		p.mu.Lock()
+		a.mu.Lock()
 		if l.refs--; l.refs == 0 {
-			delete(p.ticketLocks, ticketID)
+			delete(a.ticketLocks, ticketID)
 		}
-		p.mu.Unlock()
+		a.mu.Unlock()
 	}
 	select {
 	case l.ch <- struct{}{}:
@@ -89,38 +183,4 @@ func (p *Processor) lockTicket(ctx context.Context, ticketID string) (func(), er
 type ticketLock struct {
 	ch   chan struct{}
 	refs int
-}
-
-var unsafePathChars = regexp.MustCompile(`[^A-Za-z0-9._-]`)
-
-// instanceWorkDir is this processor's own part of the work root: work dirs are per (instance,
-// ticket), so a processor that took a run over never works in the directory of the one it
-// fenced, which may still be running there (paused, then resumed).
-func instanceWorkDir(root, instance string) string {
-	if root == "" {
-		root = filepath.Join(os.TempDir(), "ticketflow-work")
-	}
-	name := unsafePathChars.ReplaceAllString(instance, "_")
-	if name == "" || name[0] == '.' {
-		name = "i" + name
-	}
-	return filepath.Join(root, name)
-}
-
-// lockInstanceDir takes an exclusive flock on the instance's work dir for the life of the
-// process: a second process started with the same instance id on this host (and so the same
-// work dirs) refuses to start instead of sharing them.
-func lockInstanceDir(dir string) (*os.File, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("work dir %s: %w", dir, err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, ".ticketflow-instance.lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("work dir lock: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("work dir %s is in use by another processor with the same TICKETFLOW_INSTANCE_ID: %w", dir, err)
-	}
-	return f, nil
 }

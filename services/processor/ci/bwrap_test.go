@@ -2,6 +2,7 @@ package ci
 
 import (
 	"context"
+	"github.com/ticketflow/ticketflow/libs/sandboxtest"
 	"net"
 	"os"
 	"os/exec"
@@ -17,32 +18,17 @@ import (
 // newTestBwrap builds the sandbox, or skips the test when bwrap cannot run here.
 func newTestBwrap(t *testing.T) *Bwrap {
 	t.Helper()
-	b, err := NewBwrap(context.Background(), BwrapConfig{}, traversableDir(t))
+	b, err := NewBwrap(context.Background(), BwrapConfig{}, sandboxtest.Dir(t))
 	if err != nil {
 		t.Skipf("bwrap cannot run on this machine, sandbox tests skipped (install bubblewrap; user namespaces must be allowed): %v", err)
 	}
 	return b
 }
 
-// traversableDir is a fresh directory the sandbox's unprivileged uid can reach (t.TempDir's
-// parent is private to root).
-func traversableDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "ticketflow-bwrap-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	return dir
-}
-
 // workTree is a work dir with a .git directory, as a clone has.
 func workTree(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(traversableDir(t), "ticket")
+	dir := filepath.Join(sandboxtest.Dir(t), "ticket")
 	if out, err := exec.Command("git", "init", "--quiet", dir).CombinedOutput(); err != nil {
 		t.Fatalf("git init: %v %s", err, out)
 	}

@@ -4,35 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
+	"github.com/ticketflow/ticketflow/libs/gittest"
 	"github.com/ticketflow/ticketflow/libs/repourl"
 )
-
-// newOrigin makes a bare repository with one commit on main and returns its file:// URL.
-func newOrigin(t *testing.T) (string, string) {
-	t.Helper()
-	root := t.TempDir()
-	bare := filepath.Join(root, "origin.git")
-	seed := filepath.Join(root, "seed")
-	for _, args := range [][]string{
-		{"init", "--quiet", "--bare", "--initial-branch=main", bare},
-		{"init", "--quiet", "--initial-branch=main", seed},
-	} {
-		gitT(t, "", args...)
-	}
-	if err := os.WriteFile(filepath.Join(seed, "README.md"), []byte("hello\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	gitT(t, seed, "add", ".")
-	gitT(t, seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "init")
-	gitT(t, seed, "push", "--quiet", bare, "main")
-	return "file://" + bare, bare
-}
 
 // filePolicy accepts file:// repositories under root.
 func filePolicy(t *testing.T, root string) *repourl.Policy {
@@ -44,20 +22,9 @@ func filePolicy(t *testing.T, root string) *repourl.Policy {
 	return p
 }
 
-func gitT(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 func TestSyncCommitPushAndRunBranches(t *testing.T) {
 	ctx := context.Background()
-	url, bare := newOrigin(t)
+	url, bare := gittest.Origin(t, map[string]string{"README.md": "hello\n"})
 	g := New(Config{Policy: filePolicy(t, filepath.Dir(bare))})
 	dir := filepath.Join(t.TempDir(), "work", "ticket-1")
 	base, err := g.Sync(ctx, url, "main", dir)
@@ -77,10 +44,10 @@ func TestSyncCommitPushAndRunBranches(t *testing.T) {
 	if err := g.Push(ctx, dir, "ticketflow/ticket-1/1"); err != nil {
 		t.Fatal(err)
 	}
-	if got := gitT(t, bare, "rev-parse", "refs/heads/ticketflow/ticket-1/1"); got != commit {
+	if got := gittest.Git(t, bare, "rev-parse", "refs/heads/ticketflow/ticket-1/1"); got != commit {
 		t.Errorf("origin branch at %s, want %s", got, commit)
 	}
-	if got := gitT(t, bare, "show", "refs/heads/ticketflow/ticket-1/1:src/new.txt"); got != "content" {
+	if got := gittest.Git(t, bare, "show", "refs/heads/ticketflow/ticket-1/1:src/new.txt"); got != "content" {
 		t.Errorf("pushed file %q", got)
 	}
 	if err := g.Push(ctx, dir, "ticketflow/ticket-1/3"); err != nil {
@@ -120,7 +87,7 @@ func TestSyncCommitPushAndRunBranches(t *testing.T) {
 
 func TestSyncRejectsUnknownBranchAndBadInput(t *testing.T) {
 	ctx := context.Background()
-	url, bare := newOrigin(t)
+	url, bare := gittest.Origin(t, map[string]string{"README.md": "hello\n"})
 	dir := filepath.Join(t.TempDir(), "w")
 	g := New(Config{Policy: filePolicy(t, filepath.Dir(bare))})
 	if _, err := g.Sync(ctx, url, "nope", dir); err == nil {

@@ -3,6 +3,7 @@ package gitrepo
 import (
 	"context"
 	"errors"
+	"github.com/ticketflow/ticketflow/libs/gittest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,7 +42,7 @@ func plantHooks(t *testing.T, dir, marker string) {
 // is re-created with the processor's own config.
 func TestPlantedHooksAndConfigNeverRun(t *testing.T) {
 	ctx := context.Background()
-	url, bare := newOrigin(t)
+	url, bare := gittest.Origin(t, map[string]string{"README.md": "hello\n"})
 	g := New(Config{Policy: filePolicy(t, filepath.Dir(bare))})
 	dir := filepath.Join(t.TempDir(), "work", "ticket-1")
 	commit, err := g.Sync(ctx, url, "main", dir)
@@ -87,7 +88,7 @@ func TestPlantedHooksAndConfigNeverRun(t *testing.T) {
 // command line overrides both.
 func TestCommandLineOverridesRepositoryConfig(t *testing.T) {
 	ctx := context.Background()
-	url, bare := newOrigin(t)
+	url, bare := gittest.Origin(t, map[string]string{"README.md": "hello\n"})
 	g := New(Config{Policy: filePolicy(t, filepath.Dir(bare))})
 	dir := filepath.Join(t.TempDir(), "w")
 	commit, err := g.Sync(ctx, url, "main", dir)
@@ -109,7 +110,7 @@ func TestCommandLineOverridesRepositoryConfig(t *testing.T) {
 
 func TestVerifyRefusesRedirectedMetadata(t *testing.T) {
 	ctx := context.Background()
-	url, bare := newOrigin(t)
+	url, bare := gittest.Origin(t, map[string]string{"README.md": "hello\n"})
 	g := New(Config{Policy: filePolicy(t, filepath.Dir(bare))})
 	other := filepath.Join(t.TempDir(), "other")
 	if _, err := g.Sync(ctx, url, "main", other); err != nil {
@@ -173,7 +174,7 @@ func TestWorkTreeOwnedByAnotherUser(t *testing.T) {
 		t.Skip("needs root to chown")
 	}
 	ctx := context.Background()
-	url, bare := newOrigin(t)
+	url, bare := gittest.Origin(t, map[string]string{"README.md": "hello\n"})
 	g := New(Config{Policy: filePolicy(t, filepath.Dir(bare))})
 	dir := filepath.Join(t.TempDir(), "w")
 	commit, err := g.Sync(ctx, url, "main", dir)

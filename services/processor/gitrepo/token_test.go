@@ -19,6 +19,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/ticketflow/ticketflow/libs/gittest"
 	"github.com/ticketflow/ticketflow/libs/repourl"
 	"github.com/ticketflow/ticketflow/services/processor/redact"
 )
@@ -43,7 +44,7 @@ func newForge(t *testing.T, repos ...string) *forge {
 	}
 	f := &forge{root: t.TempDir(), auth: map[string][]string{}}
 	for _, r := range repos {
-		_, bare := newOrigin(t)
+		_, bare := gittest.Origin(t, map[string]string{"README.md": "hello\n"})
 		dst := filepath.Join(f.root, r)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			t.Fatal(err)
@@ -51,7 +52,7 @@ func newForge(t *testing.T, repos ...string) *forge {
 		if err := exec.Command("cp", "-a", bare, dst).Run(); err != nil {
 			t.Fatal(err)
 		}
-		gitT(t, dst, "config", "http.receivepack", "true")
+		gittest.Git(t, dst, "config", "http.receivepack", "true")
 	}
 	backend := &cgi.Handler{Path: httpBackend, Env: []string{"GIT_PROJECT_ROOT=" + f.root, "GIT_HTTP_EXPORT_ALL=1"}}
 	f.srv = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -1,4 +1,4 @@
-package app
+package executor
 
 import (
 	"log/slog"
@@ -11,20 +11,18 @@ import (
 )
 
 func TestRealConfigFromEnvironment(t *testing.T) {
-	t.Setenv("TICKETFLOW_EXECUTOR", "real")
 	t.Setenv("TICKETFLOW_WORK_DIR", t.TempDir())
 	t.Setenv("TICKETFLOW_REPOSITORY_ALLOWLIST", "git.example.com/team/*,github.com/acme/widgets")
 	t.Setenv("OPENAI_API_KEY", "sk-x")
 	t.Setenv("TICKETFLOW_CI_TIMEOUT", "90s")
-	cfg, err := config.Load[Config]()
+	r, err := config.Load[RealConfig]()
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := cfg.Real
 	if r.CITimeout != 90*time.Second || r.LLMTimeout != 120*time.Second || r.LLMMaxAttempts != 4 || len(r.Repos.Allowlist) != 2 || r.Repos.FileRoot != "" {
 		t.Errorf("config %+v", r)
 	}
-	x, err := NewRealExecutor(r, slog.New(slog.DiscardHandler), RealDeps{Sandbox: ci.Host{}})
+	x, err := NewReal(r, slog.New(slog.DiscardHandler), RealDeps{Sandbox: ci.Host{}})
 	if err != nil || !strings.HasPrefix(x.llm.Name(), "openai:") {
 		t.Errorf("provider with only OPENAI_API_KEY: %v %v", x, err)
 	}
@@ -44,7 +42,7 @@ func TestProviderSelection(t *testing.T) {
 		{RealConfig{LLMProvider: "gemini"}, "error"},
 	} {
 		c.cfg.WorkDir = t.TempDir()
-		x, err := NewRealExecutor(c.cfg, log, RealDeps{Sandbox: ci.Host{}})
+		x, err := NewReal(c.cfg, log, RealDeps{Sandbox: ci.Host{}})
 		got := "error"
 		if err == nil {
 			got = x.llm.Name()

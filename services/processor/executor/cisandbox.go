@@ -1,4 +1,4 @@
-package app
+package executor
 
 import (
 	"bytes"
@@ -10,8 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/ticketflow/ticketflow/libs/workflow"
 	"github.com/ticketflow/ticketflow/services/processor/ci"
 )
 
@@ -141,16 +140,6 @@ func repoHostPath(repoURL string) (host, path string, ok bool) {
 	return strings.ToLower(u.Hostname()), u.Path, true
 }
 
-// ConfiguredSecrets are the shared configuration's secrets the processor holds: the JWT
-// secret and the database password (from DATABASE_URL, URL or key=value form).
-func ConfiguredSecrets(jwtSecret, databaseURL string) []string {
-	out := []string{jwtSecret}
-	if cfg, err := pgconn.ParseConfig(databaseURL); err == nil && cfg.Password != "" {
-		out = append(out, cfg.Password, url.QueryEscape(cfg.Password), url.PathEscape(cfg.Password))
-	}
-	return out
-}
-
 // ciCapture applies the output caps of one CI execution: which lines become events, and the
 // full output kept for the artifact.
 type ciCapture struct {
@@ -204,7 +193,7 @@ func (c *ciCapture) truncated() bool { return c.capped }
 func (c *ciCapture) artifact() ([]byte, int64) {
 	content, lines := c.buf.Bytes(), c.artifactLines
 	if c.artifactCut {
-		trailer := fmt.Sprintf("[ticketflow] artefact coupé à %d octets : %d ligne(s) sur %d conservées (%d octets au total)\n",
+		trailer := fmt.Sprintf(workflow.ArtifactCut,
 			c.artifactMax, c.artifactLines, c.linesTotal, c.bytesTotal)
 		content = append(content[:len(content):len(content)], trailer...)
 		lines++
@@ -212,15 +201,8 @@ func (c *ciCapture) artifact() ([]byte, int64) {
 	return content, lines
 }
 
-// artifactStore writes run artifacts (table run_artifacts).
-type artifactStore struct{ db *pgxpool.Pool }
-
-// put writes or rewrites (a retried step) one artifact.
-func (s *artifactStore) put(ctx context.Context, runID, ticketID, name string, content []byte, lines int64) error {
-	_, err := s.db.Exec(ctx, `INSERT INTO run_artifacts (run_id, ticket_id, name, content, size_bytes, lines)
-		VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (run_id, name) DO UPDATE SET ticket_id = EXCLUDED.ticket_id, content = EXCLUDED.content,
-			size_bytes = EXCLUDED.size_bytes, lines = EXCLUDED.lines, created_at = now()`,
-		runID, ticketID, name, content, int64(len(content)), lines)
-	return err
+// Artifacts stores run artifacts (the adapters write them to run_artifacts).
+type Artifacts interface {
+	// Put writes or rewrites (a retried step) one artifact.
+	Put(ctx context.Context, runID, ticketID, name string, content []byte, lines int64) error
 }

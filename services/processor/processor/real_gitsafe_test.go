@@ -1,4 +1,4 @@
-package app
+package processor
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/gittest"
 )
 
 func runLog(t *testing.T, evs []events.Event) string {
@@ -89,7 +90,7 @@ printf '[core]\n\thooksPath = %s/evil\n\tfsmonitor = %s/evil/post-checkout\n' "$
 echo planted
 `
 	h := newHarness(t, realConfig(t))
-	url, _ := newOrigin(t, map[string]string{"README.md": "# demo\n", "plant.sh": plant})
+	url, _ := gittest.Origin(t, map[string]string{"README.md": "# demo\n", "plant.sh": plant})
 	_, run := h.ticket(url, `sh plant.sh && test "$TICKETFLOW_ITERATION" -ge 2`)
 	term := h.waitTerminal(run)
 	evs := h.runEvents(run)

@@ -1,4 +1,7 @@
-package app
+// Package adapters is everything the processor drives: its tables in PostgreSQL (store.go,
+// artifacts.go) and Kafka (runs.go: each run's transactional producer; eventlog.go: reading
+// the log back).
+package adapters
 
 import (
 	"context"
@@ -11,44 +14,39 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/services/processor/app"
+	"github.com/ticketflow/ticketflow/services/processor/executor"
 )
 
-// Run statuses in processor_runs.
-const (
-	runActive      = "active"
-	runTerminating = "terminating"
-	runTerminal    = "terminal"
-)
-
-// store is the processor's own state (processor_tickets, processor_runs, processor_feedback,
+// Store is the processor's own state (processor_tickets, processor_runs, processor_feedback,
 // processor_instances). owner is this processor's instance id: every write a run's driver
 // makes is conditioned on still owning the run, so a processor that lost its lease (paused
 // past it, then resumed) changes nothing of a run another processor now drives.
-type store struct {
+type Store struct {
 	db    *pgxpool.Pool
 	owner string
 }
 
-// errLeaseLost: the run is owned by another processor now; its driver here must stop.
-var errLeaseLost = errors.New("run taken over by another processor")
+// NewStore is the store of the processor whose instance id is owner.
+func NewStore(db *pgxpool.Pool, owner string) *Store { return &Store{db: db, owner: owner} }
 
-func (s *store) saveTicket(ctx context.Context, id string, d *events.TicketCreatedData) error {
+func (s *Store) SaveTicket(ctx context.Context, id string, d *events.TicketCreatedData) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO processor_tickets (ticket_id, title, description, repository_url, base_branch, ci_command, simulate_failure)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (ticket_id) DO NOTHING`,
 		id, d.Title, d.Description, d.RepositoryURL, d.BaseBranch, d.CICommand, d.SimulateFailure)
 	return err
 }
 
-// addFeedback stores a review comment once per event: a redelivered or re-appended
+// AddFeedback stores a review comment once per event: a redelivered or re-appended
 // ChangesRequested changes nothing. seq (the event's offset) orders a ticket's comments.
-func (s *store) addFeedback(ctx context.Context, ticketID, eventID string, seq int64, comment string) error {
+func (s *Store) AddFeedback(ctx context.Context, ticketID, eventID string, seq int64, comment string) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO processor_feedback (ticket_id, event_id, seq, comment) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (ticket_id, event_id) DO NOTHING`, ticketID, eventID, seq, comment)
 	return err
 }
 
-func (s *store) ticket(ctx context.Context, id string) (Ticket, int, error) {
-	var t Ticket
+func (s *Store) Ticket(ctx context.Context, id string) (executor.Ticket, int, error) {
+	var t executor.Ticket
 	var used int
 	err := s.db.QueryRow(ctx, `SELECT ticket_id, title, description, repository_url, base_branch, ci_command, simulate_failure,
 			iterations_used FROM processor_tickets WHERE ticket_id = $1`, id).
@@ -66,30 +64,15 @@ func (s *store) ticket(ctx context.Context, id string) (Ticket, int, error) {
 	return t, used, nil
 }
 
-// acceptOutcome is what acceptRun decided about a run request.
-type acceptOutcome struct {
-	// Drive: this processor owns the run (accepted now, or earlier and its lease is ours or
-	// expired, or rejected with its RunRejected stored as the pending terminal event);
-	// driving it appends what is still missing. A run accepted beyond this processor's share
-	// of the work is stored unowned instead, for a less loaded processor to claim.
-	Drive bool
-	// Wait: the ticket's active run has stored its terminal event but not yet confirmed it;
-	// ask again in a moment instead of rejecting a request that arrived after the run ended.
-	// Only when mayWait; otherwise the request is rejected.
-	Wait bool
-	// ActiveRunID is the run that made the request wait or be rejected.
-	ActiveRunID string
-}
-
-// acceptRun decides a run request exactly once. A new request becomes the ticket's active
-// run, or is rejected: the rejection is stored as the run's pending terminal event (status
+// AcceptRun decides a run request exactly once. A new request becomes the ticket's active
+// Run, or is rejected: the rejection is stored as the run's pending terminal event (status
 // terminating) in the same transaction, so a redelivered request finds the row and the
 // RunRejected is appended once (by drive/recoverTerminal), never once per delivery.
-func (s *store) acceptRun(ctx context.Context, ev events.Event, lease time.Duration, mayWait bool,
-	rejection func(reason, activeRunID string) (events.Envelope, error)) (out acceptOutcome, err error) {
+func (s *Store) AcceptRun(ctx context.Context, ev events.Event, lease time.Duration, mayWait bool,
+	rejection func(reason, activeRunID string) (events.Envelope, error)) (out app.AcceptOutcome, err error) {
 	owner := s.owner
 	err = pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		out = acceptOutcome{}
+		out = app.AcceptOutcome{}
 		var exists bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM processor_runs WHERE run_id = $1)`, ev.RunID).Scan(&exists); err != nil {
 			return err
@@ -114,13 +97,13 @@ func (s *store) acceptRun(ctx context.Context, ev events.Event, lease time.Durat
 			if err := tx.QueryRow(ctx, `SELECT status FROM processor_runs WHERE run_id = $1`, out.ActiveRunID).Scan(&status); err != nil && !errors.Is(err, pgx.ErrNoRows) {
 				return err
 			}
-			if status == runTerminating && mayWait {
+			if status == app.RunTerminating && mayWait {
 				out.Wait = true
 				return nil
 			}
 			reason = fmt.Sprintf("run %s is already active for this ticket", out.ActiveRunID)
 		}
-		status, pending := runActive, []byte(nil)
+		status, pending := app.RunActive, []byte(nil)
 		if reason != "" {
 			env, err := rejection(reason, out.ActiveRunID)
 			if err != nil {
@@ -129,7 +112,7 @@ func (s *store) acceptRun(ctx context.Context, ev events.Event, lease time.Durat
 			if pending, err = json.Marshal(env); err != nil {
 				return err
 			}
-			status = runTerminating
+			status = app.RunTerminating
 		} else {
 			if _, err := tx.Exec(ctx, `UPDATE processor_tickets SET active_run_id = $2 WHERE ticket_id = $1`, ev.TicketID, ev.RunID); err != nil {
 				return err
@@ -161,24 +144,8 @@ func nullJSON(b []byte) *string {
 
 var errUnknownTicket = errors.New("unknown ticket")
 
-type runRow struct {
-	RunID           string
-	TicketID        string
-	Partition       int32
-	RequestOffset   int64
-	Status          string
-	Step            string
-	Attempt         int
-	Iteration       int
-	State           RunState
-	CancelRequested string
-	PendingEvent    []byte
-	Owner           string
-	PreviousOwner   string
-}
-
-func (s *store) run(ctx context.Context, runID string) (runRow, error) {
-	var r runRow
+func (s *Store) Run(ctx context.Context, runID string) (app.RunRow, error) {
+	var r app.RunRow
 	var state []byte
 	var pending *string
 	err := s.db.QueryRow(ctx, `SELECT run_id, ticket_id, partition, request_offset, status, step, attempt, iteration, state,
@@ -217,11 +184,11 @@ func overShare(ctx context.Context, tx pgx.Tx, owner string) (bool, error) {
 	return mine+1 > share, nil
 }
 
-// claimRuns takes over the open runs this owner held before a restart, then, up to its fair
+// ClaimRuns takes over the open runs this owner held before a restart, then, up to its fair
 // share, runs whose lease has expired (their owner died or was paused) or that were accepted
 // unowned; it returns their ids. Claiming at most the share is what keeps a dead processor's
 // runs from all landing on whichever survivor ticks first.
-func (s *store) claimRuns(ctx context.Context, lease time.Duration, exclude []string) ([]string, error) {
+func (s *Store) ClaimRuns(ctx context.Context, lease time.Duration, exclude []string) ([]string, error) {
 	var claimed []string
 	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `UPDATE processor_runs SET previous_owner = owner, lease_until = now() + $2::interval
@@ -250,9 +217,9 @@ func (s *store) claimRuns(ctx context.Context, lease time.Duration, exclude []st
 	return claimed, err
 }
 
-// renewLeases extends the leases of the runs this processor drives and returns those it
+// RenewLeases extends the leases of the runs this processor drives and returns those it
 // still owns; the others were taken over while it was not renewing (paused, or too slow).
-func (s *store) renewLeases(ctx context.Context, lease time.Duration, runIDs []string) ([]string, error) {
+func (s *Store) RenewLeases(ctx context.Context, lease time.Duration, runIDs []string) ([]string, error) {
 	rows, err := s.db.Query(ctx, `UPDATE processor_runs SET lease_until = CASE WHEN status = 'terminal' THEN lease_until ELSE now() + $2::interval END
 		WHERE owner = $1 AND run_id = ANY($3) RETURNING run_id`, s.owner, lease.String(), runIDs)
 	if err != nil {
@@ -261,17 +228,17 @@ func (s *store) renewLeases(ctx context.Context, lease time.Duration, runIDs []s
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// heartbeat marks this processor alive for one lease: it counts in everyone's share.
-func (s *store) heartbeat(ctx context.Context, lease time.Duration) error {
+// Heartbeat marks this processor alive for one lease: it counts in everyone's share.
+func (s *Store) Heartbeat(ctx context.Context, lease time.Duration) error {
 	_, err := s.db.Exec(ctx, `INSERT INTO processor_instances (instance_id, heartbeat_until) VALUES ($1, now() + $2::interval)
 		ON CONFLICT (instance_id) DO UPDATE SET heartbeat_until = EXCLUDED.heartbeat_until`, s.owner, lease.String())
 	return err
 }
 
-// release, on a clean shutdown once no driver runs, lets other processors take this one's
+// Release, on a clean shutdown once no driver runs, lets other processors take this one's
 // runs at once instead of after their leases (a restart with the same instance id takes
 // them back anyway).
-func (s *store) release(ctx context.Context) error {
+func (s *Store) Release(ctx context.Context) error {
 	if _, err := s.db.Exec(ctx, `DELETE FROM processor_instances WHERE instance_id = $1`, s.owner); err != nil {
 		return err
 	}
@@ -280,40 +247,40 @@ func (s *store) release(ctx context.Context) error {
 	return err
 }
 
-// owned turns a guarded update's row count into errLeaseLost when the run is not ours.
+// owned turns a guarded update's row count into app.ErrLeaseLost when the run is not ours.
 func owned(tag pgconn.CommandTag, err error) error {
 	if err == nil && tag.RowsAffected() == 0 {
-		return errLeaseLost
+		return app.ErrLeaseLost
 	}
 	return err
 }
 
-// startStep records the intent to run a step before its StepStarted is appended.
-func (s *store) startStep(ctx context.Context, runID, step string, attempt, iteration int, state RunState) error {
+// StartStep records the intent to run a step before its StepStarted is appended.
+func (s *Store) StartStep(ctx context.Context, runID, step string, attempt, iteration int, state executor.RunState) error {
 	b, _ := json.Marshal(state)
 	return owned(s.db.Exec(ctx, `UPDATE processor_runs SET step = $2, attempt = $3, iteration = $4, state = $5, updated_at = now()
 		WHERE run_id = $1 AND owner = $6`, runID, step, attempt, iteration, b, s.owner))
 }
 
-func (s *store) saveState(ctx context.Context, runID string, state RunState) error {
+func (s *Store) SaveState(ctx context.Context, runID string, state executor.RunState) error {
 	b, _ := json.Marshal(state)
 	return owned(s.db.Exec(ctx, `UPDATE processor_runs SET state = $2, updated_at = now() WHERE run_id = $1 AND owner = $3`, runID, b, s.owner))
 }
 
-func (s *store) useIteration(ctx context.Context, runID, ticketID string, iteration int) error {
+func (s *Store) UseIteration(ctx context.Context, runID, ticketID string, iteration int) error {
 	return owned(s.db.Exec(ctx, `UPDATE processor_tickets SET iterations_used = GREATEST(iterations_used, $2) WHERE ticket_id = $1
 		AND EXISTS (SELECT 1 FROM processor_runs WHERE run_id = $3 AND owner = $4)`, ticketID, iteration, runID, s.owner))
 }
 
-func (s *store) requestCancel(ctx context.Context, runID, by string) (bool, error) {
+func (s *Store) RequestCancel(ctx context.Context, runID, by string) (bool, error) {
 	tag, err := s.db.Exec(ctx, `UPDATE processor_runs SET cancel_requested = $2 WHERE run_id = $1 AND status = 'active' AND cancel_requested = ''`, runID, by)
 	return tag.RowsAffected() == 1, err
 }
 
-// beginTerminal stores the terminal event before it is appended; finishTerminal marks it
+// BeginTerminal stores the terminal event before it is appended; finishTerminal marks it
 // appended and frees the ticket. A crash between the two is resolved by looking for the
-// event in the log (see engine.recoverTerminal).
-func (s *store) beginTerminal(ctx context.Context, runID string, env events.Envelope) error {
+// event in the log (see app's recoverTerminal).
+func (s *Store) BeginTerminal(ctx context.Context, runID string, env events.Envelope) error {
 	b, err := json.Marshal(env)
 	if err != nil {
 		return err
@@ -322,7 +289,7 @@ func (s *store) beginTerminal(ctx context.Context, runID string, env events.Enve
 		WHERE run_id = $1 AND status = 'active' AND owner = $3`, runID, string(b), s.owner))
 }
 
-func (s *store) finishTerminal(ctx context.Context, runID, ticketID string) error {
+func (s *Store) FinishTerminal(ctx context.Context, runID, ticketID string) error {
 	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
 		if err := owned(tx.Exec(ctx, `UPDATE processor_runs SET status = 'terminal', updated_at = now() WHERE run_id = $1 AND owner = $2`, runID, s.owner)); err != nil {
 			return err
@@ -332,20 +299,27 @@ func (s *store) finishTerminal(ctx context.Context, runID, ticketID string) erro
 	})
 }
 
-// earlierRuns returns the states of the ticket's finished runs other than runID, oldest first.
-func (s *store) earlierRuns(ctx context.Context, ticketID, runID string) ([]RunState, error) {
+// EarlierRuns returns the states of the ticket's finished runs other than runID, oldest first.
+func (s *Store) EarlierRuns(ctx context.Context, ticketID, runID string) ([]executor.RunState, error) {
 	rows, err := s.db.Query(ctx, `SELECT state FROM processor_runs
 		WHERE ticket_id = $1 AND run_id <> $2 AND status = 'terminal' ORDER BY created_at, run_id`, ticketID, runID)
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (RunState, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (executor.RunState, error) {
 		var raw []byte
-		var st RunState
+		var st executor.RunState
 		if err := r.Scan(&raw); err != nil {
 			return st, err
 		}
 		_ = json.Unmarshal(raw, &st) // a state this build cannot read adds nothing to the conversation
 		return st, nil
 	})
+}
+
+// CancelRequested is who asked to cancel the run ("" for nobody, and when the row cannot be read).
+func (s *Store) CancelRequested(ctx context.Context, runID string) string {
+	var by string
+	_ = s.db.QueryRow(ctx, `SELECT cancel_requested FROM processor_runs WHERE run_id = $1`, runID).Scan(&by)
+	return by
 }

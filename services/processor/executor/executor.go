@@ -1,4 +1,7 @@
-package app
+// Package executor does the work of the workflow's steps that touch the outside world: the
+// simulated executor (simulated.go) and the real one (real.go: git, an LLM, the CI sandbox).
+// The processor's engine (app) drives them; they append through the Run they are given.
+package executor
 
 import (
 	"context"

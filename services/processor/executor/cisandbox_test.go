@@ -1,74 +1,13 @@
-package app
+package executor
 
 import (
-	"context"
 	"encoding/base64"
-	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 
-	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/services/processor/ci"
 )
-
-// A flood of CI output becomes at most the capped number of events, then one LogTruncated
-// with the totals; the run still completes and the artifact holds every line.
-func TestCIOutputCapAndArtifact(t *testing.T) {
-	cfg := realConfig(t)
-	cfg.Real.CIMaxLogLines = 100
-	h := newHarness(t, cfg)
-	url, _ := newOrigin(t, map[string]string{"README.md": "x\n"})
-	_, run := h.ticket(url, "seq 1 30000; echo done >&2")
-	term := h.waitTerminal(run)
-	evs := h.runEvents(run)
-	if term.Type != events.RunCompleted {
-		t.Fatalf("terminal %s:\n%s", term.Type, dump(evs))
-	}
-	if !strings.Contains(dump(evs), "ATTENTION : la CI s'exécute sans bac à sable") {
-		t.Error("a run with TICKETFLOW_CI_SANDBOX=none has no warning in its log")
-	}
-	ciLines, truncations := 0, []*events.LogTruncatedData{}
-	for _, ev := range evs {
-		switch ev.Type {
-		case events.LogEmitted:
-			if payload[*events.LogEmittedData](t, ev).Stream != "" {
-				ciLines++
-			}
-		case events.LogTruncated:
-			truncations = append(truncations, payload[*events.LogTruncatedData](t, ev))
-		}
-	}
-	if ciLines != 100 {
-		t.Errorf("%d CI lines as events, want 100", ciLines)
-	}
-	if len(truncations) != 1 {
-		t.Fatalf("%d LogTruncated events, want 1", len(truncations))
-	}
-	want := events.LogTruncatedData{Step: "run_ci", Iteration: 1, LinesTotal: 30001, BytesTotal: int64(len(seqOutput(30000))) + 5, LinesEmitted: 100, Artifact: "ci-1.log"}
-	if *truncations[0] != want {
-		t.Errorf("truncation %+v, want %+v", *truncations[0], want)
-	}
-	var content []byte
-	var lines, size int64
-	if err := h.db.QueryRow(context.Background(), `SELECT content, lines, size_bytes FROM run_artifacts WHERE run_id = $1 AND name = 'ci-1.log'`, run).
-		Scan(&content, &lines, &size); err != nil {
-		t.Fatal(err)
-	}
-	// stdout and stderr are separate pipes: "done" may come anywhere.
-	got := strings.Replace(string(content), "done\n", "", 1)
-	if got != seqOutput(30000) || lines != 30001 || size != int64(len(content)) {
-		t.Errorf("artifact: %d lines, %d bytes, content ok %v", lines, size, got == seqOutput(30000))
-	}
-}
-
-func seqOutput(n int) string {
-	var b strings.Builder
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, "%d\n", i)
-	}
-	return b.String()
-}
 
 func TestCICaptureCaps(t *testing.T) {
 	lines := func(texts ...string) []OutputLine {
@@ -126,7 +65,7 @@ func TestNetworkAllowed(t *testing.T) {
 	}
 }
 
-func TestByteSizeAndSecrets(t *testing.T) {
+func TestByteSize(t *testing.T) {
 	for in, want := range map[string]int64{"5MiB": 5 << 20, "2GiB": 2 << 30, "1048576": 1 << 20, "64 MiB": 64 << 20, "10K": 10 << 10} {
 		var b ByteSize
 		if err := b.UnmarshalText([]byte(in)); err != nil || int64(b) != want {
@@ -139,20 +78,13 @@ func TestByteSizeAndSecrets(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-	s := ConfiguredSecrets("jwt-secret-value", "postgres://app:p%40ss-w0rd@db:5432/ticketflow")
-	if strings.Join(s, " ") != "jwt-secret-value p@ss-w0rd p%40ss-w0rd p@ss-w0rd" {
-		t.Errorf("secrets %q", s)
-	}
-	if s := ConfiguredSecrets("x", "host=db user=app password=kv-secret dbname=t"); len(s) < 2 || s[1] != "kv-secret" {
-		t.Errorf("key=value DSN secrets %q", s)
-	}
 }
 
 // The redactor masks the shared configuration's secrets too (defence in depth: the sandbox
 // keeps them out of reach).
 func TestRedactorKnowsConfiguredSecrets(t *testing.T) {
-	x, err := NewRealExecutor(RealConfig{WorkDir: t.TempDir(), GitToken: "ghp-token-1234"}, slog.New(slog.DiscardHandler),
-		RealDeps{Sandbox: ci.Host{}, Secrets: ConfiguredSecrets("jwt-secret-5678", "postgres://app:db-pass-9012@db/ticketflow")})
+	x, err := NewReal(RealConfig{WorkDir: t.TempDir(), GitToken: "ghp-token-1234"}, slog.New(slog.DiscardHandler),
+		RealDeps{Sandbox: ci.Host{}, Secrets: []string{"jwt-secret-5678", "db-pass-9012"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,25 +1,27 @@
-package app
+package executor
 
 import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/ticketflow/ticketflow/libs/workflow"
 )
 
-// SimulatedExecutor walks the workflow without touching git, an LLM or a CI system: each step
+// Simulated walks the workflow without touching git, an LLM or a CI system: each step
 // waits StepDelay and logs what a real one would do. CI fails when the ticket asks for it
 // (simulate_failure "always", or "once" for the first iteration) or when FailCI is set, which
 // is how tests drive the MAX_ITERATIONS loop.
-type SimulatedExecutor struct {
+type Simulated struct {
 	StepDelay time.Duration
 	FailCI    bool
 	// LogsPerStep is how many LogEmitted lines each step writes (at least one).
 	LogsPerStep int
 }
 
-func (s *SimulatedExecutor) Name() string { return "simulated" }
+func (s *Simulated) Name() string { return "simulated" }
 
-func (s *SimulatedExecutor) work(ctx context.Context, run *Run, lines ...string) error {
+func (s *Simulated) work(ctx context.Context, run *Run, lines ...string) error {
 	n := max(s.LogsPerStep, 1)
 	for i := 0; i < n; i++ {
 		line := lines[i%len(lines)]
@@ -36,31 +38,31 @@ func (s *SimulatedExecutor) work(ctx context.Context, run *Run, lines ...string)
 	return nil
 }
 
-func (s *SimulatedExecutor) Resume(context.Context, *Run) error { return nil }
+func (s *Simulated) Resume(context.Context, *Run) error { return nil }
 
-func (s *SimulatedExecutor) PrepareRepository(ctx context.Context, run *Run) error {
+func (s *Simulated) PrepareRepository(ctx context.Context, run *Run) error {
 	repo := run.Ticket.RepositoryURL
 	if repo == "" {
-		repo = "(aucun repository configuré)"
+		repo = workflow.LogSimNoRepository
 	}
-	return s.work(ctx, run, "Clonage du repository "+repo+"...", "Checkout de la branche "+run.Ticket.BaseBranch)
+	return s.work(ctx, run, fmt.Sprintf(workflow.LogSimClone, repo), fmt.Sprintf(workflow.LogSimCheckout, run.Ticket.BaseBranch))
 }
 
-func (s *SimulatedExecutor) LoadConversation(ctx context.Context, run *Run) error {
-	return s.work(ctx, run, fmt.Sprintf("Conversation chargée : %d commentaire(s) de revue", len(run.Ticket.Feedback)))
+func (s *Simulated) LoadConversation(ctx context.Context, run *Run) error {
+	return s.work(ctx, run, fmt.Sprintf(workflow.LogSimConversation, len(run.Ticket.Feedback)))
 }
 
-func (s *SimulatedExecutor) CallLLM(ctx context.Context, run *Run) error {
+func (s *Simulated) CallLLM(ctx context.Context, run *Run) error {
 	run.State.LLMSummary = fmt.Sprintf("simulated change for iteration %d", run.Iteration)
-	return s.work(ctx, run, "Génération du code (exécuteur simulé, aucun LLM appelé)...", "Modification appliquée : "+run.State.LLMSummary)
+	return s.work(ctx, run, workflow.LogSimCallLLM, fmt.Sprintf(workflow.LogSimChange, run.State.LLMSummary))
 }
 
-func (s *SimulatedExecutor) CommitChanges(ctx context.Context, run *Run) error {
+func (s *Simulated) CommitChanges(ctx context.Context, run *Run) error {
 	run.State.Branch = fmt.Sprintf("ticketflow/%s/%d", run.Ticket.ID, run.Iteration)
-	return s.work(ctx, run, "Commit sur la branche "+run.State.Branch)
+	return s.work(ctx, run, fmt.Sprintf(workflow.LogSimCommit, run.State.Branch))
 }
 
-func (s *SimulatedExecutor) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
+func (s *Simulated) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
 	start := time.Now()
 	fail := s.FailCI || run.Ticket.SimulateFailure == "always" || (run.Ticket.SimulateFailure == "once" && run.Iteration == 1)
 	lines := []string{"$ make test", "ok  ticketflow/simulated  0.042s"}

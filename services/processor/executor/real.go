@@ -1,4 +1,4 @@
-package app
+package executor
 
 import (
 	"context"
@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/repourl"
+	"github.com/ticketflow/ticketflow/libs/workflow"
 	"github.com/ticketflow/ticketflow/services/processor/ci"
 	"github.com/ticketflow/ticketflow/services/processor/gitrepo"
 	"github.com/ticketflow/ticketflow/services/processor/llm"
@@ -89,8 +89,8 @@ func (c RealConfig) Secrets() []string {
 
 // RealDeps are the executor's adapters and what it learns from the shared configuration.
 type RealDeps struct {
-	// DB stores the run artifacts (the full CI output); nil keeps none.
-	DB *pgxpool.Pool
+	// Artifacts stores the run artifacts (the full CI output); nil keeps none.
+	Artifacts Artifacts
 	// Secrets are configured values of the process beyond the executor's own (JWT secret,
 	// database password) that the redactor masks too.
 	Secrets []string
@@ -98,23 +98,23 @@ type RealDeps struct {
 	Sandbox ci.Sandbox
 }
 
-// RealExecutor does the work: git clone/fetch, an LLM change applied as file edits, a commit
+// Real does the work: git clone/fetch, an LLM change applied as file edits, a commit
 // pushed on ticketflow/<ticket>/<iteration>, and the ticket's CI command. Every step is safe
 // to repeat: the work directory is reset to the run's last pushed commit (or its base) before
 // it is changed, and the LLM's change is kept in the run state until it is committed.
-type RealExecutor struct {
+type Real struct {
 	cfg       RealConfig
 	git       *gitrepo.Git
 	llm       llm.Provider
 	red       *redact.Redactor
 	log       *slog.Logger
 	sandbox   ci.Sandbox
-	artifacts *artifactStore
+	artifacts Artifacts
 }
 
-// NewRealExecutor builds the executor, chooses the LLM provider and the CI sandbox (which
+// NewReal builds the executor, chooses the LLM provider and the CI sandbox (which
 // must work: see TICKETFLOW_CI_SANDBOX).
-func NewRealExecutor(cfg RealConfig, log *slog.Logger, deps RealDeps) (*RealExecutor, error) {
+func NewReal(cfg RealConfig, log *slog.Logger, deps RealDeps) (*Real, error) {
 	if cfg.WorkDir == "" {
 		cfg.WorkDir = filepath.Join(os.TempDir(), "ticketflow-work")
 	}
@@ -182,14 +182,10 @@ func NewRealExecutor(cfg RealConfig, log *slog.Logger, deps RealDeps) (*RealExec
 	g := gitrepo.New(gitrepo.Config{Policy: policy, Token: cfg.GitToken, CAFile: cfg.GitCAFile, Redactor: red, Log: log})
 	log.Info("real executor", "llm", p.Name(), "work_dir", cfg.WorkDir, "file_repo_root", policy.FileRoot(),
 		"repository_allowlist", cfg.Repos.Allowlist, "private_repos", cfg.Repos.AllowPrivate, "git_token", cfg.GitToken != "", "ci_sandbox", sandbox.Name())
-	x := &RealExecutor{cfg: cfg, git: g, llm: p, red: red, log: log, sandbox: sandbox}
-	if deps.DB != nil {
-		x.artifacts = &artifactStore{db: deps.DB}
-	}
-	return x, nil
+	return &Real{cfg: cfg, git: g, llm: p, red: red, log: log, sandbox: sandbox, artifacts: deps.Artifacts}, nil
 }
 
-func (x *RealExecutor) Name() string { return "real" }
+func (x *Real) Name() string { return "real" }
 
 // realState is the executor's part of the run state (RunState.Extra).
 type realState struct {
@@ -237,7 +233,7 @@ func (s *realState) turn(iteration int) *turn {
 
 var unsafeIDChars = regexp.MustCompile(`[^A-Za-z0-9._-]`)
 
-func (x *RealExecutor) workDir(ticketID string) string {
+func (x *Real) workDir(ticketID string) string {
 	id := unsafeIDChars.ReplaceAllString(ticketID, "_")
 	if id == "" || strings.HasPrefix(id, ".") {
 		id = "t" + id
@@ -251,7 +247,7 @@ func ciPIDFile(dir string) string { return filepath.Join(dir, ".git", "ticketflo
 
 // killStaleCI stops a CI process group left running by a processor killed during run_ci,
 // before the work dir is used again.
-func (x *RealExecutor) killStaleCI(ctx context.Context, run *Run, dir string) error {
+func (x *Real) killStaleCI(ctx context.Context, run *Run, dir string) error {
 	killed, err := ci.KillStale(ciPIDFile(dir), dir)
 	if err != nil {
 		return fmt.Errorf("stop the CI left by an earlier attempt: %w", err)
@@ -267,20 +263,20 @@ func (x *RealExecutor) killStaleCI(ctx context.Context, run *Run, dir string) er
 		x.log.Warn("stopped the CI process group of an interrupted attempt", "run_id", run.ID)
 		return nil
 	}
-	return x.logf(ctx, run, "WARNING", "CI d'une tentative interrompue encore active : arrêtée")
+	return x.logf(ctx, run, "WARNING", workflow.LogStaleCIStopped)
 }
 
 // gitFailure tells the run's log what failed, in words that do not tell a closed port from a
 // missing repository (git's own output went to the server log); the error is the run's.
-func (x *RealExecutor) gitFailure(ctx context.Context, run *Run, err error) error {
+func (x *Real) gitFailure(ctx context.Context, run *Run, err error) error {
 	var msg string
 	switch {
 	case errors.Is(err, gitrepo.ErrUnreachable):
-		msg = "Le dépôt est inaccessible (clone refusé ou introuvable)"
+		msg = workflow.LogRepoUnreachable
 	case errors.Is(err, gitrepo.ErrPushRefused):
-		msg = "Le push vers le dépôt a été refusé"
+		msg = workflow.LogPushRefused
 	case errors.Is(err, gitrepo.ErrTampered):
-		msg = "Le répertoire .git a été modifié hors de ticketflow : dépôt recloné"
+		msg = workflow.LogGitTampered
 	}
 	if msg != "" {
 		if lerr := x.logf(ctx, run, "ERROR", "%s", msg); lerr != nil {
@@ -290,7 +286,7 @@ func (x *RealExecutor) gitFailure(ctx context.Context, run *Run, err error) erro
 	return x.red.Error(err)
 }
 
-func (x *RealExecutor) logf(ctx context.Context, run *Run, level, format string, args ...any) error {
+func (x *Real) logf(ctx context.Context, run *Run, level, format string, args ...any) error {
 	return run.Log(ctx, level, x.red.String(fmt.Sprintf(format, args...)))
 }
 
@@ -305,7 +301,7 @@ func runBranchPrefix(ticketID string) string { return "ticketflow/" + ticketID }
 
 // PrepareRepository clones or fetches the repository into the ticket's work dir at its base
 // branch; after a review asking for changes, the run continues from the previous run's branch.
-func (x *RealExecutor) PrepareRepository(ctx context.Context, run *Run) error {
+func (x *Real) PrepareRepository(ctx context.Context, run *Run) error {
 	t := run.Ticket
 	if err := x.git.Check(ctx, t.RepositoryURL); err != nil {
 		return x.red.Error(err)
@@ -315,7 +311,7 @@ func (x *RealExecutor) PrepareRepository(ctx context.Context, run *Run) error {
 	if err := x.killStaleCI(ctx, run, dir); err != nil {
 		return err
 	}
-	if err := x.logf(ctx, run, "INFO", "Clonage de %s (branche %s)...", t.RepositoryURL, branch); err != nil {
+	if err := x.logf(ctx, run, "INFO", workflow.LogCloning, t.RepositoryURL, branch); err != nil {
 		return err
 	}
 	commit, err := x.git.Sync(ctx, t.RepositoryURL, branch, dir)
@@ -338,7 +334,7 @@ func (x *RealExecutor) PrepareRepository(ctx context.Context, run *Run) error {
 					return x.red.Error(err)
 				}
 				ref = prev
-				if err := x.logf(ctx, run, "INFO", "Reprise depuis la branche %s (modifications demandées)", prev); err != nil {
+				if err := x.logf(ctx, run, "INFO", workflow.LogResumeFromBranch, prev); err != nil {
 					return err
 				}
 				break
@@ -353,12 +349,12 @@ func (x *RealExecutor) PrepareRepository(ctx context.Context, run *Run) error {
 	if err := saveState(run, realState{BaseRef: ref, BaseCommit: commit}); err != nil {
 		return err
 	}
-	return x.logf(ctx, run, "INFO", "Repository prêt : %s à %s, %d fichier(s)", ref, short(commit), len(files))
+	return x.logf(ctx, run, "INFO", workflow.LogRepositoryReady, ref, short(commit), len(files))
 }
 
 // Resume re-establishes the work dir of a run interrupted after prepare_repository: cloned
 // again if it is gone, then reset to the run's last pushed commit (or its base).
-func (x *RealExecutor) Resume(ctx context.Context, run *Run) error {
+func (x *Real) Resume(ctx context.Context, run *Run) error {
 	s, err := loadState(run)
 	if err != nil {
 		return err
@@ -397,7 +393,7 @@ func parent(run *Run, s realState) string {
 
 // LoadConversation reports what the LLM will be told; the conversation itself is rebuilt
 // from the ticket and the run state whenever it is needed, so it survives restarts.
-func (x *RealExecutor) LoadConversation(ctx context.Context, run *Run) error {
+func (x *Real) LoadConversation(ctx context.Context, run *Run) error {
 	s, err := loadState(run)
 	if err != nil {
 		return err
@@ -412,7 +408,7 @@ func (x *RealExecutor) LoadConversation(ctx context.Context, run *Run) error {
 			failures++
 		}
 	}
-	return x.logf(ctx, run, "INFO", "Conversation chargée : %d message(s) — description, %d commentaire(s) de revue, %d échec(s) CI antérieur(s)",
+	return x.logf(ctx, run, "INFO", workflow.LogConversationLoaded,
 		len(msgs), len(run.Ticket.Feedback), failures)
 }
 
@@ -426,7 +422,7 @@ const (
 
 // conversation builds the messages: the ticket with the repository and review comments, then
 // for each earlier iteration of this run the LLM's summary and the CI failure it led to.
-func (x *RealExecutor) conversation(ctx context.Context, run *Run, s realState) ([]llm.Message, error) {
+func (x *Real) conversation(ctx context.Context, run *Run, s realState) ([]llm.Message, error) {
 	t := run.Ticket
 	dir := x.workDir(t.ID)
 	files, err := x.git.Files(ctx, dir)
@@ -504,7 +500,7 @@ func earlierTurns(runs []RunState) string {
 
 // CallLLM asks the provider for the change and applies it to the work dir (validated: every
 // path stays inside the repository). The change is kept in the run state for commit_changes.
-func (x *RealExecutor) CallLLM(ctx context.Context, run *Run) error {
+func (x *Real) CallLLM(ctx context.Context, run *Run) error {
 	s, err := loadState(run)
 	if err != nil {
 		return err
@@ -518,9 +514,9 @@ func (x *RealExecutor) CallLLM(ctx context.Context, run *Run) error {
 		return err
 	}
 	if _, ok := x.llm.(llm.Demo); ok {
-		err = x.logf(ctx, run, "WARNING", "Fournisseur LLM de démonstration hors ligne : aucun LLM appelé, modification déterministe de %s (configurer ANTHROPIC_API_KEY ou OPENAI_API_KEY)", llm.DemoFile)
+		err = x.logf(ctx, run, "WARNING", workflow.LogDemoLLM, llm.DemoFile)
 	} else {
-		err = x.logf(ctx, run, "INFO", "Appel du LLM %s (%d message(s))...", x.llm.Name(), len(msgs))
+		err = x.logf(ctx, run, "INFO", workflow.LogCallingLLM, x.llm.Name(), len(msgs))
 	}
 	if err != nil {
 		return err
@@ -533,7 +529,7 @@ func (x *RealExecutor) CallLLM(ctx context.Context, run *Run) error {
 	change, err := llm.ParseChange(text)
 	if err != nil {
 		// One chance to fix the format, with the error in the conversation.
-		if lerr := x.logf(ctx, run, "WARNING", "Réponse du LLM inutilisable (%v) : nouvelle demande", err); lerr != nil {
+		if lerr := x.logf(ctx, run, "WARNING", workflow.LogLLMUnusable, err); lerr != nil {
 			return lerr
 		}
 		req.Messages = append(req.Messages, llm.Message{Role: "assistant", Content: text},
@@ -557,7 +553,7 @@ func (x *RealExecutor) CallLLM(ctx context.Context, run *Run) error {
 	for i, e := range change.Edits {
 		paths[i] = e.Path
 	}
-	return x.logf(ctx, run, "INFO", "Modification appliquée : %s (%d fichier(s) : %s)", change.Summary, len(paths), strings.Join(paths, ", "))
+	return x.logf(ctx, run, "INFO", workflow.LogChangeApplied, change.Summary, len(paths), strings.Join(paths, ", "))
 }
 
 func applyChange(dir string, c llm.Change) error {
@@ -578,7 +574,7 @@ func applyChange(dir string, c llm.Change) error {
 // CommitChanges commits the pending change on ticketflow/<ticket>/<iteration> and pushes it.
 // It starts from the parent commit and re-applies the change, so a retry after a crash (or
 // a work dir rebuilt elsewhere) produces the same tree.
-func (x *RealExecutor) CommitChanges(ctx context.Context, run *Run) error {
+func (x *Real) CommitChanges(ctx context.Context, run *Run) error {
 	s, err := loadState(run)
 	if err != nil {
 		return err
@@ -608,13 +604,13 @@ func (x *RealExecutor) CommitChanges(ctx context.Context, run *Run) error {
 	if err := saveState(run, s); err != nil {
 		return err
 	}
-	return x.logf(ctx, run, "INFO", "Commit %s poussé sur la branche %s", short(commit), branch)
+	return x.logf(ctx, run, "INFO", workflow.LogCommitPushed, short(commit), branch)
 }
 
 // RunCI runs the ticket's CI command in the configured sandbox and streams its lines: at
 // most TICKETFLOW_CI_MAX_LOG_LINES / _BYTES of them become events; the full redacted output
 // is kept as the run artifact ci-<iteration>.log.
-func (x *RealExecutor) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
+func (x *Real) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
 	s, err := loadState(run)
 	if err != nil {
 		return CIOutcome{}, err
@@ -626,16 +622,16 @@ func (x *RealExecutor) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
 	network := networkAllowed(run.Ticket.RepositoryURL, x.cfg.CINetworkRepos)
 	switch {
 	case x.sandbox.Name() == "none":
-		err = x.logf(ctx, run, "WARNING", "ATTENTION : la CI s'exécute sans bac à sable (TICKETFLOW_CI_SANDBOX=none) : elle voit les secrets et le réseau du processeur")
+		err = x.logf(ctx, run, "WARNING", workflow.LogCIUnsandboxed)
 	case network:
-		err = x.logf(ctx, run, "INFO", "CI dans le bac à sable %s, accès réseau autorisé pour ce dépôt", x.sandbox.Name())
+		err = x.logf(ctx, run, "INFO", workflow.LogCISandboxNetwork, x.sandbox.Name())
 	default:
-		err = x.logf(ctx, run, "INFO", "CI dans le bac à sable %s, sans accès réseau", x.sandbox.Name())
+		err = x.logf(ctx, run, "INFO", workflow.LogCISandbox, x.sandbox.Name())
 	}
 	if err != nil {
 		return CIOutcome{}, err
 	}
-	if err := x.logf(ctx, run, "INFO", "$ %s", run.Ticket.CICommand); err != nil {
+	if err := x.logf(ctx, run, "INFO", workflow.LogCICommand, run.Ticket.CICommand); err != nil {
 		return CIOutcome{}, err
 	}
 	capture := newCICapture(int64(x.cfg.CIMaxLogLines), int64(x.cfg.CIMaxLogBytes), int64(x.cfg.CIArtifactMaxBytes))
@@ -660,7 +656,7 @@ func (x *RealExecutor) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
 	name := fmt.Sprintf("ci-%d.log", run.Iteration)
 	if x.artifacts != nil {
 		content, lines := capture.artifact()
-		if err := x.artifacts.put(ctx, run.ID, run.Ticket.ID, name, content, lines); err != nil {
+		if err := x.artifacts.Put(ctx, run.ID, run.Ticket.ID, name, content, lines); err != nil {
 			return CIOutcome{}, fmt.Errorf("store the CI output artifact: %w", err)
 		}
 	}
@@ -673,7 +669,7 @@ func (x *RealExecutor) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
 			BytesTotal: capture.bytesTotal, LinesEmitted: capture.linesEmitted, Artifact: artifact}); err != nil {
 			return CIOutcome{}, err
 		}
-		if err := x.logf(ctx, run, "WARNING", "Sortie de la CI tronquée : %d ligne(s) sur %d publiées (%d octets au total) ; sortie complète dans l'artefact %s",
+		if err := x.logf(ctx, run, "WARNING", workflow.LogCITruncated,
 			capture.linesEmitted, capture.linesTotal, capture.bytesTotal, name); err != nil {
 			return CIOutcome{}, err
 		}
@@ -683,11 +679,11 @@ func (x *RealExecutor) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
 	if err := saveState(run, s); err != nil {
 		return CIOutcome{}, err
 	}
-	level, verdict := "INFO", "réussie"
+	level, verdict := "INFO", workflow.LogCIPassed
 	if !out.Passed {
-		level, verdict = "WARNING", "en échec"
+		level, verdict = "WARNING", workflow.LogCIFailed
 	}
-	return out, x.logf(ctx, run, level, "CI %s (code %d, %d ms)", verdict, out.ExitCode, out.DurationMS)
+	return out, x.logf(ctx, run, level, verdict, out.ExitCode, out.DurationMS)
 }
 
 func short(commit string) string {

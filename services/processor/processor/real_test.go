@@ -1,4 +1,4 @@
-package app
+package processor
 
 // End-to-end tests of the real executor through the engine: embedded Kafka over TCP, a real
 // PostgreSQL database, real git repositories (a bare origin made here), real CI child
@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,10 +25,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/gittest"
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/postgres"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/ticketflow/ticketflow/libs/repourl"
+	"github.com/ticketflow/ticketflow/services/processor/executor"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -72,7 +73,7 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		cfg.MaxIterations = 3
 	}
 	cfg.Group, cfg.Concurrency, cfg.Lease, cfg.InstanceID = "processor", 8, 5*time.Second, "test-"+uuid.NewString()[:8]
-	proc, err := New(cfg, Deps{Log: log, DB: db, Kafka: h.kcfg, Producer: h.prod})
+	proc, err := New(cfg, Deps{Log: log, DB: db, Kafka: h.kcfg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,34 +199,6 @@ func payload[T events.Payload](t *testing.T, ev events.Event) T {
 }
 
 // newOrigin makes a bare repository (main: README and ci.sh) and returns its file:// URL.
-func newOrigin(t *testing.T, files map[string]string) (string, string) {
-	t.Helper()
-	root := t.TempDir()
-	bare, seed := filepath.Join(root, "origin.git"), filepath.Join(root, "seed")
-	git(t, "", "init", "--quiet", "--bare", "--initial-branch=main", bare)
-	git(t, "", "init", "--quiet", "--initial-branch=main", seed)
-	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(seed, name), []byte(content), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	git(t, seed, "add", ".")
-	git(t, seed, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "init")
-	git(t, seed, "push", "--quiet", bare, "main")
-	return "file://" + bare, bare
-}
-
-func git(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("git", args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("git %v: %v\n%s", args, err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
 // ciScript checks greeting.txt and prints numbered lines on stdout and stderr.
 const ciScript = `#!/bin/sh
 echo "ci line 1"
@@ -277,7 +250,7 @@ func realConfig(t *testing.T) Config {
 	// root; the work dir inside it stays refused (repourl.Policy.Forbid). These tests drive the
 	// executor's logic with host processes; the sandbox has its own tests (ci, and the
 	// hostile-tenant suite).
-	return Config{Executor: "real", Real: RealConfig{WorkDir: t.TempDir(), Repos: repourl.Config{FileRoot: filepath.Dir(t.TempDir())},
+	return Config{Executor: "real", Real: executor.RealConfig{WorkDir: t.TempDir(), Repos: repourl.Config{FileRoot: filepath.Dir(t.TempDir())},
 		LLMTimeout: 10 * time.Second, LLMMaxAttempts: 2, CITimeout: time.Minute, CISandbox: "none"}}
 }
 
@@ -290,7 +263,7 @@ func TestRealRunLoopsOnCIFailureAndCompletes(t *testing.T) {
 	cfg := realConfig(t)
 	cfg.Real.AnthropicKey, cfg.Real.AnthropicBaseURL, cfg.Real.AnthropicModel = "sk-ant-e2e", srv.URL, "claude-test"
 	h := newHarness(t, cfg)
-	url, bare := newOrigin(t, map[string]string{"README.md": "# demo\n", "ci.sh": ciScript})
+	url, bare := gittest.Origin(t, map[string]string{"README.md": "# demo\n", "ci.sh": ciScript})
 	ticket, run := h.ticket(url, "sh ci.sh")
 
 	term := h.waitTerminal(run)
@@ -303,13 +276,13 @@ func TestRealRunLoopsOnCIFailureAndCompletes(t *testing.T) {
 	if done.Iteration != 2 || done.Branch != branch {
 		t.Errorf("completed %+v, want iteration 2 on %s", done, branch)
 	}
-	if got := git(t, bare, "show", branch+":greeting.txt"); got != "hello" {
+	if got := gittest.Git(t, bare, "show", branch+":greeting.txt"); got != "hello" {
 		t.Errorf("origin %s greeting.txt = %q", branch, got)
 	}
-	if got := git(t, bare, "show", fmt.Sprintf("ticketflow/%s/1:greeting.txt", ticket)); got != "bonjour" {
+	if got := gittest.Git(t, bare, "show", fmt.Sprintf("ticketflow/%s/1:greeting.txt", ticket)); got != "bonjour" {
 		t.Errorf("origin iteration 1 greeting.txt = %q", got)
 	}
-	if got := git(t, bare, "rev-parse", "--verify", "main"); got == git(t, bare, "rev-parse", branch) {
+	if got := gittest.Git(t, bare, "rev-parse", "--verify", "main"); got == gittest.Git(t, bare, "rev-parse", branch) {
 		t.Error("main moved")
 	}
 
@@ -356,7 +329,7 @@ func TestRealRunWithOpenAICompatibleProviderAndFollowUp(t *testing.T) {
 	cfg := realConfig(t)
 	cfg.Real.LLMProvider, cfg.Real.OpenAIBaseURL, cfg.Real.OpenAIModel = "openai", srv.URL+"/v1", "local-model"
 	h := newHarness(t, cfg)
-	url, bare := newOrigin(t, map[string]string{"ci.sh": "#!/bin/sh\ntest -f greeting.txt && echo present\n"})
+	url, bare := gittest.Origin(t, map[string]string{"ci.sh": "#!/bin/sh\ntest -f greeting.txt && echo present\n"})
 	ticket, run := h.ticket(url, "sh ci.sh")
 	if term := h.waitTerminal(run); term.Type != events.RunCompleted {
 		t.Fatalf("terminal %s:\n%s", term.Type, dump(h.runEvents(run)))
@@ -375,8 +348,8 @@ func TestRealRunWithOpenAICompatibleProviderAndFollowUp(t *testing.T) {
 		t.Errorf("follow-up request lacks the earlier run's LLM turn:\n%s", bodies[1])
 	}
 	branch := fmt.Sprintf("ticketflow/%s/2", ticket)
-	parent := git(t, bare, "rev-parse", branch+"^")
-	if first := git(t, bare, "rev-parse", fmt.Sprintf("ticketflow/%s/1", ticket)); parent != first {
+	parent := gittest.Git(t, bare, "rev-parse", branch+"^")
+	if first := gittest.Git(t, bare, "rev-parse", fmt.Sprintf("ticketflow/%s/1", ticket)); parent != first {
 		t.Errorf("follow-up commit's parent %s, want the first run's commit %s", parent, first)
 	}
 }
@@ -387,7 +360,7 @@ func TestRealRunWithDemoProvider(t *testing.T) {
 	cfg := realConfig(t)
 	cfg.Real.GitToken = "ghp-demo-token-secret"
 	h := newHarness(t, cfg)
-	url, bare := newOrigin(t, map[string]string{"README.md": "x\n"})
+	url, bare := gittest.Origin(t, map[string]string{"README.md": "x\n"})
 	ticket, run := h.ticket(url, "test -f ticketflow-demo.md && env")
 	term := h.waitTerminal(run)
 	evs := h.runEvents(run)
@@ -401,7 +374,7 @@ func TestRealRunWithDemoProvider(t *testing.T) {
 	if strings.Contains(all, "ghp-demo-token-secret") {
 		t.Errorf("token in events:\n%s", all)
 	}
-	if got := git(t, bare, "show", fmt.Sprintf("ticketflow/%s/1:ticketflow-demo.md", ticket)); !strings.Contains(got, "no LLM was called") {
+	if got := gittest.Git(t, bare, "show", fmt.Sprintf("ticketflow/%s/1:ticketflow-demo.md", ticket)); !strings.Contains(got, "no LLM was called") {
 		t.Errorf("demo file %q", got)
 	}
 }
@@ -409,7 +382,7 @@ func TestRealRunWithDemoProvider(t *testing.T) {
 // Cancelling during run_ci kills the CI process group: the background sleep dies too.
 func TestCancelKillsCIProcessGroup(t *testing.T) {
 	h := newHarness(t, realConfig(t))
-	url, _ := newOrigin(t, map[string]string{"README.md": "x\n"})
+	url, _ := gittest.Origin(t, map[string]string{"README.md": "x\n"})
 	pidFile := filepath.Join(t.TempDir(), "sleep.pid")
 	ticket, run := h.ticket(url, fmt.Sprintf("sleep 1000 & echo $! > %s; echo started; wait", pidFile))
 	h.waitFor(run, 60*time.Second, "CI output", func(evs []events.Event) bool {
@@ -445,7 +418,7 @@ func TestRealRejectsUnsafeRepositoryURL(t *testing.T) {
 	cfg := realConfig(t)
 	cfg.Real.Repos.FileRoot = t.TempDir() // origins are elsewhere
 	h := newHarness(t, cfg)
-	url, _ := newOrigin(t, map[string]string{"README.md": "x\n"})
+	url, _ := gittest.Origin(t, map[string]string{"README.md": "x\n"})
 	_, run := h.ticket(url, "true")
 	term := h.waitTerminal(run)
 	if term.Type != events.RunFailed {

@@ -1,4 +1,4 @@
-package app
+package processor
 
 // Several processors in one test process, sharing one broker (kfake over TCP) and one
 // PostgreSQL database: redelivery, zombie fencing and work spreading.
@@ -21,6 +21,8 @@ import (
 	"github.com/ticketflow/ticketflow/libs/kafka/wmkafka"
 	"github.com/ticketflow/ticketflow/libs/postgres"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
+	"github.com/ticketflow/ticketflow/services/processor/app"
+	"github.com/ticketflow/ticketflow/services/processor/executor"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -131,10 +133,10 @@ type procHandle struct {
 }
 
 // start runs a processor with the simulated executor (exec overrides it when non-nil).
-func (c *cluster) start(id string, lease time.Duration, exec Executor, hooks testHooks) *procHandle {
+func (c *cluster) start(id string, lease time.Duration, exec executor.Executor, hooks app.Hooks) *procHandle {
 	c.t.Helper()
 	if exec == nil {
-		exec = &SimulatedExecutor{StepDelay: 100 * time.Millisecond, LogsPerStep: 1}
+		exec = &executor.Simulated{StepDelay: 100 * time.Millisecond, LogsPerStep: 1}
 	}
 	cfg := Config{MaxIterations: 3, Group: "processor", Concurrency: 64, Lease: lease, InstanceID: id}
 	// A dynamic group member: a static one (what New makes of an InstanceID) that stops
@@ -143,11 +145,10 @@ func (c *cluster) start(id string, lease time.Duration, exec Executor, hooks tes
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	p, err := New(cfg, Deps{Log: c.log, DB: c.db, Kafka: c.kcfg, Executor: exec, Subscriber: sub})
+	p, err := New(cfg, Deps{Log: c.log, DB: c.db, Kafka: c.kcfg, Executor: exec, Subscriber: sub, Hooks: hooks})
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	p.hooks = hooks
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &procHandle{p: p, cancel: cancel, done: make(chan struct{})}
 	go func() { defer close(h.done); _ = p.Run(ctx) }()
@@ -166,31 +167,29 @@ func (h *procHandle) stop() {
 }
 
 func (h *procHandle) driving() int {
-	h.p.mu.Lock()
-	defer h.p.mu.Unlock()
-	return len(h.p.local)
+	return h.p.app.Driving()
 }
 
 // feedbackRecorder is the simulated executor, recording the review comments each run loads.
 type feedbackRecorder struct {
-	SimulatedExecutor
+	executor.Simulated
 	mu   sync.Mutex
 	seen map[string][]string
 }
 
-func (f *feedbackRecorder) LoadConversation(ctx context.Context, run *Run) error {
+func (f *feedbackRecorder) LoadConversation(ctx context.Context, run *executor.Run) error {
 	f.mu.Lock()
 	f.seen[run.ID] = append([]string(nil), run.Ticket.Feedback...)
 	f.mu.Unlock()
-	return f.SimulatedExecutor.LoadConversation(ctx, run)
+	return f.Simulated.LoadConversation(ctx, run)
 }
 
 // The same ChangesRequested delivered three times (at-least-once delivery, or a retried
 // append of the same event) puts its comment once in the next run's conversation.
 func TestRedeliveredChangesRequestedCountsOnce(t *testing.T) {
 	c := newCluster(t, 2)
-	rec := &feedbackRecorder{SimulatedExecutor: SimulatedExecutor{StepDelay: 20 * time.Millisecond, LogsPerStep: 1}, seen: map[string][]string{}}
-	c.start("feedback-"+uuid.NewString()[:6], 5*time.Second, rec, testHooks{})
+	rec := &feedbackRecorder{Simulated: executor.Simulated{StepDelay: 20 * time.Millisecond, LogsPerStep: 1}, seen: map[string][]string{}}
+	c.start("feedback-"+uuid.NewString()[:6], 5*time.Second, rec, app.Hooks{})
 
 	ticket, run1, run2 := uuid.NewString(), uuid.NewString(), uuid.NewString()
 	c.append(events.MustNew(ticket, "", "user:alice", &events.TicketCreatedData{Title: "t", Owner: "alice"}),
@@ -256,8 +255,8 @@ func TestZombieProcessorIsFenced(t *testing.T) {
 	var blocked []events.Envelope // what A tried to append while paused
 	var blockedErr []error
 	var paused, callPaused bool // callPaused: the append in progress began after the pause
-	hooksA := testHooks{
-		beforeAppend: func(runID string, envs []events.Envelope) {
+	hooksA := app.Hooks{
+		BeforeAppend: func(runID string, envs []events.Envelope) {
 			mu.Lock()
 			callPaused = paused
 			if callPaused {
@@ -266,18 +265,18 @@ func TestZombieProcessorIsFenced(t *testing.T) {
 			mu.Unlock()
 			appendGate.wait()
 		},
-		beforeSupervise: superviseGate.wait,
+		// A's append results after the pause, from the driver's point of view.
+		AfterAppend: func(_ string, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if callPaused {
+				blockedErr = append(blockedErr, err)
+			}
+		},
+		BeforeSupervise: superviseGate.wait,
 	}
-	slow := &SimulatedExecutor{StepDelay: 300 * time.Millisecond, LogsPerStep: 1}
+	slow := &executor.Simulated{StepDelay: 300 * time.Millisecond, LogsPerStep: 1}
 	a := c.start("zombie-A", lease, slow, hooksA)
-	// A's append results after the pause, from the driver's point of view.
-	a.p.hooks.afterAppend = func(_ string, err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if callPaused {
-			blockedErr = append(blockedErr, err)
-		}
-	}
 
 	ticket, run := uuid.NewString(), uuid.NewString()
 	c.append(events.MustNew(ticket, "", "user:alice", &events.TicketCreatedData{Title: "t", Owner: "alice"}),
@@ -296,7 +295,7 @@ func TestZombieProcessorIsFenced(t *testing.T) {
 	appendGate.freeze()
 	superviseGate.freeze()
 
-	c.start("zombie-B", lease, &SimulatedExecutor{StepDelay: 50 * time.Millisecond, LogsPerStep: 1}, testHooks{})
+	c.start("zombie-B", lease, &executor.Simulated{StepDelay: 50 * time.Millisecond, LogsPerStep: 1}, app.Hooks{})
 	c.waitRun(run, 30*time.Second, "B to finish the run", func(evs []events.Event) bool { return terminals(evs) > 0 })
 
 	// Release A's driver only: its pending append must be refused by the broker.
@@ -364,31 +363,9 @@ func TestZombieProcessorIsFenced(t *testing.T) {
 	if err := c.db.QueryRow(context.Background(), `SELECT owner, status FROM processor_runs WHERE run_id = $1`, run).Scan(&owner, &status); err != nil {
 		t.Fatal(err)
 	}
-	if owner != "zombie-B" || status != runTerminal {
+	if owner != "zombie-B" || status != app.RunTerminal {
 		t.Fatalf("run row: owner %q status %q, want zombie-B / terminal", owner, status)
 	}
-}
-
-func TestInstanceWorkDirsAreDistinct(t *testing.T) {
-	root := t.TempDir()
-	a, b := instanceWorkDir(root, "processor@host-1"), instanceWorkDir(root, "processor@host-2")
-	if a == b {
-		t.Fatalf("two instances share work root %s", a)
-	}
-	lock, err := lockInstanceDir(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	if second, err := lockInstanceDir(a); err == nil {
-		second.Close()
-		t.Fatal("a second process with the same instance id could use the same work dir")
-	}
-	other, err := lockInstanceDir(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	other.Close()
 }
 
 // Work spreads over three processors even though one of them consumes every request (the
@@ -402,19 +379,21 @@ func TestWorkSpreadsAcrossProcessors(t *testing.T) {
 		tickets       = 30
 		runsPerTicket = 2
 	)
-	exec := func() Executor { return &SimulatedExecutor{StepDelay: 200 * time.Millisecond, LogsPerStep: 1} }
+	exec := func() executor.Executor {
+		return &executor.Simulated{StepDelay: 200 * time.Millisecond, LogsPerStep: 1}
+	}
 	names := []string{"spread-0", "spread-1", "spread-2"}
 	procs := map[string]*procHandle{}
 	var mu sync.Mutex
 	alive := map[string]bool{}
-	startProc := func(name string, hooks testHooks) {
+	startProc := func(name string, hooks app.Hooks) {
 		h := c.start(name, lease, exec(), hooks)
 		mu.Lock()
 		procs[name], alive[name] = h, true
 		mu.Unlock()
 	}
-	startProc(names[0], testHooks{})
-	startProc(names[1], testHooks{skipRelease: true})
+	startProc(names[0], app.Hooks{})
+	startProc(names[1], app.Hooks{SkipRelease: true})
 
 	// Sample who holds the open runs, as the processors see it.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -486,7 +465,7 @@ func TestWorkSpreadsAcrossProcessors(t *testing.T) {
 	}
 
 	joined := time.Now()
-	startProc(names[2], testHooks{})
+	startProc(names[2], app.Hooks{})
 	ownsRun := func(name string) bool {
 		var n int
 		_ = c.db.QueryRow(context.Background(), `SELECT count(*) FROM processor_runs WHERE owner = $1`, name).Scan(&n)
@@ -543,7 +522,7 @@ func TestWorkSpreadsAcrossProcessors(t *testing.T) {
 			alive[names[1]] = false
 			mu.Unlock()
 			crashedAt = time.Now()
-			procs[names[1]].stop() // skipRelease: its leases stay until they expire
+			procs[names[1]].stop() // SkipRelease: its leases stay until they expire
 			t.Logf("crashed %s holding %d open runs", names[1], len(orphans))
 		}
 		if crashed && len(orphans) > 0 {
