@@ -48,6 +48,17 @@ func (e *env) finishRun(ticketID, runID string) {
 	e.waitStatus(ticketID, "COMPLETED")
 }
 
+// finishPendingRun waits for the ticket's run to be PENDING, finishes it (finishRun) and
+// returns its id.
+func (e *env) finishPendingRun(ticketID string) string {
+	e.T.Helper()
+	e.waitStatus(ticketID, "PENDING")
+	var runID string
+	_ = e.DB.QueryRow(context.Background(), `SELECT current_run_id FROM tickets WHERE id = $1`, ticketID).Scan(&runID)
+	e.finishRun(ticketID, runID)
+	return runID
+}
+
 func (e *env) waitStatus(ticketID, status string) {
 	e.T.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -91,6 +102,32 @@ func crashAt(point string) func(string, string, []events.Envelope, func()) bool 
 
 func startBody(id string) string { return `{"ticket_id":"` + id + `"}` }
 
+// ticketAndReplica is a new ticket of Alice's and another instance, whose first attempt
+// the tests stop at a fault point.
+func (e *env) ticketAndReplica() (string, *commandtest.Replica) {
+	e.T.Helper()
+	return e.NewTicket(), e.Replica()
+}
+
+// caller is an Env or a Replica.
+type caller interface {
+	Call(token, method, path, body string, headers ...string) commandtest.Reply
+}
+
+// startKeyed starts Alice's ticket id through via with an Idempotency-Key.
+func (e *env) startKeyed(via caller, id, key string) commandtest.Reply {
+	e.T.Helper()
+	return via.Call(e.Alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", key)
+}
+
+// requireRequestedOnce checks that the TicketProcessingRequested event id is once in the
+// log, and no event twice.
+func (e *env) requireRequestedOnce(id string) {
+	e.T.Helper()
+	requireOnce(e.T, e.copies(string(events.TicketProcessingRequested)), id)
+	e.requireNoDuplicates()
+}
+
 // requireNoDuplicates checks that no event id is twice in the log.
 func (e *env) requireNoDuplicates() {
 	e.T.Helper()
@@ -114,26 +151,22 @@ func requireOnce(t *testing.T, copies map[string]int, id string) {
 // and appends nothing.
 func TestRetryAfterCrashBetweenCommitAndAnswer(t *testing.T) {
 	e := newEnv(t)
-	id := e.NewTicket()
-	first := e.Replica()
+	id, first := e.ticketAndReplica()
 	app.SetFaults(first.Cmd.App, crashAt(app.FaultAfterCommit))
-	if r := first.Call(e.Alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "crash-1"); r.Status != 500 {
+	if r := e.startKeyed(first, id, "crash-1"); r.Status != 500 {
 		t.Fatalf("crashed attempt answered %d %v", r.Status, r.Body)
 	}
-	e.waitStatus(id, "PENDING")
 	// The run the committed event started goes to its end before the retry arrives.
-	var current string
-	_ = e.DB.QueryRow(context.Background(), `SELECT current_run_id FROM tickets WHERE id = $1`, id).Scan(&current)
-	e.finishRun(id, current)
+	current := e.finishPendingRun(id)
 
 	e.waitSessionsGone()
-	retry := e.Replica().Call(e.Alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "crash-1")
+	retry := e.startKeyed(e.Replica(), id, "crash-1")
 	if retry.Status != 202 || retry.Body["status"] != "PENDING" || retry.Body["run_id"] != current || retry.Header["Idempotent-Replayed"] != "true" {
 		t.Fatalf("retry: %d %v %v, want the original 202 for run %s", retry.Status, retry.Body, retry.Header, current)
 	}
 	requestEventOf(t, e, current)
 	// And the key is answered now: a third attempt replays without looking at the log.
-	if again := e.Call(e.Alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "crash-1"); again.Status != 202 || again.Body["run_id"] != current {
+	if again := e.startKeyed(e.Env, id, "crash-1"); again.Status != 202 || again.Body["run_id"] != current {
 		t.Fatalf("third attempt: %d %v", again.Status, again.Body)
 	}
 	e.requireNoDuplicates()
@@ -167,8 +200,7 @@ func rawAttempt(t *testing.T, e *env, tid string, envs []events.Envelope) *kgo.C
 // fences the transactional id (aborting that transaction) and appends once.
 func TestRetryAfterCrashInsideTransaction(t *testing.T) {
 	e := newEnv(t)
-	id := e.NewTicket()
-	first := e.Replica()
+	id, first := e.ticketAndReplica()
 	var planned []events.Envelope
 	app.SetFaults(first.Cmd.App, func(point, tid string, envs []events.Envelope, _ func()) bool {
 		if point != app.FaultAfterClaim {
@@ -178,24 +210,22 @@ func TestRetryAfterCrashInsideTransaction(t *testing.T) {
 		rawAttempt(t, e, tid, envs)
 		return true
 	})
-	if r := first.Call(e.Alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "crash-2"); r.Status != 500 {
+	if r := e.startKeyed(first, id, "crash-2"); r.Status != 500 {
 		t.Fatalf("crashed attempt answered %d %v", r.Status, r.Body)
 	}
 	e.waitSessionsGone()
-	retry := e.Replica().Call(e.Alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "crash-2")
+	retry := e.startKeyed(e.Replica(), id, "crash-2")
 	if retry.Status != 202 || retry.Body["run_id"] != planned[0].RunID {
 		t.Fatalf("retry: %d %v, want 202 for run %s", retry.Status, retry.Body, planned[0].RunID)
 	}
-	requireOnce(t, e.copies(string(events.TicketProcessingRequested)), planned[0].ID)
-	e.requireNoDuplicates()
+	e.requireRequestedOnce(planned[0].ID)
 }
 
 // A first attempt paused (a zombie: its database session gone, its transaction open) while
 // the client retries elsewhere; when it wakes up and commits, the commit fails.
 func TestZombieAttemptIsFenced(t *testing.T) {
 	e := newEnv(t)
-	id := e.NewTicket()
-	first := e.Replica()
+	id, first := e.ticketAndReplica()
 	var retry commandtest.Reply
 	var zombieCommit error
 	var planned []events.Envelope
@@ -207,39 +237,37 @@ func TestZombieAttemptIsFenced(t *testing.T) {
 		dropSession()
 		zombie := rawAttempt(t, e, tid, envs)
 		e.waitSessionsGone()
-		retry = e.Replica().Call(e.Alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "zombie-1")
+		retry = e.startKeyed(e.Replica(), id, "zombie-1")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		zombieCommit = zombie.EndTransaction(ctx, kgo.TryCommit)
 		return true
 	})
-	first.Call(e.Alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "zombie-1")
+	e.startKeyed(first, id, "zombie-1")
 	if retry.Status != 202 || retry.Body["run_id"] != planned[0].RunID {
 		t.Fatalf("retry: %d %v", retry.Status, retry.Body)
 	}
 	if zombieCommit == nil {
 		t.Fatal("the zombie attempt committed after the retry took over")
 	}
-	requireOnce(t, e.copies(string(events.TicketProcessingRequested)), planned[0].ID)
-	e.requireNoDuplicates()
+	e.requireRequestedOnce(planned[0].ID)
 }
 
 // The same with the service's own producer: the first attempt, paused after its claim,
 // resumes after the retry answered; its append is refused as superseded.
 func TestZombieServiceAttemptIsSuperseded(t *testing.T) {
 	e := newEnv(t)
-	id := e.NewTicket()
-	first := e.Replica()
+	id, first := e.ticketAndReplica()
 	var retry commandtest.Reply
 	app.SetFaults(first.Cmd.App, func(point, _ string, _ []events.Envelope, dropSession func()) bool {
 		if point == app.FaultAfterClaim {
 			dropSession()
 			e.waitSessionsGone()
-			retry = e.Replica().Call(e.Alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "zombie-2")
+			retry = e.startKeyed(e.Replica(), id, "zombie-2")
 		}
 		return false
 	})
-	zombie := first.Call(e.Alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "zombie-2")
+	zombie := e.startKeyed(first, id, "zombie-2")
 	if retry.Status != 202 {
 		t.Fatalf("retry: %d %v", retry.Status, retry.Body)
 	}
@@ -262,7 +290,7 @@ func TestConcurrentKeyedRequestsOnTwoReplicas(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			replies[i] = replicas[i%2].Call(e.Alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "same")
+			replies[i] = e.startKeyed(replicas[i%2], id, "same")
 		}()
 	}
 	wg.Wait()
@@ -279,7 +307,7 @@ func TestConcurrentKeyedRequestsOnTwoReplicas(t *testing.T) {
 	if accepted == 0 {
 		t.Fatal("no attempt was accepted")
 	}
-	final := replicas[0].Call(e.Alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "same")
+	final := e.startKeyed(replicas[0], id, "same")
 	if final.Status != 202 {
 		t.Fatalf("final retry: %d %v", final.Status, final.Body)
 	}
@@ -318,10 +346,7 @@ func TestChangesRequestedRetryAfterCrash(t *testing.T) {
 	if r := first.Call(e.Alice, "POST", "/api/tickets/"+id+"/validation", body, "Idempotency-Key", "changes-1"); r.Status != 500 {
 		t.Fatalf("crashed attempt answered %d %v", r.Status, r.Body)
 	}
-	e.waitStatus(id, "PENDING")
-	var run2 string
-	_ = e.DB.QueryRow(context.Background(), `SELECT current_run_id FROM tickets WHERE id = $1`, id).Scan(&run2)
-	e.finishRun(id, run2)
+	run2 := e.finishPendingRun(id)
 
 	e.waitSessionsGone()
 	retry := e.Replica().Call(e.Alice, "POST", "/api/tickets/"+id+"/validation", body, "Idempotency-Key", "changes-1")

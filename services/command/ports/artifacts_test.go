@@ -15,11 +15,7 @@ import (
 // and any unknown run or name, gets 404.
 func TestRunArtifacts(t *testing.T) {
 	e := newEnv(t)
-	created := e.Call(e.Alice, "POST", "/api/tickets", `{"title":"artifacts","repository_url":"https://github.com/a/b.git"}`)
-	if created.Status != 201 {
-		t.Fatalf("create: %d %v", created.Status, created.Body)
-	}
-	ticket := created.Body["id"].(string)
+	ticket := e.Create(e.Alice, `{"title":"artifacts","repository_url":"https://github.com/a/b.git"}`)
 	started := e.Call(e.Alice, "POST", "/api/tickets/processing/start", `{"ticket_id":"`+ticket+`"}`)
 	if started.Status != 202 {
 		t.Fatalf("start: %d %v", started.Status, started.Body)

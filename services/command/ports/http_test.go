@@ -21,11 +21,7 @@ func newEnv(t *testing.T) *commandtest.Env {
 
 func TestAuthAndValidationMatrix(t *testing.T) {
 	e := newEnv(t)
-	created := e.Call(e.Alice, "POST", "/api/tickets", `{"title":"mine","repository_url":"https://github.com/a/b.git"}`)
-	if created.Status != 201 {
-		t.Fatalf("create: %d %v", created.Status, created.Body)
-	}
-	id := created.Body["id"].(string)
+	id := e.Create(e.Alice, `{"title":"mine","repository_url":"https://github.com/a/b.git"}`)
 	expired, _ := e.V.Issue("alice", auth.RoleUser, -time.Hour)
 
 	for _, tc := range []struct {
