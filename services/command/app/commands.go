@@ -112,14 +112,10 @@ func (a *Application) StartProcessing(ctx context.Context, actor Actor, ticketID
 			return plan{}, httpx.Conflict("run_active", "ticket %q already has an active run (%s)", t.ID, t.CurrentRunID)
 		}
 		runID := ids.next()
-		env, err := newEvent(ids, t.ID, runID, actor.Subject, &events.ProcessingRequestedData{RequestedBy: actor.Subject, Reason: "start"})
-		if err != nil {
-			return plan{}, err
-		}
-		return plan{ticketID: t.ID, events: []events.Envelope{env}, status: http.StatusAccepted, body: map[string]any{
+		return accepted(ids, t, actor, map[string]any{
 			"success": true, "status": workflow.Pending, "message": workflow.MessagePending,
 			"ticket_id": t.ID, "run_id": runID, "websocket_url": "/ws/tickets/" + t.ID,
-		}}, nil
+		}, event{runID, &events.ProcessingRequestedData{RequestedBy: actor.Subject, Reason: "start"}})
 	}})
 }
 
@@ -129,12 +125,8 @@ func (a *Application) CancelRun(ctx context.Context, actor Actor, ticketID, key 
 		if !workflow.Status(t.Status).Active() {
 			return plan{}, httpx.Conflict("no_active_run", "ticket %q has no active run to cancel (status %s)", t.ID, t.Status)
 		}
-		env, err := newEvent(ids, t.ID, t.CurrentRunID, actor.Subject, &events.CancelRequestedData{RequestedBy: actor.Subject})
-		if err != nil {
-			return plan{}, err
-		}
-		return plan{ticketID: t.ID, events: []events.Envelope{env}, status: http.StatusAccepted,
-			body: map[string]any{"success": true, "ticket_id": t.ID, "run_id": t.CurrentRunID}}, nil
+		return accepted(ids, t, actor, map[string]any{"success": true, "ticket_id": t.ID, "run_id": t.CurrentRunID},
+			event{t.CurrentRunID, &events.CancelRequestedData{RequestedBy: actor.Subject}})
 	}})
 }
 
@@ -164,27 +156,36 @@ func (a *Application) ValidateRun(ctx context.Context, actor Actor, ticketID str
 		if workflow.Status(t.Status) != workflow.Completed {
 			return plan{}, httpx.Conflict("not_awaiting_validation", "ticket %q is %s, not COMPLETED awaiting validation", t.ID, t.Status)
 		}
-		resp := map[string]any{"success": true, "ticket_id": t.ID}
 		if v.Decision == "approve" {
-			env, err := newEvent(ids, t.ID, t.CurrentRunID, actor.Subject, &events.ValidationApprovedData{ApprovedBy: actor.Subject, Comment: v.Comment})
-			if err != nil {
-				return plan{}, err
-			}
-			resp["status"] = workflow.Validated
-			return plan{ticketID: t.ID, events: []events.Envelope{env}, status: http.StatusAccepted, body: resp}, nil
+			return accepted(ids, t, actor, map[string]any{"success": true, "ticket_id": t.ID, "status": workflow.Validated},
+				event{t.CurrentRunID, &events.ValidationApprovedData{ApprovedBy: actor.Subject, Comment: v.Comment}})
 		}
 		next := ids.next()
-		changes, err := newEvent(ids, t.ID, t.CurrentRunID, actor.Subject, &events.ChangesRequestedData{RequestedBy: actor.Subject, Comment: v.Comment, NextRunID: next})
-		if err != nil {
-			return plan{}, err
-		}
-		request, err := newEvent(ids, t.ID, next, actor.Subject, &events.ProcessingRequestedData{RequestedBy: actor.Subject, Reason: "changes_requested"})
-		if err != nil {
-			return plan{}, err
-		}
-		resp["status"], resp["run_id"], resp["websocket_url"] = workflow.Pending, next, "/ws/tickets/"+t.ID
-		return plan{ticketID: t.ID, events: []events.Envelope{changes, request}, status: http.StatusAccepted, body: resp}, nil
+		return accepted(ids, t, actor, map[string]any{"success": true, "ticket_id": t.ID, "status": workflow.Pending,
+			"run_id": next, "websocket_url": "/ws/tickets/" + t.ID},
+			event{t.CurrentRunID, &events.ChangesRequestedData{RequestedBy: actor.Subject, Comment: v.Comment, NextRunID: next}},
+			event{next, &events.ProcessingRequestedData{RequestedBy: actor.Subject, Reason: "changes_requested"}})
 	}})
+}
+
+// event is one event a write plans: its payload, on a run of the ticket ("" for none).
+type event struct {
+	runID   string
+	payload events.Payload
+}
+
+// accepted plans evs on ticket t by actor, answered 202 with body: the tail of every write
+// to an existing ticket (execute then appends them, waits for the projection and answers).
+func accepted(ids *idSource, t Ticket, actor Actor, body map[string]any, evs ...event) (plan, error) {
+	p := plan{ticketID: t.ID, status: http.StatusAccepted, body: body}
+	for _, e := range evs {
+		env, err := newEvent(ids, t.ID, e.runID, actor.Subject, e.payload)
+		if err != nil {
+			return plan{}, err
+		}
+		p.events = append(p.events, env)
+	}
+	return p, nil
 }
 
 // idSource hands out the ids a request's events and entities get: random UUIDv7 normally,
