@@ -43,7 +43,7 @@ type chaosParams struct {
 var (
 	boundedParams = chaosParams{Tickets: 60, Runs: 200, KillsPerKind: 10, WSClients: 90, Workers: 10,
 		BrokerRestarts: 1, PGRestarts: 1, Pauses: 1, FaultGap: 900 * time.Millisecond, Lease: 3 * time.Second}
-	soakParams = chaosParams{Tickets: 200, Runs: 1000, KillsPerKind: 50, WSClients: 900, Workers: 24,
+	soakParams = chaosParams{Tickets: 200, Runs: 1000, KillsPerKind: 50, WSClients: 6000, Workers: 24,
 		BrokerRestarts: 3, PGRestarts: 3, Pauses: 5, FaultGap: 700 * time.Millisecond, Lease: 3 * time.Second}
 )
 

@@ -19,7 +19,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/workflow"
-	projector "github.com/ticketflow/ticketflow/services/projector/app"
+	"github.com/ticketflow/ticketflow/services/projector/projector"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )

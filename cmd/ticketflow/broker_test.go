@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ticketflow/ticketflow/libs/proctest"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -53,7 +54,7 @@ func startBrokerProcess(t *testing.T, args ...string) (*exec.Cmd, []string) {
 // are all there after a SIGTERM and a restart on the same data dir.
 func TestBrokerKeepsTheLogAcrossRestarts(t *testing.T) {
 	dir := t.TempDir()
-	addrs := strings.Join([]string{freeAddr(t), freeAddr(t), freeAddr(t)}, ",")
+	addrs := strings.Join([]string{proctest.FreeAddr(t), proctest.FreeAddr(t), proctest.FreeAddr(t)}, ",")
 	cmd, seeds := startBrokerProcess(t, "-addrs", addrs, "-data-dir", dir, "-partitions", "3")
 	if strings.Join(seeds, ",") != addrs {
 		t.Fatalf("broker listens on %v, want %s", seeds, addrs)

@@ -24,7 +24,7 @@ import (
 	"github.com/ticketflow/ticketflow/services/command/command"
 	notifier "github.com/ticketflow/ticketflow/services/notifier/app"
 	processor "github.com/ticketflow/ticketflow/services/processor/app"
-	projector "github.com/ticketflow/ticketflow/services/projector/app"
+	"github.com/ticketflow/ticketflow/services/projector/projector"
 )
 
 // devConfig is what only `ticketflow dev` reads.
@@ -98,10 +98,6 @@ func runDev([]string) error {
 	}
 	defer base.Close()
 
-	projCfg, err := config.Load[projector.Config]()
-	if err != nil {
-		return err
-	}
 	procCfg, err := config.Load[processor.Config]()
 	if err != nil {
 		return err
@@ -111,7 +107,10 @@ func runDev([]string) error {
 		return err
 	}
 
-	proj := projector.New(projCfg, projector.Deps{Log: log, DB: base.DB, Kafka: pcfg.Kafka, Registry: base.Registry})
+	proj, err := projector.Build(ctx, base)
+	if err != nil {
+		return err
+	}
 	proc, err := processor.New(procCfg, processor.Deps{Log: log, DB: base.DB, Kafka: pcfg.Kafka, Producer: base.Producer, Registry: base.Registry,
 		Secrets: processor.ConfiguredSecrets(pcfg.Auth.JWTSecret, pcfg.Postgres.URL)})
 	if err != nil {
@@ -125,7 +124,7 @@ func runDev([]string) error {
 
 	web := httpx.NewApp(log, pcfg.HTTP.AllowedOrigins, httpx.WithTrustedProxies(pcfg.HTTP.TrustedProxies))
 	checks := base.Checks()
-	checks["projector"] = readyCheck("projector has no partitions yet", proj.Ready)
+	checks["projector"] = proj.Checks["consumer"]
 	checks["notifier"] = readyCheck("notifier not caught up yet", notif.Ready)
 	checks["processor"] = func(context.Context) error {
 		select {

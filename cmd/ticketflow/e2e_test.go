@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -23,58 +22,33 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/ticketflow/ticketflow/libs/auth"
+	"github.com/ticketflow/ticketflow/libs/gittest"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
+	"github.com/ticketflow/ticketflow/libs/proctest"
+	"github.com/ticketflow/ticketflow/libs/sandboxtest"
 )
 
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "ticketflow-e2e-bin")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "ticketflow")
-	build := exec.Command("go", "build", "-race", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build ticketflow:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { proctest.Main(m, &binary, "ticketflow", ".") }
 
 const testSecret = "e2e-secret-e2e-secret-e2e-secret-0123"
 
 // stack is one running `ticketflow dev`.
 type stack struct {
 	t       *testing.T
-	cmd     *exec.Cmd
-	env     []string
+	proc    *proctest.Process
 	http    string
 	kafka   string
 	dataDir string
-	log     *bytes.Buffer
 	token   string
-	done    chan struct{}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // startStack runs `ticketflow dev` with its own ports, data dir and database.
 func startStack(t *testing.T, extraEnv ...string) *stack {
 	t.Helper()
-	s := &stack{t: t, http: freeAddr(t), kafka: freeAddr(t), dataDir: t.TempDir()}
-	s.env = append(os.Environ(),
+	s := &stack{t: t, http: proctest.FreeAddr(t), kafka: proctest.FreeAddr(t), dataDir: t.TempDir()}
+	env := append(os.Environ(),
 		"TICKETFLOW_HTTP_ADDR="+s.http,
 		"TICKETFLOW_EMBEDDED_KAFKA_ADDR="+s.kafka,
 		"TICKETFLOW_DATA_DIR="+s.dataDir,
@@ -87,63 +61,28 @@ func startStack(t *testing.T, extraEnv ...string) *stack {
 		"KAFKA_PARTITIONS=4",
 		"TICKETFLOW_LOG_LEVEL="+os.Getenv("E2E_LOG_LEVEL"),
 	)
-	s.env = append(s.env, extraEnv...)
+	s.proc = &proctest.Process{Name: "ticketflow dev", Path: binary, Args: []string{"dev"}, Env: append(env, extraEnv...)}
 	v, _ := auth.NewVerifier(testSecret)
 	s.token, _ = v.Issue("alice", auth.RoleUser, time.Hour)
-	s.start()
 	t.Cleanup(func() {
 		s.stop(syscall.SIGTERM)
 		if t.Failed() {
-			t.Logf("ticketflow dev output:\n%s", s.log.String())
+			t.Logf("ticketflow dev output:\n%s", s.proc.Output())
 		}
 	})
+	s.start()
 	return s
 }
 
+// start runs `ticketflow dev` and waits until it is ready.
 func (s *stack) start() {
 	s.t.Helper()
-	s.log = &bytes.Buffer{}
-	s.cmd = exec.Command(binary, "dev")
-	s.cmd.Env = s.env
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	s.done = make(chan struct{})
-	go func() { _ = s.cmd.Wait(); close(s.done) }()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + s.http + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		select {
-		case <-s.done:
-			s.t.Fatalf("ticketflow dev exited early:\n%s", s.log.String())
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	s.t.Fatalf("ticketflow dev not ready in time:\n%s", s.log.String())
+	s.proc.Start(s.t, "http://"+s.http+"/readyz")
 }
 
+// stop sends sig and waits for the process to end (killed after 30 s, failing the test).
 func (s *stack) stop(sig syscall.Signal) {
-	if s.cmd == nil || s.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-s.done:
-		return
-	default:
-	}
-	_ = s.cmd.Process.Signal(sig)
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
+	if !s.proc.Stop(sig, 30*time.Second) {
 		s.t.Errorf("ticketflow dev did not stop on %v", sig)
 	}
 }
@@ -179,6 +118,17 @@ func (s *stack) createTicket(fields map[string]any) string {
 		s.t.Fatalf("create ticket: %d %+v", code, tk)
 	}
 	return tk.ID
+}
+
+// startRun creates a ticket with fields, connects to its socket (closed when the test ends)
+// and starts processing it.
+func (s *stack) startRun(ctx context.Context, fields map[string]any) (string, *websocket.Conn) {
+	s.t.Helper()
+	id := s.createTicket(fields)
+	c := s.dial(ctx, id, "")
+	s.t.Cleanup(func() { c.CloseNow() })
+	s.do("POST", "/api/tickets/processing/start", map[string]string{"ticket_id": id}, nil)
+	return id, c
 }
 
 type wsMessage struct {
@@ -374,10 +324,7 @@ func TestFailedAfterMaxIterationsThenCancelled(t *testing.T) {
 	s := startStack(t, "MAX_ITERATIONS=2")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	id := s.createTicket(map[string]any{"title": "CI always red", "simulate_failure": "always"})
-	c := s.dial(ctx, id, "")
-	defer c.CloseNow()
-	s.do("POST", "/api/tickets/processing/start", map[string]string{"ticket_id": id}, nil)
+	id, c := s.startRun(ctx, map[string]any{"title": "CI always red", "simulate_failure": "always"})
 	msgs := readUntil(t, ctx, c, terminal)
 	last := msgs[len(msgs)-1]
 	if last.Status != "FAILED" || last.Error == "" {
@@ -413,10 +360,7 @@ func TestOnceFailingCILoopsBackAndCompletes(t *testing.T) {
 	s := startStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	id := s.createTicket(map[string]any{"title": "flaky", "simulate_failure": "once"})
-	c := s.dial(ctx, id, "")
-	defer c.CloseNow()
-	s.do("POST", "/api/tickets/processing/start", map[string]string{"ticket_id": id}, nil)
+	_, c := s.startRun(ctx, map[string]any{"title": "flaky", "simulate_failure": "once"})
 	msgs := readUntil(t, ctx, c, terminal)
 	got := statusUpdates(msgs)
 	if got[len(got)-1].Status != "COMPLETED" {
@@ -437,10 +381,7 @@ func TestCancelStopsTheRun(t *testing.T) {
 	s := startStack(t, "TICKETFLOW_SIM_STEP_DELAY=2s")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	id := s.createTicket(map[string]any{"title": "to cancel"})
-	c := s.dial(ctx, id, "")
-	defer c.CloseNow()
-	s.do("POST", "/api/tickets/processing/start", map[string]string{"ticket_id": id}, nil)
+	id, c := s.startRun(ctx, map[string]any{"title": "to cancel"})
 	readUntil(t, ctx, c, func(m wsMessage) bool { return m.Step == "prepare_repository" })
 	if code := s.do("POST", "/api/tickets/"+id+"/cancel", nil, nil); code != 202 {
 		t.Fatalf("cancel: %d", code)
@@ -455,9 +396,7 @@ func TestRestartKeepsTicketsAndHistory(t *testing.T) {
 	s := startStack(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	id := s.createTicket(map[string]any{"title": "survives restarts"})
-	c := s.dial(ctx, id, "")
-	s.do("POST", "/api/tickets/processing/start", map[string]string{"ticket_id": id}, nil)
+	id, c := s.startRun(ctx, map[string]any{"title": "survives restarts"})
 	readUntil(t, ctx, c, terminal)
 	c.CloseNow()
 	var before struct{ Events []json.RawMessage }
@@ -470,8 +409,8 @@ func TestRestartKeepsTicketsAndHistory(t *testing.T) {
 	s.do("GET", "/api/tickets/"+id+"/events?limit=5000", nil, &before)
 
 	s.stop(syscall.SIGTERM)
-	if !strings.Contains(s.log.String(), "shutting down") {
-		t.Errorf("no clean shutdown logged:\n%s", s.log.String())
+	if !strings.Contains(s.proc.Output(), "shutting down") {
+		t.Errorf("no clean shutdown logged:\n%s", s.proc.Output())
 	}
 	s.start()
 	var after struct{ Events []json.RawMessage }
@@ -537,47 +476,17 @@ func TestKcatSeesCloudEvents(t *testing.T) {
 // arrive over the WebSocket as they are printed; its run branch is in the origin.
 func TestRealExecutorAgainstLocalRepository(t *testing.T) {
 	// The CI runs in the default bwrap sandbox, as an unprivileged uid that must be able to
-	// reach the work dir: t.TempDir()'s parent is private.
-	dir, err := os.MkdirTemp("", "ticketflow-e2e-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	// reach the work dir.
+	dir := sandboxtest.Dir(t)
 	origin := filepath.Join(dir, "origin.git")
-	work := filepath.Join(dir, "seed")
-	git := func(wd string, args ...string) string {
-		t.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Dir = wd
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@example.com", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@example.com")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
-	git(dir, "init", "-q", "--bare", "-b", "main", origin)
-	git(dir, "init", "-q", "-b", "main", work)
-	script := "#!/bin/sh\necho 'ci: step one'\necho 'ci: step two' >&2\necho 'ci: all green'\n"
-	if err := os.WriteFile(filepath.Join(work, "ci.sh"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	git(work, "add", ".")
-	git(work, "commit", "-q", "-m", "seed")
-	git(work, "push", "-q", origin, "main")
+	gittest.OriginAt(t, origin, map[string]string{"ci.sh": "#!/bin/sh\necho 'ci: step one'\necho 'ci: step two' >&2\necho 'ci: all green'\n"})
 
 	s := startStack(t, "TICKETFLOW_EXECUTOR=real", "TICKETFLOW_WORK_DIR="+filepath.Join(dir, "work"), "TICKETFLOW_FILE_REPO_ROOT="+dir,
 		"TICKETFLOW_LLM_PROVIDER=demo", "ANTHROPIC_API_KEY=", "OPENAI_API_KEY=")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	id := s.createTicket(map[string]any{"title": "real run", "repository_url": "file://" + origin,
+	id, c := s.startRun(ctx, map[string]any{"title": "real run", "repository_url": "file://" + origin,
 		"base_branch": "main", "ci_command": "./ci.sh"})
-	c := s.dial(ctx, id, "")
-	defer c.CloseNow()
-	s.do("POST", "/api/tickets/processing/start", map[string]string{"ticket_id": id}, nil)
 	msgs := readUntil(t, ctx, c, terminal)
 	if last := msgs[len(msgs)-1]; last.Status != "COMPLETED" {
 		t.Fatalf("terminal = %+v", last)
@@ -597,7 +506,7 @@ func TestRealExecutorAgainstLocalRepository(t *testing.T) {
 	if i, j := slices.Index(ciLines, "ci: step one"), slices.Index(ciLines, "ci: all green"); i > j {
 		t.Errorf("stdout lines out of order: %q", ciLines)
 	}
-	if refs := git(dir, "ls-remote", origin); !strings.Contains(refs, "refs/heads/ticketflow/"+id+"/1") {
+	if refs := gittest.Git(t, dir, "ls-remote", origin); !strings.Contains(refs, "refs/heads/ticketflow/"+id+"/1") {
 		t.Fatalf("run branch not pushed; origin has:\n%s", refs)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ticketflow/ticketflow/libs/proctest"
 	"io"
 	"net"
 	"net/http"
@@ -97,10 +98,8 @@ func Build(ctx context.Context, root, binDir string) error {
 		pkgs[string(k)] = "./services/" + string(k)
 	}
 	for name, pkg := range pkgs {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(binDir, name), pkg)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+		if err := proctest.Build(ctx, root, filepath.Join(binDir, name), pkg); err != nil {
+			return err
 		}
 	}
 	return nil

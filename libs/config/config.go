@@ -51,3 +51,14 @@ func Load[T any]() (T, error) {
 	}
 	return cfg, nil
 }
+
+// Defaults is a T with every envDefault applied and the environment ignored, for tests and
+// embedders that want a service's defaults without restating them. A default that does not
+// parse is a programming error: Defaults panics.
+func Defaults[T any]() T {
+	var cfg T
+	if err := env.ParseWithOptions(&cfg, env.Options{Environment: map[string]string{}}); err != nil {
+		panic(fmt.Sprintf("configuration defaults: %v", err))
+	}
+	return cfg
+}

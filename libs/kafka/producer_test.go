@@ -1,4 +1,4 @@
-package kafka
+package kafka_test
 
 import (
 	"context"
@@ -6,35 +6,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/kafka/kafkatest"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Append returns each envelope's own position, even when one call spans partitions (results
 // complete in any order across partitions).
 func TestAppendReturnsEachEnvelopesPosition(t *testing.T) {
-	emb, err := StartEmbedded("127.0.0.1:0", "", 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Close()
-	cfg := config.Kafka{Brokers: emb.Addrs(), Topic: "positions", Partitions: 8, ReplicationFactor: -1}
-	cl, err := NewClient(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
+	broker := kafkatest.Start(t, 8)
+	cfg := broker.Config
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := EnsureTopic(ctx, cl, cfg); err != nil {
-		t.Fatal(err)
-	}
 	var envs []events.Envelope
 	for i := 0; i < 64; i++ {
 		envs = append(envs, events.MustNew(fmt.Sprintf("ticket-%d", i%16), "", "test", &events.LogEmittedData{Level: "INFO", Message: fmt.Sprint(i)}))
 	}
-	pos, err := NewProducer(cl, cfg.Topic).Append(ctx, envs...)
+	pos, err := broker.Producer.Append(ctx, envs...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +34,7 @@ func TestAppendReturnsEachEnvelopesPosition(t *testing.T) {
 	if len(want) != len(envs) {
 		t.Fatalf("%d distinct positions for %d envelopes", len(want), len(envs))
 	}
-	reader, err := NewClient(cfg, kgo.ConsumeTopics(cfg.Topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	reader, err := kafka.NewClient(cfg, kgo.ConsumeTopics(cfg.Topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +45,7 @@ func TestAppendReturnsEachEnvelopesPosition(t *testing.T) {
 			t.Fatalf("read %d of %d records", seen, len(envs))
 		}
 		fetches.EachRecord(func(rec *kgo.Record) {
-			ev, err := Event(rec)
+			ev, err := kafka.Event(rec)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -13,17 +13,8 @@ import (
 	"github.com/ticketflow/ticketflow/libs/httpx"
 	"github.com/ticketflow/ticketflow/libs/kafka/kafkatest"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
+	"github.com/ticketflow/ticketflow/libs/proctest"
 )
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 func get(addr, path string) (int, error) {
 	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + addr + path)
@@ -49,7 +40,7 @@ func TestServeStopsDespiteAHungHandler(t *testing.T) {
 		<-never
 		return nil
 	})
-	addr := freeAddr(t)
+	addr := proctest.FreeAddr(t)
 	ctx, stop := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() {
@@ -101,7 +92,7 @@ func waitUp(t *testing.T, addr string) {
 // wait for that connection forever.
 func TestRunStopsWithAHungHandlerHoldingTheDatabase(t *testing.T) {
 	broker := kafkatest.Start(t, 1)
-	addr := freeAddr(t)
+	addr := proctest.FreeAddr(t)
 	cfg := Config{
 		HTTP:            config.HTTP{Addr: addr},
 		Kafka:           broker.Config,

@@ -7,9 +7,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -19,13 +17,15 @@ import (
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka/kafkatest"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
+	"github.com/ticketflow/ticketflow/libs/proctest"
 	"github.com/ticketflow/ticketflow/libs/workflow"
+	"github.com/ticketflow/ticketflow/services/projector/adapters"
 )
 
 func TestProjectorKilledMidStreamLosesAndDoublesNothing(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "projector")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build projector: %v\n%s", err, out)
+	if err := proctest.Build(context.Background(), "", bin, "."); err != nil {
+		t.Fatal(err)
 	}
 	broker := kafkatest.Start(t, 4)
 	kcfg, producer := broker.Config, broker.Producer
@@ -58,21 +58,14 @@ func TestProjectorKilledMidStreamLosesAndDoublesNothing(t *testing.T) {
 	}
 	appended := 0
 
-	free := func() string {
-		ln, _ := net.Listen("tcp", "127.0.0.1:0")
-		defer ln.Close()
-		return ln.Addr().String()
-	}
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(), "KAFKA_BROKERS="+kcfg.Brokers[0], "KAFKA_PARTITIONS=4", "DATABASE_URL="+dsn,
-			"TICKETFLOW_HTTP_ADDR="+free(), "TICKETFLOW_LOG_LEVEL=warn", "TICKETFLOW_INSTANCE_ID=kill-test")
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+	proc := &proctest.Process{Name: "projector", Path: bin, Env: append(os.Environ(), "KAFKA_BROKERS="+kcfg.Brokers[0], "KAFKA_PARTITIONS=4",
+		"DATABASE_URL="+dsn, "TICKETFLOW_HTTP_ADDR="+proctest.FreeAddr(t), "TICKETFLOW_LOG_LEVEL=warn", "TICKETFLOW_INSTANCE_ID=kill-test")}
+	t.Cleanup(func() {
+		proc.Stop(syscall.SIGTERM, 20*time.Second)
+		if t.Failed() {
+			t.Logf("projector output:\n%s", proc.Output())
 		}
-		return cmd
-	}
+	})
 	db, err := pgxpool.New(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -89,16 +82,14 @@ func TestProjectorKilledMidStreamLosesAndDoublesNothing(t *testing.T) {
 		for ; appended < (round+1)*tickets/6; appended++ { // a backlog for it to work through
 			appendRun(appended)
 		}
-		cmd := start()
+		proc.Start(t, "")
 		// Kill at a random moment: before it joins, mid-batch, or after it caught up.
 		time.Sleep(time.Duration(rand.IntN(250)) * time.Millisecond)
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		_ = cmd.Wait()
+		proc.Stop(syscall.SIGKILL, 20*time.Second)
 		kills++
 		t.Logf("kill %d: %d/%d events projected", kills, count(), total)
 	}
-	cmd := start()
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	proc.Start(t, "")
 	deadline := time.Now().Add(90 * time.Second)
 	for count() < total && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
@@ -119,7 +110,7 @@ func TestProjectorKilledMidStreamLosesAndDoublesNothing(t *testing.T) {
 		t.Fatalf("completed tickets %d (want %d), step_runs %d (want %d), unfinished %d", completed, tickets, stepRuns, tickets*7, unfinished)
 	}
 	var next int64
-	_ = db.QueryRow(ctx, `SELECT sum(next_offset) FROM consumer_offsets WHERE consumer = 'projector'`).Scan(&next)
+	_ = db.QueryRow(ctx, `SELECT sum(next_offset) FROM consumer_offsets WHERE consumer = $1`, adapters.ConsumerName).Scan(&next)
 	if next != int64(total) {
 		t.Fatalf("stored offsets sum to %d, want %d", next, total)
 	}

@@ -5,6 +5,7 @@ import { useCallback, useEffect, useState } from "react";
 import { downloadNdjson } from "../lib/api";
 import { formatDateTime, formatDuration, shortId } from "../lib/format";
 import type { Envelope, EventItem, EventPage } from "../lib/types";
+import { FormError } from "./ErrorPanel";
 import { Icon } from "./Icon";
 import { useToast } from "./Toasts";
 
@@ -71,11 +72,7 @@ export function AuditTrail({ load, exportPath, exportName, refreshKey, showRun =
           <Icon name="download" size={14} /> Exporter (NDJSON)
         </button>
       </div>
-      {error && (
-        <p className="form-error" role="alert">
-          {error}
-        </p>
-      )}
+      <FormError error={error} />
       <div className="table-scroll">
         <table className="table audit-table">
           <thead>

@@ -7,6 +7,7 @@ import { useEffect, useRef } from "react";
 import { useTicketConnection } from "../hooks/useTicketProcessing";
 import { stepLabel, isActive, type LogEntry, type TicketStatus } from "../lib/types";
 import { ConnectionPill } from "./ConnectionPill";
+import { ErrorPanel } from "./ErrorPanel";
 import { Icon } from "./Icon";
 import { LogViewer } from "./LogViewer";
 import { ProgressBar } from "./ProgressBar";
@@ -65,24 +66,8 @@ export function TicketProcessingStatus({ ticketId, onComplete, onError }: Ticket
           <Icon name="message" size={14} /> {state.notice}
         </p>
       )}
-      {error && (
-        <div className="error-panel" role="alert">
-          <Icon name="alert" size={16} />
-          <div>
-            <strong>{status === "CANCELLED" ? "Traitement annulé" : "Erreur"}</strong>
-            <p>{error}</p>
-          </div>
-        </div>
-      )}
-      {state.fatal && (
-        <div className="error-panel" role="alert">
-          <Icon name="wifi-off" size={16} />
-          <div>
-            <strong>Connexion temps réel interrompue</strong>
-            <p>{state.fatal}</p>
-          </div>
-        </div>
-      )}
+      {error && <ErrorPanel title={status === "CANCELLED" ? "Traitement annulé" : "Erreur"} message={error} />}
+      {state.fatal && <ErrorPanel icon="wifi-off" title="Connexion temps réel interrompue" message={state.fatal} />}
 
       <LogViewer logs={logs} dropped={state.droppedLogs} onDownload={download} />
     </section>

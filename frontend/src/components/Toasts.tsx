@@ -1,6 +1,7 @@
 // Toast notifications: errors stay longer and are announced assertively.
 
-import { createContext, useCallback, useContext, useEffect, useMemo, useRef, useState, type ReactNode } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState, type ReactNode } from "react";
+import { requiredContext } from "../lib/context";
 import { Icon } from "./Icon";
 
 type Tone = "error" | "success" | "info";
@@ -17,12 +18,10 @@ interface ToastApi {
   info(text: string): void;
 }
 
-const Ctx = createContext<ToastApi | null>(null);
+const [ToastContext, useToastApi] = requiredContext<ToastApi>("useToast", "ToastProvider");
 
 export function useToast(): ToastApi {
-  const api = useContext(Ctx);
-  if (!api) throw new Error("useToast outside ToastProvider");
-  return api;
+  return useToastApi();
 }
 
 export function ToastProvider({ children }: { children: ReactNode }) {
@@ -60,7 +59,7 @@ export function ToastProvider({ children }: { children: ReactNode }) {
   );
 
   return (
-    <Ctx.Provider value={api}>
+    <ToastContext value={api}>
       {children}
       <div className="toasts" aria-live="polite">
         {toasts.map((t) => (
@@ -73,6 +72,6 @@ export function ToastProvider({ children }: { children: ReactNode }) {
           </div>
         ))}
       </div>
-    </Ctx.Provider>
+    </ToastContext>
   );
 }

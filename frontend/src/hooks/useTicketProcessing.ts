@@ -7,23 +7,10 @@
 
 import { useCallback, useEffect, useMemo, useState, useSyncExternalStore } from "react";
 import { acquireTicket, releaseTicket } from "../lib/registry";
-import { initialTicketState, type TicketState, type TicketStore } from "../lib/ticketStore";
-import type { LogEntry, TicketStatus } from "../lib/types";
+import { initialTicketState, type TicketProcessing, type TicketState, type TicketStore } from "../lib/ticketStore";
+import type { TicketStatus } from "../lib/types";
 
-export interface TicketProcessing {
-  /** null until the server (or the ticket's saved state) says. */
-  status: TicketStatus | null;
-  message: string;
-  step: string | null;
-  progress: number;
-  error: string | null;
-  logs: LogEntry[];
-  isConnected: boolean;
-  /** Opaque resume point: the cursor of the last event received. */
-  cursor: string | null;
-  runId: string | null;
-  reconnecting: boolean;
-}
+export type { TicketProcessing };
 
 const noop = () => () => {};
 const emptySnapshot = () => initialTicketState;

@@ -5,6 +5,7 @@
 
 import { ApiError, NetworkError, newIdempotencyKey, request, type RequestOptions } from "./api";
 import { browserOnline, type OnlineSource } from "./online";
+import { browserStorage } from "./storage";
 
 export interface QueuedAction {
   id: string;
@@ -44,7 +45,7 @@ export class ActionQueue {
 
   constructor(private readonly opts: ActionQueueOptions = {}) {
     this.online = opts.online ?? browserOnline;
-    this.storage = opts.storage === undefined ? defaultStorage() : opts.storage;
+    this.storage = opts.storage === undefined ? browserStorage("sessionStorage") : opts.storage;
     this.key = opts.storageKey ?? "ticketflow.actions";
     this.queue = this.load();
     this.unsubscribe = this.online.subscribe((on) => {
@@ -174,14 +175,6 @@ export class ActionQueue {
     } catch {
       return [];
     }
-  }
-}
-
-function defaultStorage(): Storage | null {
-  try {
-    return typeof sessionStorage === "undefined" ? null : sessionStorage;
-  } catch {
-    return null;
   }
 }
 

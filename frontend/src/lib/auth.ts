@@ -1,6 +1,8 @@
 // The bearer token: taken from `/#access_token=<jwt>` (the URL `make run` prints), kept in
 // localStorage, sent as `Authorization: Bearer` to the API (sockets get a single-use ticket instead).
 
+import { browserStorage } from "./storage";
+
 const KEY = "ticketflow.token";
 
 type Listener = () => void;
@@ -12,13 +14,7 @@ export interface Claims {
   exp?: number;
 }
 
-function storage(): Storage | null {
-  try {
-    return typeof localStorage === "undefined" ? null : localStorage;
-  } catch {
-    return null;
-  }
-}
+const storage = () => browserStorage("localStorage");
 
 let memoryToken: string | null = null;
 

@@ -1,7 +1,8 @@
 // The signed-in user: token, claims read from it, and /api/me once verified by the server.
 
-import { createContext, useContext, useEffect, useMemo, useState, useSyncExternalStore, type ReactNode } from "react";
+import { useEffect, useMemo, useState, useSyncExternalStore, type ReactNode } from "react";
 import { api, onUnauthorized } from "./api";
+import { requiredContext } from "./context";
 import { decodeClaims, getToken, onTokenChange, setToken, type Claims } from "./auth";
 import { closeAll } from "./registry";
 import type { Me } from "./types";
@@ -16,12 +17,10 @@ export interface Session {
   logout: (reason?: string) => void;
 }
 
-const Ctx = createContext<Session | null>(null);
+const [SessionContext, useSessionValue] = requiredContext<Session>("useSession", "SessionProvider");
 
 export function useSession(): Session {
-  const s = useContext(Ctx);
-  if (!s) throw new Error("useSession outside SessionProvider");
-  return s;
+  return useSessionValue();
 }
 
 export function SessionProvider({ children }: { children: ReactNode }) {
@@ -69,5 +68,5 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     };
   }, [token, me, reason]);
 
-  return <Ctx.Provider value={value}>{children}</Ctx.Provider>;
+  return <SessionContext value={value}>{children}</SessionContext>;
 }

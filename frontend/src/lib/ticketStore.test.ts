@@ -50,10 +50,32 @@ function runMessages(runId: string, from: number) {
   return msgs;
 }
 
+/** The log lines of a whole run from runMessages. */
+const RUN_LINES = ["check_iterations line", "prepare_repository line", "run_ci line"];
+
+/** sendAll sends the messages on the newest connection. */
+function sendAll(msgs: Record<string, unknown>[]) {
+  for (const m of msgs) server.send(server.last(), m);
+}
+
+const connections = (n: number) => waitFor(() => server.conns.length === n);
+const logMessages = (s: TicketStore) => s.getSnapshot().logs.map((l) => l.message);
+const completed = (s: TicketStore) => waitFor(() => s.getSnapshot().status === "COMPLETED");
+
+/** startRun opens a store and waits until it has folded in the first n messages of run-1. */
+async function startRun(n: number, storage: Storage | null = null) {
+  const s = store(storage);
+  await connections(1);
+  const msgs = runMessages("run-1", 1);
+  sendAll(msgs.slice(0, n));
+  await waitFor(() => s.getSnapshot().cursor === `v1.3-${n}`);
+  return { s, msgs };
+}
+
 describe("TicketStore", () => {
   it("says when CI output was truncated and when another processor took the run over", async () => {
     const s = store();
-    await waitFor(() => server.conns.length === 1);
+    await connections(1);
     server.send(server.last(), event("log_truncated", 1, { step: "run_ci", iteration: 1, lines_total: 20000, bytes_total: 900000, lines_emitted: 10000, artifact: "ci-1.log" }, "run-1"));
     await waitFor(() => (s.getSnapshot().notice ?? "").includes("ci-1.log"));
     expect(s.getSnapshot().notice).toContain("10000 lignes sur 20000");
@@ -63,26 +85,26 @@ describe("TicketStore", () => {
 
   it("folds the brief's messages into status, step, progress, logs", async () => {
     const s = store();
-    await waitFor(() => server.conns.length === 1);
+    await connections(1);
     const msgs = runMessages("run-1", 1);
-    for (const m of msgs.slice(0, 5)) server.send(server.last(), m);
+    sendAll(msgs.slice(0, 5));
     await waitFor(() => s.getSnapshot().progress === 20);
     let st = s.getSnapshot();
     expect(st).toMatchObject({ status: "IN_PROGRESS", step: "prepare_repository", progress: 20, runId: "run-1", isConnected: true, cursor: "v1.3-5" });
     expect(st.logs.map((l) => l.message)).toEqual(["check_iterations line"]);
     expect(st.steps.check_iterations).toEqual({ outcome: "ok", durationMs: 12 });
 
-    for (const m of msgs.slice(5)) server.send(server.last(), m);
-    await waitFor(() => s.getSnapshot().status === "COMPLETED");
+    sendAll(msgs.slice(5));
+    await completed(s);
     st = s.getSnapshot();
     expect(st.progress).toBe(100);
-    expect(st.logs.map((l) => l.message)).toEqual(["check_iterations line", "prepare_repository line", "run_ci line"]);
+    expect(st.logs.map((l) => l.message)).toEqual(RUN_LINES);
     expect(st.logs.map((l) => l.id)).toEqual(["ev-run-1-3", "ev-run-1-6", "ev-run-1-9"]);
   });
 
   it("keeps the last progress on failure and reports the error", async () => {
     const s = store();
-    await waitFor(() => server.conns.length === 1);
+    await connections(1);
     server.send(server.last(), event("status_update", 1, { status: "IN_PROGRESS", step: "run_ci", progress: 85 }));
     server.send(server.last(), event("status_update", 2, { status: "FAILED", step: "handle_ci_result", message: "CI en échec", error: "exit 1" }));
     await waitFor(() => s.getSnapshot().status === "FAILED");
@@ -91,55 +113,43 @@ describe("TicketStore", () => {
 
   it("starts a fresh log when a new run begins", async () => {
     const s = store();
-    await waitFor(() => server.conns.length === 1);
-    for (const m of runMessages("run-1", 1)) server.send(server.last(), m);
-    await waitFor(() => s.getSnapshot().status === "COMPLETED");
-    for (const m of runMessages("run-2", 100)) server.send(server.last(), m);
+    await connections(1);
+    sendAll(runMessages("run-1", 1));
+    await completed(s);
+    sendAll(runMessages("run-2", 100));
     await waitFor(() => s.getSnapshot().runId === "run-2" && s.getSnapshot().status === "COMPLETED");
     expect(s.getSnapshot().logs.map((l) => l.id)).toEqual(["ev-run-2-102", "ev-run-2-105", "ev-run-2-108"]);
   });
 
   it("a dropped connection mid-run loses and doubles nothing", async () => {
-    const s = store();
-    await waitFor(() => server.conns.length === 1);
-    const msgs = runMessages("run-1", 1);
-    for (const m of msgs.slice(0, 6)) server.send(server.last(), m);
-    await waitFor(() => s.getSnapshot().cursor === "v1.3-6");
+    const { s, msgs } = await startRun(6);
     server.last().ws.terminate();
-    await waitFor(() => server.conns.length === 2);
+    await connections(2);
     const resumeAt = Number(server.last().url.searchParams.get("cursor")?.split("-")[1]);
     expect(resumeAt).toBe(6);
     // Replay from a little before the cursor (an at-least-once server), then the rest.
-    for (const m of msgs.slice(resumeAt - 2)) server.send(server.last(), m);
-    await waitFor(() => s.getSnapshot().status === "COMPLETED");
-    expect(s.getSnapshot().logs.map((l) => l.message)).toEqual(["check_iterations line", "prepare_repository line", "run_ci line"]);
+    sendAll(msgs.slice(resumeAt - 2));
+    await completed(s);
+    expect(logMessages(s)).toEqual(RUN_LINES);
   });
 
   it("persists state with its cursor so a reload resumes from the cursor with the same log", async () => {
     const storage = new MemoryStorage();
-    const a = store(storage);
-    await waitFor(() => server.conns.length === 1);
-    const msgs = runMessages("run-1", 1);
-    for (const m of msgs.slice(0, 7)) server.send(server.last(), m);
-    await waitFor(() => a.getSnapshot().cursor === "v1.3-7");
+    const { s: a, msgs } = await startRun(7, storage);
     a.stop(); // page unload persists
     expect(JSON.parse(storage.getItem(storageKey("t1"))!).cursor).toBe("v1.3-7");
 
     const b = store(storage); // the reloaded page
-    expect(b.getSnapshot().logs.map((l) => l.message)).toEqual(["check_iterations line", "prepare_repository line"]);
-    await waitFor(() => server.conns.length === 2);
+    expect(logMessages(b)).toEqual(["check_iterations line", "prepare_repository line"]);
+    await connections(2);
     expect(server.last().url.searchParams.get("cursor")).toBe("v1.3-7");
-    for (const m of msgs.slice(6)) server.send(server.last(), m); // includes one duplicate
-    await waitFor(() => b.getSnapshot().status === "COMPLETED");
-    expect(b.getSnapshot().logs.map((l) => l.message)).toEqual(["check_iterations line", "prepare_repository line", "run_ci line"]);
+    sendAll(msgs.slice(6)); // includes one duplicate
+    await completed(b);
+    expect(logMessages(b)).toEqual(RUN_LINES);
   });
 
   it("starts over when the server says the history at the cursor is gone", async () => {
-    const storage = new MemoryStorage();
-    const a = store(storage);
-    await waitFor(() => server.conns.length === 1);
-    for (const m of runMessages("run-1", 1).slice(0, 4)) server.send(server.last(), m);
-    await waitFor(() => a.getSnapshot().cursor === "v1.3-4");
+    const { s: a } = await startRun(4, new MemoryStorage());
     server.send(server.last(), { type: "history_unavailable", requested_cursor: "v1.3-4", message: "gone" });
     server.send(server.last(), event("status_update", 50, { status: "IN_PROGRESS", step: "call_llm", progress: 50 }));
     await waitFor(() => a.getSnapshot().progress === 50);
@@ -150,7 +160,7 @@ describe("TicketStore", () => {
     const s = new TicketStore("t1", { baseUrl: server.baseUrl, WebSocketImpl: WS, online: new ManualOnline(true), storage: null, maxLogs: 100, flushIntervalMs: 5 });
     stores.push(s);
     s.start();
-    await waitFor(() => server.conns.length === 1);
+    await connections(1);
     for (let i = 1; i <= 250; i++) server.send(server.last(), event("log", i, { level: "INFO", message: `line ${i}` }));
     await waitFor(() => s.getSnapshot().cursor === "v1.3-250");
     s.flushNow();
@@ -168,7 +178,7 @@ describe("registry", () => {
     const c = acquireTicket("t2");
     expect(a).toBe(b);
     expect(c).not.toBe(a);
-    await waitFor(() => server.conns.length === 2);
+    await connections(2);
     await settle(100);
     expect(server.conns.map((x) => x.url.pathname).sort()).toEqual(["/ws/tickets/t1", "/ws/tickets/t2"]);
 

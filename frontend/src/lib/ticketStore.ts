@@ -7,6 +7,7 @@
 // resumes from the cursor with the log it had, instead of starting over.
 
 import { ResumableSocket, type SocketOptions, type SocketStatus } from "./socket";
+import { browserStorage } from "./storage";
 import { stepLabel, type LogEntry, type ServerMessage, type StatusUpdateMessage, type TicketStatus } from "./types";
 
 export interface StepResult {
@@ -21,7 +22,9 @@ export interface CIResult {
   durationMs: number | null;
 }
 
-export interface TicketState {
+/** What the brief's hook (useTicketProcessing) returns. */
+export interface TicketProcessing {
+  /** null until the server (or the ticket's saved state) says. */
   status: TicketStatus | null;
   message: string;
   step: string | null;
@@ -29,10 +32,14 @@ export interface TicketState {
   error: string | null;
   logs: LogEntry[];
   isConnected: boolean;
+  /** Opaque resume point: the cursor of the last event received. */
   cursor: string | null;
   runId: string | null;
   reconnecting: boolean;
-  // Details beyond the hook's contract, for the full component.
+}
+
+/** The hook's contract plus details for the full component. */
+export interface TicketState extends TicketProcessing {
   offline: boolean;
   fatal: string | null;
   /** False while the first connection replays the current run; true once it is live. */
@@ -125,7 +132,7 @@ export class TicketStore {
 
   constructor(ticketId: string, opts: TicketStoreOptions) {
     this.ticketId = ticketId;
-    this.storage = opts.storage === undefined ? defaultSessionStorage() : opts.storage;
+    this.storage = opts.storage === undefined ? browserStorage("sessionStorage") : opts.storage;
     this.maxLogs = opts.maxLogs ?? 20_000;
     this.flushIntervalMs = opts.flushIntervalMs ?? 50;
     this.seed = opts.seed;
@@ -426,12 +433,4 @@ function logSize(e: LogEntry): number {
 
 function num(v: unknown): number | null {
   return typeof v === "number" && Number.isFinite(v) ? v : null;
-}
-
-function defaultSessionStorage(): Storage | null {
-  try {
-    return typeof sessionStorage === "undefined" ? null : sessionStorage;
-  } catch {
-    return null;
-  }
 }

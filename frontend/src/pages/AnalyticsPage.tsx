@@ -2,6 +2,7 @@
 // over a chosen window (GET /api/analytics/steps).
 
 import { useMemo, useState } from "react";
+import { ErrorPanel } from "../components/ErrorPanel";
 import { Icon } from "../components/Icon";
 import { useAsync } from "../hooks/useAsync";
 import { api } from "../lib/api";
@@ -67,13 +68,7 @@ export function AnalyticsPage() {
       </div>
 
       {data.error && (
-        <div className="error-panel" role="alert">
-          <Icon name="alert" size={16} />
-          <div>
-            <strong>Impossible de charger les statistiques</strong>
-            <p>{data.error.message}</p>
-          </div>
-        </div>
+        <ErrorPanel title="Impossible de charger les statistiques" message={data.error.message} />
       )}
 
       {!data.data && data.loading ? (

@@ -1,4 +1,5 @@
 import { useRef, useState, type FormEvent } from "react";
+import { FormError } from "../components/ErrorPanel";
 import { Icon } from "../components/Icon";
 import { useToast } from "../components/Toasts";
 import { api, ApiError, newIdempotencyKey, NetworkError, type CreateTicketInput } from "../lib/api";
@@ -86,11 +87,7 @@ export function CreateTicketPage() {
           </select>
           <small className="muted">Pris en compte uniquement par l'exécuteur simulé (démos, tests).</small>
         </label>
-        {error && (
-          <p className="form-error" role="alert">
-            {error}
-          </p>
-        )}
+        <FormError error={error} />
         <div className="form-actions">
           <Link to="/" className="btn btn-ghost">
             Annuler

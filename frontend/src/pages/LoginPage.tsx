@@ -1,4 +1,5 @@
 import { useState, type FormEvent } from "react";
+import { FormError } from "../components/ErrorPanel";
 import { Icon } from "../components/Icon";
 import { api, ApiError } from "../lib/api";
 import { decodeClaims, isExpired, setToken } from "../lib/auth";
@@ -68,11 +69,7 @@ export function LoginPage() {
             spellCheck={false}
           />
         </label>
-        {error && (
-          <p className="form-error" role="alert">
-            {error}
-          </p>
-        )}
+        <FormError error={error} />
         <button type="submit" className="btn btn-primary" disabled={busy || !value.trim()}>
           {busy ? "Vérification…" : "Se connecter"}
         </button>

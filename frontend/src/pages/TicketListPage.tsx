@@ -1,4 +1,5 @@
 import { useEffect, useMemo, useState } from "react";
+import { ErrorPanel } from "../components/ErrorPanel";
 import { Icon } from "../components/Icon";
 import { ProgressBar } from "../components/ProgressBar";
 import { StatusBadge } from "../components/StatusBadge";
@@ -139,16 +140,11 @@ export function TicketListPage() {
       </div>
 
       {list.error && !list.data && (
-        <div className="error-panel" role="alert">
-          <Icon name="alert" size={16} />
-          <div>
-            <strong>Impossible de charger les tickets</strong>
-            <p>{list.error.message}</p>
-            <button type="button" className="btn btn-sm" onClick={reload}>
-              Réessayer
-            </button>
-          </div>
-        </div>
+        <ErrorPanel title="Impossible de charger les tickets" message={list.error.message}>
+          <button type="button" className="btn btn-sm" onClick={reload}>
+            Réessayer
+          </button>
+        </ErrorPanel>
       )}
 
       {list.loading && !list.data ? (

@@ -1,5 +1,6 @@
-import { useCallback, useEffect, useRef, useState, useSyncExternalStore, type FormEvent, type KeyboardEvent } from "react";
+import { useCallback, useEffect, useRef, useState, useSyncExternalStore, type FormEvent, type KeyboardEvent, type ReactNode } from "react";
 import { AuditTrail } from "../components/AuditTrail";
+import { ErrorPanel } from "../components/ErrorPanel";
 import { Icon } from "../components/Icon";
 import { StatusBadge } from "../components/StatusBadge";
 import { TicketProcessingStatus } from "../components/TicketProcessingStatus";
@@ -21,7 +22,7 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
   const runs = useAsync((signal) => api.runs(ticketId, signal), [ticketId]);
   const live = useTicketSummary(ticketId);
   const [busy, setBusy] = useState<string | null>(null);
-  const [tab, setTab] = useState<"runs" | "audit">("runs");
+  const [tab, setTab] = useState<HistoryTabName>("runs");
   const [auditKey, setAuditKey] = useState(0);
   const dialog = useRef<HTMLDialogElement>(null);
   const [comment, setComment] = useState("");
@@ -150,13 +151,7 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
         </div>
       </header>
       {ticket.error && !t && (
-        <div className="error-panel" role="alert">
-          <Icon name="alert" size={16} />
-          <div>
-            <strong>Impossible de charger le ticket</strong>
-            <p>{ticket.error.message}</p>
-          </div>
-        </div>
+        <ErrorPanel title="Impossible de charger le ticket" message={ticket.error.message} />
       )}
 
       <div className="ticket-grid">
@@ -190,30 +185,12 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
 
       <section className="card history" aria-label="Historique">
         <div className="tabs" role="tablist" aria-label="Historique" onKeyDown={onTabKey}>
-          <button
-            type="button"
-            role="tab"
-            id="tab-runs"
-            aria-controls="panel-history"
-            aria-selected={tab === "runs"}
-            tabIndex={tab === "runs" ? 0 : -1}
-            className={tab === "runs" ? "active" : ""}
-            onClick={() => setTab("runs")}
-          >
+          <HistoryTab name="runs" current={tab} onSelect={setTab}>
             Exécutions {runs.data && <span className="count">{runs.data.runs.length}</span>}
-          </button>
-          <button
-            type="button"
-            role="tab"
-            id="tab-audit"
-            aria-controls="panel-history"
-            aria-selected={tab === "audit"}
-            tabIndex={tab === "audit" ? 0 : -1}
-            className={tab === "audit" ? "active" : ""}
-            onClick={() => setTab("audit")}
-          >
+          </HistoryTab>
+          <HistoryTab name="audit" current={tab} onSelect={setTab}>
             Journal d'audit complet
-          </button>
+          </HistoryTab>
         </div>
         <div role="tabpanel" id="panel-history" aria-labelledby={tab === "runs" ? "tab-runs" : "tab-audit"}>
           {tab === "runs" ? (
@@ -248,6 +225,34 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
         </form>
       </dialog>
     </div>
+  );
+}
+
+type HistoryTabName = "runs" | "audit";
+
+interface HistoryTabProps {
+  name: HistoryTabName;
+  current: HistoryTabName;
+  onSelect: (tab: HistoryTabName) => void;
+  children: ReactNode;
+}
+
+/** One tab of the history section; its panel is #panel-history. */
+function HistoryTab({ name, current, onSelect, children }: HistoryTabProps) {
+  const selected = current === name;
+  return (
+    <button
+      type="button"
+      role="tab"
+      id={`tab-${name}`}
+      aria-controls="panel-history"
+      aria-selected={selected}
+      tabIndex={selected ? 0 : -1}
+      className={selected ? "active" : ""}
+      onClick={() => onSelect(name)}
+    >
+      {children}
+    </button>
   );
 }
 

@@ -25,7 +25,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/postgres"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/ticketflow/ticketflow/services/command/command"
-	projector "github.com/ticketflow/ticketflow/services/projector/app"
+	"github.com/ticketflow/ticketflow/services/projector/projector"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )

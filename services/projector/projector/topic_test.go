@@ -1,4 +1,4 @@
-package app
+package projector
 
 import (
 	"context"

@@ -1,0 +1,88 @@
+package app
+
+import (
+	"context"
+
+	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/workflow"
+)
+
+// Batch is one partition's transaction: the offset row it holds locked, the audit trail
+// and the changes an event makes to the projections (adapters holds their SQL).
+type Batch interface {
+	// NextOffset is the partition's stored next offset (-1 when none is stored).
+	NextOffset(ctx context.Context) (int64, error)
+	SetNextOffset(ctx context.Context, next int64, topicID string) error
+	// Record appends the event to ticket_events; false when its id was recorded before.
+	Record(ctx context.Context, ev events.Event, topicID string, value, headers []byte) (bool, error)
+
+	CreateTicket(ctx context.Context, ev events.Event, d *events.TicketCreatedData) error
+	// RequestRun adds the run as PENDING with message.
+	RequestRun(ctx context.Context, ev events.Event, d *events.ProcessingRequestedData, message string) error
+	// TakeOverTicket makes the run the ticket's current one, unless the ticket has an active
+	// run (PENDING or IN_PROGRESS).
+	TakeOverTicket(ctx context.Context, ev events.Event, status, message string) error
+	StartRun(ctx context.Context, ev events.Event, d *events.RunStartedData) error
+	StartStep(ctx context.Context, ev events.Event, d *events.StepStartedData) error
+	CompleteStep(ctx context.Context, ev events.Event, d *events.StepCompletedData) error
+	FinishRun(ctx context.Context, ev events.Event, f Finish) error
+	RejectRun(ctx context.Context, ev events.Event, reason, message string) error
+	ValidateRun(ctx context.Context, ev events.Event) error
+	// UpdateTicket applies a status update to the ticket when ev's run is its current one.
+	UpdateTicket(ctx context.Context, ev events.Event, u workflow.Update) error
+}
+
+// project applies an event's effect on the projections.
+func project(ctx context.Context, b Batch, ev events.Event, payload events.Payload) error {
+	switch d := payload.(type) {
+	case *events.TicketCreatedData:
+		return b.CreateTicket(ctx, ev, d)
+	case *events.ProcessingRequestedData:
+		if err := b.RequestRun(ctx, ev, d, workflow.MessagePending); err != nil {
+			return err
+		}
+		// A request while a run is active will be rejected by the processor: it must not
+		// take over the ticket's visible state.
+		u, _ := workflow.StatusUpdate(ev.Envelope, payload)
+		return b.TakeOverTicket(ctx, ev, string(u.Status), u.Message)
+	case *events.RunStartedData:
+		return b.StartRun(ctx, ev, d)
+	case *events.StepStartedData:
+		if err := b.StartStep(ctx, ev, d); err != nil {
+			return err
+		}
+		return updateTicket(ctx, b, ev, payload)
+	case *events.StepCompletedData:
+		return b.CompleteStep(ctx, ev, d)
+	case *events.RunCompletedData:
+		return finishRun(ctx, b, ev, payload, Finish{Status: string(workflow.Completed), Message: d.Message, Branch: d.Branch})
+	case *events.RunFailedData:
+		return finishRun(ctx, b, ev, payload, Finish{Status: string(workflow.Failed), Message: d.Message, Error: d.Error})
+	case *events.RunCancelledData:
+		return finishRun(ctx, b, ev, payload, Finish{Status: string(workflow.Cancelled), Message: d.Message, Error: d.Reason})
+	case *events.RunRejectedData:
+		return b.RejectRun(ctx, ev, d.Reason, workflow.MessageRejected)
+	case *events.ValidationApprovedData:
+		if err := b.ValidateRun(ctx, ev); err != nil {
+			return err
+		}
+		return updateTicket(ctx, b, ev, payload)
+	}
+	return nil // LogEmitted, CIResult, CancelRequested, ChangesRequested: audit trail only
+}
+
+func finishRun(ctx context.Context, b Batch, ev events.Event, payload events.Payload, f Finish) error {
+	if err := b.FinishRun(ctx, ev, f); err != nil {
+		return err
+	}
+	return updateTicket(ctx, b, ev, payload)
+}
+
+// updateTicket applies the brief's status update for events of the ticket's current run.
+func updateTicket(ctx context.Context, b Batch, ev events.Event, payload events.Payload) error {
+	u, ok := workflow.StatusUpdate(ev.Envelope, payload)
+	if !ok {
+		return nil
+	}
+	return b.UpdateTicket(ctx, ev, u)
+}
