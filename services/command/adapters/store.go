@@ -28,11 +28,7 @@ type Store struct {
 }
 
 // NewStore reads db; topic is the event log's, whose projector offsets writes wait for.
-// acquireTimeout <= 0 means 2 s.
 func NewStore(db *pgxpool.Pool, topic string, acquireTimeout time.Duration) *Store {
-	if acquireTimeout <= 0 {
-		acquireTimeout = 2 * time.Second
-	}
 	return &Store{db: db, topic: topic, acquireTimeout: acquireTimeout}
 }
 

@@ -22,7 +22,7 @@ type Config struct {
 	Repos repourl.Config
 	// ProjectionWait bounds how long a write waits for the projector to show it.
 	ProjectionWait time.Duration
-	// AppendTimeout bounds a Kafka append before the write fails with 503 (<= 0: 10 s).
+	// AppendTimeout bounds a Kafka append before the write fails with 503.
 	AppendTimeout time.Duration
 }
 
@@ -43,9 +43,6 @@ const storeTimeout = 5 * time.Second
 // New builds the application; it fails on an invalid repository policy. resolver looks
 // repository hosts up (nil: the system resolver).
 func New(cfg Config, logger *slog.Logger, store Store, log EventLog, resolver repourl.Resolver) (*Application, error) {
-	if cfg.AppendTimeout <= 0 {
-		cfg.AppendTimeout = 10 * time.Second
-	}
 	repos, err := repourl.New(cfg.Repos, resolver)
 	if err != nil {
 		return nil, err

@@ -100,11 +100,16 @@ func Open(_ context.Context, base *platform.Base) (*Command, error) {
 	return New(cfg, Deps{Log: base.Log, DB: base.DB, Producer: base.Producer, Verifier: base.Verifier, Kafka: base.Config.Kafka})
 }
 
-// New wires the service from a Config built in code (tests); zero durations take their
-// defaults. It fails on an invalid repository policy.
+// New wires the service from a Config built in code (tests): its durations left zero take
+// their defaults (config.Defaults), the other fields are used as they are (WriteRate 0: no
+// limit). It fails on an invalid repository policy.
 func New(cfg Config, deps Deps) (*Command, error) {
-	if cfg.WSTicketTTL <= 0 {
-		cfg.WSTicketTTL = 30 * time.Second
+	def := config.Defaults[Config]()
+	for _, d := range []struct{ field, value *time.Duration }{{&cfg.AppendTimeout, &def.AppendTimeout},
+		{&cfg.RequestTimeout, &def.RequestTimeout}, {&cfg.DBAcquireTimeout, &def.DBAcquireTimeout}, {&cfg.WSTicketTTL, &def.WSTicketTTL}} {
+		if *d.field <= 0 {
+			*d.field = *d.value
+		}
 	}
 	store := adapters.NewStore(deps.DB, deps.Producer.Topic(), cfg.DBAcquireTimeout)
 	log := adapters.NewEventLog(deps.Kafka, deps.Producer)

@@ -14,7 +14,7 @@ import (
 
 // Config is what the routes need to know (package command reads it from the environment).
 type Config struct {
-	// RequestTimeout is every API request's deadline (<= 0: 15 s).
+	// RequestTimeout is every API request's deadline.
 	RequestTimeout time.Duration
 	// WriteRate is how many writes a second one user may make on average; 0 disables it.
 	WriteRate float64
@@ -35,9 +35,6 @@ type HTTP struct {
 
 // NewHTTP serves a; verifier authenticates every request and issues WebSocket tickets.
 func NewHTTP(cfg Config, a *app.Application, verifier *auth.Verifier) *HTTP {
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 15 * time.Second
-	}
 	return &HTTP{cfg: cfg, app: a, verifier: verifier,
 		limiter: newRateLimiter(cfg.WriteRate, cfg.WriteBurst), deadlines: httpx.NewDeadlines(cfg.RequestTimeout)}
 }
