@@ -14,14 +14,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/ticketflow/ticketflow/libs/auth"
 	"github.com/ticketflow/ticketflow/libs/config"
-	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/httpx"
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/platform"
-	command "github.com/ticketflow/ticketflow/services/command/app"
+	"github.com/ticketflow/ticketflow/services/command/app"
+	"github.com/ticketflow/ticketflow/services/command/command"
 	"github.com/ticketflow/ticketflow/services/notifier/notifier"
 	"github.com/ticketflow/ticketflow/services/processor/processor"
 	"github.com/ticketflow/ticketflow/services/projector/projector"
@@ -98,11 +97,6 @@ func runDev([]string) error {
 	}
 	defer base.Close()
 
-	cmdCfg, err := config.Load[command.Config]()
-	if err != nil {
-		return err
-	}
-
 	proj, err := projector.Build(ctx, base)
 	if err != nil {
 		return err
@@ -122,13 +116,14 @@ func runDev([]string) error {
 	checks["notifier"] = notif.Checks["notifier"]
 	checks["processor"] = proc.Checks["consumer"]
 	cancelRequests := platform.RequestContexts(web)
-	api, err := command.New(cmdCfg, command.Deps{Log: log, DB: base.DB, Producer: base.Producer, Verifier: base.Verifier, Kafka: pcfg.Kafka})
+	cmd, err := command.Open(ctx, base)
 	if err != nil {
 		return err
 	}
-	defer api.Close()
+	defer cmd.Close()
+	api := cmd.Service()
 	live := base.Liveness()
-	for name, check := range api.LiveChecks() {
+	for name, check := range api.Live {
 		live[name] = check
 	}
 	httpx.MountOpsLive(web, base.Registry, checks, live)
@@ -160,7 +155,7 @@ func runDev([]string) error {
 			return
 		}
 		if dcfg.Demo {
-			if err := ensureDemoTicket(ctx, base); err != nil {
+			if err := ensureDemoTicket(ctx, base, cmd.App); err != nil {
 				log.Warn("demo ticket", "err", err)
 			}
 		}
@@ -222,23 +217,19 @@ func readSecret(dir string) (string, error) {
 	return strings.TrimSpace(string(b)), nil
 }
 
-// ensureDemoTicket appends the demo ticket once. Its event id is fixed, so even a race with
-// a second start cannot create it twice (the projector dedupes by event id).
-func ensureDemoTicket(ctx context.Context, base *platform.Base) error {
+// ensureDemoTicket creates the demo ticket once, through the command service's use case.
+// Its Idempotency-Key is fixed, so even a race with a second start cannot create it twice.
+func ensureDemoTicket(ctx context.Context, base *platform.Base, cmd *app.Application) error {
 	var exists bool
 	if err := base.DB.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM tickets WHERE id = $1)`, demoTicketID).Scan(&exists); err != nil || exists {
 		return err
 	}
-	env, err := events.New(demoTicketID, "", "dev", &events.TicketCreatedData{
+	_, err := cmd.CreateTicket(ctx, app.Actor{Subject: "dev"}, app.TicketInput{
+		ID:          demoTicketID,
 		Title:       "Demo: add a health endpoint",
 		Description: "A demo ticket created by `ticketflow dev`. Start it and watch the run live.",
-		BaseBranch:  "main", CICommand: "make test", Owner: "dev",
-	})
-	if err != nil {
-		return err
-	}
-	env.ID = uuid.NewSHA1(uuid.NameSpaceURL, []byte("ticketflow:demo:"+demoTicketID)).String()
-	_, err = base.Producer.Append(ctx, env)
+		BaseBranch:  "main", CICommand: "make test",
+	}, "demo:"+demoTicketID)
 	return err
 }
 

@@ -2,93 +2,26 @@ package app_test
 
 import (
 	"context"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/gofiber/fiber/v2"
 	"github.com/ticketflow/ticketflow/libs/events"
-	"github.com/ticketflow/ticketflow/libs/httpx"
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/services/command/app"
-	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/ticketflow/ticketflow/services/command/internal/commandtest"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// replica is a second command instance ("another replica", or the same process after a
-// restart: nothing in memory survives) on the same database and broker.
-type replica struct {
-	e   *env
-	svc *app.Service
-	web *fiber.App
-}
+// env is commandtest's, with the checks of these tests.
+type env struct{ *commandtest.Env }
 
-func (e *env) replica() *replica {
-	svc, err := app.New(e.cfg, app.Deps{Log: slog.New(slog.DiscardHandler), DB: e.db, Producer: e.broker.Producer, Verifier: e.v, Kafka: e.broker.Config, Resolver: testDNS})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(svc.Close)
-	web := httpx.NewApp(slog.New(slog.DiscardHandler), nil)
-	svc.Mount(web)
-	return &replica{e: e, svc: svc, web: web}
-}
-
-func (r *replica) call(token, method, path, body string, headers ...string) reply {
-	r.e.t.Helper()
-	return callWeb(r.e.t, r.web, token, method, path, body, headers...)
-}
-
-// logEnvelopes reads the whole topic as a read_committed consumer sees it.
-func (e *env) logEnvelopes() []events.Envelope {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cl, err := kafka.NewClient(e.broker.Config, kgo.ConsumeTopics(e.broker.Config.Topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords())
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer cl.Close()
-	ends := map[int32]int64{}
-	listed, err := kadm.NewClient(cl).ListCommittedOffsets(ctx, e.broker.Config.Topic)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	listed.Each(func(o kadm.ListedOffset) { ends[o.Partition] = o.Offset })
-	seen := map[int32]int64{}
-	var out []events.Envelope
-	done := func() bool {
-		for p, end := range ends {
-			if got, ok := seen[p]; end > 0 && (!ok || got < end-1) {
-				return false
-			}
-		}
-		return true
-	}
-	for !done() {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			e.t.Fatalf("reading the log: %v (seen %v of %v)", ctx.Err(), seen, ends)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			seen[r.Partition] = max(seen[r.Partition], r.Offset)
-			if r.Attrs.IsControl() {
-				return
-			}
-			if env, err := events.DecodeEnvelope(r.Value); err == nil {
-				out = append(out, env)
-			}
-		})
-	}
-	return out
-}
+func newEnv(t *testing.T) *env { return &env{commandtest.New(t, commandtest.DefaultConfig, 0)} }
 
 // copies counts the records in the log carrying each event id of the given type.
 func (e *env) copies(typ string) map[string]int {
 	n := map[string]int{}
-	for _, env := range e.logEnvelopes() {
+	for _, env := range e.LogEnvelopes() {
 		if string(env.Type) == typ {
 			n[env.ID]++
 		}
@@ -96,44 +29,46 @@ func (e *env) copies(typ string) map[string]int {
 	return n
 }
 
-func (e *env) newTicket() string {
-	e.t.Helper()
-	r := e.call(e.alice, "POST", "/api/tickets", `{"title":"t"}`)
-	if r.Status != 201 {
-		e.t.Fatalf("create: %d %v", r.Status, r.Body)
-	}
-	return r.Body["id"].(string)
-}
-
 // finishRun appends what a processor would for a run that completes, and waits for the
 // projection to show the ticket COMPLETED.
 func (e *env) finishRun(ticketID, runID string) {
-	e.t.Helper()
+	e.T.Helper()
 	var envs []events.Envelope
 	for _, p := range []events.Payload{&events.RunStartedData{Iteration: 1, MaxIterations: 3, Executor: "simulated"},
 		&events.RunCompletedData{Iteration: 1, Message: "done"}} {
 		env, err := events.New(ticketID, runID, "processor", p)
 		if err != nil {
-			e.t.Fatal(err)
+			e.T.Fatal(err)
 		}
 		envs = append(envs, env)
 	}
-	if _, err := e.broker.Producer.Append(context.Background(), envs...); err != nil {
-		e.t.Fatal(err)
+	if _, err := e.Broker.Producer.Append(context.Background(), envs...); err != nil {
+		e.T.Fatal(err)
 	}
 	e.waitStatus(ticketID, "COMPLETED")
 }
 
+// finishPendingRun waits for the ticket's run to be PENDING, finishes it (finishRun) and
+// returns its id.
+func (e *env) finishPendingRun(ticketID string) string {
+	e.T.Helper()
+	e.waitStatus(ticketID, "PENDING")
+	var runID string
+	_ = e.DB.QueryRow(context.Background(), `SELECT current_run_id FROM tickets WHERE id = $1`, ticketID).Scan(&runID)
+	e.finishRun(ticketID, runID)
+	return runID
+}
+
 func (e *env) waitStatus(ticketID, status string) {
-	e.t.Helper()
+	e.T.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		r := e.call(e.alice, "GET", "/api/tickets/"+ticketID, "")
+		r := e.Call(e.Alice, "GET", "/api/tickets/"+ticketID, "")
 		if r.Body["status"] == status {
 			return
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("ticket %s stays %v, want %s", ticketID, r.Body["status"], status)
+			e.T.Fatalf("ticket %s stays %v, want %s", ticketID, r.Body["status"], status)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -143,19 +78,19 @@ func (e *env) waitStatus(ticketID, status string) {
 // advisory locks go with them, a moment after the connection closes), as it has long done
 // by the time a client retries after a real crash.
 func (e *env) waitSessionsGone() {
-	e.t.Helper()
+	e.T.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var n int
-		if err := e.db.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+		if err := e.DB.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
 			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&n); err != nil {
-			e.t.Fatal(err)
+			e.T.Fatal(err)
 		}
 		if n == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			e.t.Fatalf("%d advisory locks still held", n)
+			e.T.Fatalf("%d advisory locks still held", n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -167,13 +102,39 @@ func crashAt(point string) func(string, string, []events.Envelope, func()) bool 
 
 func startBody(id string) string { return `{"ticket_id":"` + id + `"}` }
 
+// ticketAndReplica is a new ticket of Alice's and another instance, whose first attempt
+// the tests stop at a fault point.
+func (e *env) ticketAndReplica() (string, *commandtest.Replica) {
+	e.T.Helper()
+	return e.NewTicket(), e.Replica()
+}
+
+// caller is an Env or a Replica.
+type caller interface {
+	Call(token, method, path, body string, headers ...string) commandtest.Reply
+}
+
+// startKeyed starts Alice's ticket id through via with an Idempotency-Key.
+func (e *env) startKeyed(via caller, id, key string) commandtest.Reply {
+	e.T.Helper()
+	return via.Call(e.Alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", key)
+}
+
+// requireRequestedOnce checks that the TicketProcessingRequested event id is once in the
+// log, and no event twice.
+func (e *env) requireRequestedOnce(id string) {
+	e.T.Helper()
+	requireOnce(e.T, e.copies(string(events.TicketProcessingRequested)), id)
+	e.requireNoDuplicates()
+}
+
 // requireNoDuplicates checks that no event id is twice in the log.
 func (e *env) requireNoDuplicates() {
-	e.t.Helper()
+	e.T.Helper()
 	n := map[string]int{}
-	for _, env := range e.logEnvelopes() {
+	for _, env := range e.LogEnvelopes() {
 		if n[env.ID]++; n[env.ID] > 1 {
-			e.t.Fatalf("event %s (%s) is in the log more than once", env.ID, env.Type)
+			e.T.Fatalf("event %s (%s) is in the log more than once", env.ID, env.Type)
 		}
 	}
 }
@@ -190,26 +151,22 @@ func requireOnce(t *testing.T, copies map[string]int, id string) {
 // and appends nothing.
 func TestRetryAfterCrashBetweenCommitAndAnswer(t *testing.T) {
 	e := newEnv(t)
-	id := e.newTicket()
-	first := e.replica()
-	app.SetFaults(first.svc, crashAt(app.FaultAfterCommit))
-	if r := first.call(e.alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "crash-1"); r.Status != 500 {
+	id, first := e.ticketAndReplica()
+	app.SetFaults(first.Cmd.App, crashAt(app.FaultAfterCommit))
+	if r := e.startKeyed(first, id, "crash-1"); r.Status != 500 {
 		t.Fatalf("crashed attempt answered %d %v", r.Status, r.Body)
 	}
-	e.waitStatus(id, "PENDING")
 	// The run the committed event started goes to its end before the retry arrives.
-	var current string
-	_ = e.db.QueryRow(context.Background(), `SELECT current_run_id FROM tickets WHERE id = $1`, id).Scan(&current)
-	e.finishRun(id, current)
+	current := e.finishPendingRun(id)
 
 	e.waitSessionsGone()
-	retry := e.replica().call(e.alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "crash-1")
+	retry := e.startKeyed(e.Replica(), id, "crash-1")
 	if retry.Status != 202 || retry.Body["status"] != "PENDING" || retry.Body["run_id"] != current || retry.Header["Idempotent-Replayed"] != "true" {
 		t.Fatalf("retry: %d %v %v, want the original 202 for run %s", retry.Status, retry.Body, retry.Header, current)
 	}
 	requestEventOf(t, e, current)
 	// And the key is answered now: a third attempt replays without looking at the log.
-	if again := e.call(e.alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "crash-1"); again.Status != 202 || again.Body["run_id"] != current {
+	if again := e.startKeyed(e.Env, id, "crash-1"); again.Status != 202 || again.Body["run_id"] != current {
 		t.Fatalf("third attempt: %d %v", again.Status, again.Body)
 	}
 	e.requireNoDuplicates()
@@ -219,7 +176,7 @@ func TestRetryAfterCrashBetweenCommitAndAnswer(t *testing.T) {
 // under the key's transactional id, its records produced, not committed.
 func rawAttempt(t *testing.T, e *env, tid string, envs []events.Envelope) *kgo.Client {
 	t.Helper()
-	cl, err := kafka.NewClient(e.broker.Config, kgo.TransactionalID(tid))
+	cl, err := kafka.NewClient(e.Broker.Config, kgo.TransactionalID(tid))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +185,7 @@ func rawAttempt(t *testing.T, e *env, tid string, envs []events.Envelope) *kgo.C
 		t.Fatal(err)
 	}
 	for _, env := range envs {
-		rec, err := kafka.Record(e.broker.Config.Topic, env, "")
+		rec, err := kafka.Record(e.Broker.Config.Topic, env, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -243,10 +200,9 @@ func rawAttempt(t *testing.T, e *env, tid string, envs []events.Envelope) *kgo.C
 // fences the transactional id (aborting that transaction) and appends once.
 func TestRetryAfterCrashInsideTransaction(t *testing.T) {
 	e := newEnv(t)
-	id := e.newTicket()
-	first := e.replica()
+	id, first := e.ticketAndReplica()
 	var planned []events.Envelope
-	app.SetFaults(first.svc, func(point, tid string, envs []events.Envelope, _ func()) bool {
+	app.SetFaults(first.Cmd.App, func(point, tid string, envs []events.Envelope, _ func()) bool {
 		if point != app.FaultAfterClaim {
 			return false
 		}
@@ -254,28 +210,26 @@ func TestRetryAfterCrashInsideTransaction(t *testing.T) {
 		rawAttempt(t, e, tid, envs)
 		return true
 	})
-	if r := first.call(e.alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "crash-2"); r.Status != 500 {
+	if r := e.startKeyed(first, id, "crash-2"); r.Status != 500 {
 		t.Fatalf("crashed attempt answered %d %v", r.Status, r.Body)
 	}
 	e.waitSessionsGone()
-	retry := e.replica().call(e.alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "crash-2")
+	retry := e.startKeyed(e.Replica(), id, "crash-2")
 	if retry.Status != 202 || retry.Body["run_id"] != planned[0].RunID {
 		t.Fatalf("retry: %d %v, want 202 for run %s", retry.Status, retry.Body, planned[0].RunID)
 	}
-	requireOnce(t, e.copies(string(events.TicketProcessingRequested)), planned[0].ID)
-	e.requireNoDuplicates()
+	e.requireRequestedOnce(planned[0].ID)
 }
 
 // A first attempt paused (a zombie: its database session gone, its transaction open) while
 // the client retries elsewhere; when it wakes up and commits, the commit fails.
 func TestZombieAttemptIsFenced(t *testing.T) {
 	e := newEnv(t)
-	id := e.newTicket()
-	first := e.replica()
-	var retry reply
+	id, first := e.ticketAndReplica()
+	var retry commandtest.Reply
 	var zombieCommit error
 	var planned []events.Envelope
-	app.SetFaults(first.svc, func(point, tid string, envs []events.Envelope, dropSession func()) bool {
+	app.SetFaults(first.Cmd.App, func(point, tid string, envs []events.Envelope, dropSession func()) bool {
 		if point != app.FaultAfterClaim {
 			return false
 		}
@@ -283,43 +237,41 @@ func TestZombieAttemptIsFenced(t *testing.T) {
 		dropSession()
 		zombie := rawAttempt(t, e, tid, envs)
 		e.waitSessionsGone()
-		retry = e.replica().call(e.alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "zombie-1")
+		retry = e.startKeyed(e.Replica(), id, "zombie-1")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		zombieCommit = zombie.EndTransaction(ctx, kgo.TryCommit)
 		return true
 	})
-	first.call(e.alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "zombie-1")
+	e.startKeyed(first, id, "zombie-1")
 	if retry.Status != 202 || retry.Body["run_id"] != planned[0].RunID {
 		t.Fatalf("retry: %d %v", retry.Status, retry.Body)
 	}
 	if zombieCommit == nil {
 		t.Fatal("the zombie attempt committed after the retry took over")
 	}
-	requireOnce(t, e.copies(string(events.TicketProcessingRequested)), planned[0].ID)
-	e.requireNoDuplicates()
+	e.requireRequestedOnce(planned[0].ID)
 }
 
 // The same with the service's own producer: the first attempt, paused after its claim,
 // resumes after the retry answered; its append is refused as superseded.
 func TestZombieServiceAttemptIsSuperseded(t *testing.T) {
 	e := newEnv(t)
-	id := e.newTicket()
-	first := e.replica()
-	var retry reply
-	app.SetFaults(first.svc, func(point, _ string, _ []events.Envelope, dropSession func()) bool {
+	id, first := e.ticketAndReplica()
+	var retry commandtest.Reply
+	app.SetFaults(first.Cmd.App, func(point, _ string, _ []events.Envelope, dropSession func()) bool {
 		if point == app.FaultAfterClaim {
 			dropSession()
 			e.waitSessionsGone()
-			retry = e.replica().call(e.alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "zombie-2")
+			retry = e.startKeyed(e.Replica(), id, "zombie-2")
 		}
 		return false
 	})
-	zombie := first.call(e.alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "zombie-2")
+	zombie := e.startKeyed(first, id, "zombie-2")
 	if retry.Status != 202 {
 		t.Fatalf("retry: %d %v", retry.Status, retry.Body)
 	}
-	if zombie.Status != 409 || zombie.code() != "request_superseded" {
+	if zombie.Status != 409 || zombie.Code() != "request_superseded" {
 		t.Fatalf("zombie attempt: %d %v, want 409 request_superseded", zombie.Status, zombie.Body)
 	}
 	requestEventOf(t, e, retry.Body["run_id"].(string))
@@ -330,15 +282,15 @@ func TestZombieServiceAttemptIsSuperseded(t *testing.T) {
 // 202 or 409 request_in_progress, and the key then replays the 202.
 func TestConcurrentKeyedRequestsOnTwoReplicas(t *testing.T) {
 	e := newEnv(t)
-	id := e.newTicket()
-	replicas := []*replica{e.replica(), e.replica()}
+	id := e.NewTicket()
+	replicas := []*commandtest.Replica{e.Replica(), e.Replica()}
 	var wg sync.WaitGroup
-	replies := make([]reply, 8)
+	replies := make([]commandtest.Reply, 8)
 	for i := range replies {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			replies[i] = replicas[i%2].call(e.alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "same")
+			replies[i] = e.startKeyed(replicas[i%2], id, "same")
 		}()
 	}
 	wg.Wait()
@@ -347,7 +299,7 @@ func TestConcurrentKeyedRequestsOnTwoReplicas(t *testing.T) {
 		switch {
 		case r.Status == 202:
 			accepted++
-		case r.Status == 409 && r.code() == "request_in_progress":
+		case r.Status == 409 && r.Code() == "request_in_progress":
 		default:
 			t.Fatalf("answer %d %v", r.Status, r.Body)
 		}
@@ -355,7 +307,7 @@ func TestConcurrentKeyedRequestsOnTwoReplicas(t *testing.T) {
 	if accepted == 0 {
 		t.Fatal("no attempt was accepted")
 	}
-	final := replicas[0].call(e.alice, "POST", "/api/tickets/processing/start", startBody(id), "Idempotency-Key", "same")
+	final := e.startKeyed(replicas[0], id, "same")
 	if final.Status != 202 {
 		t.Fatalf("final retry: %d %v", final.Status, final.Body)
 	}
@@ -380,27 +332,24 @@ func firstKey(m map[string]int) string {
 // second request.
 func TestChangesRequestedRetryAfterCrash(t *testing.T) {
 	e := newEnv(t)
-	id := e.newTicket()
-	start := e.call(e.alice, "POST", "/api/tickets/processing/start", startBody(id))
+	id := e.NewTicket()
+	start := e.Call(e.Alice, "POST", "/api/tickets/processing/start", startBody(id))
 	if start.Status != 202 {
 		t.Fatalf("start: %d %v", start.Status, start.Body)
 	}
 	run1 := start.Body["run_id"].(string)
 	e.finishRun(id, run1)
 
-	first := e.replica()
-	app.SetFaults(first.svc, crashAt(app.FaultAfterCommit))
+	first := e.Replica()
+	app.SetFaults(first.Cmd.App, crashAt(app.FaultAfterCommit))
 	body := `{"decision":"request_changes","comment":"rename it"}`
-	if r := first.call(e.alice, "POST", "/api/tickets/"+id+"/validation", body, "Idempotency-Key", "changes-1"); r.Status != 500 {
+	if r := first.Call(e.Alice, "POST", "/api/tickets/"+id+"/validation", body, "Idempotency-Key", "changes-1"); r.Status != 500 {
 		t.Fatalf("crashed attempt answered %d %v", r.Status, r.Body)
 	}
-	e.waitStatus(id, "PENDING")
-	var run2 string
-	_ = e.db.QueryRow(context.Background(), `SELECT current_run_id FROM tickets WHERE id = $1`, id).Scan(&run2)
-	e.finishRun(id, run2)
+	run2 := e.finishPendingRun(id)
 
 	e.waitSessionsGone()
-	retry := e.replica().call(e.alice, "POST", "/api/tickets/"+id+"/validation", body, "Idempotency-Key", "changes-1")
+	retry := e.Replica().Call(e.Alice, "POST", "/api/tickets/"+id+"/validation", body, "Idempotency-Key", "changes-1")
 	if retry.Status != 202 || retry.Body["run_id"] != run2 || retry.Header["Idempotent-Replayed"] != "true" {
 		t.Fatalf("retry: %d %v, want the original 202 for run %s", retry.Status, retry.Body, run2)
 	}
@@ -410,7 +359,7 @@ func TestChangesRequestedRetryAfterCrash(t *testing.T) {
 	}
 	requireOnce(t, changes, firstKey(changes))
 	requestEventOf(t, e, run2)
-	for _, env := range e.logEnvelopes() {
+	for _, env := range e.LogEnvelopes() {
 		if env.Type == events.ChangesRequested && env.RunID != run1 {
 			t.Fatalf("ChangesRequested carries run %s, want %s", env.RunID, run1)
 		}
@@ -423,7 +372,7 @@ func requestEventOf(t *testing.T, e *env, run string) string {
 	t.Helper()
 	n := 0
 	var id string
-	for _, env := range e.logEnvelopes() {
+	for _, env := range e.LogEnvelopes() {
 		if env.Type == events.TicketProcessingRequested && env.RunID == run {
 			n++
 			id = env.ID
@@ -438,16 +387,16 @@ func requestEventOf(t *testing.T, e *env, run string) string {
 // The same ticket started at once through two replicas, without keys: exactly one run.
 func TestConcurrentStartsOnTwoReplicas(t *testing.T) {
 	e := newEnv(t)
-	replicas := []*replica{e.replica(), e.replica()}
+	replicas := []*commandtest.Replica{e.Replica(), e.Replica()}
 	for range 3 {
-		id := e.newTicket()
+		id := e.NewTicket()
 		var wg sync.WaitGroup
-		replies := make([]reply, 2)
+		replies := make([]commandtest.Reply, 2)
 		for i := range replies {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				replies[i] = replicas[i].call(e.alice, "POST", "/api/tickets/processing/start", startBody(id))
+				replies[i] = replicas[i].Call(e.Alice, "POST", "/api/tickets/processing/start", startBody(id))
 			}()
 		}
 		wg.Wait()
@@ -456,7 +405,7 @@ func TestConcurrentStartsOnTwoReplicas(t *testing.T) {
 			switch {
 			case r.Status == 202:
 				accepted++
-			case r.Status == 409 && r.code() == "run_active":
+			case r.Status == 409 && r.Code() == "run_active":
 				conflicts++
 			default:
 				t.Fatalf("answer %d %v", r.Status, r.Body)
@@ -466,7 +415,7 @@ func TestConcurrentStartsOnTwoReplicas(t *testing.T) {
 			t.Fatalf("%d accepted, %d conflicts; want 1 and 1", accepted, conflicts)
 		}
 		n := 0
-		for _, env := range e.logEnvelopes() {
+		for _, env := range e.LogEnvelopes() {
 			if env.Type == events.TicketProcessingRequested && env.TicketID == id {
 				n++
 			}

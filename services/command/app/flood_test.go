@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/ticketflow/ticketflow/libs/events"
-	"github.com/ticketflow/ticketflow/services/command/app"
+	"github.com/ticketflow/ticketflow/services/command/command"
+	"github.com/ticketflow/ticketflow/services/command/internal/commandtest"
 )
 
 // 256 concurrent starts from one user on 256 of their own tickets, through a pool of 8
@@ -23,7 +24,7 @@ import (
 // pool deadlocked and every request hung.
 func TestFloodOfStartsIsAnswered(t *testing.T) {
 	const n = 256
-	e := newEnvPool(t, app.Config{ProjectionWait: 3 * time.Second, AppendTimeout: 5 * time.Second,
+	e := commandtest.New(t, command.Config{ProjectionWait: 3 * time.Second, AppendTimeout: 5 * time.Second,
 		RequestTimeout: 8 * time.Second, DBAcquireTimeout: 500 * time.Millisecond, WriteRate: 50, WriteBurst: 128}, 8)
 
 	// The tickets are created straight in the log (a flood of creations is not the point).
@@ -36,13 +37,13 @@ func TestFloodOfStartsIsAnswered(t *testing.T) {
 		}
 		ids[i], envs = env.TicketID, append(envs, env)
 	}
-	if _, err := e.broker.Producer.Append(context.Background(), envs...); err != nil {
+	if _, err := e.Broker.Producer.Append(context.Background(), envs...); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		var got int
-		_ = e.db.QueryRow(context.Background(), `SELECT count(*) FROM tickets`).Scan(&got)
+		_ = e.DB.QueryRow(context.Background(), `SELECT count(*) FROM tickets`).Scan(&got)
 		if got == n {
 			break
 		}
@@ -56,13 +57,13 @@ func TestFloodOfStartsIsAnswered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = e.web.Listener(ln) }()
-	t.Cleanup(func() { _ = e.web.Shutdown() })
+	go func() { _ = e.Web.Listener(ln) }()
+	t.Cleanup(func() { _ = e.Web.Shutdown() })
 	base := "http://" + ln.Addr().String()
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: n}}
 	post := func(ticketID string) (int, map[string]any, string, error) {
 		req, _ := http.NewRequest("POST", base+"/api/tickets/processing/start", bytes.NewBufferString(startBody(ticketID)))
-		req.Header.Set("Authorization", "Bearer "+e.alice)
+		req.Header.Set("Authorization", "Bearer "+e.Alice)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
@@ -120,7 +121,7 @@ func TestFloodOfStartsIsAnswered(t *testing.T) {
 
 	start := time.Now()
 	req, _ := http.NewRequest("GET", base+"/api/tickets/"+ids[0], nil)
-	req.Header.Set("Authorization", "Bearer "+e.alice)
+	req.Header.Set("Authorization", "Bearer "+e.Alice)
 	resp, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("GET after the flood: %v %v", resp, err)
@@ -131,7 +132,7 @@ func TestFloodOfStartsIsAnswered(t *testing.T) {
 	}
 
 	perRun := map[string]int{}
-	for _, env := range e.logEnvelopes() {
+	for _, env := range e.LogEnvelopes() {
 		if env.Type == events.TicketProcessingRequested {
 			perRun[env.RunID]++
 		}

@@ -1,37 +1,22 @@
 package app_test
 
 import (
-	"context"
-	"errors"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ticketflow/ticketflow/libs/repourl"
-	"github.com/ticketflow/ticketflow/services/command/app"
+	"github.com/ticketflow/ticketflow/services/command/command"
+	"github.com/ticketflow/ticketflow/services/command/internal/commandtest"
 )
-
-// fakeDNS answers the names the command tests use; others do not resolve.
-type fakeDNS map[string]string
-
-func (f fakeDNS) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
-	if a, ok := f[host]; ok {
-		return []netip.Addr{netip.MustParseAddr(a)}, nil
-	}
-	return nil, errors.New("no such host")
-}
-
-var testDNS = fakeDNS{"github.com": "140.82.121.4", "h": "93.184.216.34", "localhost": "127.0.0.1", "git.internal": "10.0.0.7",
-	"metadata.internal": "169.254.169.254"}
 
 // Ticket creation refuses repositories on internal addresses (422, no address in the message)
 // and, when an allow-list is set, repositories outside it.
 func TestCreateTicketRepositoryPolicy(t *testing.T) {
-	e := newEnvWith(t, app.Config{ProjectionWait: 10 * time.Second, AppendTimeout: 10 * time.Second,
-		Repos: repourl.Config{Allowlist: []string{"github.com/acme/*"}}})
-	create := func(url string) reply {
-		return e.call(e.alice, "POST", "/api/tickets", `{"title":"x","repository_url":"`+url+`"}`)
+	e := commandtest.New(t, command.Config{ProjectionWait: 10 * time.Second, AppendTimeout: 10 * time.Second,
+		Repos: repourl.Config{Allowlist: []string{"github.com/acme/*"}}}, 0)
+	create := func(url string) commandtest.Reply {
+		return e.Call(e.Alice, "POST", "/api/tickets", `{"title":"x","repository_url":"`+url+`"}`)
 	}
 	for _, url := range []string{
 		"https://127.0.0.1/acme/r", "https://127.0.0.1:5432/acme/r", "https://localhost/acme/r", "https://[::1]/acme/r",
@@ -41,14 +26,14 @@ func TestCreateTicketRepositoryPolicy(t *testing.T) {
 		"https://github.com/victim/secret", "git@github.com:victim/secret.git", "https://github.com/acmecorp/r",
 	} {
 		r := create(url)
-		if r.Status != 422 || r.code() != "invalid_field" || !strings.Contains(r.message(), "repository_url") {
+		if r.Status != 422 || r.Code() != "invalid_field" || !strings.Contains(r.Message(), "repository_url") {
 			t.Errorf("%s → %d %v, want 422", url, r.Status, r.Body)
 		}
-		if strings.Contains(r.message(), "10.0.0.7") || strings.Contains(r.message(), "169.254.169.254") && !strings.Contains(url, "169.254") {
-			t.Errorf("%s: the message names a resolved address: %s", url, r.message())
+		if strings.Contains(r.Message(), "10.0.0.7") || strings.Contains(r.Message(), "169.254.169.254") && !strings.Contains(url, "169.254") {
+			t.Errorf("%s: the message names a resolved address: %s", url, r.Message())
 		}
 	}
-	if r := create("https://github.com/victim/secret"); !strings.Contains(r.message(), "allow-list") {
+	if r := create("https://github.com/victim/secret"); !strings.Contains(r.Message(), "allow-list") {
 		t.Errorf("outside the allow-list: %v", r.Body)
 	}
 	for _, url := range []string{"https://github.com/acme/widgets.git", "git@github.com:acme/widgets.git", "https://github.com/Acme/tools"} {
@@ -59,19 +44,11 @@ func TestCreateTicketRepositoryPolicy(t *testing.T) {
 }
 
 func TestCreateTicketWithoutAllowlistAcceptsPublicRepositories(t *testing.T) {
-	e := newEnv(t)
+	e := commandtest.New(t, commandtest.DefaultConfig, 0)
 	for url, status := range map[string]int{"https://github.com/anyone/repo.git": 201, "https://not-resolving-yet.example/o/r": 201,
 		"https://localhost/o/r": 422, "https://github.com/o/r?x": 422} {
-		if r := e.call(e.alice, "POST", "/api/tickets", `{"title":"x","repository_url":"`+url+`"}`); r.Status != status {
+		if r := e.Call(e.Alice, "POST", "/api/tickets", `{"title":"x","repository_url":"`+url+`"}`); r.Status != status {
 			t.Errorf("%s → %d %v, want %d", url, r.Status, r.Body, status)
 		}
 	}
-}
-
-func (r reply) message() string {
-	if e, ok := r.Body["error"].(map[string]any); ok {
-		s, _ := e["message"].(string)
-		return s
-	}
-	return ""
 }

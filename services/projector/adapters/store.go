@@ -11,13 +11,14 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/postgres"
 	"github.com/ticketflow/ticketflow/libs/workflow"
 	"github.com/ticketflow/ticketflow/services/projector/app"
 )
 
 // ConsumerName is the projector's consumer_offsets key; the command service reads the same
-// rows to wait until its writes are projected.
-const ConsumerName = "projector"
+// rows (by the same constant) to wait until its writes are projected.
+const ConsumerName = postgres.ProjectorConsumer
 
 // Store is the projector's database for one topic.
 type Store struct {

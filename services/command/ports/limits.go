@@ -1,4 +1,4 @@
-package app
+package ports
 
 import (
 	"math"
@@ -73,8 +73,8 @@ func (l *rateLimiter) sweep(now time.Time) {
 
 // limitWrites answers 429 rate_limited, with Retry-After in whole seconds, once the
 // caller's bucket is empty.
-func (s *Service) limitWrites(c *fiber.Ctx) error {
-	ok, wait := s.limiter.take(httpx.Claims(c).Subject())
+func (h *HTTP) limitWrites(c *fiber.Ctx) error {
+	ok, wait := h.limiter.take(httpx.Claims(c).Subject())
 	if ok {
 		return c.Next()
 	}

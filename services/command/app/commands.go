@@ -3,37 +3,19 @@ package app
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strings"
 	"unicode/utf8"
 
-	"github.com/gofiber/fiber/v2"
 	"github.com/google/uuid"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/httpx"
 	"github.com/ticketflow/ticketflow/libs/workflow"
 )
 
-// The use cases: what the command service does, with plain arguments, callable from HTTP,
-// tests, `dev` and a CLI alike. Each one only decides — from the ticket as the projection
-// shows it under the ticket's lock — which events to append and what to answer (a plan);
-// execute (execute.go) holds the locks, the idempotency key and the append.
-
-// Actor is who asks.
-type Actor struct {
-	Subject string
-	Admin   bool
-}
-
-func (a Actor) canAccess(owner string) bool { return a.Admin || a.Subject == owner }
-
-// Result is a use case's answer: an HTTP status and JSON body (the API's contract), and
-// whether it is the stored answer of an earlier attempt with the same Idempotency-Key.
-type Result struct {
-	Status   int
-	Body     []byte
-	Replayed bool
-	Location string
-}
+// The write use cases. Each one only decides — from the ticket as the projection shows it
+// under the ticket's lock — which events to append and what to answer (a plan); execute
+// (execute.go) holds the locks, the idempotency key and the append.
 
 // plan is what a write will do once its checks passed: append events (ids already fixed)
 // and then answer status/body.
@@ -56,6 +38,9 @@ type write struct {
 
 // TicketInput is a new ticket's fields.
 type TicketInput struct {
+	// ID fixes the new ticket's id (dev's demo ticket); "" means a generated one. It is not
+	// part of the HTTP body (an "id" field there is refused as unknown).
+	ID              string `json:"-"`
 	Title           string `json:"title"`
 	Description     string `json:"description"`
 	RepositoryURL   string `json:"repository_url"`
@@ -70,6 +55,8 @@ func (r *TicketInput) validate() error {
 		r.BaseBranch = "main"
 	}
 	switch {
+	case len(r.ID) > 100:
+		return httpx.Invalid("ticket id must be 1 to 100 characters")
 	case r.Title == "":
 		return httpx.Invalid("title is required")
 	case utf8.RuneCountInString(r.Title) > 200:
@@ -88,15 +75,18 @@ func (r *TicketInput) validate() error {
 }
 
 // CreateTicket appends TicketCreated and answers 201 with the ticket.
-func (s *Service) CreateTicket(ctx context.Context, actor Actor, in TicketInput, key string) (Result, error) {
+func (a *Application) CreateTicket(ctx context.Context, actor Actor, in TicketInput, key string) (Result, error) {
 	if err := in.validate(); err != nil {
 		return Result{}, err
 	}
-	if err := s.admitRepository(ctx, in.RepositoryURL); err != nil {
+	if err := a.admitRepository(ctx, in.RepositoryURL); err != nil {
 		return Result{}, err
 	}
-	return s.execute(ctx, actor, key, write{op: "create_ticket", args: in, decide: func(_ Ticket, ids *idSource) (plan, error) {
-		ticketID := ids.next()
+	return a.execute(ctx, actor, key, write{op: "create_ticket", args: in, decide: func(_ Ticket, ids *idSource) (plan, error) {
+		ticketID := in.ID
+		if ticketID == "" {
+			ticketID = ids.next()
+		}
 		env, err := newEvent(ids, ticketID, "", actor.Subject, &events.TicketCreatedData{
 			Title: in.Title, Description: in.Description, RepositoryURL: in.RepositoryURL, BaseBranch: in.BaseBranch,
 			CICommand: in.CICommand, Owner: actor.Subject, SimulateFailure: in.SimulateFailure,
@@ -107,44 +97,36 @@ func (s *Service) CreateTicket(ctx context.Context, actor Actor, in TicketInput,
 		t := Ticket{ID: ticketID, Title: in.Title, Description: in.Description, RepositoryURL: in.RepositoryURL,
 			BaseBranch: in.BaseBranch, CICommand: in.CICommand, Owner: actor.Subject, Status: string(workflow.Idle),
 			CreatedAt: env.OccurredAt, UpdatedAt: env.OccurredAt}
-		return plan{ticketID: ticketID, events: []events.Envelope{env}, status: fiber.StatusCreated, body: t,
+		return plan{ticketID: ticketID, events: []events.Envelope{env}, status: http.StatusCreated, body: t,
 			location: "/api/tickets/" + ticketID}, nil
 	}})
 }
 
 // StartProcessing is the brief's start: TicketProcessingRequested for a new run, 202 PENDING.
-func (s *Service) StartProcessing(ctx context.Context, actor Actor, ticketID, key string) (Result, error) {
+func (a *Application) StartProcessing(ctx context.Context, actor Actor, ticketID, key string) (Result, error) {
 	if ticketID == "" {
 		return Result{}, httpx.Invalid("ticket_id is required")
 	}
-	return s.execute(ctx, actor, key, write{op: "start", args: ticketID, ticketID: ticketID, decide: func(t Ticket, ids *idSource) (plan, error) {
+	return a.execute(ctx, actor, key, write{op: "start", args: ticketID, ticketID: ticketID, decide: func(t Ticket, ids *idSource) (plan, error) {
 		if workflow.Status(t.Status).Active() {
 			return plan{}, httpx.Conflict("run_active", "ticket %q already has an active run (%s)", t.ID, t.CurrentRunID)
 		}
 		runID := ids.next()
-		env, err := newEvent(ids, t.ID, runID, actor.Subject, &events.ProcessingRequestedData{RequestedBy: actor.Subject, Reason: "start"})
-		if err != nil {
-			return plan{}, err
-		}
-		return plan{ticketID: t.ID, events: []events.Envelope{env}, status: fiber.StatusAccepted, body: fiber.Map{
+		return accepted(ids, t, actor, map[string]any{
 			"success": true, "status": workflow.Pending, "message": workflow.MessagePending,
 			"ticket_id": t.ID, "run_id": runID, "websocket_url": "/ws/tickets/" + t.ID,
-		}}, nil
+		}, event{runID, &events.ProcessingRequestedData{RequestedBy: actor.Subject, Reason: "start"}})
 	}})
 }
 
 // CancelRun asks the processor to cancel the ticket's active run.
-func (s *Service) CancelRun(ctx context.Context, actor Actor, ticketID, key string) (Result, error) {
-	return s.execute(ctx, actor, key, write{op: "cancel", args: ticketID, ticketID: ticketID, decide: func(t Ticket, ids *idSource) (plan, error) {
+func (a *Application) CancelRun(ctx context.Context, actor Actor, ticketID, key string) (Result, error) {
+	return a.execute(ctx, actor, key, write{op: "cancel", args: ticketID, ticketID: ticketID, decide: func(t Ticket, ids *idSource) (plan, error) {
 		if !workflow.Status(t.Status).Active() {
 			return plan{}, httpx.Conflict("no_active_run", "ticket %q has no active run to cancel (status %s)", t.ID, t.Status)
 		}
-		env, err := newEvent(ids, t.ID, t.CurrentRunID, actor.Subject, &events.CancelRequestedData{RequestedBy: actor.Subject})
-		if err != nil {
-			return plan{}, err
-		}
-		return plan{ticketID: t.ID, events: []events.Envelope{env}, status: fiber.StatusAccepted,
-			body: fiber.Map{"success": true, "ticket_id": t.ID, "run_id": t.CurrentRunID}}, nil
+		return accepted(ids, t, actor, map[string]any{"success": true, "ticket_id": t.ID, "run_id": t.CurrentRunID},
+			event{t.CurrentRunID, &events.CancelRequestedData{RequestedBy: actor.Subject}})
 	}})
 }
 
@@ -156,7 +138,7 @@ type Validation struct {
 
 // ValidateRun approves the completed run, or requests changes: ChangesRequested on it and
 // TicketProcessingRequested for the next run, appended together.
-func (s *Service) ValidateRun(ctx context.Context, actor Actor, ticketID string, v Validation, key string) (Result, error) {
+func (a *Application) ValidateRun(ctx context.Context, actor Actor, ticketID string, v Validation, key string) (Result, error) {
 	v.Comment = strings.TrimSpace(v.Comment)
 	switch {
 	case v.Decision != "approve" && v.Decision != "request_changes":
@@ -170,31 +152,40 @@ func (s *Service) ValidateRun(ctx context.Context, actor Actor, ticketID string,
 		TicketID string
 		Validation
 	}{ticketID, v}
-	return s.execute(ctx, actor, key, write{op: "validate", args: args, ticketID: ticketID, decide: func(t Ticket, ids *idSource) (plan, error) {
+	return a.execute(ctx, actor, key, write{op: "validate", args: args, ticketID: ticketID, decide: func(t Ticket, ids *idSource) (plan, error) {
 		if workflow.Status(t.Status) != workflow.Completed {
 			return plan{}, httpx.Conflict("not_awaiting_validation", "ticket %q is %s, not COMPLETED awaiting validation", t.ID, t.Status)
 		}
-		resp := fiber.Map{"success": true, "ticket_id": t.ID}
 		if v.Decision == "approve" {
-			env, err := newEvent(ids, t.ID, t.CurrentRunID, actor.Subject, &events.ValidationApprovedData{ApprovedBy: actor.Subject, Comment: v.Comment})
-			if err != nil {
-				return plan{}, err
-			}
-			resp["status"] = workflow.Validated
-			return plan{ticketID: t.ID, events: []events.Envelope{env}, status: fiber.StatusAccepted, body: resp}, nil
+			return accepted(ids, t, actor, map[string]any{"success": true, "ticket_id": t.ID, "status": workflow.Validated},
+				event{t.CurrentRunID, &events.ValidationApprovedData{ApprovedBy: actor.Subject, Comment: v.Comment}})
 		}
 		next := ids.next()
-		changes, err := newEvent(ids, t.ID, t.CurrentRunID, actor.Subject, &events.ChangesRequestedData{RequestedBy: actor.Subject, Comment: v.Comment, NextRunID: next})
-		if err != nil {
-			return plan{}, err
-		}
-		request, err := newEvent(ids, t.ID, next, actor.Subject, &events.ProcessingRequestedData{RequestedBy: actor.Subject, Reason: "changes_requested"})
-		if err != nil {
-			return plan{}, err
-		}
-		resp["status"], resp["run_id"], resp["websocket_url"] = workflow.Pending, next, "/ws/tickets/"+t.ID
-		return plan{ticketID: t.ID, events: []events.Envelope{changes, request}, status: fiber.StatusAccepted, body: resp}, nil
+		return accepted(ids, t, actor, map[string]any{"success": true, "ticket_id": t.ID, "status": workflow.Pending,
+			"run_id": next, "websocket_url": "/ws/tickets/" + t.ID},
+			event{t.CurrentRunID, &events.ChangesRequestedData{RequestedBy: actor.Subject, Comment: v.Comment, NextRunID: next}},
+			event{next, &events.ProcessingRequestedData{RequestedBy: actor.Subject, Reason: "changes_requested"}})
 	}})
+}
+
+// event is one event a write plans: its payload, on a run of the ticket ("" for none).
+type event struct {
+	runID   string
+	payload events.Payload
+}
+
+// accepted plans evs on ticket t by actor, answered 202 with body: the tail of every write
+// to an existing ticket (execute then appends them, waits for the projection and answers).
+func accepted(ids *idSource, t Ticket, actor Actor, body map[string]any, evs ...event) (plan, error) {
+	p := plan{ticketID: t.ID, status: http.StatusAccepted, body: body}
+	for _, e := range evs {
+		env, err := newEvent(ids, t.ID, e.runID, actor.Subject, e.payload)
+		if err != nil {
+			return plan{}, err
+		}
+		p.events = append(p.events, env)
+	}
+	return p, nil
 }
 
 // idSource hands out the ids a request's events and entities get: random UUIDv7 normally,

@@ -1,9 +1,7 @@
-package app
+package adapters
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -12,14 +10,16 @@ import (
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/services/command/app"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// eventLog is the Kafka adapter: the plain idempotent producer for writes without an
-// Idempotency-Key, transactional producers (one transactional id per key) for writes with
-// one, and the reads a retry needs to find an earlier attempt's outcome.
-type eventLog struct {
+// EventLog is the Kafka adapter (app.EventLog): the plain idempotent producer for writes
+// without an Idempotency-Key, transactional producers (one transactional id per key) for
+// writes with one, and the reads a retry needs to find an earlier attempt's outcome. Its own
+// admin client is made on first use; Close releases it.
+type EventLog struct {
 	cfg      config.Kafka
 	producer *kafka.Producer
 
@@ -29,7 +29,7 @@ type eventLog struct {
 	adminErr  error
 }
 
-func (l *eventLog) adminClient() (*kadm.Client, error) {
+func (l *EventLog) adminClient() (*kadm.Client, error) {
 	l.adminOnce.Do(func() {
 		if len(l.cfg.Brokers) == 0 {
 			l.adminErr = errors.New("no Kafka brokers configured for idempotent writes (Deps.Kafka)")
@@ -43,22 +43,37 @@ func (l *eventLog) adminClient() (*kadm.Client, error) {
 	return l.admin, l.adminErr
 }
 
-func (l *eventLog) close() {
+// Close releases the admin client.
+func (l *EventLog) Close() {
 	if l.adminCl != nil {
 		l.adminCl.Close()
 	}
 }
 
-// transactionalID is the one id every attempt of (subject, key) produces under, so that a
-// later attempt fences any earlier one still in flight.
-func transactionalID(subject, key string) string {
-	sum := sha256.Sum256([]byte(subject + "\x00" + key))
-	return "ticketflow-command-" + hex.EncodeToString(sum[:16])
+// NewEventLog appends with producer; cfg (its topic set to the producer's) is what keyed
+// writes open their transactional producers and recovery scans with.
+func NewEventLog(cfg config.Kafka, producer *kafka.Producer) *EventLog {
+	cfg.Topic = producer.Topic()
+	return &EventLog{cfg: cfg, producer: producer}
 }
 
-// position is the partition a ticket's events go to and that partition's current end: every
+// Append appends with the shared idempotent producer.
+func (l *EventLog) Append(ctx context.Context, envs ...events.Envelope) ([]events.Position, error) {
+	return l.producer.Append(ctx, envs...)
+}
+
+// Transactional opens the producer of transactionalID, fencing any earlier one.
+func (l *EventLog) Transactional(ctx context.Context, transactionalID string) (app.Transaction, error) {
+	p, err := kafka.NewTxnProducer(ctx, l.cfg, transactionalID)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Position is the partition a ticket's events go to and that partition's current end: every
 // record appended afterwards lies at or after it.
-func (l *eventLog) position(ctx context.Context, ticketID string) (int32, int64, error) {
+func (l *EventLog) Position(ctx context.Context, ticketID string) (int32, int64, error) {
 	adm, err := l.adminClient()
 	if err != nil {
 		return 0, 0, err
@@ -87,10 +102,10 @@ func (l *eventLog) position(ctx context.Context, ticketID string) (int32, int64,
 // the key claimed, so a later retry scans again (never appends blindly).
 const scanTimeout = 5 * time.Second
 
-// contains reports whether any of ids is committed in partition at or after from. Call it
+// Contains reports whether any of ids is committed in partition at or after from. Call it
 // only after fencing the transactional id (NewTxnProducer): then no attempt's transaction
 // is still open, and what the scan does not find will never appear.
-func (l *eventLog) contains(ctx context.Context, partition int32, from int64, ids []string) (bool, error) {
+func (l *EventLog) Contains(ctx context.Context, partition int32, from int64, ids []string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, scanTimeout)
 	defer cancel()
 	if _, err := l.adminClient(); err != nil {

@@ -1,25 +1,20 @@
-package app
+package ports
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/ticketflow/ticketflow/libs/httpx"
 	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/services/command/app"
 )
 
 // The write routes: parse the request, call the use case, render its Result.
 
 const idempotencyHeader = "Idempotency-Key"
-
-func actorOf(c *fiber.Ctx) Actor {
-	claims := httpx.Claims(c)
-	return Actor{Subject: claims.Subject(), Admin: claims.IsAdmin()}
-}
 
 // requestContext is the request's context (with its deadline) carrying the caller's W3C
 // traceparent into the appended records.
@@ -31,7 +26,7 @@ func requestContext(c *fiber.Ctx) context.Context {
 	return ctx
 }
 
-func render(c *fiber.Ctx, res Result, err error) error {
+func render(c *fiber.Ctx, res app.Result, err error) error {
 	if err != nil {
 		return err
 	}
@@ -45,12 +40,12 @@ func render(c *fiber.Ctx, res Result, err error) error {
 	return c.Send(res.Body)
 }
 
-func (s *Service) createTicket(c *fiber.Ctx) error {
-	var in TicketInput
+func (h *HTTP) createTicket(c *fiber.Ctx) error {
+	var in app.TicketInput
 	if err := parseJSON(c, &in); err != nil {
 		return err
 	}
-	res, err := s.CreateTicket(requestContext(c), actorOf(c), in, c.Get(idempotencyHeader))
+	res, err := h.app.CreateTicket(requestContext(c), actorOf(c), in, c.Get(idempotencyHeader))
 	return render(c, res, err)
 }
 
@@ -60,26 +55,26 @@ type startRequest struct {
 
 // startProcessing is the brief's POST /api/tickets/processing/start. It answers once the
 // TicketProcessingRequested event is durably in Kafka.
-func (s *Service) startProcessing(c *fiber.Ctx) error {
+func (h *HTTP) startProcessing(c *fiber.Ctx) error {
 	var req startRequest
 	if err := parseJSON(c, &req); err != nil {
 		return err
 	}
-	res, err := s.StartProcessing(requestContext(c), actorOf(c), req.TicketID, c.Get(idempotencyHeader))
+	res, err := h.app.StartProcessing(requestContext(c), actorOf(c), req.TicketID, c.Get(idempotencyHeader))
 	return render(c, res, err)
 }
 
-func (s *Service) cancelRun(c *fiber.Ctx) error {
-	res, err := s.CancelRun(requestContext(c), actorOf(c), c.Params("id"), c.Get(idempotencyHeader))
+func (h *HTTP) cancelRun(c *fiber.Ctx) error {
+	res, err := h.app.CancelRun(requestContext(c), actorOf(c), c.Params("id"), c.Get(idempotencyHeader))
 	return render(c, res, err)
 }
 
-func (s *Service) validateRun(c *fiber.Ctx) error {
-	var v Validation
+func (h *HTTP) validateRun(c *fiber.Ctx) error {
+	var v app.Validation
 	if err := parseJSON(c, &v); err != nil {
 		return err
 	}
-	res, err := s.ValidateRun(requestContext(c), actorOf(c), c.Params("id"), v, c.Get(idempotencyHeader))
+	res, err := h.app.ValidateRun(requestContext(c), actorOf(c), c.Params("id"), v, c.Get(idempotencyHeader))
 	return render(c, res, err)
 }
 
@@ -97,17 +92,4 @@ func parseJSON(c *fiber.Ctx, into any) error {
 		return httpx.BadRequest("malformed JSON body: trailing data")
 	}
 	return nil
-}
-
-func dbError(err error) error {
-	var apiErr *httpx.Error
-	switch {
-	case errors.As(err, &apiErr):
-		return err
-	case errors.Is(err, errBusy):
-		return httpx.Unavailable("the database is busy; nothing was written, retry later")
-	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
-		return httpx.Unavailable("request timed out; nothing was written")
-	}
-	return httpx.Unavailable("database unavailable: %v", err)
 }
