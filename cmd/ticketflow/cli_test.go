@@ -323,7 +323,7 @@ func TestCLIAgainstDev(t *testing.T) {
 		if r := cli(t, env, 30*time.Second, "request-changes", id); r.code == 0 {
 			t.Fatalf("request-changes without -m succeeded: %+v", r)
 		}
-		if r := cli(t, env, 30*time.Second, "request-changes", id, "-m", "rename it", "-o", "json"); r.code != 0 || !strings.Contains(r.stdout, "next_run_id") {
+		if r := cli(t, env, 30*time.Second, "request-changes", id, "-m", "rename it", "-o", "json"); r.code != 0 || !strings.Contains(r.stdout, `"status": "PENDING"`) {
 			t.Fatalf("request-changes: %+v", r)
 		}
 		if r := cli(t, env, 90*time.Second, "run", "watch", id); r.code != 0 {
