@@ -41,6 +41,23 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// withClient is the RunE of an API command: it checks --output, builds the client from the
+// stored login (or the environment) and runs fn with a context cancelled by SIGINT/SIGTERM.
+func withClient(out *string, fn func(ctx context.Context, c *client.Client, cmd *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := checkOutput(*out); err != nil {
+			return err
+		}
+		c, err := apiClient()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := cmdContext()
+		defer cancel()
+		return fn(ctx, c, cmd, args)
+	}
+}
+
 // cmdContext is cancelled by SIGINT/SIGTERM.
 func cmdContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -122,16 +139,7 @@ func ticketsCmd() *cobra.Command {
 func ticketsListCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "list", Aliases: []string{"ls"}, Short: "List tickets (your own; admins: all)", Args: cobra.NoArgs}
 	out := outputFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := checkOutput(*out); err != nil {
-			return err
-		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := cmdContext()
-		defer cancel()
+	cmd.RunE = withClient(out, func(ctx context.Context, c *client.Client, cmd *cobra.Command, _ []string) error {
 		ts, err := c.ListTickets(ctx)
 		if err != nil {
 			return err
@@ -143,7 +151,7 @@ func ticketsListCmd() *cobra.Command {
 			return printJSON(cmd.OutOrStdout(), ts)
 		}
 		return writeTicketTable(cmd.OutOrStdout(), ts)
-	}
+	})
 	return cmd
 }
 
@@ -176,16 +184,7 @@ func ticketsCreateCmd() *cobra.Command {
 	cmd.Flags().StringVar(&nt.SimulateFailure, "simulate-failure", "", "simulated executor only: make CI fail (always|once)")
 	_ = cmd.Flags().MarkHidden("simulate-failure")
 	_ = cmd.MarkFlagRequired("title")
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if err := checkOutput(*out); err != nil {
-			return err
-		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := cmdContext()
-		defer cancel()
+	cmd.RunE = withClient(out, func(ctx context.Context, c *client.Client, cmd *cobra.Command, _ []string) error {
 		t, err := c.CreateTicket(ctx, nt)
 		if err != nil {
 			return err
@@ -195,23 +194,14 @@ func ticketsCreateCmd() *cobra.Command {
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), t.ID)
 		return nil
-	}
+	})
 	return cmd
 }
 
 func ticketsShowCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "show <ticket>", Short: "Show a ticket and its runs", Args: cobra.ExactArgs(1)}
 	out := outputFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := checkOutput(*out); err != nil {
-			return err
-		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := cmdContext()
-		defer cancel()
+	cmd.RunE = withClient(out, func(ctx context.Context, c *client.Client, cmd *cobra.Command, args []string) error {
 		t, err := c.Ticket(ctx, args[0])
 		if err != nil {
 			return err
@@ -230,7 +220,7 @@ func ticketsShowCmd() *cobra.Command {
 			}{t, runs})
 		}
 		return writeTicket(cmd.OutOrStdout(), t, runs)
-	}
+	})
 	return cmd
 }
 
@@ -286,16 +276,7 @@ func runStartCmd() *cobra.Command {
 	}
 	out := outputFlag(cmd)
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "watch the run until it ends")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := checkOutput(*out); err != nil {
-			return err
-		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := cmdContext()
-		defer cancel()
+	cmd.RunE = withClient(out, func(ctx context.Context, c *client.Client, cmd *cobra.Command, args []string) error {
 		res, err := c.Start(ctx, args[0])
 		if err != nil {
 			return err
@@ -311,7 +292,7 @@ func runStartCmd() *cobra.Command {
 			fmt.Fprintf(cmd.OutOrStdout(), "run   %s %s\n", res.RunID, res.Status)
 		}
 		return watchRun(ctx, cmd, c, args[0], *out == "json")
-	}
+	})
 	return cmd
 }
 
@@ -329,18 +310,9 @@ brief's "finished" state at 100 %) or VALIDATED, 1 FAILED (or an error), 2 CANCE
 		Args: cobra.ExactArgs(1),
 	}
 	out := outputFlag(cmd)
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := checkOutput(*out); err != nil {
-			return err
-		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := cmdContext()
-		defer cancel()
+	cmd.RunE = withClient(out, func(ctx context.Context, c *client.Client, cmd *cobra.Command, args []string) error {
 		return watchRun(ctx, cmd, c, args[0], *out == "json")
-	}
+	})
 	return cmd
 }
 
@@ -350,16 +322,7 @@ func simpleWrite(use, short string, do func(ctx context.Context, c *client.Clien
 	if extra != nil {
 		extra(cmd)
 	}
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := checkOutput(*out); err != nil {
-			return err
-		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := cmdContext()
-		defer cancel()
+	cmd.RunE = withClient(out, func(ctx context.Context, c *client.Client, cmd *cobra.Command, args []string) error {
 		res, err := do(ctx, c, args[0])
 		if err != nil {
 			return err
@@ -369,7 +332,7 @@ func simpleWrite(use, short string, do func(ctx context.Context, c *client.Clien
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), summarize(res))
 		return nil
-	}
+	})
 	return cmd
 }
 
@@ -419,16 +382,7 @@ func logsCmd() *cobra.Command {
 	out := outputFlag(cmd)
 	cmd.Flags().StringVar(&runID, "run", "", "run id (default: the ticket's current run)")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until the run ends (current run only)")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := checkOutput(*out); err != nil {
-			return err
-		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := cmdContext()
-		defer cancel()
+	cmd.RunE = withClient(out, func(ctx context.Context, c *client.Client, cmd *cobra.Command, args []string) error {
 		w := cmd.OutOrStdout()
 		if follow {
 			if runID != "" {
@@ -478,7 +432,7 @@ func logsCmd() *cobra.Command {
 			fmt.Fprintln(w, logLine(m))
 		}
 		return nil
-	}
+	})
 	return cmd
 }
 
@@ -510,16 +464,7 @@ func eventsCmd() *cobra.Command {
 	out := outputFlag(cmd)
 	cmd.Flags().BoolVar(&ndjson, "ndjson", false, "stream the NDJSON export (GET /api/tickets/{id}/events?format=ndjson)")
 	cmd.Flags().StringVar(&runID, "run", "", "only this run's events")
-	cmd.RunE = func(cmd *cobra.Command, args []string) error {
-		if err := checkOutput(*out); err != nil {
-			return err
-		}
-		c, err := apiClient()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := cmdContext()
-		defer cancel()
+	cmd.RunE = withClient(out, func(ctx context.Context, c *client.Client, cmd *cobra.Command, args []string) error {
 		w := cmd.OutOrStdout()
 		if ndjson {
 			if runID != "" {
@@ -545,6 +490,6 @@ func eventsCmd() *cobra.Command {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", it.Cursor, env.OccurredAt.UTC().Format(time.RFC3339Nano), env.Type, dash(env.RunID))
 		}
 		return tw.Flush()
-	}
+	})
 	return cmd
 }
