@@ -115,3 +115,20 @@ func TestSummarize(t *testing.T) {
 		t.Fatalf("summarize = %q", got)
 	}
 }
+
+func TestFitWidth(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		width int
+		want  string
+	}{
+		{"abc\ndefgh\n", 4, "abc\ndef\n"},
+		{"✓ étape\n", 4, "✓ é\n"},
+		{"abc\n", 0, "abc\n"},
+		{"abcdef", 3, "ab"},
+	} {
+		if got := fitWidth(tc.in, tc.width); got != tc.want {
+			t.Errorf("fitWidth(%q, %d) = %q, want %q", tc.in, tc.width, got, tc.want)
+		}
+	}
+}

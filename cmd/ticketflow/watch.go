@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/ticketflow/ticketflow/cmd/ticketflow/client"
+	"golang.org/x/term"
 )
 
 // watchRun follows a ticket's current run until a terminal status and returns the exit code
@@ -23,7 +25,7 @@ func watchRun(ctx context.Context, cmd *cobra.Command, c *client.Client, ticket 
 	v := newRunView(ticket)
 	var tv *termView
 	if tty {
-		tv = &termView{w: w, v: v}
+		tv = &termView{w: w, v: v, width: termWidth(w)}
 		stop := tv.animate()
 		defer stop()
 	}
@@ -75,12 +77,23 @@ func watchRun(ctx context.Context, cmd *cobra.Command, c *client.Client, ticket 
 	return nil
 }
 
+// termWidth is the width of the terminal w (0 if unknown).
+func termWidth(w io.Writer) int {
+	if f, ok := w.(*os.File); ok {
+		if cols, _, err := term.GetSize(int(f.Fd())); err == nil {
+			return cols
+		}
+	}
+	return 0
+}
+
 // termView draws a runView on a terminal with ANSI cursor movement.
 type termView struct {
 	mu     sync.Mutex
 	w      io.Writer
 	v      *runView
 	frame  int
+	width  int // terminal columns (0: unknown)
 	drawn  int // lines of the block currently on screen
 	notice string
 	ended  bool
@@ -100,8 +113,25 @@ func (t *termView) draw(b *strings.Builder) {
 	if t.notice != "" {
 		block += "  " + t.notice + "\n"
 	}
+	block = fitWidth(block, t.width)
 	b.WriteString(block)
 	t.drawn = strings.Count(block, "\n")
+}
+
+// fitWidth cuts every line of block to width-1 columns (runes), so that no line wraps and
+// the cursor movement of the next redraw stays exact. width <= 0 leaves block as it is.
+func fitWidth(block string, width int) string {
+	if width <= 0 {
+		return block
+	}
+	lines := strings.SplitAfter(block, "\n")
+	for i, l := range lines {
+		body := strings.TrimSuffix(l, "\n")
+		if r := []rune(body); len(r) > width-1 {
+			lines[i] = string(r[:max(width-1, 0)]) + l[len(body):]
+		}
+	}
+	return strings.Join(lines, "")
 }
 
 func (t *termView) apply(m client.Message) {
