@@ -24,6 +24,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/ticketflow/ticketflow/cmd/ticketflow/client"
+	"github.com/ticketflow/ticketflow/libs/workflow"
 )
 
 type cliResult struct {
@@ -270,6 +271,21 @@ func TestCLIAgainstDev(t *testing.T) {
 				t.Errorf("watch output lacks %q:\n%s", want, r.stdout)
 			}
 		}
+		// Golden: the status lines of a green run, in order.
+		var statusLines []string
+		for _, l := range strings.Split(r.stdout, "\n") {
+			if strings.HasPrefix(l, "status ") {
+				statusLines = append(statusLines, l)
+			}
+		}
+		wantStatus := []string{"status PENDING 0%: " + workflow.MessagePending}
+		for _, st := range workflow.Steps[:7] {
+			wantStatus = append(wantStatus, fmt.Sprintf("status IN_PROGRESS %d%% %s: %s", st.Progress, st.Name, st.Message))
+		}
+		wantStatus = append(wantStatus, "status COMPLETED 100% await_validation: "+workflow.MessageCompleted)
+		if strings.Join(statusLines, "\n") != strings.Join(wantStatus, "\n") {
+			t.Errorf("status lines:\n%s\nwant:\n%s", strings.Join(statusLines, "\n"), strings.Join(wantStatus, "\n"))
+		}
 		lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
 		if last := lines[len(lines)-1]; !strings.HasPrefix(last, "status COMPLETED 100%") {
 			t.Errorf("last line %q", last)
@@ -288,6 +304,10 @@ func TestCLIAgainstDev(t *testing.T) {
 		logs := cli(t, env, 30*time.Second, "logs", id)
 		if logs.code != 0 || strings.Count(logs.stdout, "\n") < 8 {
 			t.Fatalf("logs: %+v", logs)
+		}
+		// --follow on the finished run replays its log over the WebSocket and stops at its end.
+		if f := cli(t, env, 30*time.Second, "logs", id, "--follow"); f.code != 0 || f.stdout != logs.stdout {
+			t.Fatalf("logs --follow differs from logs: %+v\n---\n%s", f, logs.stdout)
 		}
 		var logMsgs []client.Message
 		if r := cli(t, env, 30*time.Second, "logs", id, "-o", "json"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &logMsgs) != nil || len(logMsgs) == 0 {
@@ -423,6 +443,7 @@ func TestCLIAgainstDev(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
+		t.Logf("screen:\n%s", screen)
 		if !strings.Contains(screen, "EXIT=0") {
 			t.Fatalf("no EXIT=0 on screen:\n%s", screen)
 		}
