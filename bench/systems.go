@@ -173,6 +173,7 @@ func centrifugoConfig(port int, apiKey, secret string) map[string]any {
 		"engine":      map[string]any{"type": "memory"},
 		"http_api":    map[string]any{"key": apiKey},
 		"usage_stats": map[string]any{"disabled": true},
+		"health":      map[string]any{"enabled": true},
 		"client": map[string]any{
 			"token":                          map[string]any{"hmac_secret_key": secret},
 			"allowed_origins":                []string{"*"},
