@@ -61,7 +61,7 @@ func latency(ctx context.Context, s system, z sizes, res result) error {
 			defer wg.Done()
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			if err := s.Publish(pctx, ids[i%len(ids) : i%len(ids)+1]); err != nil {
+			if err := s.Publish(pctx, ids[i%len(ids):i%len(ids)+1]); err != nil {
 				failed.Add(1)
 			} else if inWindow {
 				acked.Add(1)
