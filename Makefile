@@ -53,7 +53,7 @@ lint:
 bench:
 	cd services/notifier && go run ./bench
 
-## bench-compare: ticketflow vs Centrifugo v6.9.1, same scenarios interleaved, ratios (~10 min; ARGS=-quick ~2 min)
+## bench-compare: ticketflow vs Centrifugo v6.9.1, same scenarios interleaved, ratios (~4 min; ARGS=-quick < 1 min)
 bench-compare:
 	cd bench && go run . $(ARGS)
 
