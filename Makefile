@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO_MODULES := libs services/command services/processor services/projector services/notifier cmd/ticketflow e2e
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: help run build web test test-go test-deploy test-web test-e2e lint bench clean topology soak
+.PHONY: help run build web test test-go test-deploy test-web test-e2e lint bench bench-compare clean topology soak
 
 ## help: this list (a bare `make` prints it and starts nothing)
 help:
@@ -52,6 +52,10 @@ lint:
 ## bench: the notifier benchmarks (numbers, not pass/fail); loopback only, bounded in time
 bench:
 	cd services/notifier && go run ./bench
+
+## bench-compare: ticketflow vs Centrifugo v6.9.1, same scenarios interleaved, ratios (~4 min; ARGS=-quick < 1 min)
+bench-compare:
+	cd bench && go run . $(ARGS)
 
 ## topology: the deployed shape locally: `ticketflow broker` + 2 command, 3 processor, 2 projector, 3 notifier processes
 topology: build
