@@ -1,13 +1,13 @@
 # ticketflow — `make run` starts everything in one process, `make test` runs every test.
 SHELL := /bin/bash
-GO_MODULES := libs services/command services/processor services/projector services/notifier cmd/ticketflow e2e
+GO_MODULES := libs services/command services/processor services/projector services/notifier cmd/ticketflow e2e bench
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: help run build web test test-go test-deploy test-web test-e2e lint bench bench-compare clean topology soak
 
 ## help: this list (a bare `make` prints it and starts nothing)
 help:
-	@grep -E '^## [a-z-]+:' $(MAKEFILE_LIST) | sed -E 's/^## ([a-z-]+): /  \1\t/' | expand -t 14
+	@grep -E '^## [a-z-]+:' $(MAKEFILE_LIST) | sed -E 's/^## ([a-z-]+): (.*)/\1\t\2/' | awk -F'\t' '{ printf "  %-14s %s\n", $$1, $$2 }'
 
 
 ## run: build the web app and start the whole stack on http://localhost:8000
