@@ -18,13 +18,20 @@ type Anthropic struct {
 // NewAnthropic returns the provider; baseURL defaults to https://api.anthropic.com and
 // model to claude-sonnet-4-5.
 func NewAnthropic(key, baseURL, model string, hc HTTPConfig) *Anthropic {
+	baseURL, model = target(baseURL, "https://api.anthropic.com", model, "claude-sonnet-4-5")
+	return &Anthropic{Key: key, BaseURL: baseURL, Model: model, HTTP: hc.withDefaults()}
+}
+
+// target is where a provider posts: baseURL without its trailing slash (defBase when empty)
+// and model (defModel when empty).
+func target(baseURL, defBase, model, defModel string) (string, string) {
 	if baseURL == "" {
-		baseURL = "https://api.anthropic.com"
+		baseURL = defBase
 	}
 	if model == "" {
-		model = "claude-sonnet-4-5"
+		model = defModel
 	}
-	return &Anthropic{Key: key, BaseURL: strings.TrimRight(baseURL, "/"), Model: model, HTTP: hc.withDefaults()}
+	return strings.TrimRight(baseURL, "/"), model
 }
 
 func (a *Anthropic) Name() string { return "anthropic:" + a.Model }
@@ -65,13 +72,8 @@ type OpenAI struct {
 // NewOpenAI returns the provider; baseURL defaults to https://api.openai.com/v1 and model to
 // gpt-4o-mini.
 func NewOpenAI(key, baseURL, model string, hc HTTPConfig) *OpenAI {
-	if baseURL == "" {
-		baseURL = "https://api.openai.com/v1"
-	}
-	if model == "" {
-		model = "gpt-4o-mini"
-	}
-	return &OpenAI{Key: key, BaseURL: strings.TrimRight(baseURL, "/"), Model: model, HTTP: hc.withDefaults()}
+	baseURL, model = target(baseURL, "https://api.openai.com/v1", model, "gpt-4o-mini")
+	return &OpenAI{Key: key, BaseURL: baseURL, Model: model, HTTP: hc.withDefaults()}
 }
 
 func (o *OpenAI) Name() string { return "openai:" + o.Model }
