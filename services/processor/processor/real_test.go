@@ -139,8 +139,19 @@ func (h *harness) ticket(repoURL, ci string) (string, string) {
 func (h *harness) runEvents(runID string) []events.Event {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return runOnly(h.evs, runID)
+}
+
+// waitFor polls the run's events until cond holds.
+func (h *harness) waitFor(runID string, timeout time.Duration, what string, cond func([]events.Event) bool) []events.Event {
+	h.t.Helper()
+	return poll(h.t, timeout, what, func() []events.Event { return h.runEvents(runID) }, cond)
+}
+
+// runOnly returns (a copy of) the events of evs that belong to run runID.
+func runOnly(evs []events.Event, runID string) []events.Event {
 	var out []events.Event
-	for _, ev := range h.evs {
+	for _, ev := range evs {
 		if ev.RunID == runID {
 			out = append(out, ev)
 		}
@@ -148,17 +159,18 @@ func (h *harness) runEvents(runID string) []events.Event {
 	return out
 }
 
-// waitFor polls the run's events until cond holds.
-func (h *harness) waitFor(runID string, timeout time.Duration, what string, cond func([]events.Event) bool) []events.Event {
-	h.t.Helper()
+// poll calls evs until cond holds for what it returns, failing t with the events after
+// timeout.
+func poll(t testing.TB, timeout time.Duration, what string, evs func() []events.Event, cond func([]events.Event) bool) []events.Event {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		evs := h.runEvents(runID)
-		if cond(evs) {
-			return evs
+		got := evs()
+		if cond(got) {
+			return got
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for %s; run events:\n%s", what, dump(evs))
+			t.Fatalf("timed out waiting for %s; run events:\n%s", what, dump(got))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
