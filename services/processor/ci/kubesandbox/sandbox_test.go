@@ -188,6 +188,14 @@ func (f *fixture) createPod(job *batchv1.Job) *corev1.Pod {
 	return pod
 }
 
+// podAt waits for the run's Job, creates its pod and gives it phase and the containers'
+// states; it returns the Job and the pod as updated.
+func (f *fixture) podAt(phase corev1.PodPhase, initState, ciState *corev1.ContainerState) (*batchv1.Job, *corev1.Pod) {
+	f.t.Helper()
+	job := f.waitJob()
+	return job, f.setStatus(f.createPod(job), phase, initState, ciState)
+}
+
 // setStatus plays the kubelet.
 func (f *fixture) setStatus(pod *corev1.Pod, phase corev1.PodPhase, initState, ciState *corev1.ContainerState) *corev1.Pod {
 	f.t.Helper()
@@ -280,9 +288,7 @@ func TestRunUploadsStreamsAndReportsSuccess(t *testing.T) {
 	f.setLogs("compiling\r\ntests ok\nlast unterminated")
 	done, lines := f.start(context.Background(), ci.Spec{PIDFile: pidFile, TailLines: 2})
 
-	job := f.waitJob()
-	pod := f.createPod(job)
-	pod = f.setStatus(pod, corev1.PodPending, running, waiting("PodInitializing"))
+	job, pod := f.podAt(corev1.PodPending, running, waiting("PodInitializing"))
 	select {
 	case <-f.uploader.uploadedC:
 	case <-time.After(10 * time.Second):
@@ -331,9 +337,7 @@ func TestRunUploadsStreamsAndReportsSuccess(t *testing.T) {
 func TestRunFailedCommandGivesExitCode(t *testing.T) {
 	f := newFixture(t)
 	done, lines := f.start(context.Background(), ci.Spec{})
-	job := f.waitJob()
-	pod := f.createPod(job)
-	pod = f.setStatus(pod, corev1.PodPending, running, nil)
+	job, pod := f.podAt(corev1.PodPending, running, nil)
 	<-f.uploader.uploadedC
 	// The fast path: the pod is already over when the processor first looks at the CI
 	// container (the fake's default log).
@@ -412,9 +416,7 @@ func TestRunCancelDeletesJob(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done, _ := f.start(ctx, ci.Spec{})
-	job := f.waitJob()
-	pod := f.createPod(job)
-	f.setStatus(pod, corev1.PodRunning, exited(0, "Completed"), running)
+	job, _ := f.podAt(corev1.PodRunning, exited(0, "Completed"), running)
 	cancel()
 	o := f.wait(done)
 	if !errors.Is(o.err, context.Canceled) {
@@ -429,9 +431,7 @@ func TestRunLineCallbackErrorStops(t *testing.T) {
 	lines.mu.Lock()
 	lines.fail = errors.New("event store down")
 	lines.mu.Unlock()
-	job := f.waitJob()
-	pod := f.createPod(job)
-	f.setStatus(pod, corev1.PodRunning, exited(0, "Completed"), running)
+	job, _ := f.podAt(corev1.PodRunning, exited(0, "Completed"), running)
 	o := f.wait(done)
 	if o.err == nil || o.err.Error() != "event store down" {
 		t.Fatalf("err %v, want the callback's", o.err)
@@ -442,9 +442,7 @@ func TestRunLineCallbackErrorStops(t *testing.T) {
 func TestRunUnpackFailureIsAnError(t *testing.T) {
 	f := newFixture(t)
 	done, _ := f.start(context.Background(), ci.Spec{})
-	job := f.waitJob()
-	pod := f.createPod(job)
-	f.setStatus(pod, corev1.PodFailed, exited(2, "Error"), nil)
+	job, _ := f.podAt(corev1.PodFailed, exited(2, "Error"), nil)
 	o := f.wait(done)
 	if o.err == nil || !strings.Contains(o.err.Error(), "unpack the work tree (exit code 2") {
 		t.Fatalf("err %v, want the unpack failure", o.err)
@@ -456,9 +454,7 @@ func TestRunUploadErrorIsAnError(t *testing.T) {
 	f := newFixture(t)
 	f.uploader.err = errors.New("pods/attach is forbidden")
 	done, _ := f.start(context.Background(), ci.Spec{})
-	job := f.waitJob()
-	pod := f.createPod(job)
-	f.setStatus(pod, corev1.PodPending, running, nil)
+	job, _ := f.podAt(corev1.PodPending, running, nil)
 	o := f.wait(done)
 	if o.err == nil || !strings.Contains(o.err.Error(), "pods/attach is forbidden") {
 		t.Fatalf("err %v, want the upload's", o.err)
@@ -472,9 +468,7 @@ func TestRunUploadErrorIsAnError(t *testing.T) {
 func TestRunFatalWaitingReasonFailsFast(t *testing.T) {
 	f := newFixture(t)
 	done, _ := f.start(context.Background(), ci.Spec{})
-	job := f.waitJob()
-	pod := f.createPod(job)
-	f.setStatus(pod, corev1.PodPending, waiting("InvalidImageName"), nil)
+	job, _ := f.podAt(corev1.PodPending, waiting("InvalidImageName"), nil)
 	o := f.wait(done)
 	if o.err == nil || !strings.Contains(o.err.Error(), "InvalidImageName") {
 		t.Fatalf("err %v, want the waiting reason", o.err)
@@ -485,9 +479,7 @@ func TestRunFatalWaitingReasonFailsFast(t *testing.T) {
 func TestRunPodDeletedIsAnError(t *testing.T) {
 	f := newFixture(t)
 	done, _ := f.start(context.Background(), ci.Spec{})
-	job := f.waitJob()
-	pod := f.createPod(job)
-	f.setStatus(pod, corev1.PodRunning, exited(0, "Completed"), running)
+	_, pod := f.podAt(corev1.PodRunning, exited(0, "Completed"), running)
 	eventually(t, "the log stream", func() bool {
 		for _, a := range f.cs.Actions() {
 			if a.GetSubresource() == "log" {
