@@ -236,6 +236,16 @@ func (f *fixture) wait(done <-chan outcome) outcome {
 	}
 }
 
+// wantFailure waits for the run, fails the test unless its error contains want, and checks
+// that Job name is deleted.
+func (f *fixture) wantFailure(done <-chan outcome, name, want string) {
+	f.t.Helper()
+	if o := f.wait(done); o.err == nil || !strings.Contains(o.err.Error(), want) {
+		f.t.Fatalf("err %v, want one containing %q", o.err, want)
+	}
+	f.assertJobDeleted(name)
+}
+
 // assertJobDeleted checks the Job is gone and was deleted with a propagation that takes its
 // pod along.
 func (f *fixture) assertJobDeleted(name string) {
@@ -443,11 +453,7 @@ func TestRunUnpackFailureIsAnError(t *testing.T) {
 	f := newFixture(t)
 	done, _ := f.start(context.Background(), ci.Spec{})
 	job, _ := f.podAt(corev1.PodFailed, exited(2, "Error"), nil)
-	o := f.wait(done)
-	if o.err == nil || !strings.Contains(o.err.Error(), "unpack the work tree (exit code 2") {
-		t.Fatalf("err %v, want the unpack failure", o.err)
-	}
-	f.assertJobDeleted(job.Name)
+	f.wantFailure(done, job.Name, "unpack the work tree (exit code 2")
 }
 
 func TestRunUploadErrorIsAnError(t *testing.T) {
@@ -455,25 +461,17 @@ func TestRunUploadErrorIsAnError(t *testing.T) {
 	f.uploader.err = errors.New("pods/attach is forbidden")
 	done, _ := f.start(context.Background(), ci.Spec{})
 	job, _ := f.podAt(corev1.PodPending, running, nil)
-	o := f.wait(done)
-	if o.err == nil || !strings.Contains(o.err.Error(), "pods/attach is forbidden") {
-		t.Fatalf("err %v, want the upload's", o.err)
-	}
+	f.wantFailure(done, job.Name, "pods/attach is forbidden")
 	if _, _, calls := f.uploader.snapshot(); calls != 1 {
 		t.Errorf("%d uploads, want exactly one", calls)
 	}
-	f.assertJobDeleted(job.Name)
 }
 
 func TestRunFatalWaitingReasonFailsFast(t *testing.T) {
 	f := newFixture(t)
 	done, _ := f.start(context.Background(), ci.Spec{})
 	job, _ := f.podAt(corev1.PodPending, waiting("InvalidImageName"), nil)
-	o := f.wait(done)
-	if o.err == nil || !strings.Contains(o.err.Error(), "InvalidImageName") {
-		t.Fatalf("err %v, want the waiting reason", o.err)
-	}
-	f.assertJobDeleted(job.Name)
+	f.wantFailure(done, job.Name, "InvalidImageName")
 }
 
 func TestRunPodDeletedIsAnError(t *testing.T) {
