@@ -82,15 +82,10 @@ type runStartedMsg struct {
 	Executor      string `json:"executor"`
 }
 
+// stepCompletedMsg is the header followed by the event's own fields, as the catalog defines them.
 type stepCompletedMsg struct {
 	header
-	Step       string `json:"step"`
-	Progress   int    `json:"progress"`
-	Iteration  int    `json:"iteration"`
-	Attempt    int    `json:"attempt"`
-	Outcome    string `json:"outcome"`
-	DurationMS int64  `json:"duration_ms"`
-	Error      string `json:"error,omitempty"`
+	events.StepCompletedData
 }
 
 type runRejectedMsg struct {
@@ -197,7 +192,7 @@ func newItem(ev events.Event) (*item, bool) {
 			body = runStartedMsg{h, p.Iteration, p.MaxIterations, p.Executor}
 		case *events.StepCompletedData:
 			h.Type = TypeStepCompleted
-			body = stepCompletedMsg{h, p.Step, p.Progress, p.Iteration, p.Attempt, p.Outcome, p.DurationMS, p.Error}
+			body = stepCompletedMsg{h, *p}
 		case *events.RunRejectedData:
 			h.Type = TypeRunRejected
 			body = runRejectedMsg{h, p.Reason, p.ActiveRunID}
