@@ -106,14 +106,10 @@ type changesRequestedMsg struct {
 	NextRunID   string `json:"next_run_id"`
 }
 
+// logTruncatedMsg is the header followed by the event's own fields, as the catalog defines them.
 type logTruncatedMsg struct {
 	header
-	Step         string `json:"step,omitempty"`
-	Iteration    int    `json:"iteration"`
-	LinesTotal   int64  `json:"lines_total"`
-	BytesTotal   int64  `json:"bytes_total"`
-	LinesEmitted int64  `json:"lines_emitted"`
-	Artifact     string `json:"artifact"`
+	events.LogTruncatedData
 }
 
 type runResumedMsg struct {
@@ -204,7 +200,7 @@ func newItem(ev events.Event) (*item, bool) {
 			body = changesRequestedMsg{h, p.RequestedBy, p.Comment, p.NextRunID}
 		case *events.LogTruncatedData:
 			h.Type = TypeLogTruncated
-			body = logTruncatedMsg{h, p.Step, p.Iteration, p.LinesTotal, p.BytesTotal, p.LinesEmitted, p.Artifact}
+			body = logTruncatedMsg{h, *p}
 		case *events.RunResumedData:
 			h.Type = TypeRunResumed
 			body = runResumedMsg{h, p.Owner, p.PreviousOwner, p.Step, p.Attempt, p.Iteration}
