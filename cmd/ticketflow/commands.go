@@ -28,6 +28,12 @@ func outputFlag(cmd *cobra.Command) *string {
 	return out
 }
 
+// ticketCommand is a command on one ticket (its only argument) with the --output flag.
+func ticketCommand(use, short string) (*cobra.Command, *string) {
+	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(1)}
+	return cmd, outputFlag(cmd)
+}
+
 func checkOutput(o string) error {
 	if o != "text" && o != "json" {
 		return fmt.Errorf("--output %q: want text or json", o)
@@ -199,8 +205,7 @@ func ticketsCreateCmd() *cobra.Command {
 }
 
 func ticketsShowCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "show <ticket>", Short: "Show a ticket and its runs", Args: cobra.ExactArgs(1)}
-	out := outputFlag(cmd)
+	cmd, out := ticketCommand("show <ticket>", "Show a ticket and its runs")
 	cmd.RunE = withClient(out, func(ctx context.Context, c *client.Client, cmd *cobra.Command, args []string) error {
 		t, err := c.Ticket(ctx, args[0])
 		if err != nil {
@@ -269,12 +274,7 @@ func runCmd() *cobra.Command {
 
 func runStartCmd() *cobra.Command {
 	var watch bool
-	cmd := &cobra.Command{
-		Use:   "start <ticket>",
-		Short: "Start processing a ticket (--watch: then watch it, exit code as `run watch`)",
-		Args:  cobra.ExactArgs(1),
-	}
-	out := outputFlag(cmd)
+	cmd, out := ticketCommand("start <ticket>", "Start processing a ticket (--watch: then watch it, exit code as `run watch`)")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "watch the run until it ends")
 	cmd.RunE = withClient(out, func(ctx context.Context, c *client.Client, cmd *cobra.Command, args []string) error {
 		res, err := c.Start(ctx, args[0])
@@ -317,8 +317,7 @@ brief's "finished" state at 100 %) or VALIDATED, 1 FAILED (or an error), 2 CANCE
 }
 
 func simpleWrite(use, short string, do func(ctx context.Context, c *client.Client, ticket string) (map[string]any, error), extra func(*cobra.Command)) *cobra.Command {
-	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(1)}
-	out := outputFlag(cmd)
+	cmd, out := ticketCommand(use, short)
 	if extra != nil {
 		extra(cmd)
 	}
@@ -374,12 +373,7 @@ func requestChangesCmd() *cobra.Command {
 func logsCmd() *cobra.Command {
 	var runID string
 	var follow bool
-	cmd := &cobra.Command{
-		Use:   "logs <ticket>",
-		Short: "Print a run's log lines (default: the current run; --follow: live until it ends)",
-		Args:  cobra.ExactArgs(1),
-	}
-	out := outputFlag(cmd)
+	cmd, out := ticketCommand("logs <ticket>", "Print a run's log lines (default: the current run; --follow: live until it ends)")
 	cmd.Flags().StringVar(&runID, "run", "", "run id (default: the ticket's current run)")
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until the run ends (current run only)")
 	cmd.RunE = withClient(out, func(ctx context.Context, c *client.Client, cmd *cobra.Command, args []string) error {
@@ -456,12 +450,7 @@ func logMessages(items []client.EventItem) []client.Message {
 func eventsCmd() *cobra.Command {
 	var ndjson bool
 	var runID string
-	cmd := &cobra.Command{
-		Use:   "events <ticket>",
-		Short: "Print a ticket's audit trail (--ndjson: the NDJSON export, one envelope per line)",
-		Args:  cobra.ExactArgs(1),
-	}
-	out := outputFlag(cmd)
+	cmd, out := ticketCommand("events <ticket>", "Print a ticket's audit trail (--ndjson: the NDJSON export, one envelope per line)")
 	cmd.Flags().BoolVar(&ndjson, "ndjson", false, "stream the NDJSON export (GET /api/tickets/{id}/events?format=ndjson)")
 	cmd.Flags().StringVar(&runID, "run", "", "only this run's events")
 	cmd.RunE = withClient(out, func(ctx context.Context, c *client.Client, cmd *cobra.Command, args []string) error {

@@ -79,8 +79,10 @@ func ScanPartition(ctx context.Context, cl *kgo.Client, topic string, partition 
 				return fmt.Errorf("kafka: fetch %s/%d@%d: %w", topic, partition, from, fp.Err)
 			}
 			leader = -1
-			if err := sleepCtx(ctx, time.Duration(attempt)*100*time.Millisecond); err != nil {
-				return err
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * 100 * time.Millisecond):
 			}
 			continue
 		case errors.Is(fp.Err, kerr.OffsetOutOfRange) && belowLogStart(ctx, adm, topic, partition, from, fp.LogStartOffset):
@@ -160,15 +162,4 @@ func belowLogStart(ctx context.Context, adm *kadm.Client, topic string, partitio
 	}
 	start, ok := starts.Lookup(topic, partition)
 	return ok && start.Err == nil && start.Offset > from
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

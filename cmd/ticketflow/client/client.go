@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/services/command/app"
 )
 
 // Client talks to one ticketflow deployment.
@@ -138,25 +140,8 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	return nil
 }
 
-// Ticket is a ticket as the API returns it.
-type Ticket struct {
-	ID            string    `json:"id"`
-	Title         string    `json:"title"`
-	Description   string    `json:"description"`
-	RepositoryURL string    `json:"repository_url"`
-	BaseBranch    string    `json:"base_branch"`
-	CICommand     string    `json:"ci_command"`
-	Owner         string    `json:"owner"`
-	Status        string    `json:"status"`
-	Step          string    `json:"step"`
-	Progress      int       `json:"progress"`
-	Message       string    `json:"message"`
-	Error         string    `json:"error"`
-	Iteration     int       `json:"iteration"`
-	CurrentRunID  string    `json:"current_run_id"`
-	CreatedAt     time.Time `json:"created_at"`
-	UpdatedAt     time.Time `json:"updated_at"`
-}
+// Ticket is a ticket as the API returns it: the command service's own representation.
+type Ticket = app.Ticket
 
 // NewTicket is the body of POST /api/tickets.
 type NewTicket struct {
@@ -168,23 +153,8 @@ type NewTicket struct {
 	SimulateFailure string `json:"simulate_failure,omitempty"`
 }
 
-// Run is one run of a ticket.
-type Run struct {
-	ID          string     `json:"id"`
-	TicketID    string     `json:"ticket_id"`
-	Status      string     `json:"status"`
-	Step        string     `json:"step"`
-	Progress    int        `json:"progress"`
-	Iteration   int        `json:"iteration"`
-	Reason      string     `json:"reason"`
-	RequestedBy string     `json:"requested_by"`
-	Message     string     `json:"message"`
-	Error       string     `json:"error"`
-	Branch      string     `json:"branch"`
-	RequestedAt time.Time  `json:"requested_at"`
-	StartedAt   *time.Time `json:"started_at"`
-	FinishedAt  *time.Time `json:"finished_at"`
-}
+// Run is one run of a ticket, as the command service returns it.
+type Run = app.Run
 
 // StartResult is the answer of POST /api/tickets/processing/start.
 type StartResult struct {
@@ -208,17 +178,8 @@ type EventItem struct {
 	Event     json.RawMessage `json:"event"`
 }
 
-// Envelope is the part of an event envelope the CLI reads.
-type Envelope struct {
-	ID         string          `json:"id"`
-	Type       string          `json:"type"`
-	Version    int             `json:"version"`
-	TicketID   string          `json:"ticket_id"`
-	RunID      string          `json:"run_id"`
-	OccurredAt time.Time       `json:"occurred_at"`
-	Actor      string          `json:"actor"`
-	Data       json.RawMessage `json:"data"`
-}
+// Envelope is an event envelope of the audit trail.
+type Envelope = events.Envelope
 
 func esc(s string) string { return url.PathEscape(s) }
 

@@ -29,14 +29,14 @@ type HTTP struct {
 	cfg       Config
 	app       *app.Application
 	verifier  *auth.Verifier
-	limiter   *rateLimiter
+	limiter   *httpx.RateLimiter
 	deadlines *httpx.Deadlines
 }
 
 // NewHTTP serves a; verifier authenticates every request and issues WebSocket tickets.
 func NewHTTP(cfg Config, a *app.Application, verifier *auth.Verifier) *HTTP {
 	return &HTTP{cfg: cfg, app: a, verifier: verifier,
-		limiter: newRateLimiter(cfg.WriteRate, cfg.WriteBurst), deadlines: httpx.NewDeadlines(cfg.RequestTimeout)}
+		limiter: httpx.NewRateLimiter(cfg.WriteRate, cfg.WriteBurst), deadlines: httpx.NewDeadlines(cfg.RequestTimeout)}
 }
 
 // LiveChecks are the routes' liveness checks for /healthz: a request still running at

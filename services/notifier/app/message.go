@@ -82,15 +82,10 @@ type runStartedMsg struct {
 	Executor      string `json:"executor"`
 }
 
+// stepCompletedMsg is the header followed by the event's own fields, as the catalog defines them.
 type stepCompletedMsg struct {
 	header
-	Step       string `json:"step"`
-	Progress   int    `json:"progress"`
-	Iteration  int    `json:"iteration"`
-	Attempt    int    `json:"attempt"`
-	Outcome    string `json:"outcome"`
-	DurationMS int64  `json:"duration_ms"`
-	Error      string `json:"error,omitempty"`
+	events.StepCompletedData
 }
 
 type runRejectedMsg struct {
@@ -111,14 +106,10 @@ type changesRequestedMsg struct {
 	NextRunID   string `json:"next_run_id"`
 }
 
+// logTruncatedMsg is the header followed by the event's own fields, as the catalog defines them.
 type logTruncatedMsg struct {
 	header
-	Step         string `json:"step,omitempty"`
-	Iteration    int    `json:"iteration"`
-	LinesTotal   int64  `json:"lines_total"`
-	BytesTotal   int64  `json:"bytes_total"`
-	LinesEmitted int64  `json:"lines_emitted"`
-	Artifact     string `json:"artifact"`
+	events.LogTruncatedData
 }
 
 type runResumedMsg struct {
@@ -197,7 +188,7 @@ func newItem(ev events.Event) (*item, bool) {
 			body = runStartedMsg{h, p.Iteration, p.MaxIterations, p.Executor}
 		case *events.StepCompletedData:
 			h.Type = TypeStepCompleted
-			body = stepCompletedMsg{h, p.Step, p.Progress, p.Iteration, p.Attempt, p.Outcome, p.DurationMS, p.Error}
+			body = stepCompletedMsg{h, *p}
 		case *events.RunRejectedData:
 			h.Type = TypeRunRejected
 			body = runRejectedMsg{h, p.Reason, p.ActiveRunID}
@@ -209,7 +200,7 @@ func newItem(ev events.Event) (*item, bool) {
 			body = changesRequestedMsg{h, p.RequestedBy, p.Comment, p.NextRunID}
 		case *events.LogTruncatedData:
 			h.Type = TypeLogTruncated
-			body = logTruncatedMsg{h, p.Step, p.Iteration, p.LinesTotal, p.BytesTotal, p.LinesEmitted, p.Artifact}
+			body = logTruncatedMsg{h, *p}
 		case *events.RunResumedData:
 			h.Type = TypeRunResumed
 			body = runResumedMsg{h, p.Owner, p.PreviousOwner, p.Step, p.Attempt, p.Iteration}

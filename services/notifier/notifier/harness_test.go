@@ -88,6 +88,16 @@ func testConfig() app.Config {
 	return cfg
 }
 
+// startTicket starts a notifier with cfg and appends a ticket of alice's, its id made of
+// prefix; it returns the server and the ticket id.
+func (e *testEnv) startTicket(cfg app.Config, prefix string) (*testServer, string) {
+	e.t.Helper()
+	srv := e.start(cfg)
+	ticket := newTicketID(prefix)
+	e.append(created(ticket, "alice"))
+	return srv, ticket
+}
+
 func (e *testEnv) start(cfg app.Config, origins ...string) *testServer {
 	e.t.Helper()
 	return e.startWith(cfg, nil, nil, origins...)

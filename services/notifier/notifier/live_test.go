@@ -12,9 +12,7 @@ import (
 // TestLiveRunSequence is the brief's exact sequence on a client connected before the run.
 func TestLiveRunSequence(t *testing.T) {
 	e := newTestEnv(t, 4)
-	srv := e.start(testConfig())
-	ticket := newTicketID("live")
-	e.append(created(ticket, "alice"))
+	srv, ticket := e.startTicket(testConfig(), "live")
 
 	ctx := context.Background()
 	c, _, err := dialWS(ctx, srv.addr, ticket, dialOpts{token: e.token("alice", "user")})

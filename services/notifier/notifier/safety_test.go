@@ -16,9 +16,7 @@ import (
 
 func TestAuthMatrix(t *testing.T) {
 	e := newTestEnv(t, 2)
-	srv := e.start(testConfig())
-	ticket := newTicketID("auth")
-	e.append(created(ticket, "alice"))
+	srv, ticket := e.startTicket(testConfig(), "auth")
 	other, _ := auth.NewVerifier("another-secret-another-secret-0123456789")
 	forged, _ := other.Issue("alice", "admin", time.Hour)
 	expired, _ := e.verifier.Issue("alice", "user", -time.Minute)
@@ -106,9 +104,7 @@ func TestOriginCheck(t *testing.T) {
 
 func TestFrameLimitAndPing(t *testing.T) {
 	e := newTestEnv(t, 1)
-	srv := e.start(testConfig())
-	ticket := newTicketID("frame")
-	e.append(created(ticket, "alice"))
+	srv, ticket := e.startTicket(testConfig(), "frame")
 	tok := e.token("alice", "user")
 	ctx := context.Background()
 
@@ -166,9 +162,7 @@ func TestIdleConnectionsAreClosed(t *testing.T) {
 	e := newTestEnv(t, 1)
 	cfg := testConfig()
 	cfg.PingInterval, cfg.IdleTimeout = 100*time.Millisecond, 600*time.Millisecond
-	srv := e.start(cfg)
-	ticket := newTicketID("idle")
-	e.append(created(ticket, "alice"))
+	srv, ticket := e.startTicket(cfg, "idle")
 	tok := e.token("alice", "user")
 
 	alive, _, err := dialWS(context.Background(), srv.addr, ticket, dialOpts{token: tok})
@@ -205,9 +199,7 @@ func TestConnectRateLimit(t *testing.T) {
 	e := newTestEnv(t, 1)
 	cfg := testConfig()
 	cfg.ConnectRate, cfg.ConnectBurst = 1, 3
-	srv := e.start(cfg)
-	ticket := newTicketID("rate")
-	e.append(created(ticket, "alice"))
+	srv, ticket := e.startTicket(cfg, "rate")
 	tok := e.token("alice", "user")
 	refused := 0
 	for i := 0; i < 6; i++ {
@@ -238,9 +230,7 @@ func TestSlowClient(t *testing.T) {
 	e := newTestEnv(t, 1)
 	cfg := testConfig()
 	cfg.QueueMessages, cfg.QueueBytes = 256, 2<<20
-	srv := e.start(cfg)
-	ticket := newTicketID("slow")
-	e.append(created(ticket, "alice"))
+	srv, ticket := e.startTicket(cfg, "slow")
 	tok := e.token("alice", "user")
 
 	slow, _, err := dialWS(context.Background(), srv.addr, ticket, dialOpts{token: tok, rcvbuf: 64 << 10})

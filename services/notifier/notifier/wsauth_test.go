@@ -75,9 +75,7 @@ func expectConnected(t *testing.T, addr, ticket string, o dialOpts) *client {
 // Without a database, single use holds per replica.
 func TestWSTicketSingleUse(t *testing.T) {
 	e := newTestEnv(t, 1)
-	srv := e.start(testConfig())
-	ticket := newTicketID("wst")
-	e.append(created(ticket, "alice"))
+	srv, ticket := e.startTicket(testConfig(), "wst")
 	bearer := e.token("alice", "user")
 
 	tk := e.wsTicket(bearer)
@@ -128,9 +126,7 @@ func TestWSTicketSingleUseAcrossReplicas(t *testing.T) {
 // issued from it. A ticket's socket carries the exp of the token it came from.
 func TestTokenExpiryClosesTheSocket(t *testing.T) {
 	e := newTestEnv(t, 1)
-	srv := e.start(testConfig())
-	ticket := newTicketID("exp")
-	e.append(created(ticket, "alice"))
+	srv, ticket := e.startTicket(testConfig(), "exp")
 	short, err := e.verifier.Issue("alice", auth.RoleUser, 1500*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
@@ -177,9 +173,7 @@ func TestConnectionCaps(t *testing.T) {
 	e := newTestEnv(t, 1)
 	cfg := testConfig()
 	cfg.MaxConnsPerUser, cfg.MaxConnsPerIP = 2, 3
-	srv := e.start(cfg)
-	ticket := newTicketID("caps")
-	e.append(created(ticket, "alice"))
+	srv, ticket := e.startTicket(cfg, "caps")
 	alice, root := e.token("alice", "user"), e.token("root", "admin")
 	refused := func(o dialOpts) {
 		t.Helper()

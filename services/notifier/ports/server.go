@@ -12,6 +12,7 @@ import (
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/ticketflow/ticketflow/libs/auth"
+	"github.com/ticketflow/ticketflow/libs/httpx"
 	"github.com/ticketflow/ticketflow/services/notifier/app"
 )
 
@@ -42,7 +43,7 @@ type Server struct {
 	tickets TicketUses
 	origins map[string]bool
 	anyOrig bool
-	limiter *ipLimiter
+	limiter *httpx.RateLimiter
 	caps    *connCaps
 }
 
@@ -55,7 +56,7 @@ func NewServer(cfg app.Config, deps Deps) *Server {
 		m:       deps.Metrics,
 		tickets: deps.Tickets,
 		origins: map[string]bool{},
-		limiter: newIPLimiter(cfg.ConnectRate, cfg.ConnectBurst),
+		limiter: httpx.NewRateLimiter(cfg.ConnectRate, max(cfg.ConnectBurst, 1)),
 		caps:    newConnCaps(cfg.MaxConnsPerUser, cfg.MaxConnsPerIP),
 	}
 	for _, o := range deps.AllowedOrigins {

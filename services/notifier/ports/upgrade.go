@@ -28,7 +28,7 @@ func (s *Server) precheck(c *fiber.Ctx) error {
 		return httpError(c, httpx.Forbidden("origin %q is not allowed", origin))
 	}
 	ip := c.IP() // the socket peer, or the client behind a trusted proxy (httpx.WithTrustedProxies)
-	if !s.limiter.allow(ip, time.Now()) {
+	if ok, _ := s.limiter.Take(ip, time.Now()); !ok {
 		s.m.Rejected("rate_limited")
 		c.Set(fiber.HeaderRetryAfter, "1")
 		return httpError(c, httpx.Errorf(fiber.StatusTooManyRequests, "rate_limited", "too many connections from this address; retry later"))

@@ -322,22 +322,28 @@ func killNamespace(ns string) int {
 
 // namespaceProcesses lists the live (not zombie) processes of PID namespace ns.
 func namespaceProcesses(ns string) []int {
+	return processes(func(dir string) bool {
+		if l, err := os.Readlink(dir + "/ns/pid"); err != nil || l != ns {
+			return false
+		}
+		if stat, err := os.ReadFile(dir + "/stat"); err == nil {
+			if i := strings.LastIndexByte(string(stat), ')'); i > 0 && len(stat) > i+2 && (stat[i+2] == 'Z' || stat[i+2] == 'X') {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// processes lists the pids of /proc for whose directory ("/proc/<pid>") keep is true.
+func processes(keep func(dir string) bool) []int {
 	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
+		if err == nil && keep("/proc/"+e.Name()) {
+			pids = append(pids, pid)
 		}
-		if l, err := os.Readlink("/proc/" + e.Name() + "/ns/pid"); err != nil || l != ns {
-			continue
-		}
-		if stat, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err == nil {
-			if i := strings.LastIndexByte(string(stat), ')'); i > 0 && len(stat) > i+2 && (stat[i+2] == 'Z' || stat[i+2] == 'X') {
-				continue
-			}
-		}
-		pids = append(pids, pid)
 	}
 	return pids
 }

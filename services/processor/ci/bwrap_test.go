@@ -256,19 +256,10 @@ echo started`
 
 // processesRunning lists the host processes whose command line contains s.
 func processesRunning(s string) []int {
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), s) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	return processes(func(dir string) bool {
+		b, err := os.ReadFile(dir + "/cmdline")
+		return err == nil && strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), s)
+	})
 }
 
 // The crash-recovery path works for the sandbox: the recorded pid is bwrap's, and killing its

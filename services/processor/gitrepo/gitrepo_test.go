@@ -22,15 +22,23 @@ func filePolicy(t *testing.T, root string) *repourl.Policy {
 	return p
 }
 
-func TestSyncCommitPushAndRunBranches(t *testing.T) {
-	ctx := context.Background()
-	url, bare := gittest.Origin(t, map[string]string{"README.md": "hello\n"})
-	g := New(Config{Policy: filePolicy(t, filepath.Dir(bare))})
-	dir := filepath.Join(t.TempDir(), "work", "ticket-1")
-	base, err := g.Sync(ctx, url, "main", dir)
+// cloneHello syncs dir from a new one-file origin (README.md "hello") with a Git whose policy
+// allows it; it returns the Git, the origin's URL and bare path, and the commit checked out.
+func cloneHello(ctx context.Context, t *testing.T, dir string) (g *Git, url, bare, commit string) {
+	t.Helper()
+	url, bare = gittest.Origin(t, map[string]string{"README.md": "hello\n"})
+	g = New(Config{Policy: filePolicy(t, filepath.Dir(bare))})
+	commit, err := g.Sync(ctx, url, "main", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return g, url, bare, commit
+}
+
+func TestSyncCommitPushAndRunBranches(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "work", "ticket-1")
+	g, url, bare, base := cloneHello(ctx, t, dir)
 	if err := WriteFile(dir, "src/new.txt", "content\n"); err != nil {
 		t.Fatal(err)
 	}

@@ -42,13 +42,8 @@ func plantHooks(t *testing.T, dir, marker string) {
 // is re-created with the processor's own config.
 func TestPlantedHooksAndConfigNeverRun(t *testing.T) {
 	ctx := context.Background()
-	url, bare := gittest.Origin(t, map[string]string{"README.md": "hello\n"})
-	g := New(Config{Policy: filePolicy(t, filepath.Dir(bare))})
 	dir := filepath.Join(t.TempDir(), "work", "ticket-1")
-	commit, err := g.Sync(ctx, url, "main", dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, url, _, commit := cloneHello(ctx, t, dir)
 	marker := filepath.Join(t.TempDir(), "hook-ran")
 
 	for name, op := range map[string]func() error{
@@ -88,13 +83,8 @@ func TestPlantedHooksAndConfigNeverRun(t *testing.T) {
 // command line overrides both.
 func TestCommandLineOverridesRepositoryConfig(t *testing.T) {
 	ctx := context.Background()
-	url, bare := gittest.Origin(t, map[string]string{"README.md": "hello\n"})
-	g := New(Config{Policy: filePolicy(t, filepath.Dir(bare))})
 	dir := filepath.Join(t.TempDir(), "w")
-	commit, err := g.Sync(ctx, url, "main", dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, _, _, commit := cloneHello(ctx, t, dir)
 	marker := filepath.Join(t.TempDir(), "hook-ran")
 	plantHooks(t, dir, marker)
 	if _, err := g.local(ctx, dir, "checkout", "--quiet", "--force", "-B", "x", commit); err != nil {
@@ -174,13 +164,8 @@ func TestWorkTreeOwnedByAnotherUser(t *testing.T) {
 		t.Skip("needs root to chown")
 	}
 	ctx := context.Background()
-	url, bare := gittest.Origin(t, map[string]string{"README.md": "hello\n"})
-	g := New(Config{Policy: filePolicy(t, filepath.Dir(bare))})
 	dir := filepath.Join(t.TempDir(), "w")
-	commit, err := g.Sync(ctx, url, "main", dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, _, _, commit := cloneHello(ctx, t, dir)
 	if err := filepath.Walk(dir, func(p string, _ os.FileInfo, err error) error {
 		if err != nil {
 			return err

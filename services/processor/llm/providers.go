@@ -10,21 +10,30 @@ import (
 )
 
 // Anthropic speaks the Messages API (POST {base}/v1/messages).
-type Anthropic struct {
-	Key, BaseURL, Model string
-	HTTP                HTTPConfig
-}
+type Anthropic struct{ endpoint }
 
 // NewAnthropic returns the provider; baseURL defaults to https://api.anthropic.com and
 // model to claude-sonnet-4-5.
 func NewAnthropic(key, baseURL, model string, hc HTTPConfig) *Anthropic {
+	return &Anthropic{newEndpoint(key, baseURL, "https://api.anthropic.com", model, "claude-sonnet-4-5", hc)}
+}
+
+// endpoint is what a provider posts to: its key, base URL (no trailing slash), model and HTTP
+// settings.
+type endpoint struct {
+	Key, BaseURL, Model string
+	HTTP                HTTPConfig
+}
+
+// newEndpoint fills an endpoint, baseURL defaulting to defBase and model to defModel.
+func newEndpoint(key, baseURL, defBase, model, defModel string, hc HTTPConfig) endpoint {
 	if baseURL == "" {
-		baseURL = "https://api.anthropic.com"
+		baseURL = defBase
 	}
 	if model == "" {
-		model = "claude-sonnet-4-5"
+		model = defModel
 	}
-	return &Anthropic{Key: key, BaseURL: strings.TrimRight(baseURL, "/"), Model: model, HTTP: hc.withDefaults()}
+	return endpoint{Key: key, BaseURL: strings.TrimRight(baseURL, "/"), Model: model, HTTP: hc.withDefaults()}
 }
 
 func (a *Anthropic) Name() string { return "anthropic:" + a.Model }
@@ -57,21 +66,12 @@ func (a *Anthropic) Complete(ctx context.Context, req Request) (string, error) {
 // OpenAI speaks chat completions (POST {base}/chat/completions): OpenAI itself or any
 // compatible server (vLLM, Ollama, llama.cpp, LM Studio...). The key may be empty for local
 // servers.
-type OpenAI struct {
-	Key, BaseURL, Model string
-	HTTP                HTTPConfig
-}
+type OpenAI struct{ endpoint }
 
 // NewOpenAI returns the provider; baseURL defaults to https://api.openai.com/v1 and model to
 // gpt-4o-mini.
 func NewOpenAI(key, baseURL, model string, hc HTTPConfig) *OpenAI {
-	if baseURL == "" {
-		baseURL = "https://api.openai.com/v1"
-	}
-	if model == "" {
-		model = "gpt-4o-mini"
-	}
-	return &OpenAI{Key: key, BaseURL: strings.TrimRight(baseURL, "/"), Model: model, HTTP: hc.withDefaults()}
+	return &OpenAI{newEndpoint(key, baseURL, "https://api.openai.com/v1", model, "gpt-4o-mini", hc)}
 }
 
 func (o *OpenAI) Name() string { return "openai:" + o.Model }

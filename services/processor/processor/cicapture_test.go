@@ -18,11 +18,7 @@ func TestCIOutputCapAndArtifact(t *testing.T) {
 	h := newHarness(t, cfg)
 	url, _ := gittest.Origin(t, map[string]string{"README.md": "x\n"})
 	_, run := h.ticket(url, "seq 1 30000; echo done >&2")
-	term := h.waitTerminal(run)
-	evs := h.runEvents(run)
-	if term.Type != events.RunCompleted {
-		t.Fatalf("terminal %s:\n%s", term.Type, dump(evs))
-	}
+	_, evs := h.waitCompleted(run)
 	if !strings.Contains(dump(evs), "ATTENTION : la CI s'exécute sans bac à sable") {
 		t.Error("a run with TICKETFLOW_CI_SANDBOX=none has no warning in its log")
 	}

@@ -90,30 +90,12 @@ func (c *cluster) events() []events.Event {
 	return out
 }
 
-func (c *cluster) runEvents(runID string) []events.Event {
-	var out []events.Event
-	for _, ev := range c.events() {
-		if ev.RunID == runID {
-			out = append(out, ev)
-		}
-	}
-	return out
-}
+func (c *cluster) runEvents(runID string) []events.Event { return runOnly(c.events(), runID) }
 
 // waitRun polls the log until cond holds for the run's events.
 func (c *cluster) waitRun(runID string, timeout time.Duration, what string, cond func([]events.Event) bool) []events.Event {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		evs := c.runEvents(runID)
-		if cond(evs) {
-			return evs
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("timed out waiting for %s; run events:\n%s", what, dump(evs))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return poll(c.t, timeout, what, func() []events.Event { return c.runEvents(runID) }, cond)
 }
 
 func terminals(evs []events.Event) int {

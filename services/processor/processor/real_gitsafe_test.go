@@ -92,11 +92,7 @@ echo planted
 	h := newHarness(t, realConfig(t))
 	url, _ := gittest.Origin(t, map[string]string{"README.md": "# demo\n", "plant.sh": plant})
 	_, run := h.ticket(url, `sh plant.sh && test "$TICKETFLOW_ITERATION" -ge 2`)
-	term := h.waitTerminal(run)
-	evs := h.runEvents(run)
-	if term.Type != events.RunCompleted {
-		t.Fatalf("terminal %s:\n%s", term.Type, dump(evs))
-	}
+	term, evs := h.waitCompleted(run)
 	if d := payload[*events.RunCompletedData](t, term); d.Iteration != 2 {
 		t.Errorf("completed at iteration %d, want 2 (the first CI fails after planting)", d.Iteration)
 	}

@@ -139,8 +139,19 @@ func (h *harness) ticket(repoURL, ci string) (string, string) {
 func (h *harness) runEvents(runID string) []events.Event {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return runOnly(h.evs, runID)
+}
+
+// waitFor polls the run's events until cond holds.
+func (h *harness) waitFor(runID string, timeout time.Duration, what string, cond func([]events.Event) bool) []events.Event {
+	h.t.Helper()
+	return poll(h.t, timeout, what, func() []events.Event { return h.runEvents(runID) }, cond)
+}
+
+// runOnly returns (a copy of) the events of evs that belong to run runID.
+func runOnly(evs []events.Event, runID string) []events.Event {
 	var out []events.Event
-	for _, ev := range h.evs {
+	for _, ev := range evs {
 		if ev.RunID == runID {
 			out = append(out, ev)
 		}
@@ -148,17 +159,18 @@ func (h *harness) runEvents(runID string) []events.Event {
 	return out
 }
 
-// waitFor polls the run's events until cond holds.
-func (h *harness) waitFor(runID string, timeout time.Duration, what string, cond func([]events.Event) bool) []events.Event {
-	h.t.Helper()
+// poll calls evs until cond holds for what it returns, failing t with the events after
+// timeout.
+func poll(t testing.TB, timeout time.Duration, what string, evs func() []events.Event, cond func([]events.Event) bool) []events.Event {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		evs := h.runEvents(runID)
-		if cond(evs) {
-			return evs
+		got := evs()
+		if cond(got) {
+			return got
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for %s; run events:\n%s", what, dump(evs))
+			t.Fatalf("timed out waiting for %s; run events:\n%s", what, dump(got))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -179,6 +191,18 @@ func (h *harness) waitTerminal(runID string) events.Event {
 		}
 	}
 	panic("unreachable")
+}
+
+// waitCompleted waits for the run's terminal event and fails the test unless it is
+// RunCompleted; it returns that event and the run's events.
+func (h *harness) waitCompleted(runID string) (events.Event, []events.Event) {
+	h.t.Helper()
+	term := h.waitTerminal(runID)
+	evs := h.runEvents(runID)
+	if term.Type != events.RunCompleted {
+		h.t.Fatalf("terminal %s, want RunCompleted:\n%s", term.Type, dump(evs))
+	}
+	return term, evs
 }
 
 func dump(evs []events.Event) string {
@@ -266,11 +290,7 @@ func TestRealRunLoopsOnCIFailureAndCompletes(t *testing.T) {
 	url, bare := gittest.Origin(t, map[string]string{"README.md": "# demo\n", "ci.sh": ciScript})
 	ticket, run := h.ticket(url, "sh ci.sh")
 
-	term := h.waitTerminal(run)
-	evs := h.runEvents(run)
-	if term.Type != events.RunCompleted {
-		t.Fatalf("terminal %s, want RunCompleted:\n%s", term.Type, dump(evs))
-	}
+	term, evs := h.waitCompleted(run)
 	done := payload[*events.RunCompletedData](t, term)
 	branch := fmt.Sprintf("ticketflow/%s/2", ticket)
 	if done.Iteration != 2 || done.Branch != branch {
@@ -331,15 +351,11 @@ func TestRealRunWithOpenAICompatibleProviderAndFollowUp(t *testing.T) {
 	h := newHarness(t, cfg)
 	url, bare := gittest.Origin(t, map[string]string{"ci.sh": "#!/bin/sh\ntest -f greeting.txt && echo present\n"})
 	ticket, run := h.ticket(url, "sh ci.sh")
-	if term := h.waitTerminal(run); term.Type != events.RunCompleted {
-		t.Fatalf("terminal %s:\n%s", term.Type, dump(h.runEvents(run)))
-	}
+	h.waitCompleted(run)
 	next := uuid.NewString()
 	h.append(events.MustNew(ticket, run, "user:bob", &events.ChangesRequestedData{RequestedBy: "bob", Comment: "please also be polite", NextRunID: next}),
 		events.MustNew(ticket, next, "user:bob", &events.ProcessingRequestedData{RequestedBy: "bob", Reason: "changes_requested"}))
-	if term := h.waitTerminal(next); term.Type != events.RunCompleted {
-		t.Fatalf("follow-up terminal %s:\n%s", term.Type, dump(h.runEvents(next)))
-	}
+	h.waitCompleted(next)
 	bodies := llmSrv.bodies()
 	if len(bodies) != 2 || !strings.Contains(bodies[1], "please also be polite") || !strings.Contains(bodies[1], "=== greeting.txt ===") {
 		t.Errorf("follow-up request lacks the review comment or the previous run's files:\n%s", bodies[len(bodies)-1])
@@ -362,11 +378,7 @@ func TestRealRunWithDemoProvider(t *testing.T) {
 	h := newHarness(t, cfg)
 	url, bare := gittest.Origin(t, map[string]string{"README.md": "x\n"})
 	ticket, run := h.ticket(url, "test -f ticketflow-demo.md && env")
-	term := h.waitTerminal(run)
-	evs := h.runEvents(run)
-	if term.Type != events.RunCompleted {
-		t.Fatalf("terminal %s:\n%s", term.Type, dump(evs))
-	}
+	_, evs := h.waitCompleted(run)
 	all := dump(evs)
 	if !strings.Contains(all, "démonstration hors ligne") || !strings.Contains(all, "PATH=") {
 		t.Errorf("no demo notice or no CI env output:\n%s", all)

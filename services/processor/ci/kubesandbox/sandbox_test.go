@@ -188,6 +188,14 @@ func (f *fixture) createPod(job *batchv1.Job) *corev1.Pod {
 	return pod
 }
 
+// podAt waits for the run's Job, creates its pod and gives it phase and the containers'
+// states; it returns the Job and the pod as updated.
+func (f *fixture) podAt(phase corev1.PodPhase, initState, ciState *corev1.ContainerState) (*batchv1.Job, *corev1.Pod) {
+	f.t.Helper()
+	job := f.waitJob()
+	return job, f.setStatus(f.createPod(job), phase, initState, ciState)
+}
+
 // setStatus plays the kubelet.
 func (f *fixture) setStatus(pod *corev1.Pod, phase corev1.PodPhase, initState, ciState *corev1.ContainerState) *corev1.Pod {
 	f.t.Helper()
@@ -226,6 +234,16 @@ func (f *fixture) wait(done <-chan outcome) outcome {
 		f.t.Fatal("Run did not return")
 		return outcome{}
 	}
+}
+
+// wantFailure waits for the run, fails the test unless its error contains want, and checks
+// that Job name is deleted.
+func (f *fixture) wantFailure(done <-chan outcome, name, want string) {
+	f.t.Helper()
+	if o := f.wait(done); o.err == nil || !strings.Contains(o.err.Error(), want) {
+		f.t.Fatalf("err %v, want one containing %q", o.err, want)
+	}
+	f.assertJobDeleted(name)
 }
 
 // assertJobDeleted checks the Job is gone and was deleted with a propagation that takes its
@@ -280,9 +298,7 @@ func TestRunUploadsStreamsAndReportsSuccess(t *testing.T) {
 	f.setLogs("compiling\r\ntests ok\nlast unterminated")
 	done, lines := f.start(context.Background(), ci.Spec{PIDFile: pidFile, TailLines: 2})
 
-	job := f.waitJob()
-	pod := f.createPod(job)
-	pod = f.setStatus(pod, corev1.PodPending, running, waiting("PodInitializing"))
+	job, pod := f.podAt(corev1.PodPending, running, waiting("PodInitializing"))
 	select {
 	case <-f.uploader.uploadedC:
 	case <-time.After(10 * time.Second):
@@ -331,9 +347,7 @@ func TestRunUploadsStreamsAndReportsSuccess(t *testing.T) {
 func TestRunFailedCommandGivesExitCode(t *testing.T) {
 	f := newFixture(t)
 	done, lines := f.start(context.Background(), ci.Spec{})
-	job := f.waitJob()
-	pod := f.createPod(job)
-	pod = f.setStatus(pod, corev1.PodPending, running, nil)
+	job, pod := f.podAt(corev1.PodPending, running, nil)
 	<-f.uploader.uploadedC
 	// The fast path: the pod is already over when the processor first looks at the CI
 	// container (the fake's default log).
@@ -412,9 +426,7 @@ func TestRunCancelDeletesJob(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done, _ := f.start(ctx, ci.Spec{})
-	job := f.waitJob()
-	pod := f.createPod(job)
-	f.setStatus(pod, corev1.PodRunning, exited(0, "Completed"), running)
+	job, _ := f.podAt(corev1.PodRunning, exited(0, "Completed"), running)
 	cancel()
 	o := f.wait(done)
 	if !errors.Is(o.err, context.Canceled) {
@@ -429,9 +441,7 @@ func TestRunLineCallbackErrorStops(t *testing.T) {
 	lines.mu.Lock()
 	lines.fail = errors.New("event store down")
 	lines.mu.Unlock()
-	job := f.waitJob()
-	pod := f.createPod(job)
-	f.setStatus(pod, corev1.PodRunning, exited(0, "Completed"), running)
+	job, _ := f.podAt(corev1.PodRunning, exited(0, "Completed"), running)
 	o := f.wait(done)
 	if o.err == nil || o.err.Error() != "event store down" {
 		t.Fatalf("err %v, want the callback's", o.err)
@@ -442,52 +452,32 @@ func TestRunLineCallbackErrorStops(t *testing.T) {
 func TestRunUnpackFailureIsAnError(t *testing.T) {
 	f := newFixture(t)
 	done, _ := f.start(context.Background(), ci.Spec{})
-	job := f.waitJob()
-	pod := f.createPod(job)
-	f.setStatus(pod, corev1.PodFailed, exited(2, "Error"), nil)
-	o := f.wait(done)
-	if o.err == nil || !strings.Contains(o.err.Error(), "unpack the work tree (exit code 2") {
-		t.Fatalf("err %v, want the unpack failure", o.err)
-	}
-	f.assertJobDeleted(job.Name)
+	job, _ := f.podAt(corev1.PodFailed, exited(2, "Error"), nil)
+	f.wantFailure(done, job.Name, "unpack the work tree (exit code 2")
 }
 
 func TestRunUploadErrorIsAnError(t *testing.T) {
 	f := newFixture(t)
 	f.uploader.err = errors.New("pods/attach is forbidden")
 	done, _ := f.start(context.Background(), ci.Spec{})
-	job := f.waitJob()
-	pod := f.createPod(job)
-	f.setStatus(pod, corev1.PodPending, running, nil)
-	o := f.wait(done)
-	if o.err == nil || !strings.Contains(o.err.Error(), "pods/attach is forbidden") {
-		t.Fatalf("err %v, want the upload's", o.err)
-	}
+	job, _ := f.podAt(corev1.PodPending, running, nil)
+	f.wantFailure(done, job.Name, "pods/attach is forbidden")
 	if _, _, calls := f.uploader.snapshot(); calls != 1 {
 		t.Errorf("%d uploads, want exactly one", calls)
 	}
-	f.assertJobDeleted(job.Name)
 }
 
 func TestRunFatalWaitingReasonFailsFast(t *testing.T) {
 	f := newFixture(t)
 	done, _ := f.start(context.Background(), ci.Spec{})
-	job := f.waitJob()
-	pod := f.createPod(job)
-	f.setStatus(pod, corev1.PodPending, waiting("InvalidImageName"), nil)
-	o := f.wait(done)
-	if o.err == nil || !strings.Contains(o.err.Error(), "InvalidImageName") {
-		t.Fatalf("err %v, want the waiting reason", o.err)
-	}
-	f.assertJobDeleted(job.Name)
+	job, _ := f.podAt(corev1.PodPending, waiting("InvalidImageName"), nil)
+	f.wantFailure(done, job.Name, "InvalidImageName")
 }
 
 func TestRunPodDeletedIsAnError(t *testing.T) {
 	f := newFixture(t)
 	done, _ := f.start(context.Background(), ci.Spec{})
-	job := f.waitJob()
-	pod := f.createPod(job)
-	f.setStatus(pod, corev1.PodRunning, exited(0, "Completed"), running)
+	_, pod := f.podAt(corev1.PodRunning, exited(0, "Completed"), running)
 	eventually(t, "the log stream", func() bool {
 		for _, a := range f.cs.Actions() {
 			if a.GetSubresource() == "log" {
