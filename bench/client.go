@@ -3,14 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ticketflow/ticketflow/libs/loadgen"
 
 	"github.com/coder/websocket"
 )
@@ -89,20 +89,8 @@ func (w *client) read(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.buf = w.buf[:0]
-	for {
-		if len(w.buf) == cap(w.buf) {
-			w.buf = append(w.buf, 0)[:len(w.buf)]
-		}
-		n, err := r.Read(w.buf[len(w.buf):cap(w.buf)])
-		w.buf = w.buf[:len(w.buf)+n]
-		if errors.Is(err, io.EOF) {
-			return w.buf, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
+	w.buf, err = loadgen.ReadFrame(w.buf, r)
+	return w.buf, err
 }
 
 // isPing reports a Centrifugo ping (an empty reply {} on its own line).

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ticketflow/ticketflow/libs/loadgen"
 )
 
 type options struct {
@@ -140,7 +142,7 @@ func run(ctx context.Context, o options) error {
 	if o.quick || o.smoke {
 		o.reps = 1
 	}
-	fdLimit := raiseFDLimit()
+	fdLimit := loadgen.RaiseFDLimit()
 	z := sizesFor(o, fdLimit)
 	load0 := loadavg()
 	cfBin, tfBin, err := build(ctx, o)
@@ -209,7 +211,7 @@ func run(ctx context.Context, o options) error {
 	figs := figures(z, results)
 	fmt.Println()
 	fmt.Printf("bench-compare: %s vs ticketflow (%s), median of %d repetition(s), %s\n", centrifugoVersion, gitHead(o.repo), o.reps, time.Since(t0).Round(time.Second))
-	fmt.Print(table([]string{"figure", "Centrifugo " + centrifugoVersion, "ticketflow", "ratio (ticketflow ÷ Centrifugo)"}, rows(figs)))
+	fmt.Print(loadgen.Table([]string{"figure", "Centrifugo " + centrifugoVersion, "ticketflow", "ratio (ticketflow ÷ Centrifugo)"}, rows(figs)))
 	fmt.Println()
 	fmt.Printf("machine: %d cores (%s), %s/%s, bench built with %s, fd limit %d, load average %s at start, %s at end (shared machine: noisy)\n",
 		runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version(), fdLimit, load0, loadavg())

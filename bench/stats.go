@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -86,32 +85,4 @@ func rows(figs []*figure) [][]string {
 		out = append(out, []string{f.name, cell(cf, len(f.cf)), cell(tf, len(f.tf)), r})
 	}
 	return out
-}
-
-// table renders a Markdown table.
-func table(head []string, rows [][]string) string {
-	w := make([]int, len(head))
-	for _, r := range append([][]string{head}, rows...) {
-		for i, c := range r {
-			w[i] = max(w[i], len([]rune(c)))
-		}
-	}
-	var b strings.Builder
-	line := func(r []string) {
-		b.WriteString("|")
-		for i, c := range r {
-			b.WriteString(" " + c + strings.Repeat(" ", w[i]-len([]rune(c))) + " |")
-		}
-		b.WriteString("\n")
-	}
-	line(head)
-	sep := make([]string, len(head))
-	for i := range sep {
-		sep[i] = strings.Repeat("-", w[i])
-	}
-	line(sep)
-	for _, r := range rows {
-		line(r)
-	}
-	return b.String()
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ticketflow/ticketflow/libs/loadgen"
 )
 
 func TestPercentile(t *testing.T) {
@@ -58,7 +60,7 @@ func TestTable(t *testing.T) {
 		{name: "latency p99", unit: "ms", lowerBetter: true, cf: []float64{6, 5, 7}, tf: []float64{40, 41, 39}},
 		{name: "fan-out", unit: "msg/s", cf: []float64{100}, tf: nil},
 	}
-	got := table([]string{"figure", "Centrifugo", "ticketflow", "ratio"}, rows(figs))
+	got := loadgen.Table([]string{"figure", "Centrifugo", "ticketflow", "ratio"}, rows(figs))
 	want := "| figure      | Centrifugo | ticketflow | ratio         |\n" +
 		"| ----------- | ---------- | ---------- | ------------- |\n" +
 		"| latency p99 | 6.00 ms    | 40.00 ms   | 6.67× (worse) |\n" +

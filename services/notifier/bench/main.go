@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,6 +26,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ticketflow/ticketflow/libs/loadgen"
 
 	"github.com/coder/websocket"
 	"github.com/ticketflow/ticketflow/libs/auth"
@@ -61,7 +62,7 @@ func main() {
 		}
 		return
 	}
-	limit := raiseFDLimit()
+	limit := loadgen.RaiseFDLimit()
 	b, err := start(*pprofAddr, *history)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -91,7 +92,7 @@ func main() {
 		rows = append(rows, r...)
 	}
 	fmt.Println()
-	printTable([]string{"benchmark", "figure", "target"}, rows)
+	fmt.Print(loadgen.Table([]string{"benchmark", "figure", "target"}, rows))
 }
 
 func parseInts(s string) []int {
@@ -102,31 +103,6 @@ func parseInts(s string) []int {
 		}
 	}
 	return out
-}
-
-func printTable(head []string, rows [][]string) {
-	w := make([]int, len(head))
-	for _, r := range append([][]string{head}, rows...) {
-		for i, c := range r {
-			w[i] = max(w[i], len(c))
-		}
-	}
-	line := func(r []string) {
-		fmt.Print("|")
-		for i, c := range r {
-			fmt.Printf(" %-*s |", w[i], c)
-		}
-		fmt.Println()
-	}
-	line(head)
-	sep := make([]string, len(head))
-	for i := range sep {
-		sep[i] = strings.Repeat("-", w[i])
-	}
-	line(sep)
-	for _, r := range rows {
-		line(r)
-	}
 }
 
 // bench is the running server child plus the producer and client plumbing.
@@ -273,20 +249,8 @@ func (w *wsClient) read(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.buf = w.buf[:0]
-	for {
-		if len(w.buf) == cap(w.buf) {
-			w.buf = append(w.buf, 0)[:len(w.buf)]
-		}
-		n, err := r.Read(w.buf[len(w.buf):cap(w.buf)])
-		w.buf = w.buf[:len(w.buf)+n]
-		if errors.Is(err, io.EOF) {
-			return w.buf, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
+	w.buf, err = loadgen.ReadFrame(w.buf, r)
+	return w.buf, err
 }
 
 var (

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ticketflow/ticketflow/libs/loadgen"
+
 	"github.com/gofiber/fiber/v2"
 	"github.com/ticketflow/ticketflow/libs/auth"
 	"github.com/ticketflow/ticketflow/libs/config"
@@ -38,7 +40,7 @@ const benchSecret = "bench-secret-bench-secret-0123456789"
 // runServer is the child process: the embedded broker and one notifier, as `ticketflow dev`
 // would run them, plus /debug/mem for steady memory readings. It exits when stdin closes.
 func runServer(pprofAddr string, historyPerTicket int) error {
-	raiseFDLimit()
+	loadgen.RaiseFDLimit()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	broker, err := kafka.StartEmbedded("127.0.0.1:0", "", 12)
 	if err != nil {
