@@ -80,7 +80,7 @@ func (s *Store) AcceptRun(ctx context.Context, ev events.Event, lease time.Durat
 		if exists {
 			// Redelivery: decided earlier. Drive it only if it is ours or nobody's any more;
 			// a live owner elsewhere keeps it (taking it would fence that owner mid-run).
-			tag, err := tx.Exec(ctx, `UPDATE processor_runs SET owner = $2, previous_owner = owner, lease_until = now() + $3::interval
+			tag, err := tx.Exec(ctx, `UPDATE processor_runs SET owner = $2, previous_owner = CASE WHEN owner = '' THEN previous_owner ELSE owner END, lease_until = now() + $3::interval
 				WHERE run_id = $1 AND status <> 'terminal' AND (owner = $2 OR lease_until < now())`, ev.RunID, owner, lease.String())
 			out.Drive = err == nil && tag.RowsAffected() == 1
 			return err
@@ -205,7 +205,7 @@ func (s *Store) ClaimRuns(ctx context.Context, lease time.Duration, exclude []st
 				ORDER BY lease_until, run_id
 				LIMIT (SELECT greatest(share - mine, 0) FROM load)
 				FOR UPDATE SKIP LOCKED)
-			UPDATE processor_runs r SET owner = $1, previous_owner = r.owner, lease_until = now() + $2::interval
+			UPDATE processor_runs r SET owner = $1, previous_owner = CASE WHEN r.owner = '' THEN r.previous_owner ELSE r.owner END, lease_until = now() + $2::interval
 			FROM pick WHERE r.run_id = pick.run_id RETURNING r.run_id`, s.owner, lease.String())
 		if err != nil {
 			return err
@@ -215,6 +215,41 @@ func (s *Store) ClaimRuns(ctx context.Context, lease time.Duration, exclude []st
 		return err
 	})
 	return claimed, err
+}
+
+// Surplus is how many of its open runs this processor should hand over: what it holds
+// beyond its fair share, up to the room the other processors have below theirs. Only
+// processors that heartbeated within the last half lease count as room: one that died keeps
+// its heartbeat for up to a lease, and runs handed to it would wait for nobody.
+func (s *Store) Surplus(ctx context.Context, lease time.Duration) (int, error) {
+	var mine, open, others int64
+	var held []int64
+	err := s.db.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM processor_runs WHERE owner = $1 AND status <> 'terminal'),
+		(SELECT count(*) FROM processor_runs WHERE status <> 'terminal'),
+		(SELECT count(*) FROM processor_instances WHERE heartbeat_until > now() AND instance_id <> $1),
+		(SELECT coalesce(array_agg((SELECT count(*) FROM processor_runs r WHERE r.owner = i.instance_id AND r.status <> 'terminal')), '{}')
+			FROM processor_instances i WHERE i.heartbeat_until > now() + $2::interval / 2 AND i.instance_id <> $1)`,
+		s.owner, lease.String()).Scan(&mine, &open, &others, &held)
+	if err != nil {
+		return 0, err
+	}
+	share := (open + others) / (others + 1) // ceil(open / live)
+	var room int64
+	for _, n := range held {
+		room += max(share-n, 0)
+	}
+	return int(min(max(mine-share, 0), room)), nil
+}
+
+// HandOver gives up a run this processor drives, at a step boundary: the next step is
+// recorded not yet started (attempt 0), so whoever claims the run starts it afresh instead
+// of retrying the step that just completed here.
+func (s *Store) HandOver(ctx context.Context, runID, nextStep string, iteration int, state executor.RunState) error {
+	b, _ := json.Marshal(state)
+	return owned(s.db.Exec(ctx, `UPDATE processor_runs SET step = $2, attempt = 0, iteration = $3, state = $4, updated_at = now(),
+			owner = '', previous_owner = owner, lease_until = now() - interval '1 millisecond'
+		WHERE run_id = $1 AND owner = $5 AND status = 'active'`, runID, nextStep, iteration, b, s.owner))
 }
 
 // RenewLeases extends the leases of the runs this processor drives and returns those it

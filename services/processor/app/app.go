@@ -42,6 +42,10 @@ type Store interface {
 	Run(ctx context.Context, runID string) (RunRow, error)
 	ClaimRuns(ctx context.Context, lease time.Duration, exclude []string) ([]string, error)
 	RenewLeases(ctx context.Context, lease time.Duration, runIDs []string) ([]string, error)
+	// Surplus is how many runs this processor holds beyond its fair share that others have
+	// room for; HandOver releases one at a step boundary for them to claim.
+	Surplus(ctx context.Context, lease time.Duration) (int, error)
+	HandOver(ctx context.Context, runID, nextStep string, iteration int, state executor.RunState) error
 	Heartbeat(ctx context.Context, lease time.Duration) error
 	Release(ctx context.Context) error
 	StartStep(ctx context.Context, runID, step string, attempt, iteration int, state executor.RunState) error
@@ -122,6 +126,9 @@ type Application struct {
 	sem    chan struct{}
 	mu     sync.Mutex
 	local  map[string]context.CancelFunc // runs driven by this process
+	// handOver: local runs to give up at their next step boundary (this processor holds
+	// more than its share and others have room; see superviseLeases).
+	handOver map[string]bool
 	// ticketLocks: one driver per ticket at a time in this process (see lockTicket).
 	ticketLocks map[string]*ticketLock
 	wg          sync.WaitGroup
@@ -140,7 +147,7 @@ func New(cfg Config, deps Deps) (*Application, error) {
 	}
 	a := &Application{cfg: cfg, log: deps.Log, store: deps.Store, producers: deps.Producers, eventLog: deps.EventLog,
 		exec: deps.Executor, actor: "processor", hooks: deps.Hooks, sem: make(chan struct{}, max(cfg.Concurrency, 1)),
-		local: map[string]context.CancelFunc{}, ticketLocks: map[string]*ticketLock{}, running: make(chan struct{})}
+		local: map[string]context.CancelFunc{}, handOver: map[string]bool{}, ticketLocks: map[string]*ticketLock{}, running: make(chan struct{})}
 	a.metrics.runs = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ticketflow_processor_runs_finished_total", Help: "Runs finished, by terminal event."}, []string{"type"})
 	a.metrics.active = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ticketflow_processor_active_runs", Help: "Runs driven by this process."}, func() float64 {
 		return float64(a.Driving())

@@ -91,6 +91,10 @@ func (m *memory) Run(_ context.Context, runID string) (RunRow, error) {
 func (m *memory) ClaimRuns(context.Context, time.Duration, []string) ([]string, error) {
 	return nil, nil
 }
+func (m *memory) Surplus(context.Context, time.Duration) (int, error) { return 0, nil }
+func (m *memory) HandOver(context.Context, string, string, int, executor.RunState) error {
+	return nil
+}
 func (m *memory) RenewLeases(_ context.Context, _ time.Duration, ids []string) ([]string, error) {
 	return ids, nil
 }

@@ -82,8 +82,11 @@ func (a *Application) drive(ctx context.Context, runID string) error {
 // broker, or its lease taken in PostgreSQL. The driver stops at once, retries nothing and
 // releases nothing (none of it is its own any more).
 func lostRun(err error) bool {
-	return errors.Is(err, kafka.ErrFenced) || errors.Is(err, ErrLeaseLost)
+	return errors.Is(err, kafka.ErrFenced) || errors.Is(err, ErrLeaseLost) || errors.Is(err, errHandedOver)
 }
+
+// errHandedOver ends a driver that gave its run up at a step boundary (see markSurplus).
+var errHandedOver = errors.New("run handed over to another processor")
 
 type driver struct {
 	a   *Application
@@ -117,8 +120,14 @@ func (d *driver) execute(ctx context.Context, used int) (events.Payload, error) 
 			}
 		}
 	}
-	for {
+	for first := true; ; first = false {
 		d.run.Iteration = iteration
+		if !first && a.handingOver(d.row.RunID) {
+			if err := a.store.HandOver(ctx, d.row.RunID, step, iteration, d.run.State); err != nil {
+				return nil, err
+			}
+			return nil, errHandedOver
+		}
 		s, _ := workflow.StepByName(step)
 		var outcome workflow.Outcome
 		err := d.step(ctx, s, attempt, func(ctx context.Context) (err error) {

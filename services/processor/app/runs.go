@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/ticketflow/ticketflow/libs/events"
@@ -60,6 +61,7 @@ func (a *Application) superviseLeases(ctx context.Context) {
 			a.stopLost(local, kept)
 		}
 	}
+	a.markSurplus(ctx, local)
 	claimed, err := a.store.ClaimRuns(ctx, a.cfg.Lease, local)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -70,6 +72,42 @@ func (a *Application) superviseLeases(ctx context.Context) {
 	for _, id := range claimed {
 		a.startDriver(ctx, id)
 	}
+}
+
+// markSurplus picks the local runs to hand over at their next step boundary, so that a
+// processor that joined (or one left with few runs) takes load from one holding more than
+// its share, instead of waiting for new requests: runs last minutes, and without this the
+// first processors to start would keep the backlog they accepted alone.
+func (a *Application) markSurplus(ctx context.Context, local []string) {
+	if len(local) == 0 {
+		return
+	}
+	n, err := a.store.Surplus(ctx, a.cfg.Lease)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.Warn("compute surplus runs", "err", err)
+		}
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	n -= len(a.handOver) // already marked, not yet at a boundary
+	for _, id := range local {
+		if n <= 0 {
+			break
+		}
+		if _, driving := a.local[id]; driving && !a.handOver[id] {
+			a.handOver[id] = true
+			n--
+		}
+	}
+}
+
+// handingOver reports whether runID was marked to be handed over.
+func (a *Application) handingOver(runID string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.handOver[runID]
 }
 
 // stopLost cancels the drivers of runs another processor took over while this one was not
@@ -106,6 +144,7 @@ func (a *Application) startDriver(ctx context.Context, runID string) {
 		defer func() {
 			a.mu.Lock()
 			delete(a.local, runID)
+			delete(a.handOver, runID)
 			a.mu.Unlock()
 			cancel()
 		}()
@@ -118,6 +157,8 @@ func (a *Application) startDriver(ctx context.Context, runID string) {
 		err := a.drive(runCtx, runID)
 		switch {
 		case err == nil, runCtx.Err() != nil:
+		case errors.Is(err, errHandedOver):
+			a.log.Info("run handed over to a processor under its share", "run_id", runID)
 		case lostRun(err):
 			a.log.Warn("run taken over by another processor: this one stops driving it", "run_id", runID, "err", err)
 		default:
