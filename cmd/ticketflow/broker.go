@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/ticketflow/ticketflow/libs/config"
+	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
@@ -30,10 +31,8 @@ type brokerConfig struct {
 	Count int `env:"TICKETFLOW_BROKER_COUNT" envDefault:"1"`
 	// DataDir keeps topics, records, group offsets and producer ids across restarts.
 	DataDir string `env:"TICKETFLOW_BROKER_DATA_DIR" envDefault:".data/broker"`
-	// SyncWrites fsyncs every produced batch before acknowledging it (durable 2xx).
-	// On by default: the command's 2xx promises the event is durable, and without it an
-	// acknowledged batch may still sit in the page cache when the broker is SIGKILLed.
-	SyncWrites bool `env:"TICKETFLOW_BROKER_SYNC_WRITES" envDefault:"true"`
+	// Persistence: written before acknowledged, flushed periodically or fsynced per batch.
+	kafka.Persistence
 	// Partitions is the default partition count of topics created without one
 	// (KAFKA_PARTITIONS, shared with the services).
 	Partitions int
@@ -78,6 +77,7 @@ func parseBrokerFlags(args []string) (brokerConfig, error) {
 	fs.IntVar(&cfg.Count, "brokers", cfg.Count, "number of brokers when -addrs is empty (TICKETFLOW_BROKER_COUNT)")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "where the log and state persist (TICKETFLOW_BROKER_DATA_DIR)")
 	fs.BoolVar(&cfg.SyncWrites, "sync-writes", cfg.SyncWrites, "fsync every produced batch before acknowledging it (TICKETFLOW_BROKER_SYNC_WRITES)")
+	fs.DurationVar(&cfg.FlushInterval, "flush-interval", cfg.FlushInterval, "without -sync-writes, how often the data dir is flushed to disk (TICKETFLOW_BROKER_FLUSH_INTERVAL)")
 	fs.IntVar(&cfg.Partitions, "partitions", cfg.Partitions, "default partitions of auto-created topics (KAFKA_PARTITIONS)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -114,7 +114,6 @@ func startBrokers(cfg brokerConfig) (*kfake.Cluster, error) {
 	opts := []kfake.Opt{
 		kfake.NumBrokers(len(addrs)),
 		kfake.DefaultNumPartitions(cfg.Partitions),
-		kfake.DataDir(cfg.DataDir),
 		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
 			i := int(next.Add(1)) - 1
 			if i >= len(addrs) {
@@ -123,10 +122,7 @@ func startBrokers(cfg brokerConfig) (*kfake.Cluster, error) {
 			return net.Listen(network, addrs[i])
 		}),
 	}
-	if cfg.SyncWrites {
-		opts = append(opts, kfake.SyncWrites())
-	}
-	c, err := kfake.NewCluster(opts...)
+	c, err := kfake.NewCluster(append(opts, cfg.Persistence.Options(cfg.DataDir)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("broker on %s: %w", strings.Join(addrs, ","), err)
 	}
@@ -145,11 +141,13 @@ func runBroker(args []string) error {
 		return err
 	}
 	seeds := strings.Join(c.ListenAddrs(), ",")
-	slog.Info("broker started", "addrs", seeds, "data", cfg.DataDir, "sync_writes", cfg.SyncWrites)
+	stopFlush := cfg.FlushEvery(cfg.DataDir)
+	slog.Info("broker started", "addrs", seeds, "data", cfg.DataDir, "sync_writes", cfg.SyncWrites, "flush_interval", cfg.FlushInterval)
 	// The one line scripts parse: paste it into the services' environment.
 	fmt.Printf("KAFKA_BROKERS=%s\n", seeds)
 	<-ctx.Done()
 	slog.Info("broker stopping: flushing persisted state")
+	stopFlush()
 	c.Close()
 	return nil
 }

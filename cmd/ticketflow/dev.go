@@ -31,6 +31,9 @@ type devConfig struct {
 	DataDir           string `env:"TICKETFLOW_DATA_DIR" envDefault:".data"`
 	EmbeddedKafkaAddr string `env:"TICKETFLOW_EMBEDDED_KAFKA_ADDR" envDefault:"127.0.0.1:9092"`
 	WebDir            string `env:"TICKETFLOW_WEB_DIR" envDefault:"frontend/dist"`
+	// Broker is how the embedded broker makes acknowledged appends durable (the same
+	// variables as `ticketflow broker`).
+	Broker kafka.Persistence
 	// Demo creates the ticket "abc123" (the brief's example id) on first start.
 	Demo bool `env:"TICKETFLOW_DEMO" envDefault:"true"`
 }
@@ -83,7 +86,7 @@ func runDev([]string) error {
 		}
 	}
 	if len(pcfg.Kafka.Brokers) == 0 {
-		emb, err := kafka.StartEmbedded(dcfg.EmbeddedKafkaAddr, filepath.Join(dcfg.DataDir, "kafka"), int(pcfg.Kafka.Partitions))
+		emb, err := kafka.StartEmbedded(dcfg.EmbeddedKafkaAddr, filepath.Join(dcfg.DataDir, "kafka"), int(pcfg.Kafka.Partitions), dcfg.Broker)
 		if err != nil {
 			return fmt.Errorf("%w (is another ticketflow running? set TICKETFLOW_EMBEDDED_KAFKA_ADDR)", err)
 		}

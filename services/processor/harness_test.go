@@ -32,7 +32,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	emb, err := kafka.StartEmbedded("127.0.0.1:0", "", 4)
+	emb, err := kafka.StartEmbedded("127.0.0.1:0", "", 4, kafka.Persistence{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ type Broker struct {
 // Start runs an in-memory broker whose topic has the given number of partitions.
 func Start(t testing.TB, partitions int32) *Broker {
 	t.Helper()
-	emb, err := kafka.StartEmbedded("127.0.0.1:0", "", int(partitions))
+	emb, err := kafka.StartEmbedded("127.0.0.1:0", "", int(partitions), kafka.Persistence{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ var brokers []string
 var testLogger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 func TestMain(m *testing.M) {
-	broker, err := kafka.StartEmbedded("127.0.0.1:0", "", testPartitions)
+	broker, err := kafka.StartEmbedded("127.0.0.1:0", "", testPartitions, kafka.Persistence{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

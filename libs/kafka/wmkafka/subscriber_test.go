@@ -445,7 +445,7 @@ func TestRebalanceKeepsKeyOrder(t *testing.T) {
 // A service shutting down while Kafka is unreachable, with a message in flight, does not
 // hang in Close.
 func TestBrokerGone(t *testing.T) {
-	b, err := kafka.StartEmbedded("127.0.0.1:0", "", 2)
+	b, err := kafka.StartEmbedded("127.0.0.1:0", "", 2, kafka.Persistence{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -493,7 +493,7 @@ func TestBrokerGone(t *testing.T) {
 // (same address, same data) under a live publisher and subscriber, and nothing is lost.
 func TestBrokerRestart(t *testing.T) {
 	dir := t.TempDir()
-	b, err := kafka.StartEmbedded("127.0.0.1:0", dir, 2)
+	b, err := kafka.StartEmbedded("127.0.0.1:0", dir, 2, kafka.Persistence{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,7 +542,7 @@ func TestBrokerRestart(t *testing.T) {
 	publish(0, 50)
 	read(50)
 	b.Close()
-	if b, err = kafka.StartEmbedded(addr, dir, 2); err != nil {
+	if b, err = kafka.StartEmbedded(addr, dir, 2, kafka.Persistence{}); err != nil {
 		t.Fatal(err)
 	}
 	publish(50, 100) // Publish retries until the broker is back

@@ -42,7 +42,7 @@ const benchSecret = "bench-secret-bench-secret-0123456789"
 func runServer(pprofAddr string, historyPerTicket int) error {
 	loadgen.RaiseFDLimit()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	broker, err := kafka.StartEmbedded("127.0.0.1:0", "", 12)
+	broker, err := kafka.StartEmbedded("127.0.0.1:0", "", 12, kafka.Persistence{})
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ type cluster struct {
 
 func newCluster(t *testing.T, partitions int32) *cluster {
 	t.Helper()
-	emb, err := kafka.StartEmbedded("127.0.0.1:0", "", int(partitions))
+	emb, err := kafka.StartEmbedded("127.0.0.1:0", "", int(partitions), kafka.Persistence{})
 	if err != nil {
 		t.Fatal(err)
 	}

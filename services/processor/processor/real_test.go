@@ -48,7 +48,7 @@ type harness struct {
 // event of the topic.
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	emb, err := kafka.StartEmbedded("127.0.0.1:0", "", 4)
+	emb, err := kafka.StartEmbedded("127.0.0.1:0", "", 4, kafka.Persistence{})
 	if err != nil {
 		t.Fatal(err)
 	}
