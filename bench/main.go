@@ -29,6 +29,7 @@ type options struct {
 	dbURL        string
 	sources      int
 	keep         bool
+	pipeline     bool
 }
 
 func main() {
@@ -43,6 +44,7 @@ func main() {
 		"PostgreSQL for `ticketflow dev` (a database of its own is created per repetition and dropped)")
 	flag.IntVar(&o.sources, "sources", 16, "client source addresses 127.0.0.1..N (loopback)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run directory (configs, server logs)")
+	flag.BoolVar(&o.pipeline, "pipeline", true, "then measure the pipeline's own throughput (p1–p4) on a ticketflow of its own")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -225,7 +227,41 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("  %s\n", strings.Join(os.Args, " "))
 	fmt.Printf("  %s\n", cfCmd)
 	fmt.Printf("  %s %s\n", strings.Join(tfEnv, " "), tfCmd)
+	if o.pipeline {
+		return pipelineTable(ctx, o, tfBin, dir, d)
+	}
 	return nil
+}
+
+// pipelineTable measures (p1)–(p4) on a fresh `ticketflow dev` and prints them.
+func pipelineTable(ctx context.Context, o options, tfBin, dir string, d *dialers) error {
+	fmt.Println()
+	fmt.Printf("== the pipeline's own throughput (load average %s)\n", loadavg())
+	pdir := filepath.Join(dir, "pipeline")
+	if err := os.MkdirAll(pdir, 0o755); err != nil {
+		return err
+	}
+	dbURL, err := benchDB(o.dbURL, fmt.Sprintf("ticketflow_benchcmp_%d_pipeline", os.Getpid()))
+	if err != nil {
+		return err
+	}
+	tf, err := startTicketflow(tfBin, pdir, dbURL, d, pipelineEnv...)
+	if err != nil {
+		dropDB(dbURL)
+		return err
+	}
+	defer tf.Stop()
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	z := pipelineSizesFor(o)
+	rows, err := runPipeline(pctx, tf, z)
+	var table [][]string
+	for _, r := range rows {
+		table = append(table, []string{r.name, r.value, r.reference, r.ratio})
+	}
+	fmt.Print(loadgen.Table([]string{"figure", "ticketflow", "reference, same run, same broker / database", "ratio"}, table))
+	fmt.Printf("ticketflow: `ticketflow dev` as above plus %s (load average %s at end)\n", strings.Join(pipelineEnv, " "), loadavg())
+	return err
 }
 
 func gitHead(repo string) string {

@@ -403,7 +403,7 @@ func dropDB(dbURL string) {
 	_, _ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
 }
 
-func startTicketflow(bin, dir, dbURL string, d *dialers) (*ticketflow, error) {
+func startTicketflow(bin, dir, dbURL string, d *dialers, extraEnv ...string) (*ticketflow, error) {
 	hp, err := freePort()
 	if err != nil {
 		return nil, err
@@ -419,7 +419,7 @@ func startTicketflow(bin, dir, dbURL string, d *dialers) (*ticketflow, error) {
 			env = append(env, kv)
 		}
 	}
-	own := ticketflowEnv(dir, httpAddr, kafkaAddr, secret, dbURL)
+	own := append(ticketflowEnv(dir, httpAddr, kafkaAddr, secret, dbURL), extraEnv...)
 	p, err := startProc(dir, "ticketflow", append(env, own...), bin, "dev")
 	if err != nil {
 		return nil, err
