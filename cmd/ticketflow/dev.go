@@ -100,11 +100,20 @@ func runDev([]string) error {
 	}
 	defer base.Close()
 
-	proj, err := projector.Build(ctx, base)
+	// The projector and the processor get pools of their own, as their processes would.
+	projBase, err := base.WithOwnPool(ctx)
 	if err != nil {
 		return err
 	}
-	proc, err := processor.Build(ctx, base)
+	procBase, err := base.WithOwnPool(ctx)
+	if err != nil {
+		return err
+	}
+	proj, err := projector.Build(ctx, projBase)
+	if err != nil {
+		return err
+	}
+	proc, err := processor.Build(ctx, procBase)
 	if err != nil {
 		return err
 	}

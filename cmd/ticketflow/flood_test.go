@@ -93,3 +93,41 @@ func TestFloodOfStartsFromOneUser(t *testing.T) {
 	}
 	t.Logf("stopped %s after SIGTERM", time.Since(began).Round(time.Millisecond))
 }
+
+// TestConcurrentStartsDoNotStarveTheProjector: with a pool of 3 connections and 12 starts
+// at once, every start holds a connection while it waits for its event to be projected. The
+// projector has a pool of its own (as its process would), so the waits end when it catches
+// up; sharing the command's pool, it would get no connection and every wait would run to its
+// deadline (30 s here, past the test's).
+func TestConcurrentStartsDoNotStarveTheProjector(t *testing.T) {
+	const n = 12
+	s := startStack(t, "DATABASE_MAX_CONNS=3", "TICKETFLOW_PROJECTION_WAIT=30s", "TICKETFLOW_WRITE_RATE=0",
+		"TICKETFLOW_SIM_STEP_DELAY=5ms", "TICKETFLOW_SIM_LOGS_PER_STEP=1", "TICKETFLOW_DB_ACQUIRE_TIMEOUT=60s")
+	tickets := make([]string, n)
+	for i := range tickets {
+		tickets[i] = s.createTicket(map[string]any{"title": fmt.Sprintf("starve %d", i)})
+	}
+	client := &http.Client{Timeout: 20 * time.Second}
+	var wg sync.WaitGroup
+	for i := range tickets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body, _ := json.Marshal(map[string]string{"ticket_id": tickets[i]})
+			req, _ := http.NewRequest("POST", "http://"+s.http+"/api/tickets/processing/start", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+s.token)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Errorf("start %d: %v (waiting for a projection that cannot happen?)", i, err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				t.Errorf("start %d: %d, want 202", i, resp.StatusCode)
+			}
+		}()
+	}
+	wg.Wait()
+}

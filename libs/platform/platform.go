@@ -53,6 +53,7 @@ type Base struct {
 	Verifier *auth.Verifier
 
 	dbOptional bool
+	ownPools   []*pgxpool.Pool // WithOwnPool's, closed with b
 }
 
 // Option changes what Open connects. Without options a service gets everything: the database
@@ -244,6 +245,21 @@ const poolLivenessBound = 2500 * time.Millisecond
 
 // Close releases the connections. It waits at most closeBound: pgxpool.Close waits for every
 // acquired connection, and a handler that hangs holding one must not keep the process alive.
+// WithOwnPool is b with a PostgreSQL pool of its own (the same settings). `ticketflow dev`
+// gives each service one, as separate processes have: otherwise the writes waiting for their
+// event to be projected can hold every connection while the projector they wait for needs
+// one. b.Close closes it.
+func (b *Base) WithOwnPool(ctx context.Context) (*Base, error) {
+	db, err := postgres.Connect(ctx, b.Config.Postgres, b.Log)
+	if err != nil {
+		return nil, err
+	}
+	b.ownPools = append(b.ownPools, db)
+	c := *b
+	c.DB, c.ownPools = db, nil
+	return &c, nil
+}
+
 func (b *Base) Close() {
 	done := make(chan struct{})
 	go func() {
@@ -253,6 +269,9 @@ func (b *Base) Close() {
 		}
 		if b.DB != nil {
 			b.DB.Close()
+		}
+		for _, db := range b.ownPools {
+			db.Close()
 		}
 	}()
 	select {

@@ -4,3 +4,8 @@ package postgres
 // projector records, per partition, the next offset it will apply; the command service
 // reads it to wait until its writes are projected.
 const ProjectorConsumer = "projector"
+
+// ProjectedChannel is the LISTEN/NOTIFY channel on which the projector announces, when a
+// batch commits, that its offsets moved: the command service's writes waiting to see their
+// event projected wake at once instead of at their next poll.
+const ProjectedChannel = "ticketflow_projected"

@@ -25,6 +25,7 @@ import (
 type Session struct {
 	conn         *pgxpool.Conn
 	topic        string
+	projections  *Projections
 	lockedTicket string
 	lockedKey    *app.IdemKey
 	broken       bool
@@ -189,7 +190,7 @@ func (s *Session) WaitProjected(ctx context.Context, pos events.Position, max ti
 	if s.conn == nil {
 		return false
 	}
-	return waitProjected(ctx, s.conn, s.topic, pos, max)
+	return waitProjected(ctx, s.conn, s.topic, pos, max, s.projections)
 }
 
 // Alive is false once the connection was dropped.

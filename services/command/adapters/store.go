@@ -25,11 +25,13 @@ type Store struct {
 	db             *pgxpool.Pool
 	topic          string
 	acquireTimeout time.Duration
+	projections    *Projections
 }
 
-// NewStore reads db; topic is the event log's, whose projector offsets writes wait for.
-func NewStore(db *pgxpool.Pool, topic string, acquireTimeout time.Duration) *Store {
-	return &Store{db: db, topic: topic, acquireTimeout: acquireTimeout}
+// NewStore reads db; topic is the event log's, whose projector offsets writes wait for,
+// woken by projections (nil: they only poll).
+func NewStore(db *pgxpool.Pool, topic string, acquireTimeout time.Duration, projections *Projections) *Store {
+	return &Store{db: db, topic: topic, acquireTimeout: acquireTimeout, projections: projections}
 }
 
 // querier is a pool connection (or a pool): what the queries below run on.
@@ -69,7 +71,7 @@ func (s *Store) Session(ctx context.Context) (app.Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Session{conn: conn, topic: s.topic}, nil
+	return &Session{conn: conn, topic: s.topic, projections: s.projections}, nil
 }
 
 const ticketColumns = `id, title, description, repository_url, base_branch, ci_command, owner, status, step,
@@ -229,11 +231,12 @@ func (s *Store) ArtifactContent(ctx context.Context, runID, name string) (conten
 // next read sees its own write. It gives up silently at the deadline: the event is durable
 // and the projection will catch up. It polls on q, the connection the write already holds:
 // asking the pool for a second one while holding the ticket lock is how the pool deadlocked.
-func waitProjected(ctx context.Context, q querier, topic string, pos events.Position, max time.Duration) bool {
+func waitProjected(ctx context.Context, q querier, topic string, pos events.Position, max time.Duration, projections *Projections) bool {
 	ctx, cancel := context.WithTimeout(ctx, max)
 	defer cancel()
 	delay := 2 * time.Millisecond
 	for {
+		changed := projections.Changed(pos.Partition) // before the read: a commit after it closes this one
 		var next int64
 		err := q.QueryRow(ctx, `SELECT coalesce(max(next_offset), -1) FROM consumer_offsets
 			WHERE consumer = $1 AND topic = $2 AND partition = $3`, postgres.ProjectorConsumer, topic, pos.Partition).Scan(&next)
@@ -243,6 +246,7 @@ func waitProjected(ctx context.Context, q querier, topic string, pos events.Posi
 		select {
 		case <-ctx.Done():
 			return false
+		case <-changed:
 		case <-time.After(delay):
 		}
 		delay = min(delay*2, 50*time.Millisecond)

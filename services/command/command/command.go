@@ -73,6 +73,8 @@ type Command struct {
 	App  *app.Application
 	http *ports.HTTP
 	log  *adapters.EventLog
+	// stopListening ends the projection listener (see adapters.Projections).
+	stopListening func()
 }
 
 // Build is the command service of a platform process (main.go and `ticketflow dev`).
@@ -81,7 +83,13 @@ func Build(ctx context.Context, base *platform.Base) (platform.Service, error) {
 	if err != nil {
 		return platform.Service{}, err
 	}
-	return c.Service(), nil
+	svc := c.Service()
+	svc.Run = func(ctx context.Context) error {
+		<-ctx.Done()
+		c.Close()
+		return nil
+	}
+	return svc, nil
 }
 
 // Open is Build keeping hold of the Command, for a process that also calls its use cases
@@ -111,7 +119,8 @@ func New(cfg Config, deps Deps) (*Command, error) {
 			*d.field = *d.value
 		}
 	}
-	store := adapters.NewStore(deps.DB, deps.Producer.Topic(), cfg.DBAcquireTimeout)
+	projections := adapters.NewProjections()
+	store := adapters.NewStore(deps.DB, deps.Producer.Topic(), cfg.DBAcquireTimeout, projections)
 	log := adapters.NewEventLog(deps.Kafka, deps.Producer)
 	a, err := app.New(app.Config{Repos: cfg.Repos, ProjectionWait: cfg.ProjectionWait, AppendTimeout: cfg.AppendTimeout},
 		deps.Log, store, log, deps.Resolver)
@@ -120,7 +129,13 @@ func New(cfg Config, deps Deps) (*Command, error) {
 	}
 	h := ports.NewHTTP(ports.Config{RequestTimeout: cfg.RequestTimeout, WriteRate: cfg.WriteRate, WriteBurst: cfg.WriteBurst,
 		WSTicketTTL: cfg.WSTicketTTL}, a, deps.Verifier)
-	return &Command{App: a, http: h, log: log}, nil
+	listenCtx, stopListening := context.WithCancel(context.Background())
+	listening := make(chan struct{})
+	go func() {
+		defer close(listening)
+		projections.Listen(listenCtx, deps.DB.Config().ConnConfig.Copy(), deps.Log)
+	}()
+	return &Command{App: a, http: h, log: log, stopListening: func() { stopListening(); <-listening }}, nil
 }
 
 // Service is the routes of /api and their liveness checks, for the platform process.
@@ -128,5 +143,8 @@ func (c *Command) Service() platform.Service {
 	return platform.Service{Mount: c.http.Mount, Live: c.http.LiveChecks()}
 }
 
-// Close releases the service's own Kafka client.
-func (c *Command) Close() { c.log.Close() }
+// Close stops the projection listener and releases the service's own Kafka client.
+func (c *Command) Close() {
+	c.stopListening()
+	c.log.Close()
+}

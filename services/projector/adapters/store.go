@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -94,10 +95,13 @@ func (b *batch) NextOffset(ctx context.Context) (int64, error) {
 }
 
 func (b *batch) SetNextOffset(ctx context.Context, next int64, topicID string) error {
-	_, err := b.tx.Exec(ctx, `INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, topic_id, updated_at)
+	// The notification is delivered when the batch commits (never for a rolled-back one).
+	_, err := b.tx.Exec(ctx, `WITH moved AS (INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, topic_id, updated_at)
 			VALUES ($1, $2, $3, $4, $5, now())
-			ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = excluded.next_offset, topic_id = excluded.topic_id, updated_at = now()`,
-		ConsumerName, b.topic, b.partition, next, topicID)
+			ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = excluded.next_offset, topic_id = excluded.topic_id, updated_at = now()
+			RETURNING 1)
+		SELECT pg_notify($6, $7) FROM moved`,
+		ConsumerName, b.topic, b.partition, next, topicID, postgres.ProjectedChannel, strconv.Itoa(int(b.partition)))
 	return err
 }
 
