@@ -108,22 +108,13 @@ func startsAndRuns(ctx context.Context, t *ticketflow, db *pgx.Conn, z pipelineS
 	if err := db.QueryRow(ctx, `SELECT count(*) FROM ticket_events`).Scan(&before); err != nil {
 		return nil, nil, err
 	}
-	lat := make([]time.Duration, z.starts)
-	var next, failed atomic.Int64
+	var failed atomic.Int64
 	var firstErr atomic.Value
 	start := time.Now()
-	parallel(z.writers, func() {
-		for {
-			i := int(next.Add(1)) - 1
-			if i >= z.starts {
-				return
-			}
-			t0 := time.Now()
-			if err := t.start(ctx, ids[i]); err != nil {
-				failed.Add(1)
-				firstErr.CompareAndSwap(nil, err)
-			}
-			lat[i] = time.Since(t0)
+	lat := timeEach(z.starts, z.writers, func(i int) {
+		if err := t.start(ctx, ids[i]); err != nil {
+			failed.Add(1)
+			firstErr.CompareAndSwap(nil, err)
 		}
 	})
 	startsTook := time.Since(start)
@@ -140,23 +131,17 @@ func startsAndRuns(ctx context.Context, t *ticketflow, db *pgx.Conn, z pipelineS
 	}
 
 	// References on the same broker: single-record appends by as many writers, then batches.
-	raw := make([]time.Duration, z.starts)
-	next.Store(0)
 	rawStart := time.Now()
-	parallel(z.writers, func() {
-		for {
-			i := int(next.Add(1)) - 1
-			if i >= z.starts {
-				return
-			}
-			t0 := time.Now()
-			if _, err := t.producer.Append(ctx, logEvent(ids[i], "raw append")); err != nil {
-				failed.Add(1)
-			}
-			raw[i] = time.Since(t0)
+	raw := timeEach(z.starts, z.writers, func(i int) {
+		if _, err := t.producer.Append(ctx, logEvent(ids[i], "raw append")); err != nil {
+			failed.Add(1)
+			firstErr.CompareAndSwap(nil, err)
 		}
 	})
 	rawTook := time.Since(rawStart)
+	if n := failed.Load(); n > 0 {
+		return nil, nil, fmt.Errorf("%d of %d raw appends failed, first: %v", n, z.starts, firstErr.Load())
+	}
 	events := int(after - before)
 	batchRate, err := batchedAppendRate(ctx, t, ids, events)
 	if err != nil {
@@ -319,12 +304,22 @@ func (t *ticketflow) start(ctx context.Context, ticket string) error {
 	return nil
 }
 
-// parallel runs fn in n goroutines and waits for them.
-func parallel(n int, fn func()) {
+// timeEach calls fn(i) for i in [0, n) from workers goroutines and returns each call's time.
+func timeEach(n, workers int, fn func(i int)) []time.Duration {
+	took := make([]time.Duration, n)
+	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range n {
+	for range workers {
 		wg.Add(1)
-		go func() { defer wg.Done(); fn() }()
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				t0 := time.Now()
+				fn(i)
+				took[i] = time.Since(t0)
+			}
+		}()
 	}
 	wg.Wait()
+	return took
 }
