@@ -103,7 +103,7 @@ func TestCapacity(t *testing.T) {
 	})
 	v, _ := auth.NewVerifier(chaosSecret)
 	token, _ := v.Issue("capacity", auth.RoleUser, time.Hour)
-	a := newAPI(top.URLs(topology.Command), token)
+	a := newAPI(t, top.URLs(topology.Command), token)
 	rng := rand.New(rand.NewPCG(1, 2))
 	led := newLedger()
 	var ids []string

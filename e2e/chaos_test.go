@@ -104,7 +104,7 @@ func TestChaos(t *testing.T) {
 
 	v, _ := auth.NewVerifier(chaosSecret)
 	token, _ := v.Issue("chaos", auth.RoleUser, 2*time.Hour)
-	a := newAPI(top.URLs(topology.Command), token)
+	a := newAPI(t, top.URLs(topology.Command), token)
 	led := newLedger()
 
 	// Tickets: a fifth fail CI once (the run loops back to call_llm and still completes).

@@ -11,10 +11,12 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
+	"github.com/ticketflow/ticketflow/api/apitest"
 	"github.com/ticketflow/ticketflow/libs/cursor"
 )
 
@@ -33,9 +35,10 @@ type api struct {
 	codes   map[int]int // final answers by status (0 = gave up)
 }
 
-func newAPI(urls []string, token string) *api {
+// Every answer it gets is checked against api/openapi.yaml (apitest.Transport).
+func newAPI(t testing.TB, urls []string, token string) *api {
 	return &api{urls: urls, token: token, budget: 75 * time.Second, codes: map[int]int{},
-		client: &http.Client{Timeout: 12 * time.Second}}
+		client: &http.Client{Timeout: 12 * time.Second, Transport: apitest.Transport(t, nil)}}
 }
 
 type answer struct {

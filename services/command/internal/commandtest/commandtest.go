@@ -224,6 +224,9 @@ func (e *Env) LogEnvelopes() []events.Envelope {
 				return
 			}
 			if env, err := events.DecodeEnvelope(r.Value); err == nil {
+				if err := apitest.CheckEnvelope(r.Value); err != nil {
+					e.T.Errorf("contract: %v", err) // every appended event is one api/asyncapi.yaml allows
+				}
 				out = append(out, env)
 			}
 		})
