@@ -368,7 +368,7 @@ export interface components {
             /** @description checked against the repository policy (allow-list, no credentials, no private hosts); empty for none */
             repository_url?: string;
             /** @default main */
-            base_branch: string;
+            base_branch?: string;
             ci_command?: string;
             /**
              * @description asks the simulated executor to fail CI (never, on each run's first iteration, always)
