@@ -285,6 +285,9 @@ func TestChaos(t *testing.T) {
 		c.mu.Lock()
 		reconnects += c.reconnects
 		c.mu.Unlock()
+		if bad := c.Invalid(); len(bad) > 0 {
+			t.Errorf("contract: WebSocket client %d received messages api/asyncapi.yaml does not allow: %v", c.id, bad)
+		}
 	}
 	info["websocket clients"] = len(clients)
 	info["websocket reconnects"] = reconnects

@@ -355,6 +355,15 @@ type wsClient struct {
 	reconnects  int
 	dialErrors  int
 	unavailable int
+	// invalid are the messages received that api/asyncapi.yaml does not allow (first few).
+	invalid []string
+}
+
+// Invalid is what the client received that the AsyncAPI document does not allow.
+func (c *wsClient) Invalid() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.invalid
 }
 
 type wsDelivery struct {
@@ -411,6 +420,13 @@ func (c *wsClient) read(ctx context.Context, conn *websocket.Conn) {
 		_, b, err := conn.Read(ctx)
 		if err != nil {
 			return
+		}
+		if err := apitest.CheckWSMessage(b); err != nil {
+			c.mu.Lock()
+			if len(c.invalid) < 5 {
+				c.invalid = append(c.invalid, err.Error())
+			}
+			c.mu.Unlock()
 		}
 		var m wsMessage
 		if json.Unmarshal(b, &m) != nil {
