@@ -103,7 +103,7 @@ func TestCapacity(t *testing.T) {
 	})
 	v, _ := auth.NewVerifier(chaosSecret)
 	token, _ := v.Issue("capacity", auth.RoleUser, time.Hour)
-	a := newAPI(top.URLs(topology.Command), token)
+	a := newAPI(t, top.URLs(topology.Command), token)
 	rng := rand.New(rand.NewPCG(1, 2))
 	led := newLedger()
 	var ids []string
@@ -194,6 +194,11 @@ func TestCapacity(t *testing.T) {
 	cpu[topology.Notifier] -= readerCPU // the deliveries' replicas only
 	stop()
 	cwg.Wait()
+	for _, c := range clients {
+		if bad := c.Invalid(); len(bad) > 0 {
+			t.Errorf("contract: WebSocket client %d received messages api/asyncapi.yaml does not allow: %v", c.id, bad)
+		}
+	}
 	for _, c := range idle {
 		c.CloseNow()
 	}

@@ -104,7 +104,7 @@ func TestChaos(t *testing.T) {
 
 	v, _ := auth.NewVerifier(chaosSecret)
 	token, _ := v.Issue("chaos", auth.RoleUser, 2*time.Hour)
-	a := newAPI(top.URLs(topology.Command), token)
+	a := newAPI(t, top.URLs(topology.Command), token)
 	led := newLedger()
 
 	// Tickets: a fifth fail CI once (the run loops back to call_llm and still completes).
@@ -285,6 +285,9 @@ func TestChaos(t *testing.T) {
 		c.mu.Lock()
 		reconnects += c.reconnects
 		c.mu.Unlock()
+		if bad := c.Invalid(); len(bad) > 0 {
+			t.Errorf("contract: WebSocket client %d received messages api/asyncapi.yaml does not allow: %v", c.id, bad)
+		}
 	}
 	info["websocket clients"] = len(clients)
 	info["websocket reconnects"] = reconnects

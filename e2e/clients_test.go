@@ -11,10 +11,12 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
+	"github.com/ticketflow/ticketflow/api/apitest"
 	"github.com/ticketflow/ticketflow/libs/cursor"
 )
 
@@ -33,9 +35,10 @@ type api struct {
 	codes   map[int]int // final answers by status (0 = gave up)
 }
 
-func newAPI(urls []string, token string) *api {
+// Every answer it gets is checked against api/openapi.yaml (apitest.Transport).
+func newAPI(t testing.TB, urls []string, token string) *api {
 	return &api{urls: urls, token: token, budget: 75 * time.Second, codes: map[int]int{},
-		client: &http.Client{Timeout: 12 * time.Second}}
+		client: &http.Client{Timeout: 12 * time.Second, Transport: apitest.Transport(t, nil)}}
 }
 
 type answer struct {
@@ -352,6 +355,15 @@ type wsClient struct {
 	reconnects  int
 	dialErrors  int
 	unavailable int
+	// invalid are the messages received that api/asyncapi.yaml does not allow (first few).
+	invalid []string
+}
+
+// Invalid is what the client received that the AsyncAPI document does not allow.
+func (c *wsClient) Invalid() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.invalid
 }
 
 type wsDelivery struct {
@@ -408,6 +420,13 @@ func (c *wsClient) read(ctx context.Context, conn *websocket.Conn) {
 		_, b, err := conn.Read(ctx)
 		if err != nil {
 			return
+		}
+		if err := apitest.CheckWSMessage(b); err != nil {
+			c.mu.Lock()
+			if len(c.invalid) < 5 {
+				c.invalid = append(c.invalid, err.Error())
+			}
+			c.mu.Unlock()
 		}
 		var m wsMessage
 		if json.Unmarshal(b, &m) != nil {

@@ -76,6 +76,7 @@ require (
 	github.com/savsgio/gotils v0.0.0-20240303185622-093b76447511 // indirect
 	github.com/sony/gobreaker v1.0.0 // indirect
 	github.com/spf13/pflag v1.0.10 // indirect
+	github.com/ticketflow/ticketflow/api v0.0.0 // indirect
 	github.com/twmb/franz-go/pkg/kmsg v1.15.1 // indirect
 	github.com/valyala/bytebufferpool v1.0.0 // indirect
 	github.com/valyala/fasthttp v1.52.0 // indirect
@@ -114,3 +115,5 @@ replace github.com/ticketflow/ticketflow/services/processor => ../../services/pr
 replace github.com/ticketflow/ticketflow/services/projector => ../../services/projector
 
 replace github.com/ticketflow/ticketflow/services/notifier => ../../services/notifier
+
+replace github.com/ticketflow/ticketflow/api => ../../api

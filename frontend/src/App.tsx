@@ -1,4 +1,4 @@
-import { useEffect, useSyncExternalStore } from "react";
+import { lazy, Suspense, useEffect, useSyncExternalStore } from "react";
 import { Icon } from "./components/Icon";
 import { ToastProvider, useToast } from "./components/Toasts";
 import { actions } from "./lib/actionQueue";
@@ -12,6 +12,9 @@ import { LoginPage } from "./pages/LoginPage";
 import { NotFoundPage } from "./pages/NotFoundPage";
 import { TicketListPage } from "./pages/TicketListPage";
 import { TicketPage } from "./pages/TicketPage";
+
+// The API reference page pulls in its renderer only when visited.
+const ApiDocsPage = lazy(() => import("./pages/ApiDocsPage"));
 
 export function App() {
   return (
@@ -48,6 +51,12 @@ function Routes() {
   if ((params = match("/tickets/:id", path))) return <TicketPage key={params.id} ticketId={params.id} />;
   if (path === "/dashboard") return <DashboardPage />;
   if (path === "/analytics") return <AnalyticsPage />;
+  if (path === "/docs/api")
+    return (
+      <Suspense fallback={<p className="muted">Chargement de la référence de l'API…</p>}>
+        <ApiDocsPage />
+      </Suspense>
+    );
   return <NotFoundPage />;
 }
 
@@ -78,6 +87,7 @@ function TopBar() {
     { to: "/tickets/new", label: "Nouveau ticket", icon: "plus" as const, active: path === "/tickets/new" },
     ...(session.isAdmin ? [{ to: "/dashboard", label: "Tableau de bord", icon: "activity" as const, active: path === "/dashboard" }] : []),
     { to: "/analytics", label: "Latence des étapes", icon: "chart" as const, active: path === "/analytics" },
+    { to: "/docs/api", label: "API", icon: "list" as const, active: path === "/docs/api" },
   ];
   return (
     <header className="topbar">

@@ -1,5 +1,7 @@
 package events
 
+import "slices"
+
 // Type names an event. The constants below are the whole catalog.
 type Type string
 
@@ -49,6 +51,17 @@ var catalog = map[Type]spec{
 	ValidationApproved:        {1, func() Payload { return new(ValidationApprovedData) }},
 	ChangesRequested:          {1, func() Payload { return new(ChangesRequestedData) }},
 	RunResumed:                {1, func() Payload { return new(RunResumedData) }},
+}
+
+// Types is every type of the catalog, sorted (the contract tests check each has a schema in
+// api/asyncapi.yaml).
+func Types() []Type {
+	ts := make([]Type, 0, len(catalog))
+	for t := range catalog {
+		ts = append(ts, t)
+	}
+	slices.Sort(ts)
+	return ts
 }
 
 // CurrentVersion is the version this build writes for t (0 for unknown types).

@@ -2,6 +2,7 @@
 // with the server's stable code, network failures become NetworkError.
 
 import { getToken, setToken } from "./auth";
+import type { components } from "./generated/openapi";
 import type { EventPage, Me, Run, RunArtifact, StepStats, Ticket } from "./types";
 
 export class ApiError extends Error {
@@ -83,22 +84,11 @@ export function newIdempotencyKey(): string {
   return `${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}`;
 }
 
-export interface CreateTicketInput {
-  title: string;
-  description?: string;
-  repository_url?: string;
-  base_branch?: string;
-  ci_command?: string;
-  simulate_failure?: "" | "once" | "always";
-}
+/** The body of POST /api/tickets (api/openapi.yaml TicketInput). */
+export type CreateTicketInput = components["schemas"]["TicketInput"];
 
-export interface StartResponse {
-  success: boolean;
-  status: string;
-  ticket_id: string;
-  run_id: string;
-  websocket_url: string;
-}
+/** The 202 answer of POST /api/tickets/processing/start. */
+export type StartResponse = components["schemas"]["RunAccepted"];
 
 const q = (params: Record<string, string | number | undefined | null>) => {
   const s = new URLSearchParams();
@@ -107,10 +97,7 @@ const q = (params: Record<string, string | number | undefined | null>) => {
   return out ? `?${out}` : "";
 };
 
-export interface WsTicket {
-  ticket: string;
-  expires_in: number;
-}
+export type WsTicket = components["schemas"]["WsTicket"];
 
 export const api = {
   /** wsTicket asks for a single-use WebSocket ticket (valid ~30 s) for one connection attempt. */

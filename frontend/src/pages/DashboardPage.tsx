@@ -220,7 +220,8 @@ function Dashboard() {
 }
 
 function feedText(m: ServerMessage): string {
-  const s = (k: string) => (m[k] === undefined || m[k] === null ? "" : String(m[k]));
+  const f = m as unknown as Record<string, unknown>;
+  const s = (k: string) => (f[k] === undefined || f[k] === null ? "" : String(f[k]));
   switch (m.type) {
     case "status_update":
       return `${s("status")}${s("step") ? ` · ${s("step")}` : ""}${m.progress !== undefined ? ` · ${s("progress")} %` : ""}${s("error") ? ` · ${s("error")}` : ""}`;

@@ -2,6 +2,7 @@ package ports_test
 
 import (
 	"context"
+	"github.com/ticketflow/ticketflow/api/apitest"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -87,5 +88,6 @@ func raw(e *commandtest.Env, token, path string) (int, func(string) string, stri
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	apitest.ValidateResponse(e.T, req, resp, b)
 	return resp.StatusCode, resp.Header.Get, string(b)
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gofiber/fiber/v2"
+	contract "github.com/ticketflow/ticketflow/api"
 	"github.com/ticketflow/ticketflow/libs/auth"
 	"github.com/ticketflow/ticketflow/libs/httpx"
 	"github.com/ticketflow/ticketflow/services/command/app"
@@ -45,8 +46,10 @@ func (h *HTTP) LiveChecks() map[string]httpx.Check {
 	return map[string]httpx.Check{"requests": h.deadlines.Check(3)}
 }
 
-// Mount registers the API routes under /api.
+// Mount registers the API routes under /api, and GET /api/openapi.json (api/openapi.yaml
+// as JSON, without authentication: it is the contract, not data).
 func (h *HTTP) Mount(web *fiber.App) {
+	web.Get("/api/openapi.json", openAPI)
 	api := web.Group("/api", h.deadlines.Handler(), httpx.RequireAuth(h.verifier))
 	api.Get("/me", h.me)
 	api.Post("/ws-tickets", h.wsTicket)
@@ -64,6 +67,16 @@ func (h *HTTP) Mount(web *fiber.App) {
 	api.Get("/runs/:run_id/artifacts/:name", h.getArtifact)
 	api.Get("/analytics/steps", h.stepAnalytics)
 	api.All("/*", func(c *fiber.Ctx) error { return httpx.NotFound("no such endpoint: %s %s", c.Method(), c.Path()) })
+}
+
+func openAPI(c *fiber.Ctx) error {
+	doc, err := contract.OpenAPIJSON()
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	c.Set(fiber.HeaderCacheControl, "no-cache")
+	return c.Send(doc)
 }
 
 func (h *HTTP) me(c *fiber.Ctx) error {

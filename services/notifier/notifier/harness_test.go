@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ticketflow/ticketflow/api/apitest"
 	"github.com/ticketflow/ticketflow/services/notifier/adapters"
 	"github.com/ticketflow/ticketflow/services/notifier/app"
 	"io"
@@ -61,6 +62,9 @@ func (e *testEnv) append(envs ...events.Envelope) []events.Position {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	for _, env := range envs {
+		apitest.ValidateEnvelope(e.t, env) // every test event is one api/asyncapi.yaml allows
+	}
 	pos, err := e.prod.Append(ctx, envs...)
 	if err != nil {
 		e.t.Fatal(err)
@@ -290,6 +294,10 @@ func (c *client) read(timeout time.Duration) (msg, error) {
 	}
 	if typ != websocket.MessageText {
 		return msg{}, fmt.Errorf("unexpected %v frame", typ)
+	}
+	// Every message a test receives must be one api/asyncapi.yaml describes.
+	if err := apitest.CheckWSMessage(data); err != nil {
+		return msg{}, fmt.Errorf("contract: %w", err)
 	}
 	var m msg
 	if err := json.Unmarshal(data, &m); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/ticketflow/ticketflow/api/apitest"
 	"github.com/ticketflow/ticketflow/libs/auth"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/httpx"
@@ -131,7 +132,8 @@ func (e *Env) Call(token, method, path, body string, headers ...string) Reply {
 	return CallWeb(e.T, e.Web, token, method, path, body, headers...)
 }
 
-// CallWeb is Call on web.
+// CallWeb is Call on web. Every answer is checked against api/openapi.yaml (apitest): one
+// the document does not allow fails the test.
 func CallWeb(t *testing.T, web *fiber.App, token, method, path, body string, headers ...string) Reply {
 	t.Helper()
 	req := httptest.NewRequest(method, path, bytes.NewBufferString(body))
@@ -148,6 +150,7 @@ func CallWeb(t *testing.T, web *fiber.App, token, method, path, body string, hea
 		return Reply{}
 	}
 	raw, _ := io.ReadAll(resp.Body)
+	apitest.ValidateResponse(t, req, resp, raw)
 	r := Reply{Status: resp.StatusCode, Header: map[string]string{"Idempotent-Replayed": resp.Header.Get("Idempotent-Replayed")}}
 	_ = json.Unmarshal(raw, &r.Body)
 	return r
@@ -221,6 +224,9 @@ func (e *Env) LogEnvelopes() []events.Envelope {
 				return
 			}
 			if env, err := events.DecodeEnvelope(r.Value); err == nil {
+				if err := apitest.CheckEnvelope(r.Value); err != nil {
+					e.T.Errorf("contract: %v", err) // every appended event is one api/asyncapi.yaml allows
+				}
 				out = append(out, env)
 			}
 		})
