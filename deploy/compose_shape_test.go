@@ -111,6 +111,9 @@ func TestComposeTopology(t *testing.T) {
 		"processor":  {"backend", "egress"},
 		"projector":  {"backend"},
 		"web":        {"edge"},
+		"prometheus": {"backend", "observability"},
+		"grafana":    {"backend", "observability"},
+		"jaeger":     {"backend", "observability"},
 	}
 	for svc, want := range wantNetworks {
 		s, err := p.GetService(svc)

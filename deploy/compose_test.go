@@ -87,7 +87,7 @@ func env(t *testing.T, s types.ServiceConfig, name string) string {
 
 func TestComposeServices(t *testing.T) {
 	p := loadCompose(t, nil)
-	want := []string{"command", "db-roles", "kafka", "kafka-init", "migrate", "notifier", "postgres", "processor", "projector", "web"}
+	want := []string{"command", "db-roles", "grafana", "jaeger", "kafka", "kafka-init", "migrate", "notifier", "postgres", "processor", "projector", "prometheus", "web"}
 	if got := p.ServiceNames(); !slices.Equal(sorted(got), want) {
 		t.Fatalf("services started by `up`: got %v, want %v", sorted(got), want)
 	}
@@ -98,7 +98,7 @@ func TestComposeServices(t *testing.T) {
 	if _, err := withTools.GetService("cli"); err != nil {
 		t.Errorf("cli with the tools profile: %v", err)
 	}
-	for _, name := range []string{"kafka-data", "postgres-data"} {
+	for _, name := range []string{"kafka-data", "postgres-data", "prometheus-data", "grafana-data"} {
 		if _, ok := p.Volumes[name]; !ok {
 			t.Errorf("named volume %s is not declared", name)
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
@@ -83,6 +84,7 @@ type cluster struct {
 	accounts     map[string]*corev1.ServiceAccount
 	roles        map[string]*rbacv1.Role
 	bindings     map[string]*rbacv1.RoleBinding
+	monitors     map[string]*monitoringv1.ServiceMonitor
 }
 
 // workload is a Deployment or StatefulSet seen through what the checks need.
@@ -136,6 +138,7 @@ func kustomizeBuild(t *testing.T, dir string) *cluster {
 		pdbs: map[string]*policyv1.PodDisruptionBudget{}, jobs: map[string]*batchv1.Job{},
 		policies: map[string]*networkingv1.NetworkPolicy{}, accounts: map[string]*corev1.ServiceAccount{},
 		roles: map[string]*rbacv1.Role{}, bindings: map[string]*rbacv1.RoleBinding{},
+		monitors: map[string]*monitoringv1.ServiceMonitor{},
 	}
 	seen := map[string]bool{}
 	for _, r := range m.Resources() {
@@ -190,6 +193,8 @@ func kustomizeBuild(t *testing.T, dir string) *cluster {
 			c.roles[r.GetName()] = strictDecode[rbacv1.Role](t, id, raw)
 		case "rbac.authorization.k8s.io/v1/RoleBinding":
 			c.bindings[r.GetName()] = strictDecode[rbacv1.RoleBinding](t, id, raw)
+		case "monitoring.coreos.com/v1/ServiceMonitor":
+			c.monitors[r.GetName()] = strictDecode[monitoringv1.ServiceMonitor](t, id, raw)
 		default:
 			t.Errorf("%s: a kind these tests do not check; add it to kustomizeBuild", id)
 		}
@@ -829,4 +834,81 @@ func ptrString(p *int32) string {
 		return "<unset>"
 	}
 	return strconv.Itoa(int(*p))
+}
+
+// TestK8sMonitoringOverlay builds base with the monitoring component: the application is
+// unchanged, and one ServiceMonitor per Go service selects exactly that service's Service and
+// scrapes /metrics on a port the Service has by name.
+func TestK8sMonitoringOverlay(t *testing.T) {
+	c := kustomizeBuild(t, "overlays/monitoring")
+	addTemplateSecrets(t, c)
+	checkApp(t, c, "latest")
+	checkSandbox(t, c)
+	checkCommon(t, c)
+	if len(c.monitors) != len(usesDatabase) {
+		t.Errorf("ServiceMonitors %v, want one for each of %v", mapKeys(c.monitors), usesDatabase)
+	}
+	for _, name := range usesDatabase {
+		m, ok := c.monitors[name]
+		if !ok {
+			t.Errorf("no ServiceMonitor %s", name)
+			continue
+		}
+		if m.Labels["app.kubernetes.io/part-of"] != "ticketflow" {
+			t.Errorf("ServiceMonitor %s: labels %v lack app.kubernetes.io/part-of=ticketflow (what Prometheus selects)", name, m.Labels)
+		}
+		if len(m.Spec.NamespaceSelector.MatchNames) != 0 || m.Spec.NamespaceSelector.Any {
+			t.Errorf("ServiceMonitor %s: namespaceSelector %+v; the Services are in its own namespace", name, m.Spec.NamespaceSelector)
+		}
+		sel, err := metav1.LabelSelectorAsSelector(&m.Spec.Selector)
+		if err != nil || sel.Empty() {
+			t.Errorf("ServiceMonitor %s: selector %+v: %v", name, m.Spec.Selector, err)
+			continue
+		}
+		var selected []string
+		for svcName, svc := range c.services {
+			if svc.Namespace == m.Namespace && sel.Matches(labels.Set(svc.Labels)) {
+				selected = append(selected, svcName)
+			}
+		}
+		if !slices.Equal(selected, []string{name}) {
+			t.Errorf("ServiceMonitor %s selects Services %v, want [%s]", name, selected, name)
+			continue
+		}
+		svc := c.services[name]
+		if len(m.Spec.Endpoints) != 1 {
+			t.Errorf("ServiceMonitor %s: endpoints %+v, want one", name, m.Spec.Endpoints)
+			continue
+		}
+		ep := m.Spec.Endpoints[0]
+		var port *corev1.ServicePort
+		for i, p := range svc.Spec.Ports {
+			if p.Name == ep.Port {
+				port = &svc.Spec.Ports[i]
+			}
+		}
+		if ep.Port == "" || port == nil {
+			t.Errorf("ServiceMonitor %s: endpoint port %q is not a named port of Service %s", name, ep.Port, name)
+			continue
+		}
+		if ep.Path != "/metrics" {
+			t.Errorf("ServiceMonitor %s: path %q, want /metrics", name, ep.Path)
+		}
+		// The pods say the same (prometheus.io annotations), and the metrics NetworkPolicy lets
+		// the monitoring namespace in on that port.
+		w := findWorkload(c, &metav1.LabelSelector{MatchLabels: svc.Spec.Selector})
+		if w == nil {
+			t.Errorf("Service %s selects no workload", name)
+			continue
+		}
+		ann := w.template.Annotations
+		if ann["prometheus.io/path"] != ep.Path || ann["prometheus.io/port"] != strconv.Itoa(int(port.Port)) {
+			t.Errorf("ServiceMonitor %s scrapes %s on %d; the pods' prometheus.io annotations say %s on %s",
+				name, ep.Path, port.Port, ann["prometheus.io/path"], ann["prometheus.io/port"])
+		}
+		pol, ok := c.policies["metrics"]
+		if !ok || !portMatches(pol.Spec.Ingress[0].Ports, port.Port, corev1.ProtocolTCP) {
+			t.Errorf("the metrics NetworkPolicy does not admit port %d of %s", port.Port, name)
+		}
+	}
 }

@@ -117,6 +117,21 @@ describe("ticket page", () => {
     assert.ok(audit.length > 0, "the simulated run logged nothing");
     assert.equal(screen.total, audit.length);
     assert.deepEqual(screen.rows, audit.map(({ id, message }) => ({ id, message })));
+
+    // The waterfall, from the run's events: one row per step of the run, all done.
+    const waterfall = page.locator("section.wf-card .waterfall");
+    await waterfall.and(page.locator('[data-outcome="completed"]')).waitFor({ timeout: 30_000 });
+    const started = (await allEvents(stack.api, `/api/runs/${encodeURIComponent(ticket.current_run_id)}/events`)).filter((e) => e.event.type === "StepStarted");
+    const rows = waterfall.locator(".wf-row");
+    assert.equal(await rows.count(), started.length);
+    assert.deepEqual(
+      await rows.evaluateAll((els) => els.map((e) => e.getAttribute("data-step"))),
+      started.map((e) => e.event.data.step),
+    );
+    assert.equal(await waterfall.locator(".wf-row.wf-ok").count(), started.length);
+    assert.ok((await waterfall.locator(".wf-sub").count()) >= 1, "no CI execution in the waterfall");
+    mkdirSync(join(frontendDir, "screenshots"), { recursive: true });
+    await page.locator("section.wf-card").screenshot({ path: join(frontendDir, "screenshots", "run-waterfall.png") });
     assertNoConsoleErrors();
   });
 

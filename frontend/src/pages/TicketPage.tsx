@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore, type FormEvent, type KeyboardEvent, type ReactNode } from "react";
 import { AuditTrail } from "../components/AuditTrail";
 import { ErrorPanel } from "../components/ErrorPanel";
+import { RunWaterfall } from "../components/RunWaterfall";
 import { Icon } from "../components/Icon";
 import { StatusBadge } from "../components/StatusBadge";
 import { TicketProcessingStatus } from "../components/TicketProcessingStatus";
@@ -101,6 +102,7 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
     return <NotFoundPage what="Ce ticket" />;
   }
   const t = ticket.data;
+  const currentRun = live.runId ?? (t?.current_run_id || null);
 
   return (
     <div className="page">
@@ -157,6 +159,12 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
       <div className="ticket-grid">
         <div className="ticket-main">
           <TicketProcessingStatus ticketId={ticketId} onComplete={onComplete} onError={onError} />
+          {currentRun && (
+            <section className="card wf-card" aria-labelledby="wf-title">
+              <h2 id="wf-title">Déroulé de l'exécution</h2>
+              <RunWaterfall key={currentRun} runId={currentRun} live={active} refreshKey={`${live.status}/${live.step}`} />
+            </section>
+          )}
         </div>
         <aside className="card ticket-side" aria-label="Détails du ticket">
           <h2>Détails</h2>
@@ -311,7 +319,7 @@ function RunHistory({ runs, loading, error, refreshKey }: { runs?: Run[]; loadin
             )}
             {expanded && (
               <div className="run-events">
-                <RunEvents runId={r.id} refreshKey={refreshKey} />
+                <RunEvents runId={r.id} active={isActive(r.status)} refreshKey={refreshKey} />
               </div>
             )}
           </li>
@@ -321,10 +329,12 @@ function RunHistory({ runs, loading, error, refreshKey }: { runs?: Run[]; loadin
   );
 }
 
-function RunEvents({ runId, refreshKey }: { runId: string; refreshKey: unknown }) {
+function RunEvents({ runId, active, refreshKey }: { runId: string; active: boolean; refreshKey: unknown }) {
   const load = useCallback((after: string | null, signal?: AbortSignal) => api.runEvents(runId, after, 500, signal), [runId]);
   return (
     <>
+      <h3 className="wf-subtitle">Déroulé</h3>
+      <RunWaterfall runId={runId} live={active} refreshKey={refreshKey} />
       <RunArtifacts runId={runId} refreshKey={refreshKey} />
       <AuditTrail load={load} exportPath={`/api/runs/${encode(runId)}/events?format=ndjson`} exportName={`${runId}-events.ndjson`} refreshKey={refreshKey} showRun={false} />
     </>

@@ -1,0 +1,106 @@
+// @vitest-environment happy-dom
+import { createRoot } from "react-dom/client";
+import { flushSync } from "react-dom";
+import { describe, expect, it } from "vitest";
+import type { Envelope, EventPage } from "../lib/types";
+import { RunWaterfall } from "./RunWaterfall";
+
+(globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = false;
+
+const T0 = Date.parse("2026-03-01T10:00:00Z");
+const envelope = (i: number, type: string, sec: number, data: Record<string, unknown>): Envelope => ({
+  id: `ev-${i}`,
+  type,
+  version: 1,
+  ticket_id: "t1",
+  run_id: "r1",
+  occurred_at: new Date(T0 + sec * 1000).toISOString(),
+  actor: "processor",
+  data,
+});
+
+/** A fake GET /api/runs/{run}/events over a log that grows: pages of pageSize after a cursor. */
+function fakeLog(pageSize: number) {
+  const log: Envelope[] = [];
+  const calls: (string | null)[] = [];
+  const load = async (_run: string, after: string | null): Promise<EventPage> => {
+    calls.push(after);
+    const from = after === null ? 0 : Number(after) + 1;
+    const events = log.slice(from, from + pageSize).map((event, i) => ({ cursor: String(from + i), partition: 0, offset: from + i, event }));
+    return { events, next_cursor: events.length === pageSize ? events[events.length - 1].cursor : null };
+  };
+  const add = (type: string, sec: number, data: Record<string, unknown>) => log.push(envelope(log.length, type, sec, data));
+  return { load, add, calls };
+}
+
+const until = async (cond: () => boolean, what: string) => {
+  for (let i = 0; i < 200; i++) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+};
+
+describe("RunWaterfall", () => {
+  it("draws one labelled row per step attempt, follows new events and offers a table", async () => {
+    const f = fakeLog(2);
+    f.add("RunStarted", 0, { iteration: 1 });
+    f.add("StepStarted", 0, { step: "check_iterations", iteration: 1, attempt: 1 });
+    f.add("StepCompleted", 1, { step: "check_iterations", iteration: 1, attempt: 1, outcome: "ok", duration_ms: 1000 });
+    f.add("StepStarted", 1, { step: "call_llm", iteration: 1, attempt: 1 });
+    f.add("RunResumed", 5, { owner: "p2" });
+    f.add("StepStarted", 5, { step: "call_llm", iteration: 1, attempt: 2 });
+
+    const el = document.createElement("div");
+    document.body.appendChild(el);
+    const root = createRoot(el);
+    const now = () => T0 + 10_000;
+    flushSync(() => root.render(<RunWaterfall runId="r1" live load={f.load} now={now} refreshKey="a" />));
+    await until(() => el.querySelectorAll(".wf-row").length === 3, "three rows");
+    // Paged through the whole log (pages of 2), each page after the last cursor.
+    expect(f.calls.slice(0, 3)).toEqual([null, "1", "3"]);
+
+    const rows = [...el.querySelectorAll(".wf-row")];
+    expect(rows.map((r) => r.getAttribute("data-step"))).toEqual(["check_iterations", "call_llm", "call_llm"]);
+    expect(rows[1].className).toContain("wf-interrupted");
+    expect(rows[2].className).toContain("wf-retry");
+    expect(rows[2].className).toContain("wf-running");
+    expect(rows[2].getAttribute("aria-label")).toMatch(/tentative 2/);
+    expect(rows[2].getAttribute("aria-label")).toMatch(/en cours/);
+    expect(el.querySelector(".wf-chart")?.getAttribute("aria-label")).toMatch(/3 tentatives d'étape sur 1 itération/);
+    // The running bar reaches the axis' end (now).
+    const bar = rows[2].querySelector(".wf-bar") as HTMLElement;
+    expect(bar.style.left).toBe("50%");
+    expect(bar.getAttribute("title")).toMatch(/Génération du code/);
+
+    // New events: the next refresh fetches only what follows and the row completes.
+    f.add("StepCompleted", 8, { step: "call_llm", iteration: 1, attempt: 2, outcome: "ok", duration_ms: 3000 });
+    f.add("RunFailed", 9, { message: "boom", error: "boom" });
+    flushSync(() => root.render(<RunWaterfall runId="r1" live load={f.load} now={now} refreshKey="b" />));
+    await until(() => el.querySelector(".waterfall")?.getAttribute("data-outcome") === "failed", "the failed run");
+    expect(f.calls).toContain("5");
+    expect(el.querySelectorAll(".wf-row")[2].className).toContain("wf-ok");
+
+    // The table view has the same rows, for screen readers and copying.
+    const tableButton = [...el.querySelectorAll("button")].find((b) => b.textContent === "Tableau")!;
+    flushSync(() => tableButton.click());
+    const cells = [...el.querySelectorAll(".wf-table tbody tr")].map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent));
+    expect(cells).toHaveLength(3);
+    expect(cells[1][5]).toBe("interrompue");
+    expect(cells[2][2]).toBe("2");
+    expect(cells[2][4]).toBe("3.00 s");
+    expect(tableButton.getAttribute("aria-pressed")).toBe("true");
+
+    root.unmount();
+    el.remove();
+  });
+
+  it("says so when the run has no step yet", async () => {
+    const f = fakeLog(10);
+    const el = document.createElement("div");
+    const root = createRoot(el);
+    flushSync(() => root.render(<RunWaterfall runId="r1" load={f.load} />));
+    await until(() => (el.textContent ?? "").includes("Aucune étape"), "the empty state");
+    root.unmount();
+  });
+});
