@@ -477,7 +477,9 @@ export interface components {
             /** Format: date-time */
             occurred_at: string;
             actor: string;
-            data: Record<string, never>;
+            data: {
+                [key: string]: unknown;
+            };
         };
         StepStats: {
             step: string;
