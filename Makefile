@@ -38,7 +38,7 @@ test-deploy:
 	cd deploy && GOWORK=off go test -count=1 ./...
 
 test-web: frontend/node_modules/.package-lock.json
-	cd frontend && npm test
+	cd frontend && npm run check:api && npm test
 
 test-e2e: web
 	cd frontend && npm run test:e2e
