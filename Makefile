@@ -1,6 +1,6 @@
 # ticketflow — `make run` starts everything in one process, `make test` runs every test.
 SHELL := /bin/bash
-GO_MODULES := libs services/command services/processor services/projector services/notifier cmd/ticketflow e2e bench
+GO_MODULES := api libs services/command services/processor services/projector services/notifier cmd/ticketflow e2e bench
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: help run build web test test-go test-deploy test-web test-e2e lint bench bench-compare clean topology soak
@@ -38,7 +38,7 @@ test-deploy:
 	cd deploy && GOWORK=off go test -count=1 ./...
 
 test-web: frontend/node_modules/.package-lock.json
-	cd frontend && npm run check:api && npm test
+	cd frontend && npm run check:api && npm run validate:api && npm test
 
 test-e2e: web
 	cd frontend && npm run test:e2e
