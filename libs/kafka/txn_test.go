@@ -11,6 +11,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/kafka/kafkatest"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func logEnv(ticket, msg string) events.Envelope {
@@ -228,5 +229,50 @@ func TestTxnProducerFencedBySecond(t *testing.T) {
 	}
 	if got := scanned(t, b); !equal(got, append(want, "end")) {
 		t.Fatalf("scan read %v", got)
+	}
+}
+
+// franz-go's EndTransaction(TryCommit) can end a transaction with an abort and report
+// success (when it believes none of its produces succeeded; seen after they all had). The
+// broker here turns commits into aborts the same way. Append must never report aborted
+// records as appended: it appends again once (an abort is final, so no copy can appear),
+// and when that is aborted too it says nothing was appended (ErrUnavailable, not unconfirmed).
+func TestTxnAppendIsCommittedWhenItSaysSo(t *testing.T) {
+	b := kafkatest.Start(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := kafka.NewTxnProducer(ctx, b.Config, "tx-silent-abort")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	cluster := kafka.ClusterOf(b.Embedded)
+	abortCommits := func(n int) {
+		cluster.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+			req.(*kmsg.EndTxnRequest).Commit = false
+			if n--; n > 0 {
+				cluster.KeepControl()
+			} else {
+				cluster.DropControl()
+			}
+			return nil, nil, false // the cluster handles the request, now an abort
+		})
+	}
+
+	abortCommits(1)
+	if _, err := p.Append(ctx, logEnv("t", "second-try")); err != nil {
+		t.Fatalf("Append whose first transaction the broker aborted: %v, want the second committed", err)
+	}
+	if got := scanned(t, b); !equal(got, []string{"second-try"}) {
+		t.Fatalf("log: %v, want the record once", got)
+	}
+
+	abortCommits(2)
+	_, err = p.Append(ctx, logEnv("t", "never"))
+	if !errors.Is(err, kafka.ErrUnavailable) || errors.Is(err, kafka.ErrUnconfirmed) {
+		t.Fatalf("Append whose transactions the broker aborted: %v, want ErrUnavailable", err)
+	}
+	if got := scanned(t, b); !equal(got, []string{"second-try"}) {
+		t.Fatalf("log after the aborted append: %v", got)
 	}
 }

@@ -218,6 +218,10 @@ func TestRetryAfterCrashInsideTransaction(t *testing.T) {
 	if retry.Status != 202 || retry.Body["run_id"] != planned[0].RunID {
 		t.Fatalf("retry: %d %v, want 202 for run %s", retry.Status, retry.Body, planned[0].RunID)
 	}
+	// The aborted attempt left nothing to find: the retry appended, it did not replay.
+	if retry.Header["Idempotent-Replayed"] == "true" {
+		t.Fatalf("retry replayed the crashed attempt's answer although its transaction was aborted: %v", retry.Header)
+	}
 	e.requireRequestedOnce(planned[0].ID)
 }
 
