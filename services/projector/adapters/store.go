@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/postgres"
@@ -70,23 +71,49 @@ func (s *Store) ForgetOffsets(ctx context.Context) error {
 
 // InBatch runs fn in one transaction that holds the lock of partition's offset row: during
 // a rebalance two replicas may briefly hold the same partition; the second waits, then sees
-// the records as already applied.
+// the records as already applied. The audit rows go in one round trip, and the projection
+// changes are queued and sent in one more with the next offset (SetNextOffset): a batch costs
+// a handful of round trips whatever its size, not a few per event.
 func (s *Store) InBatch(ctx context.Context, partition int32, fn func(app.Batch) error) error {
 	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		return fn(&batch{tx: tx, topic: s.topic, partition: partition})
+		return fn(&batch{conn: tx, tx: &pipelinedTx{}, topic: s.topic, partition: partition})
 	})
 }
 
 // batch is one partition's transaction.
 type batch struct {
-	tx        pgx.Tx
+	conn pgx.Tx // reads and the audit rows, at once
+	// tx queues the projection changes, which need no answer, to send them together.
+	tx        *pipelinedTx
 	topic     string
 	partition int32
 }
 
+// pipelinedTx queues statements of the batch's transaction; flush sends them in order in one
+// round trip (each still sees the effects of those before it).
+type pipelinedTx struct{ queued pgx.Batch }
+
+// Exec queues the statement; its error, if any, is the flush's.
+func (p *pipelinedTx) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	p.queued.Queue(sql, args...)
+	return pgconn.CommandTag{}, nil
+}
+
+func (p *pipelinedTx) flush(ctx context.Context, tx pgx.Tx) error {
+	if p.queued.Len() == 0 {
+		return nil
+	}
+	err := tx.SendBatch(ctx, &p.queued).Close()
+	p.queued = pgx.Batch{}
+	if err != nil {
+		return fmt.Errorf("apply the projection changes: %w", err)
+	}
+	return nil
+}
+
 func (b *batch) NextOffset(ctx context.Context) (int64, error) {
 	var next int64 = -1
-	err := b.tx.QueryRow(ctx, `SELECT next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2 AND partition = $3 FOR UPDATE`,
+	err := b.conn.QueryRow(ctx, `SELECT next_offset FROM consumer_offsets WHERE consumer = $1 AND topic = $2 AND partition = $3 FOR UPDATE`,
 		ConsumerName, b.topic, b.partition).Scan(&next)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return -1, err
@@ -95,8 +122,11 @@ func (b *batch) NextOffset(ctx context.Context) (int64, error) {
 }
 
 func (b *batch) SetNextOffset(ctx context.Context, next int64, topicID string) error {
+	if err := b.tx.flush(ctx, b.conn); err != nil {
+		return err
+	}
 	// The notification is delivered when the batch commits (never for a rolled-back one).
-	_, err := b.tx.Exec(ctx, `WITH moved AS (INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, topic_id, updated_at)
+	_, err := b.conn.Exec(ctx, `WITH moved AS (INSERT INTO consumer_offsets (consumer, topic, partition, next_offset, topic_id, updated_at)
 			VALUES ($1, $2, $3, $4, $5, now())
 			ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = excluded.next_offset, topic_id = excluded.topic_id, updated_at = now()
 			RETURNING 1)
@@ -105,16 +135,30 @@ func (b *batch) SetNextOffset(ctx context.Context, next int64, topicID string) e
 	return err
 }
 
-func (b *batch) Record(ctx context.Context, ev events.Event, topicID string, value, headers []byte) (bool, error) {
-	tag, err := b.tx.Exec(ctx, `INSERT INTO ticket_events (event_id, ticket_id, run_id, type, version, occurred_at, actor,
-			topic_id, partition, "offset", envelope, headers)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING`,
-		ev.ID, ev.TicketID, ev.RunID, string(ev.Type), ev.Version, ev.OccurredAt, ev.Actor,
-		topicID, ev.Partition, ev.Offset, string(value), headers)
-	if err != nil {
-		return false, err
+func (b *batch) Record(ctx context.Context, topicID string, rows []app.AuditRow) ([]bool, error) {
+	var q pgx.Batch
+	for _, row := range rows {
+		ev := row.Event
+		q.Queue(`INSERT INTO ticket_events (event_id, ticket_id, run_id, type, version, occurred_at, actor,
+				topic_id, partition, "offset", envelope, headers)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT DO NOTHING`,
+			ev.ID, ev.TicketID, ev.RunID, string(ev.Type), ev.Version, ev.OccurredAt, ev.Actor,
+			topicID, ev.Partition, ev.Offset, string(row.Value), row.Headers)
 	}
-	return tag.RowsAffected() > 0, nil
+	results := b.conn.SendBatch(ctx, &q)
+	fresh := make([]bool, len(rows))
+	for i := range rows {
+		tag, err := results.Exec()
+		if err != nil {
+			_ = results.Close()
+			return nil, fmt.Errorf("record event %s: %w", rows[i].Event.ID, err)
+		}
+		fresh[i] = tag.RowsAffected() > 0
+	}
+	if err := results.Close(); err != nil {
+		return nil, fmt.Errorf("record events: %w", err)
+	}
+	return fresh, nil
 }
 
 func (b *batch) CreateTicket(ctx context.Context, ev events.Event, d *events.TicketCreatedData) error {

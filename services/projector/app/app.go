@@ -112,22 +112,26 @@ func (a *Application) ApplyBatch(ctx context.Context, topicID string, partition 
 			return err
 		}
 		last := int64(-1)
+		var readable []Record
 		for _, rec := range recs {
-			if rec.Offset < next {
+			switch {
+			case rec.Offset < next:
 				a.metrics.skipped.WithLabelValues("duplicate").Inc()
 				continue
-			}
-			if rec.Control {
-				last = rec.Offset
-				continue
-			}
-			if err := a.apply(ctx, b, topicID, rec); err != nil {
-				return fmt.Errorf("partition %d offset %d: %w", partition, rec.Offset, err)
+			case rec.Err != nil:
+				// No ticket to belong to, and a poison record must not stop the projection.
+				a.log.Warn("skipping unreadable record", "partition", partition, "offset", rec.Offset, "err", rec.Err)
+				a.metrics.skipped.WithLabelValues("malformed").Inc()
+			case !rec.Control:
+				readable = append(readable, rec)
 			}
 			last = rec.Offset
 		}
 		if last < 0 {
 			return nil
+		}
+		if err := a.applyAll(ctx, b, topicID, readable); err != nil {
+			return fmt.Errorf("partition %d: %w", partition, err)
 		}
 		return b.SetNextOffset(ctx, last+1, topicID)
 	})
@@ -135,30 +139,40 @@ func (a *Application) ApplyBatch(ctx context.Context, topicID string, partition 
 	return err
 }
 
-// apply writes one record: verbatim into ticket_events, then its effect on the projections.
-// A record whose envelope cannot be read is skipped (logged and counted): it has no ticket to
-// belong to, and a poison record must not stop the projection.
-func (a *Application) apply(ctx context.Context, b Batch, topicID string, rec Record) error {
-	if rec.Err != nil {
-		a.log.Warn("skipping unreadable record", "err", rec.Err)
-		a.metrics.skipped.WithLabelValues("malformed").Inc()
+// applyAll writes records verbatim into ticket_events (all at once), then, in log order, the
+// effect on the projections of each that was not recorded before.
+func (a *Application) applyAll(ctx context.Context, b Batch, topicID string, recs []Record) error {
+	if len(recs) == 0 {
 		return nil
 	}
-	ev := rec.Event
-	headers := rec.Headers
-	if headers == nil {
-		headers = map[string]string{}
+	rows := make([]AuditRow, len(recs))
+	for i, rec := range recs {
+		headers := rec.Headers
+		if headers == nil {
+			headers = map[string]string{}
+		}
+		hdrJSON, _ := json.Marshal(headers)
+		rows[i] = AuditRow{Event: rec.Event, Value: rec.Value, Headers: hdrJSON}
 	}
-	hdrJSON, _ := json.Marshal(headers)
-	fresh, err := b.Record(ctx, ev, topicID, rec.Value, hdrJSON)
+	fresh, err := b.Record(ctx, topicID, rows)
 	if err != nil {
 		return err
 	}
-	if !fresh {
-		// Same event id seen before (a producer retry after a crash): its effect is applied.
-		a.metrics.skipped.WithLabelValues("duplicate_event_id").Inc()
-		return nil
+	for i, rec := range recs {
+		if !fresh[i] {
+			// Same event id seen before (a producer retry after a crash): its effect is applied.
+			a.metrics.skipped.WithLabelValues("duplicate_event_id").Inc()
+			continue
+		}
+		if err := a.apply(ctx, b, rec.Event); err != nil {
+			return fmt.Errorf("offset %d: %w", rec.Offset, err)
+		}
 	}
+	return nil
+}
+
+// apply applies one recorded event's effect on the projections.
+func (a *Application) apply(ctx context.Context, b Batch, ev events.Event) error {
 	payload, err := ev.Decode()
 	if errors.Is(err, events.ErrUnknown) {
 		a.metrics.skipped.WithLabelValues("unknown_type").Inc()

@@ -32,12 +32,13 @@ func (s *fakeStore) SetNextOffset(_ context.Context, n int64, _ string) error {
 func (s *fakeStore) InBatch(_ context.Context, _ int32, fn func(Batch) error) error {
 	return fn(s)
 }
-func (s *fakeStore) Record(_ context.Context, ev events.Event, _ string, _, _ []byte) (bool, error) {
-	if s.recorded[ev.ID] {
-		return false, nil
+func (s *fakeStore) Record(_ context.Context, _ string, rows []AuditRow) ([]bool, error) {
+	fresh := make([]bool, len(rows))
+	for i, row := range rows {
+		fresh[i] = !s.recorded[row.Event.ID]
+		s.recorded[row.Event.ID] = true
 	}
-	s.recorded[ev.ID] = true
-	return true, nil
+	return fresh, nil
 }
 func (s *fakeStore) call(name string) error { s.calls = append(s.calls, name); return nil }
 func (s *fakeStore) CreateTicket(context.Context, events.Event, *events.TicketCreatedData) error {

@@ -8,13 +8,16 @@ import (
 )
 
 // Batch is one partition's transaction: the offset row it holds locked, the audit trail
-// and the changes an event makes to the projections (adapters holds their SQL).
+// and the changes an event makes to the projections (adapters holds their SQL). The changes
+// may be sent to the database only with SetNextOffset (adapters pipelines them: one round
+// trip per batch), so their errors can surface there.
 type Batch interface {
 	// NextOffset is the partition's stored next offset (-1 when none is stored).
 	NextOffset(ctx context.Context) (int64, error)
 	SetNextOffset(ctx context.Context, next int64, topicID string) error
-	// Record appends the event to ticket_events; false when its id was recorded before.
-	Record(ctx context.Context, ev events.Event, topicID string, value, headers []byte) (bool, error)
+	// Record appends the events to ticket_events, in order; fresh[i] is false when rows[i]'s
+	// id was recorded before (or earlier in rows).
+	Record(ctx context.Context, topicID string, rows []AuditRow) (fresh []bool, err error)
 
 	CreateTicket(ctx context.Context, ev events.Event, d *events.TicketCreatedData) error
 	// RequestRun adds the run as PENDING with message.
@@ -30,6 +33,13 @@ type Batch interface {
 	ValidateRun(ctx context.Context, ev events.Event) error
 	// UpdateTicket applies a status update to the ticket when ev's run is its current one.
 	UpdateTicket(ctx context.Context, ev events.Event, u workflow.Update) error
+}
+
+// AuditRow is one record for the audit trail: its envelope and the record as stored.
+type AuditRow struct {
+	Event   events.Event
+	Value   []byte
+	Headers []byte
 }
 
 // project applies an event's effect on the projections.
