@@ -24,6 +24,8 @@ func TestProjectionsWakeTheirPartitionsWaiters(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	p := NewProjections()
+	// Registered before the listener starts: its first wake-up must find a waiter.
+	listening := p.Changed(3)
 	listenCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); p.Listen(listenCtx, cfg, slog.New(slog.DiscardHandler)) }()
@@ -36,7 +38,7 @@ func TestProjectionsWakeTheirPartitionsWaiters(t *testing.T) {
 	defer db.Close(ctx)
 	// The first wake-up is the listener's own, once it listens.
 	select {
-	case <-p.Changed(3):
+	case <-listening:
 	case <-ctx.Done():
 		t.Fatal("the listener never started listening")
 	}
