@@ -254,14 +254,16 @@ func (s *Session) release() {
 	s.out = nil
 }
 
-// writeClose sends a close frame (best effort, short deadline).
+// writeClose sends a close frame (best effort). It gets the write timeout like any frame: a
+// client dropped as too slow has a full socket, and its close frame (1013: resume with your
+// cursor) goes out only once it reads again.
 func (s *Session) writeClose(code int, text string) {
 	if s.closed {
 		return
 	}
 	s.closed = true
 	_ = s.frame(opClose, closePayload(code, text))
-	_ = s.nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = s.nc.SetWriteDeadline(time.Now().Add(s.cfg.writeTimeout))
 	if len(s.out) > 0 {
 		_, _ = s.nc.Write(s.out)
 		s.out = s.out[:0]

@@ -230,6 +230,9 @@ func TestSlowClient(t *testing.T) {
 	e := newTestEnv(t, 1)
 	cfg := testConfig()
 	cfg.QueueMessages, cfg.QueueBytes = 256, 2<<20
+	// The slow client reads only after the fast one got everything: its socket stays full
+	// that long, and a write timeout passing meanwhile would drop it without its close frame.
+	cfg.WriteTimeout = time.Minute
 	srv, ticket := e.startTicket(cfg, "slow")
 	tok := e.token("alice", "user")
 
