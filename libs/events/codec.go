@@ -59,7 +59,7 @@ func Encode(e Envelope, traceparent string) ([]byte, []Header, error) {
 // convenience for routing and are not needed to decode.
 func DecodeEnvelope(value []byte) (Envelope, error) {
 	var e Envelope
-	if err := json.Unmarshal(value, &e); err != nil {
+	if err := unmarshal(value, &e); err != nil {
 		return Envelope{}, fmt.Errorf("events: decode envelope: %w", err)
 	}
 	if err := e.Validate(); err != nil {

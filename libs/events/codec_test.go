@@ -3,6 +3,8 @@ package events
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -91,10 +93,12 @@ func FuzzDecodeEnvelope(f *testing.F) {
 	f.Add(v)
 	f.Add([]byte(`{"id":"1","type":"LogEmitted","version":1,"ticket_id":"t","occurred_at":"2025-01-01T00:00:00Z","data":{"level":3}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		sameAsEncodingJSON(t, b)
 		env, err := DecodeEnvelope(b)
 		if err != nil {
 			return
 		}
+		sameAsEncodingJSON(t, env.Data)
 		if _, err := env.Decode(); err != nil && !errors.Is(err, ErrUnknown) && !strings.Contains(err.Error(), "decode") {
 			t.Fatalf("unexpected error kind: %v", err)
 		}
@@ -102,4 +106,38 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// sameAsEncodingJSON checks that unmarshal (segmentio/encoding) accepts exactly what
+// encoding/json accepts and decodes it to the same envelope and log payload.
+func sameAsEncodingJSON(t *testing.T, b []byte) {
+	t.Helper()
+	var fast, std Envelope
+	errFast, errStd := unmarshal(b, &fast), json.Unmarshal(b, &std)
+	if errFast == nil && errStd != nil {
+		t.Fatalf("%q: unmarshal accepts what encoding/json refuses (%v)", b, errStd)
+	}
+	if errFast != nil && errStd == nil && !lenientTime(b) {
+		t.Fatalf("%q: unmarshal error %v, encoding/json accepts it", b, errFast)
+	}
+	if errFast == nil && !reflect.DeepEqual(fast, std) {
+		t.Fatalf("%q: unmarshal %+v, encoding/json %+v", b, fast, std)
+	}
+	var fastLog, stdLog LogEmittedData
+	errFast, errStd = unmarshal(b, &fastLog), json.Unmarshal(b, &stdLog)
+	if (errFast == nil) != (errStd == nil) || (errStd == nil && fastLog != stdLog) {
+		t.Fatalf("%q as a log payload: unmarshal %+v (%v), encoding/json %+v (%v)", b, fastLog, errFast, stdLog, errStd)
+	}
+}
+
+// strictRFC3339 is RFC 3339's date-time: two-digit fields, '.' before a fraction.
+var strictRFC3339 = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$`)
+
+// lenientTime reports whether b's occurred_at is a timestamp encoding/json accepts but RFC
+// 3339 does not (one-digit hour, ',' fraction): the one place unmarshal is stricter.
+func lenientTime(b []byte) bool {
+	var raw struct {
+		OccurredAt string `json:"occurred_at"`
+	}
+	return json.Unmarshal(b, &raw) == nil && !strictRFC3339.MatchString(raw.OccurredAt)
 }

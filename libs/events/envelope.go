@@ -81,7 +81,7 @@ func (e Envelope) Decode() (Payload, error) {
 	}
 	p := spec.newPayload()
 	if len(e.Data) > 0 && string(e.Data) != "null" {
-		if err := json.Unmarshal(e.Data, p); err != nil {
+		if err := unmarshal(e.Data, p); err != nil {
 			return nil, fmt.Errorf("events: decode %s payload of event %s: %w", e.Type, e.ID, err)
 		}
 	}
