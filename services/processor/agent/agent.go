@@ -161,9 +161,9 @@ func Run(ctx context.Context, cfg Config, task string) (Result, error) {
 			return res, err
 		}
 		if len(resp.Calls) == 0 {
-			summary := strings.TrimSpace(resp.Text)
-			if summary == "" {
-				summary = "(the model gave no summary)"
+			summary, err := w.finish(resp.Text)
+			if err != nil {
+				return res, err
 			}
 			res.Change, err = w.change(clip(summary, 2000))
 			return res, err

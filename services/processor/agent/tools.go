@@ -442,3 +442,29 @@ func (w *workspace) change(summary string) (llm.Change, error) {
 	}
 	return c, nil
 }
+
+// finish reads the model's final answer. A model that does not use tools (some local
+// servers) may still answer with the whole change as one JSON object (llm.ParseChange's
+// format): its edits are applied, confined like the tools' own.
+func (w *workspace) finish(text string) (string, error) {
+	summary := strings.TrimSpace(text)
+	if c, err := llm.ParseChange(text); err == nil && len(c.Edits) > 0 {
+		for _, e := range c.Edits {
+			var err error
+			if e.Delete {
+				err = gitrepo.RemoveFile(w.dir, e.Path)
+			} else {
+				err = gitrepo.WriteFile(w.dir, e.Path, *e.Content)
+			}
+			if err != nil {
+				return "", fmt.Errorf("apply the LLM's change: %w", err)
+			}
+			w.changed[filepath.Clean(e.Path)] = true
+		}
+		summary = c.Summary
+	}
+	if summary == "" {
+		summary = "(the model gave no summary)"
+	}
+	return summary, nil
+}

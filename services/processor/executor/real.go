@@ -12,9 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/repourl"
 	"github.com/ticketflow/ticketflow/libs/workflow"
+	"github.com/ticketflow/ticketflow/services/processor/agent"
 	"github.com/ticketflow/ticketflow/services/processor/ci"
 	"github.com/ticketflow/ticketflow/services/processor/gitrepo"
 	"github.com/ticketflow/ticketflow/services/processor/llm"
@@ -60,6 +62,18 @@ type RealConfig struct {
 	LLMTimeout time.Duration `env:"TICKETFLOW_LLM_TIMEOUT" envDefault:"120s"`
 	// TICKETFLOW_LLM_MAX_ATTEMPTS: tries on 429, 5xx and network errors. Default: 4.
 	LLMMaxAttempts int `env:"TICKETFLOW_LLM_MAX_ATTEMPTS" envDefault:"4"`
+	// TICKETFLOW_AGENT_MAX_STEPS: model calls of one call_llm step before the run fails. Default: 40.
+	AgentMaxSteps int `env:"TICKETFLOW_AGENT_MAX_STEPS" envDefault:"40"`
+	// TICKETFLOW_AGENT_MAX_TOKENS: input+output tokens of one run, all iterations, before it fails. Default: 2000000.
+	AgentMaxTokens int64 `env:"TICKETFLOW_AGENT_MAX_TOKENS" envDefault:"2000000"`
+	// TICKETFLOW_AGENT_MAX_DURATION: wall time of one call_llm step (its CI runs included). Default: 20m.
+	AgentMaxDuration time.Duration `env:"TICKETFLOW_AGENT_MAX_DURATION" envDefault:"20m"`
+	// TICKETFLOW_AGENT_MAX_COST_USD: LLM cost of one run, all iterations, before it fails (from TICKETFLOW_LLM_PRICES). Default: 5.
+	AgentMaxCostUSD float64 `env:"TICKETFLOW_AGENT_MAX_COST_USD" envDefault:"5"`
+	// TICKETFLOW_AGENT_MAX_RESPONSE_TOKENS: max_tokens of each model call. Default: 8192.
+	AgentMaxResponseTokens int `env:"TICKETFLOW_AGENT_MAX_RESPONSE_TOKENS" envDefault:"8192"`
+	// TICKETFLOW_LLM_PRICES: USD per million input:output tokens by model, model=in:out comma-separated; a dated model id uses the longest entry it starts with; an unknown model costs 0 (logged once). Default: the list prices of the default models (agent.DefaultPrices).
+	LLMPrices string `env:"TICKETFLOW_LLM_PRICES" envDefault:"claude-sonnet-4-5=3:15,claude-opus-4-1=15:75,claude-haiku-4-5=1:5,gpt-4o-mini=0.15:0.6,gpt-4o=2.5:10,gpt-4.1=2:8,gpt-4.1-mini=0.4:1.6,demo=0:0"`
 	// TICKETFLOW_CI_TIMEOUT: bound on one CI execution (the process group is killed). Default: 10m.
 	CITimeout time.Duration `env:"TICKETFLOW_CI_TIMEOUT" envDefault:"10m"`
 	// TICKETFLOW_CI_SANDBOX: where CI runs: bwrap, kubernetes or none (unconfined, trusted setups only). Default: bwrap, and the processor refuses to start when it does not work.
@@ -96,6 +110,8 @@ type RealDeps struct {
 	Secrets []string
 	// Sandbox overrides TICKETFLOW_CI_SANDBOX (tests).
 	Sandbox ci.Sandbox
+	// Registry gets the LLM cost metrics (ticketflow_llm_*); nil registers none.
+	Registry prometheus.Registerer
 }
 
 // Real does the work: git clone/fetch, an LLM change applied as file edits, a commit
@@ -105,7 +121,9 @@ type RealDeps struct {
 type Real struct {
 	cfg       RealConfig
 	git       *gitrepo.Git
-	llm       llm.Provider
+	llm       llm.ToolProvider
+	prices    *agent.Prices
+	metrics   *llmMetrics
 	red       *redact.Redactor
 	log       *slog.Logger
 	sandbox   ci.Sandbox
@@ -137,7 +155,7 @@ func NewReal(cfg RealConfig, log *slog.Logger, deps RealDeps) (*Real, error) {
 			provider = "demo"
 		}
 	}
-	var p llm.Provider
+	var p llm.ToolProvider
 	switch provider {
 	case "anthropic":
 		if cfg.AnthropicKey == "" {
@@ -153,6 +171,13 @@ func NewReal(cfg RealConfig, log *slog.Logger, deps RealDeps) (*Real, error) {
 		p = llm.Demo{}
 	default:
 		return nil, fmt.Errorf("TICKETFLOW_LLM_PROVIDER=%q: no such provider (anthropic, openai, demo)", provider)
+	}
+	if err := cfg.agentDefaults(); err != nil {
+		return nil, err
+	}
+	prices, err := agent.ParsePrices(cfg.LLMPrices, log)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.RemovedGitTokenHosts != "" {
 		return nil, errors.New("TICKETFLOW_GIT_TOKEN_HOSTS was replaced by TICKETFLOW_REPOSITORY_ALLOWLIST (host/owner patterns, e.g. github.com/acme/*)")
@@ -182,7 +207,8 @@ func NewReal(cfg RealConfig, log *slog.Logger, deps RealDeps) (*Real, error) {
 	g := gitrepo.New(gitrepo.Config{Policy: policy, Token: cfg.GitToken, CAFile: cfg.GitCAFile, Redactor: red, Log: log})
 	log.Info("real executor", "llm", p.Name(), "work_dir", cfg.WorkDir, "file_repo_root", policy.FileRoot(),
 		"repository_allowlist", cfg.Repos.Allowlist, "private_repos", cfg.Repos.AllowPrivate, "git_token", cfg.GitToken != "", "ci_sandbox", sandbox.Name())
-	return &Real{cfg: cfg, git: g, llm: p, red: red, log: log, sandbox: sandbox, artifacts: deps.Artifacts}, nil
+	return &Real{cfg: cfg, git: g, llm: p, prices: prices, metrics: newLLMMetrics(deps.Registry), red: red, log: log, sandbox: sandbox,
+		artifacts: deps.Artifacts}, nil
 }
 
 func (x *Real) Name() string { return "real" }
@@ -203,6 +229,13 @@ type turn struct {
 	Iteration int        `json:"iteration"`
 	Summary   string     `json:"summary"`
 	CI        *CIOutcome `json:"ci,omitempty"`
+	// Tools is the agent's tool calls of the iteration, compact (for the next conversation).
+	Tools []agent.Entry `json:"tools,omitempty"`
+}
+
+// unmarshalState reads an earlier run's executor state; false when it has none.
+func unmarshalState(st RunState, s *realState) bool {
+	return len(st.Extra) > 0 && json.Unmarshal(st.Extra, s) == nil
 }
 
 func loadState(run *Run) (realState, error) {
@@ -496,64 +529,6 @@ func earlierTurns(runs []RunState) string {
 		}
 	}
 	return b.String()
-}
-
-// CallLLM asks the provider for the change and applies it to the work dir (validated: every
-// path stays inside the repository). The change is kept in the run state for commit_changes.
-func (x *Real) CallLLM(ctx context.Context, run *Run) error {
-	s, err := loadState(run)
-	if err != nil {
-		return err
-	}
-	dir := x.workDir(run.Ticket.ID)
-	if err := x.git.ResetTo(ctx, dir, parent(run, s)); err != nil {
-		return x.red.Error(err)
-	}
-	msgs, err := x.conversation(ctx, run, s)
-	if err != nil {
-		return err
-	}
-	if _, ok := x.llm.(llm.Demo); ok {
-		err = x.logf(ctx, run, "WARNING", workflow.LogDemoLLM, llm.DemoFile)
-	} else {
-		err = x.logf(ctx, run, "INFO", workflow.LogCallingLLM, x.llm.Name(), len(msgs))
-	}
-	if err != nil {
-		return err
-	}
-	req := llm.Request{System: llm.SystemPrompt, Messages: msgs}
-	text, err := x.llm.Complete(ctx, req)
-	if err != nil {
-		return x.red.Error(err)
-	}
-	change, err := llm.ParseChange(text)
-	if err != nil {
-		// One chance to fix the format, with the error in the conversation.
-		if lerr := x.logf(ctx, run, "WARNING", workflow.LogLLMUnusable, err); lerr != nil {
-			return lerr
-		}
-		req.Messages = append(req.Messages, llm.Message{Role: "assistant", Content: text},
-			llm.Message{Role: "user", Content: "That answer could not be used: " + err.Error() + ". Answer with the JSON object only."})
-		if text, err = x.llm.Complete(ctx, req); err != nil {
-			return x.red.Error(err)
-		}
-		if change, err = llm.ParseChange(text); err != nil {
-			return x.red.Error(err)
-		}
-	}
-	if err := applyChange(dir, change); err != nil {
-		return x.red.Error(err)
-	}
-	s.Pending = &change
-	run.State.LLMSummary = change.Summary
-	if err := saveState(run, s); err != nil {
-		return err
-	}
-	paths := make([]string, len(change.Edits))
-	for i, e := range change.Edits {
-		paths[i] = e.Path
-	}
-	return x.logf(ctx, run, "INFO", workflow.LogChangeApplied, change.Summary, len(paths), strings.Join(paths, ", "))
 }
 
 func applyChange(dir string, c llm.Change) error {

@@ -357,7 +357,7 @@ func TestRealRunWithOpenAICompatibleProviderAndFollowUp(t *testing.T) {
 		events.MustNew(ticket, next, "user:bob", &events.ProcessingRequestedData{RequestedBy: "bob", Reason: "changes_requested"}))
 	h.waitCompleted(next)
 	bodies := llmSrv.bodies()
-	if len(bodies) != 2 || !strings.Contains(bodies[1], "please also be polite") || !strings.Contains(bodies[1], "=== greeting.txt ===") {
+	if len(bodies) != 2 || !strings.Contains(bodies[1], "please also be polite") || !strings.Contains(bodies[1], `greeting.txt\n`) {
 		t.Errorf("follow-up request lacks the review comment or the previous run's files:\n%s", bodies[len(bodies)-1])
 	}
 	if len(bodies) == 2 && (!strings.Contains(bodies[1], "Earlier runs on this ticket") || !strings.Contains(bodies[1], "run 1, iteration 1: ") || !strings.Contains(bodies[1], "CI passed")) {
