@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -259,8 +260,8 @@ func (f *fakeLLM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"message": map[string]any{"role": "assistant", "content": string(change)}}}})
 		return
 	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"type": "message", "role": "assistant", "stop_reason": "end_turn",
-		"content": []map[string]any{{"type": "text", "text": "```json\n" + string(change) + "\n```"}}})
+	_ = json.NewEncoder(w).Encode(map[string]any{"type": "message", "role": "assistant", "stop_reason": "end_turn", "model": "claude-test",
+		"content": []map[string]any{{"type": "text", "text": "```json\n" + string(change) + "\n```"}}, "usage": map[string]any{"input_tokens": 100, "output_tokens": 20}})
 }
 
 func (f *fakeLLM) bodies() []string {
@@ -286,6 +287,7 @@ func TestRealRunLoopsOnCIFailureAndCompletes(t *testing.T) {
 	defer srv.Close()
 	cfg := realConfig(t)
 	cfg.Real.AnthropicKey, cfg.Real.AnthropicBaseURL, cfg.Real.AnthropicModel = "sk-ant-e2e", srv.URL, "claude-test"
+	cfg.Real.LLMPrices = "claude-test=3:15"
 	h := newHarness(t, cfg)
 	url, bare := gittest.Origin(t, map[string]string{"README.md": "# demo\n", "ci.sh": ciScript})
 	ticket, run := h.ticket(url, "sh ci.sh")
@@ -295,6 +297,10 @@ func TestRealRunLoopsOnCIFailureAndCompletes(t *testing.T) {
 	branch := fmt.Sprintf("ticketflow/%s/2", ticket)
 	if done.Iteration != 2 || done.Branch != branch {
 		t.Errorf("completed %+v, want iteration 2 on %s", done, branch)
+	}
+	// Two model calls of 100 input and 20 output tokens at $3 and $15 per million.
+	if done.LLMInputTokens != 200 || done.LLMOutputTokens != 40 || math.Abs(done.LLMCostUSD-(200*3+40*15)/1e6) > 1e-12 {
+		t.Errorf("run totals %d/%d tokens, $%f", done.LLMInputTokens, done.LLMOutputTokens, done.LLMCostUSD)
 	}
 	if got := gittest.Git(t, bare, "show", branch+":greeting.txt"); got != "hello" {
 		t.Errorf("origin %s greeting.txt = %q", branch, got)
@@ -388,6 +394,27 @@ func TestRealRunWithDemoProvider(t *testing.T) {
 	}
 	if got := gittest.Git(t, bare, "show", fmt.Sprintf("ticketflow/%s/1:ticketflow-demo.md", ticket)); !strings.Contains(got, "no LLM was called") {
 		t.Errorf("demo file %q", got)
+	}
+	// The demo drives the agent loop: its tool calls and model calls are in the log, in order.
+	var tools []string
+	llmCalls := 0
+	for _, ev := range evs {
+		switch ev.Type {
+		case events.AgentToolCalled:
+			c := payload[*events.AgentToolCalledData](t, ev)
+			if !c.OK || c.Iteration != 1 {
+				t.Errorf("tool call %+v", c)
+			}
+			tools = append(tools, c.Tool)
+		case events.LLMCallCompleted:
+			if c := payload[*events.LLMCallCompletedData](t, ev); c.Provider != "demo" || c.CostUSD != 0 {
+				t.Errorf("LLM call %+v", c)
+			}
+			llmCalls++
+		}
+	}
+	if strings.Join(tools, ",") != "search,list_files,write_file,run_ci" || llmCalls != 5 {
+		t.Errorf("agent tool calls %v and %d LLM calls, want search,list_files,write_file,run_ci and 5", tools, llmCalls)
 	}
 }
 
