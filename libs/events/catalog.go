@@ -172,7 +172,7 @@ type RunCompletedData struct {
 // malformed call, a path outside the repository...), and the model was told.
 type AgentToolCalledData struct {
 	Iteration  int    `json:"iteration"`
-	Step       int    `json:"step"` // the agent's step: its n-th model call in this call_llm
+	AgentStep  int    `json:"agent_step"` // the n-th model call of this call_llm (not a workflow step: that is call_llm)
 	Tool       string `json:"tool"`
 	Arguments  string `json:"arguments"`
 	Result     string `json:"result,omitempty"`
@@ -185,7 +185,7 @@ type AgentToolCalledData struct {
 // processor's price table (TICKETFLOW_LLM_PRICES); Retries counts HTTP retries (429, 5xx).
 type LLMCallCompletedData struct {
 	Iteration    int     `json:"iteration"`
-	Step         int     `json:"step"`
+	AgentStep    int     `json:"agent_step"`
 	Provider     string  `json:"provider"` // anthropic, openai or demo
 	Model        string  `json:"model"`
 	InputTokens  int64   `json:"input_tokens"`

@@ -6,7 +6,7 @@ CREATE TABLE llm_calls (
     run_id         text             NOT NULL,
     ticket_id      text             NOT NULL,
     iteration      integer          NOT NULL,
-    step           integer          NOT NULL,
+    agent_step     integer          NOT NULL,
     provider       text             NOT NULL,
     model          text             NOT NULL,
     input_tokens   bigint           NOT NULL,

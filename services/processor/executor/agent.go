@@ -61,13 +61,13 @@ type agentObserver struct {
 
 func (o agentObserver) ToolCalled(ctx context.Context, c agent.ToolCalled) error {
 	red := o.x.red.String
-	return o.run.Emit(ctx, &events.AgentToolCalledData{Iteration: o.run.Iteration, Step: c.Step, Tool: red(c.Tool),
+	return o.run.Emit(ctx, &events.AgentToolCalledData{Iteration: o.run.Iteration, AgentStep: c.Step, Tool: red(c.Tool),
 		Arguments: red(c.Arguments), Result: red(c.Result), OK: c.OK, Error: red(c.Error), DurationMS: c.DurationMS})
 }
 
 func (o agentObserver) LLMCalled(ctx context.Context, c agent.LLMCalled) error {
 	o.x.metrics.observe(c)
-	return o.run.Emit(ctx, &events.LLMCallCompletedData{Iteration: o.run.Iteration, Step: c.Step, Provider: c.Provider, Model: c.Model,
+	return o.run.Emit(ctx, &events.LLMCallCompletedData{Iteration: o.run.Iteration, AgentStep: c.Step, Provider: c.Provider, Model: c.Model,
 		InputTokens: c.InputTokens, OutputTokens: c.OutputTokens, CostUSD: c.CostUSD, LatencyMS: c.LatencyMS, Retries: c.Retries})
 }
 

@@ -26,8 +26,8 @@ func TestLLMCallsAddUpOnTheirRun(t *testing.T) {
 	ev := func(p events.Payload) events.Event {
 		return events.Event{Envelope: events.MustNew("t1", "r1", "processor", p)}
 	}
-	first := ev(&events.LLMCallCompletedData{Iteration: 1, Step: 1, Provider: "anthropic", Model: "claude-x", InputTokens: 1000, OutputTokens: 100, CostUSD: 0.0045, LatencyMS: 900, Retries: 1})
-	second := ev(&events.LLMCallCompletedData{Iteration: 1, Step: 2, Provider: "anthropic", Model: "claude-x", InputTokens: 2000, OutputTokens: 50, CostUSD: 0.00675, LatencyMS: 700})
+	first := ev(&events.LLMCallCompletedData{Iteration: 1, AgentStep: 1, Provider: "anthropic", Model: "claude-x", InputTokens: 1000, OutputTokens: 100, CostUSD: 0.0045, LatencyMS: 900, Retries: 1})
+	second := ev(&events.LLMCallCompletedData{Iteration: 1, AgentStep: 2, Provider: "anthropic", Model: "claude-x", InputTokens: 2000, OutputTokens: 50, CostUSD: 0.00675, LatencyMS: 700})
 	err = s.InBatch(ctx, 0, func(b app.Batch) error {
 		if err := b.RequestRun(ctx, ev(&events.ProcessingRequestedData{RequestedBy: "alice", Reason: "start"}), &events.ProcessingRequestedData{RequestedBy: "alice"}, "pending"); err != nil {
 			return err

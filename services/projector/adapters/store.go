@@ -179,10 +179,10 @@ func (b *batch) FinishRun(ctx context.Context, ev events.Event, f app.Finish) er
 // RecordLLMCall is only reached once per event id (Record dedupes the audit trail first);
 // ON CONFLICT keeps it so if that ever changes.
 func (b *batch) RecordLLMCall(ctx context.Context, ev events.Event, d *events.LLMCallCompletedData) error {
-	tag, err := b.tx.Exec(ctx, `INSERT INTO llm_calls (event_id, run_id, ticket_id, iteration, step, provider, model, input_tokens,
+	tag, err := b.tx.Exec(ctx, `INSERT INTO llm_calls (event_id, run_id, ticket_id, iteration, agent_step, provider, model, input_tokens,
 			output_tokens, cost_usd, latency_ms, retries, occurred_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (event_id) DO NOTHING`,
-		ev.ID, ev.RunID, ev.TicketID, d.Iteration, d.Step, d.Provider, d.Model, d.InputTokens, d.OutputTokens, d.CostUSD,
+		ev.ID, ev.RunID, ev.TicketID, d.Iteration, d.AgentStep, d.Provider, d.Model, d.InputTokens, d.OutputTokens, d.CostUSD,
 		d.LatencyMS, d.Retries, ev.OccurredAt)
 	if err != nil || tag.RowsAffected() == 0 {
 		return err
