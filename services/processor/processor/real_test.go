@@ -471,3 +471,99 @@ func TestRealRejectsUnsafeRepositoryURL(t *testing.T) {
 		t.Fatalf("terminal %s", term.Type)
 	}
 }
+
+// toolModel is a Messages API model that works with tools: it writes greeting.txt (bonjour
+// the first time, hello once the conversation carries the CI failure) and finishes. Every
+// request body is kept.
+type toolModel struct {
+	mu       sync.Mutex
+	requests []string
+}
+
+func (f *toolModel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	f.requests = append(f.requests, string(body))
+	f.mu.Unlock()
+	reply := func(stop string, content ...map[string]any) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"type": "message", "role": "assistant", "model": "claude-test", "stop_reason": stop,
+			"content": content, "usage": map[string]any{"input_tokens": 300, "output_tokens": 30}})
+	}
+	if strings.Contains(string(body), `"tool_result"`) { // the write went through: done
+		reply("end_turn", map[string]any{"type": "text", "text": "Wrote greeting.txt."})
+		return
+	}
+	greeting := "bonjour"
+	if strings.Contains(string(body), "got 'bonjour'") {
+		greeting = "hello"
+	}
+	reply("tool_use", map[string]any{"type": "tool_use", "id": "toolu_1", "name": "write_file",
+		"input": map[string]any{"path": "greeting.txt", "content": greeting}})
+}
+
+func (f *toolModel) bodies() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.requests...)
+}
+
+// After a CI failure the next iteration's conversation carries the earlier tool calls
+// (compactly) and the failure; the run's totals are the sums of the provider's usage.
+func TestRealAgentLoopCarriesToolHistoryAcrossIterations(t *testing.T) {
+	model := &toolModel{}
+	srv := httptest.NewServer(model)
+	defer srv.Close()
+	cfg := realConfig(t)
+	cfg.Real.AnthropicKey, cfg.Real.AnthropicBaseURL, cfg.Real.AnthropicModel = "sk-ant-e2e", srv.URL, "claude-test"
+	cfg.Real.LLMPrices = "claude-test=3:15"
+	h := newHarness(t, cfg)
+	url, _ := gittest.Origin(t, map[string]string{"README.md": "# demo\n", "ci.sh": ciScript})
+	_, run := h.ticket(url, "sh ci.sh")
+	term, evs := h.waitCompleted(run)
+	done := payload[*events.RunCompletedData](t, term)
+	bodies := model.bodies()
+	if len(bodies) != 4 || done.Iteration != 2 {
+		t.Fatalf("%d model calls and iteration %d, want 4 and 2", len(bodies), done.Iteration)
+	}
+	if !strings.Contains(bodies[2], `iteration 1: write_file {\"content\":\"bonjour\",\"path\":\"greeting.txt\"} → wrote greeting.txt`) ||
+		!strings.Contains(bodies[2], "got 'bonjour'") {
+		t.Errorf("the second iteration's task lacks the first one's tool calls or CI failure:\n%s", bodies[2])
+	}
+	if done.LLMInputTokens != 1200 || done.LLMOutputTokens != 120 || math.Abs(done.LLMCostUSD-(1200*3+120*15)/1e6) > 1e-12 {
+		t.Errorf("run totals %+v", done)
+	}
+	tools := 0
+	for _, ev := range evs {
+		if ev.Type == events.AgentToolCalled {
+			tools++
+		}
+	}
+	if tools != 2 {
+		t.Errorf("%d AgentToolCalled events, want 2", tools)
+	}
+}
+
+// A model that never stops calling tools fails the run at call_llm with the limit it hit.
+func TestRealAgentStepLimitFailsTheRun(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"type": "message", "role": "assistant", "model": "claude-test", "stop_reason": "tool_use",
+			"content": []map[string]any{{"type": "tool_use", "id": "toolu_1", "name": "list_files", "input": map[string]any{}}},
+			"usage":   map[string]any{"input_tokens": 10, "output_tokens": 1}})
+	}))
+	defer srv.Close()
+	cfg := realConfig(t)
+	cfg.Real.AnthropicKey, cfg.Real.AnthropicBaseURL, cfg.Real.AnthropicModel = "sk-ant-e2e", srv.URL, "claude-test"
+	cfg.Real.AgentMaxSteps = 3
+	h := newHarness(t, cfg)
+	url, _ := gittest.Origin(t, map[string]string{"README.md": "x\n"})
+	_, run := h.ticket(url, "true")
+	term := h.waitTerminal(run)
+	if term.Type != events.RunFailed {
+		t.Fatalf("terminal %s", term.Type)
+	}
+	f := payload[*events.RunFailedData](t, term)
+	if f.Step != "call_llm" || !strings.Contains(f.Error, "agent limit reached") || !strings.Contains(f.Error, "TICKETFLOW_AGENT_MAX_STEPS=3") ||
+		f.LLMInputTokens != 30 || f.LLMOutputTokens != 3 {
+		t.Errorf("failed %+v", f)
+	}
+}
