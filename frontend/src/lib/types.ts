@@ -23,6 +23,9 @@ export type Envelope = Schemas["Envelope"];
 export type EventPage = Schemas["EventPage"];
 export type EventItem = EventPage["events"][number];
 export type StepStats = Schemas["StepStats"];
+/** GET /api/analytics/llm: tokens and cost by provider and model, in all and per UTC day. */
+export type LLMUsageStats = Schemas["LLMUsage"];
+export type LLMUsageDay = Schemas["LLMUsageDay"];
 export type Me = Schemas["Me"];
 export type ApiError = Schemas["ErrorResponse"];
 
