@@ -431,8 +431,9 @@ func (x *Real) LoadConversation(ctx context.Context, run *Run) error {
 	if err != nil {
 		return err
 	}
-	msgs, err := x.conversation(ctx, run, s)
-	if err != nil {
+	// The agent's first message: built here too so a repository the task cannot be made
+	// from fails this step rather than call_llm.
+	if _, err := x.agentTask(ctx, run, s); err != nil {
 		return err
 	}
 	failures := 0
@@ -442,73 +443,12 @@ func (x *Real) LoadConversation(ctx context.Context, run *Run) error {
 		}
 	}
 	return x.logf(ctx, run, "INFO", workflow.LogConversationLoaded,
-		len(msgs), len(run.Ticket.Feedback), failures)
+		1, len(run.Ticket.Feedback), failures)
 }
 
-// Budget of repository content put in the first message.
-const (
-	promptFileList   = 300
-	promptFileBytes  = 12 << 10
-	promptTotalBytes = 64 << 10
-	promptCITail     = 6 << 10
-)
-
-// conversation builds the messages: the ticket with the repository and review comments, then
-// for each earlier iteration of this run the LLM's summary and the CI failure it led to.
-func (x *Real) conversation(ctx context.Context, run *Run, s realState) ([]llm.Message, error) {
-	t := run.Ticket
-	dir := x.workDir(t.ID)
-	files, err := x.git.Files(ctx, dir)
-	if err != nil {
-		return nil, x.red.Error(err)
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "Ticket: %s\n\n%s\n\nCI command (run with sh -c at the repository root): %s\n\n", t.Title, t.Description, t.CICommand)
-	fmt.Fprintf(&b, "Repository files (%d):\n", len(files))
-	for i, f := range files {
-		if i == promptFileList {
-			fmt.Fprintf(&b, "... and %d more\n", len(files)-i)
-			break
-		}
-		b.WriteString(f + "\n")
-	}
-	total := 0
-	for _, f := range files {
-		p, err := gitrepo.SafePath(dir, f)
-		if err != nil {
-			continue
-		}
-		content, err := os.ReadFile(p)
-		if err != nil || len(content) > promptFileBytes || strings.ContainsRune(string(content), 0) || total+len(content) > promptTotalBytes {
-			continue
-		}
-		total += len(content)
-		fmt.Fprintf(&b, "\n=== %s ===\n%s", f, content)
-	}
-	if history := earlierTurns(t.EarlierRuns); history != "" {
-		b.WriteString("\n\nEarlier runs on this ticket (oldest first):\n" + history)
-	}
-	if len(t.Feedback) > 0 {
-		b.WriteString("\n\nReview comments on the earlier result (oldest first):\n")
-		for _, c := range t.Feedback {
-			b.WriteString("- " + c + "\n")
-		}
-	}
-	msgs := []llm.Message{{Role: "user", Content: b.String()}}
-	for _, tr := range s.Turns {
-		if tr.CI == nil || tr.CI.Passed || tr.Iteration >= run.Iteration {
-			continue
-		}
-		tail := tr.CI.OutputTail
-		if len(tail) > promptCITail {
-			tail = tail[len(tail)-promptCITail:]
-		}
-		msgs = append(msgs,
-			llm.Message{Role: "assistant", Content: fmt.Sprintf(`{"summary": %q, "edits": ["(applied and committed)"]}`, tr.Summary)},
-			llm.Message{Role: "user", Content: fmt.Sprintf("CI failed after that change (exit code %d). Last output lines:\n%s\n\nFix the failure. Answer with the JSON object only.", tr.CI.ExitCode, tail)})
-	}
-	return msgs, nil
-}
+// promptCITail bounds the CI output of an earlier iteration put in the agent's task (the
+// agent reads more with run_ci).
+const promptCITail = 6 << 10
 
 // earlierTurns summarises the LLM turns of the ticket's earlier runs and how CI answered.
 func earlierTurns(runs []RunState) string {
