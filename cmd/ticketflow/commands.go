@@ -249,6 +249,9 @@ func writeTicket(w io.Writer, t client.Ticket, runs []client.Run) error {
 	row("base branch", t.BaseBranch)
 	row("ci command", t.CICommand)
 	row("current run", t.CurrentRunID)
+	if t.LLMInputTokens+t.LLMOutputTokens > 0 {
+		row("llm", fmt.Sprintf("%d in / %d out tokens, $%.4f (all runs)", t.LLMInputTokens, t.LLMOutputTokens, t.LLMCostUSD))
+	}
 	row("created", t.CreatedAt.Format(time.RFC3339))
 	row("description", t.Description)
 	if err := tw.Flush(); err != nil {
