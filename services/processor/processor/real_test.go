@@ -567,3 +567,11 @@ func TestRealAgentStepLimitFailsTheRun(t *testing.T) {
 		t.Errorf("failed %+v", f)
 	}
 }
+
+// A CI command that prints nothing still completes the run (its artifact is empty).
+func TestRealRunWithSilentCI(t *testing.T) {
+	h := newHarness(t, realConfig(t))
+	url, _ := gittest.Origin(t, map[string]string{"README.md": "x\n"})
+	_, run := h.ticket(url, "test -f ticketflow-demo.md")
+	h.waitCompleted(run)
+}
