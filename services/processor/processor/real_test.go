@@ -494,7 +494,7 @@ func (f *toolModel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	greeting := "bonjour"
-	if strings.Contains(string(body), "got 'bonjour'") {
+	if strings.Contains(string(body), "got 'bonjour'") || strings.Contains(string(body), "Review comments") {
 		greeting = "hello"
 	}
 	reply("tool_use", map[string]any{"type": "tool_use", "id": "toolu_1", "name": "write_file",
@@ -518,7 +518,7 @@ func TestRealAgentLoopCarriesToolHistoryAcrossIterations(t *testing.T) {
 	cfg.Real.LLMPrices = "claude-test=3:15"
 	h := newHarness(t, cfg)
 	url, _ := gittest.Origin(t, map[string]string{"README.md": "# demo\n", "ci.sh": ciScript})
-	_, run := h.ticket(url, "sh ci.sh")
+	ticket, run := h.ticket(url, "sh ci.sh")
 	term, evs := h.waitCompleted(run)
 	done := payload[*events.RunCompletedData](t, term)
 	bodies := model.bodies()
@@ -540,6 +540,18 @@ func TestRealAgentLoopCarriesToolHistoryAcrossIterations(t *testing.T) {
 	}
 	if tools != 2 {
 		t.Errorf("%d AgentToolCalled events, want 2", tools)
+	}
+
+	// A reviewer asks for changes: the follow-up run's task carries the earlier run's tool
+	// calls, compactly, and the comment.
+	next := uuid.NewString()
+	h.append(events.MustNew(ticket, run, "user:bob", &events.ChangesRequestedData{RequestedBy: "bob", Comment: "also greet in French", NextRunID: next}),
+		events.MustNew(ticket, next, "user:bob", &events.ProcessingRequestedData{RequestedBy: "bob", Reason: "changes_requested"}))
+	h.waitCompleted(next)
+	bodies = model.bodies()
+	if len(bodies) < 5 || !strings.Contains(bodies[4], "Tool calls of the last earlier runs") ||
+		!strings.Contains(bodies[4], `iteration 2: write_file {\"content\":\"hello\"`) || !strings.Contains(bodies[4], "also greet in French") {
+		t.Errorf("the follow-up run's task lacks the earlier run's tool calls or the comment:\n%s", bodies[len(bodies)-1])
 	}
 }
 
