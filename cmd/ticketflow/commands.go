@@ -249,6 +249,9 @@ func writeTicket(w io.Writer, t client.Ticket, runs []client.Run) error {
 	row("base branch", t.BaseBranch)
 	row("ci command", t.CICommand)
 	row("current run", t.CurrentRunID)
+	if t.LLMInputTokens+t.LLMOutputTokens > 0 {
+		row("llm", fmt.Sprintf("%d in / %d out tokens, $%.4f (all runs)", t.LLMInputTokens, t.LLMOutputTokens, t.LLMCostUSD))
+	}
 	row("created", t.CreatedAt.Format(time.RFC3339))
 	row("description", t.Description)
 	if err := tw.Flush(); err != nil {
@@ -259,9 +262,10 @@ func writeTicket(w io.Writer, t client.Ticket, runs []client.Run) error {
 	}
 	fmt.Fprintln(w, "\nruns:")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  RUN\tSTATUS\tSTEP\tITERATION\tREQUESTED")
+	fmt.Fprintln(tw, "  RUN\tSTATUS\tSTEP\tITERATION\tTOOLS\tTOKENS IN/OUT\tCOST\tREQUESTED")
 	for _, r := range runs {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\n", r.ID, r.Status, dash(r.Step), r.Iteration, r.RequestedAt.Format(time.RFC3339))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%d\t%d/%d\t$%.4f\t%s\n", r.ID, r.Status, dash(r.Step), r.Iteration, r.ToolCalls,
+			r.LLMInputTokens, r.LLMOutputTokens, r.LLMCostUSD, r.RequestedAt.Format(time.RFC3339))
 	}
 	return tw.Flush()
 }
@@ -389,7 +393,7 @@ func logsCmd() *cobra.Command {
 				}
 			}
 			return c.Watch(ctx, args[0], client.WatchOptions{}, func(m client.Message) error {
-				if m.Type == "log" {
+				if m.Type == "log" || m.Type == "agent_tool" {
 					if *out == "json" {
 						if err := json.NewEncoder(w).Encode(m); err != nil {
 							return err
@@ -430,18 +434,23 @@ func logsCmd() *cobra.Command {
 	return cmd
 }
 
-// logMessages picks the LogEmitted events of an audit trail as log messages.
+// logMessages picks the LogEmitted and AgentToolCalled events of an audit trail as the
+// messages the WebSocket makes of them (log, agent_tool).
 func logMessages(items []client.EventItem) []client.Message {
 	out := []client.Message{}
 	for _, it := range items {
 		var env client.Envelope
-		if json.Unmarshal(it.Event, &env) != nil || env.Type != "LogEmitted" {
+		if json.Unmarshal(it.Event, &env) != nil {
 			continue
 		}
-		m := client.Message{Type: "log", TicketID: env.TicketID, RunID: env.RunID, EventID: env.ID, Cursor: it.Cursor,
+		typ := map[string]string{"LogEmitted": "log", "AgentToolCalled": "agent_tool"}[string(env.Type)]
+		if typ == "" {
+			continue
+		}
+		m := client.Message{Type: typ, TicketID: env.TicketID, RunID: env.RunID, EventID: env.ID, Cursor: it.Cursor,
 			Timestamp: env.OccurredAt.UTC().Format(time.RFC3339Nano)}
 		_ = json.Unmarshal(env.Data, &m)
-		m.Type = "log"
+		m.Type = typ
 		out = append(out, m)
 	}
 	return out

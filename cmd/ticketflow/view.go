@@ -52,6 +52,10 @@ type runView struct {
 	ci        string
 	lastLogs  []string
 	done      bool
+	// What the run's LLM calls used so far (the sum of its llm_call messages).
+	llmCalls      int
+	llmIn, llmOut int64
+	llmCost       float64
 }
 
 func newRunView(ticket string) *runView { return &runView{ticket: ticket, status: "WAITING"} }
@@ -119,12 +123,37 @@ func (v *runView) apply(m client.Message) {
 		}
 	case "ci_result":
 		v.ci = ciLine(m)
-	case "log":
+	case "log", "agent_tool":
 		v.lastLogs = append(v.lastLogs, logLine(m))
 		if len(v.lastLogs) > keepLogs {
 			v.lastLogs = v.lastLogs[len(v.lastLogs)-keepLogs:]
 		}
+	case "llm_call":
+		v.llmCalls++
+		v.llmIn += m.InputTokens
+		v.llmOut += m.OutputTokens
+		v.llmCost += m.CostUSD
 	}
+}
+
+// toolLine describes an agent_tool message: ✓ read_file {"path":"a.go"} → a.go lines 1-9.
+func toolLine(m client.Message) string {
+	ok := m.OK != nil && *m.OK
+	mark, outcome := "✓", m.Result
+	if !ok {
+		mark, outcome = "✗", m.Error
+	}
+	return fmt.Sprintf("%s %s %s → %s (%s)", mark, m.Tool, m.Arguments, outcome, (time.Duration(m.DurationMS) * time.Millisecond).String())
+}
+
+// llmLine describes an llm_call message.
+func llmLine(m client.Message) string {
+	s := fmt.Sprintf("%s %s: %d in / %d out tokens, $%.4f, %s", m.Provider, m.Model, m.InputTokens, m.OutputTokens, m.CostUSD,
+		(time.Duration(m.LatencyMS) * time.Millisecond).String())
+	if m.Retries > 0 {
+		s += fmt.Sprintf(", %d retries", m.Retries)
+	}
+	return s
 }
 
 // ciLine describes a ci_result message.
@@ -140,8 +169,11 @@ func ciLine(m client.Message) string {
 	return fmt.Sprintf("CI %s (exit %d, %s, iteration %d)", verdict, exit, (time.Duration(m.DurationMS) * time.Millisecond).String(), m.Iteration)
 }
 
-// logLine is one log message as printed.
+// logLine is one log message (or agent tool call) as printed.
 func logLine(m client.Message) string {
+	if m.Type == "agent_tool" {
+		return "TOOL  [call_llm] " + toolLine(m)
+	}
 	lvl := strings.ToUpper(m.Level)
 	if lvl == "" {
 		lvl = "INFO"
@@ -194,6 +226,9 @@ func (v *runView) render(frame int) string {
 	if v.ci != "" {
 		b.WriteString("  " + v.ci + "\n")
 	}
+	if v.llmCalls > 0 {
+		fmt.Fprintf(&b, "  LLM: %d call(s), %d in / %d out tokens, $%.4f\n", v.llmCalls, v.llmIn, v.llmOut, v.llmCost)
+	}
 	if v.message != "" {
 		b.WriteString("  " + v.message + "\n")
 	}
@@ -224,6 +259,10 @@ func plainLine(m client.Message) string {
 		return s
 	case "log":
 		return "log   " + logLine(m)
+	case "agent_tool":
+		return "tool  " + toolLine(m)
+	case "llm_call":
+		return "llm   " + llmLine(m)
 	case "ci_result":
 		return "ci    " + ciLine(m)
 	case "run_started":

@@ -48,6 +48,12 @@ func TestPlainLine(t *testing.T) {
 		{client.Message{Type: "log", Message: "x"}, "log   INFO  x"},
 		{client.Message{Type: "ci_result", Passed: bp(true), ExitCode: ip(0), DurationMS: 1500, Iteration: 2}, "ci    CI passed (exit 0, 1.5s, iteration 2)"},
 		{client.Message{Type: "ci_result", Passed: bp(false), ExitCode: ip(3), Iteration: 1}, "ci    CI failed (exit 3, 0s, iteration 1)"},
+		{client.Message{Type: "agent_tool", Tool: "read_file", Arguments: `{"path":"a.go"}`, Result: "a.go lines 1-9 of 9", OK: bp(true), DurationMS: 2},
+			`tool  ✓ read_file {"path":"a.go"} → a.go lines 1-9 of 9 (2ms)`},
+		{client.Message{Type: "agent_tool", Tool: "frobnicate", Arguments: `{}`, Error: "no tool named \"frobnicate\"", OK: bp(false)},
+			`tool  ✗ frobnicate {} → no tool named "frobnicate" (0s)`},
+		{client.Message{Type: "llm_call", Provider: "anthropic", Model: "claude-sonnet-4-5", InputTokens: 1200, OutputTokens: 80, CostUSD: 0.0048, LatencyMS: 900, Retries: 1},
+			"llm   anthropic claude-sonnet-4-5: 1200 in / 80 out tokens, $0.0048, 900ms, 1 retries"},
 		{client.Message{Type: "connected"}, ""},
 		{client.Message{Type: "replay_complete"}, ""},
 	} {
@@ -102,10 +108,26 @@ func TestLogMessagesFromAuditTrail(t *testing.T) {
 	items := []client.EventItem{
 		{Cursor: "v1.0-1", Event: []byte(`{"id":"e1","type":"StepStarted","ticket_id":"T","data":{"step":"call_llm"}}`)},
 		{Cursor: "v1.0-2", Event: []byte(`{"id":"e2","type":"LogEmitted","ticket_id":"T","run_id":"R","data":{"level":"info","message":"hi","step":"call_llm"}}`)},
+		{Cursor: "v1.0-3", Event: []byte(`{"id":"e3","type":"AgentToolCalled","ticket_id":"T","run_id":"R","data":{"iteration":1,"agent_step":1,"tool":"search","arguments":"{\"pattern\":\"x\"}","result":"no matches","ok":true,"duration_ms":4}}`)},
+		{Cursor: "v1.0-4", Event: []byte(`{"id":"e4","type":"LLMCallCompleted","ticket_id":"T","run_id":"R","data":{"iteration":1,"agent_step":1,"provider":"demo","model":"demo"}}`)},
 	}
 	got := logMessages(items)
-	if len(got) != 1 || got[0].Message != "hi" || got[0].EventID != "e2" || logLine(got[0]) != "INFO  [call_llm] hi" {
+	if len(got) != 2 || got[0].Message != "hi" || got[0].EventID != "e2" || logLine(got[0]) != "INFO  [call_llm] hi" {
 		t.Fatalf("logMessages = %+v", got)
+	}
+	if want := `TOOL  [call_llm] ✓ search {"pattern":"x"} → no matches (4ms)`; logLine(got[1]) != want {
+		t.Errorf("tool line %q, want %q", logLine(got[1]), want)
+	}
+}
+
+// The live view sums the run's llm_call messages.
+func TestRunViewShowsLLMCost(t *testing.T) {
+	v := newRunView("T1")
+	for _, in := range []int64{1000, 2500} {
+		v.apply(client.Message{Type: "llm_call", Provider: "anthropic", Model: "m", InputTokens: in, OutputTokens: 100, CostUSD: 0.5})
+	}
+	if out := v.render(0); !strings.Contains(out, "LLM: 2 call(s), 3500 in / 200 out tokens, $1.0000") {
+		t.Errorf("render:\n%s", out)
 	}
 }
 

@@ -141,7 +141,7 @@ func (t *termView) apply(m client.Message) {
 	t.clearBlock(&b)
 	t.v.apply(m)
 	t.notice = ""
-	if m.Type == "log" {
+	if m.Type == "log" || m.Type == "agent_tool" {
 		b.WriteString(logLine(m) + "\n")
 	}
 	t.draw(&b)

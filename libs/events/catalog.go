@@ -22,6 +22,8 @@ const (
 	ValidationApproved        Type = "ValidationApproved"
 	ChangesRequested          Type = "ChangesRequested"
 	RunResumed                Type = "RunResumed"
+	AgentToolCalled           Type = "AgentToolCalled"
+	LLMCallCompleted          Type = "LLMCallCompleted"
 )
 
 // Payload is the data of one event type.
@@ -51,6 +53,8 @@ var catalog = map[Type]spec{
 	ValidationApproved:        {1, func() Payload { return new(ValidationApprovedData) }},
 	ChangesRequested:          {1, func() Payload { return new(ChangesRequestedData) }},
 	RunResumed:                {1, func() Payload { return new(RunResumedData) }},
+	AgentToolCalled:           {1, func() Payload { return new(AgentToolCalledData) }},
+	LLMCallCompleted:          {1, func() Payload { return new(LLMCallCompletedData) }},
 }
 
 // Types is every type of the catalog, sorted (the contract tests check each has a schema in
@@ -156,6 +160,39 @@ type RunCompletedData struct {
 	Iteration int    `json:"iteration"`
 	Branch    string `json:"branch,omitempty"`
 	Message   string `json:"message"`
+	// The run's LLM totals (sums of the LLMCallCompleted of its completed step attempts);
+	// absent on runs that called no model.
+	LLMInputTokens  int64   `json:"llm_input_tokens,omitempty"`
+	LLMOutputTokens int64   `json:"llm_output_tokens,omitempty"`
+	LLMCostUSD      float64 `json:"llm_cost_usd,omitempty"`
+}
+
+// AgentToolCalled: the coding agent of call_llm called one tool. Arguments and Result are
+// summaries (a written file's content is shortened); Error is set when OK is false (a
+// malformed call, a path outside the repository...), and the model was told.
+type AgentToolCalledData struct {
+	Iteration  int    `json:"iteration"`
+	AgentStep  int    `json:"agent_step"` // the n-th model call of this call_llm (not a workflow step: that is call_llm)
+	Tool       string `json:"tool"`
+	Arguments  string `json:"arguments"`
+	Result     string `json:"result,omitempty"`
+	OK         bool   `json:"ok"`
+	Error      string `json:"error,omitempty"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+// LLMCallCompleted: one model call of the coding agent answered. CostUSD is from the
+// processor's price table (TICKETFLOW_LLM_PRICES); Retries counts HTTP retries (429, 5xx).
+type LLMCallCompletedData struct {
+	Iteration    int     `json:"iteration"`
+	AgentStep    int     `json:"agent_step"`
+	Provider     string  `json:"provider"` // anthropic, openai or demo
+	Model        string  `json:"model"`
+	InputTokens  int64   `json:"input_tokens"`
+	OutputTokens int64   `json:"output_tokens"`
+	CostUSD      float64 `json:"cost_usd"`
+	LatencyMS    int64   `json:"latency_ms"`
+	Retries      int     `json:"retries"`
 }
 
 // RunFailedData: the run stopped on an error or on CI failing after MAX_ITERATIONS.
@@ -163,6 +200,11 @@ type RunFailedData struct {
 	Step    string `json:"step,omitempty"`
 	Message string `json:"message"`
 	Error   string `json:"error"`
+	// The run's LLM totals (sums of the LLMCallCompleted of its completed step attempts);
+	// absent on runs that called no model.
+	LLMInputTokens  int64   `json:"llm_input_tokens,omitempty"`
+	LLMOutputTokens int64   `json:"llm_output_tokens,omitempty"`
+	LLMCostUSD      float64 `json:"llm_cost_usd,omitempty"`
 }
 
 // RunCancelledData: the run was cancelled by a user or because the iteration budget is spent.
@@ -225,3 +267,5 @@ func (*CancelRequestedData) EventType() Type     { return CancelRequested }
 func (*ValidationApprovedData) EventType() Type  { return ValidationApproved }
 func (*ChangesRequestedData) EventType() Type    { return ChangesRequested }
 func (*RunResumedData) EventType() Type          { return RunResumed }
+func (*AgentToolCalledData) EventType() Type     { return AgentToolCalled }
+func (*LLMCallCompletedData) EventType() Type    { return LLMCallCompleted }

@@ -77,6 +77,10 @@ const (
 	LogCallingLLM = "Appel du LLM %s (%d message(s))..."
 	// LogLLMUnusable: the parse error.
 	LogLLMUnusable = "Réponse du LLM inutilisable (%v) : nouvelle demande"
+	// LogAgentStarted: provider name, max steps, max tokens, max duration, max cost in USD.
+	LogAgentStarted = "Agent de code %s : au plus %d étape(s), %d jetons, %s et %.2f USD pour le run"
+	// LogAgentUsage: input tokens, output tokens, cost in USD of this call_llm, and of the run.
+	LogAgentUsage = "Appels LLM de l'itération : %d jetons en entrée, %d en sortie, %.4f USD (run : %.4f USD)"
 	// LogChangeApplied: summary, file count, comma-separated paths.
 	LogChangeApplied = "Modification appliquée : %s (%d fichier(s) : %s)"
 	// LogCommitPushed: short commit, branch.

@@ -38,6 +38,19 @@ type Message struct {
 	Code          string `json:"code,omitempty"`
 	Resumed       bool   `json:"resumed,omitempty"`
 	Snapshot      bool   `json:"snapshot,omitempty"`
+	// agent_tool and llm_call messages (the coding agent's tool and model calls).
+	AgentStep    int     `json:"agent_step,omitempty"`
+	Tool         string  `json:"tool,omitempty"`
+	Arguments    string  `json:"arguments,omitempty"`
+	Result       string  `json:"result,omitempty"`
+	OK           *bool   `json:"ok,omitempty"`
+	Provider     string  `json:"provider,omitempty"`
+	Model        string  `json:"model,omitempty"`
+	InputTokens  int64   `json:"input_tokens,omitempty"`
+	OutputTokens int64   `json:"output_tokens,omitempty"`
+	CostUSD      float64 `json:"cost_usd,omitempty"`
+	LatencyMS    int64   `json:"latency_ms,omitempty"`
+	Retries      int     `json:"retries,omitempty"`
 }
 
 // Terminal reports whether m ends a run: a status_update COMPLETED, FAILED, CANCELLED or

@@ -5,6 +5,7 @@
 
 import { useEffect, useRef } from "react";
 import { useTicketConnection } from "../hooks/useTicketProcessing";
+import { formatUSD } from "../lib/format";
 import { stepLabel, isActive, type LogEntry, type TicketStatus } from "../lib/types";
 import { ConnectionPill } from "./ConnectionPill";
 import { ErrorPanel } from "./ErrorPanel";
@@ -59,6 +60,12 @@ export function TicketProcessingStatus({ ticketId, onComplete, onError }: Ticket
           <Icon name={state.ci.passed ? "check" : "x"} size={14} /> CI {state.ci.passed ? "réussie" : "en échec"}
           {state.ci.exitCode !== null && ` (code ${state.ci.exitCode})`}
           {state.ci.iteration !== null && ` — itération ${state.ci.iteration}`}
+        </p>
+      )}
+      {state.llm && (
+        <p className="llm-usage muted" data-testid="llm-usage">
+          LLM : {state.llm.calls} appel{state.llm.calls > 1 ? "s" : ""} · {state.llm.inputTokens.toLocaleString("fr-FR")} jetons en entrée ·{" "}
+          {state.llm.outputTokens.toLocaleString("fr-FR")} en sortie · {formatUSD(state.llm.costUsd)}
         </p>
       )}
       {state.notice && (

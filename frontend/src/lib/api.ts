@@ -3,7 +3,7 @@
 
 import { getToken, setToken } from "./auth";
 import type { components } from "./generated/openapi";
-import type { EventPage, Me, Run, RunArtifact, StepStats, Ticket } from "./types";
+import type { EventPage, LLMUsageDay, LLMUsageStats, Me, Run, RunArtifact, StepStats, Ticket } from "./types";
 
 export class ApiError extends Error {
   constructor(
@@ -118,6 +118,8 @@ export const api = {
     request<{ run_id: string; artifacts: RunArtifact[] }>("GET", `/api/runs/${encodeURIComponent(runId)}/artifacts`, undefined, { signal }),
   stepAnalytics: (since: string, until: string, signal?: AbortSignal) =>
     request<{ steps: StepStats[] }>("GET", `/api/analytics/steps${q({ since, until })}`, undefined, { signal }),
+  llmAnalytics: (since: string, until: string, signal?: AbortSignal) =>
+    request<{ models: LLMUsageStats[]; daily: LLMUsageDay[] }>("GET", `/api/analytics/llm${q({ since, until })}`, undefined, { signal }),
 };
 
 /** downloadNdjson fetches an audit trail as NDJSON (with the token) and saves it as a file. */

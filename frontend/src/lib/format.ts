@@ -45,3 +45,9 @@ export function durationBetween(a: string | null | undefined, b: string | null |
 }
 
 export const shortId = (id: string | null | undefined) => (id ? (id.length > 10 ? id.slice(-8) : id) : "—");
+
+/** formatUSD shows a cost in US dollars, small ones with enough digits to tell them apart. */
+export function formatUSD(v: number): string {
+  const digits = v < 1 ? 4 : 2;
+  return `${v.toLocaleString("fr-FR", { minimumFractionDigits: digits, maximumFractionDigits: digits })} $`;
+}

@@ -73,6 +73,40 @@ async function startRun(n: number, storage: Storage | null = null) {
 }
 
 describe("TicketStore", () => {
+  it("shows the agent's tool calls inline with the log and sums the run's LLM cost, kept across a reload", async () => {
+    const storage = new MemoryStorage();
+    const s = store(storage);
+    await connections(1);
+    sendAll([
+      event("status_update", 1, { status: "IN_PROGRESS", step: "call_llm", progress: 50, message: "LLM" }, "run-1"),
+      event("log", 2, { level: "INFO", message: "Agent de code anthropic:claude", step: "call_llm" }, "run-1"),
+      event("llm_call", 3, { iteration: 1, agent_step: 1, provider: "anthropic", model: "claude-sonnet-4-5", input_tokens: 1200, output_tokens: 80, cost_usd: 0.0048, latency_ms: 900, retries: 0 }, "run-1"),
+      event("agent_tool", 4, { iteration: 1, agent_step: 1, tool: "search", arguments: '{"pattern":"TargetToFix"}', result: "pkg/p417/target.go:4: func TargetToFix() int {", ok: true, duration_ms: 12 }, "run-1"),
+      event("llm_call", 5, { iteration: 1, agent_step: 2, provider: "anthropic", model: "claude-sonnet-4-5", input_tokens: 2000, output_tokens: 40, cost_usd: 0.0066, latency_ms: 700, retries: 1 }, "run-1"),
+      event("agent_tool", 6, { iteration: 1, agent_step: 2, tool: "read_file", arguments: '{"path":"escape/passwd"}', error: "unsafe path", ok: false, duration_ms: 0 }, "run-1"),
+    ]);
+    await waitFor(() => s.getSnapshot().cursor === "v1.3-6");
+    const snap = s.getSnapshot();
+    expect(snap.logs.map((l) => [l.level, l.message])).toEqual([
+      ["INFO", "Agent de code anthropic:claude"],
+      ["TOOL", '✓ search {"pattern":"TargetToFix"} → pkg/p417/target.go:4: func TargetToFix() int {'],
+      ["TOOL", '✗ read_file {"path":"escape/passwd"} → unsafe path'],
+    ]);
+    expect(snap.logs[1].tool).toMatchObject({ name: "search", ok: true, durationMs: 12, iteration: 1 });
+    expect(snap.llm).toEqual({ calls: 2, inputTokens: 3200, outputTokens: 120, costUsd: expect.closeTo(0.0114, 10) });
+    s.stop();
+    stores = [];
+    server.conns.length = 0;
+
+    // A reload restores the cost with the log; a new run starts from nothing.
+    const again = store(storage);
+    expect(again.getSnapshot().llm?.calls).toBe(2);
+    await connections(1);
+    sendAll([event("status_update", 7, { status: "PENDING", progress: 0, message: "next" }, "run-2")]);
+    await waitFor(() => again.getSnapshot().runId === "run-2");
+    expect(again.getSnapshot().llm).toBeNull();
+  });
+
   it("says when CI output was truncated and when another processor took the run over", async () => {
     const s = store();
     await connections(1);

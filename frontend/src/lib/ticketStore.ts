@@ -8,7 +8,7 @@
 
 import { ResumableSocket, type SocketOptions, type SocketStatus } from "./socket";
 import { browserStorage } from "./storage";
-import { stepLabel, type LogEntry, type ServerMessage, type StatusUpdateMessage, type TicketStatus } from "./types";
+import { stepLabel, type LLMUsage, type LogEntry, type ServerMessage, type StatusUpdateMessage, type TicketStatus } from "./types";
 
 export interface StepResult {
   outcome: string;
@@ -50,6 +50,8 @@ export interface TicketState extends TicketProcessing {
   droppedLogs: number;
   steps: Record<string, StepResult>;
   ci: CIResult | null;
+  /** Tokens and cost of the current run's LLM calls (null before the first). */
+  llm: LLMUsage | null;
   notice: string | null;
   nextRetryAt: number | null;
   lastMessageAt: number | null;
@@ -73,6 +75,7 @@ export const initialTicketState: TicketState = {
   droppedLogs: 0,
   steps: {},
   ci: null,
+  llm: null,
   notice: null,
   nextRetryAt: null,
   lastMessageAt: null,
@@ -107,7 +110,7 @@ export const storageKey = (ticketId: string) => `ticketflow.ticket.${ticketId}`;
 interface Persisted {
   v: number;
   cursor: string;
-  state: Pick<TicketState, "status" | "message" | "step" | "progress" | "error" | "logs" | "runId" | "droppedLogs" | "steps" | "ci">;
+  state: Pick<TicketState, "status" | "message" | "step" | "progress" | "error" | "logs" | "runId" | "droppedLogs" | "steps" | "ci" | "llm">;
 }
 
 export class TicketStore {
@@ -235,6 +238,38 @@ export class TicketStore {
           runId: msg.run_id || undefined,
         });
         break;
+      case "agent_tool": {
+        const ok = msg.ok === true;
+        const outcome = ok ? String(msg.result ?? "") : String(msg.error ?? "");
+        this.appendLog({
+          id: msg.event_id ?? `${msg.timestamp ?? ""}-${this.logs.length}`,
+          level: "TOOL",
+          message: `${ok ? "✓" : "✗"} ${String(msg.tool ?? "")} ${String(msg.arguments ?? "")} → ${outcome}`,
+          step: "call_llm",
+          timestamp: String(msg.timestamp ?? ""),
+          runId: msg.run_id || undefined,
+          tool: {
+            name: String(msg.tool ?? ""),
+            ok,
+            arguments: String(msg.arguments ?? ""),
+            result: String(msg.result ?? ""),
+            error: String(msg.error ?? ""),
+            durationMs: num(msg.duration_ms),
+            iteration: num(msg.iteration),
+          },
+        });
+        break;
+      }
+      case "llm_call": {
+        const u = s.llm ?? { calls: 0, inputTokens: 0, outputTokens: 0, costUsd: 0 };
+        s.llm = {
+          calls: u.calls + 1,
+          inputTokens: u.inputTokens + (num(msg.input_tokens) ?? 0),
+          outputTokens: u.outputTokens + (num(msg.output_tokens) ?? 0),
+          costUsd: u.costUsd + (num(msg.cost_usd) ?? 0),
+        };
+        break;
+      }
       case "step_completed": {
         const step = String(msg.step ?? "");
         if (step) {
@@ -304,6 +339,7 @@ export class TicketStore {
     s.progress = 0;
     s.steps = {};
     s.ci = null;
+    s.llm = null;
     s.droppedLogs = 0;
     this.logs = [];
     this.logChars = 0;
@@ -390,6 +426,7 @@ export class TicketStore {
           droppedLogs: s.droppedLogs,
           steps: s.steps,
           ci: s.ci,
+          llm: s.llm,
         },
       };
       const json = JSON.stringify(data);
@@ -428,7 +465,8 @@ function startsRun(msg: ServerMessage): boolean {
 }
 
 function logSize(e: LogEntry): number {
-  return e.message.length + e.id.length + e.timestamp.length + (e.step?.length ?? 0) + (e.runId?.length ?? 0) + 80;
+  const tool = e.tool ? e.tool.arguments.length + e.tool.result.length + e.tool.error.length + 120 : 0;
+  return e.message.length + e.id.length + e.timestamp.length + (e.step?.length ?? 0) + (e.runId?.length ?? 0) + 80 + tool;
 }
 
 function num(v: unknown): number | null {

@@ -23,6 +23,9 @@ export type Envelope = Schemas["Envelope"];
 export type EventPage = Schemas["EventPage"];
 export type EventItem = EventPage["events"][number];
 export type StepStats = Schemas["StepStats"];
+/** GET /api/analytics/llm: tokens and cost by provider and model, in all and per UTC day. */
+export type LLMUsageStats = Schemas["LLMUsage"];
+export type LLMUsageDay = Schemas["LLMUsageDay"];
 export type Me = Schemas["Me"];
 export type ApiError = Schemas["ErrorResponse"];
 
@@ -35,14 +38,38 @@ export type LogMessage = ws.LogMessage;
 export type EventEnvelope = ws.Envelope;
 
 export interface LogEntry {
-  /** event_id of the LogEmitted event (stable, unique). */
+  /** event_id of the LogEmitted (or AgentToolCalled) event (stable, unique). */
   id: string;
+  /** DEBUG, INFO, WARNING, ERROR; TOOL for a tool call of the coding agent. */
   level: string;
   message: string;
   step?: string;
   timestamp: string;
   runId?: string;
+  /** Set on the coding agent's tool calls (agent_tool messages), shown inline with the log. */
+  tool?: ToolCall;
 }
+
+export interface ToolCall {
+  name: string;
+  ok: boolean;
+  arguments: string;
+  result: string;
+  error: string;
+  durationMs: number | null;
+  iteration: number | null;
+}
+
+/** What the run's LLM calls used so far: the sum of its llm_call messages. */
+export interface LLMUsage {
+  calls: number;
+  inputTokens: number;
+  outputTokens: number;
+  costUsd: number;
+}
+
+export type AgentToolMessage = ws.AgentToolMessage;
+export type LLMCallMessage = ws.LLMCallMessage;
 
 /** The eight workflow steps, with the brief's progress values. */
 export const STEPS = [

@@ -1,14 +1,15 @@
 // Step latency: per workflow step, how many ran, p50/p95/p99/max duration and failure rate,
-// over a chosen window (GET /api/analytics/steps).
+// over a chosen window (GET /api/analytics/steps); and what the LLM calls cost, by provider
+// and model (GET /api/analytics/llm).
 
 import { useMemo, useState } from "react";
 import { ErrorPanel } from "../components/ErrorPanel";
 import { Icon } from "../components/Icon";
 import { useAsync } from "../hooks/useAsync";
 import { api } from "../lib/api";
-import { formatDuration } from "../lib/format";
+import { formatDuration, formatUSD } from "../lib/format";
 import { useTitle } from "../lib/router";
-import { STEPS, stepLabel, type StepStats } from "../lib/types";
+import { STEPS, stepLabel, type LLMUsageStats, type StepStats } from "../lib/types";
 
 const WINDOWS = [
   { value: 3600, label: "1 h" },
@@ -33,6 +34,15 @@ export function AnalyticsPage() {
       const until = new Date(anchor);
       const since = new Date(anchor - windowS * 1000);
       return api.stepAnalytics(since.toISOString().replace(/\.\d{3}Z$/, "Z"), until.toISOString().replace(/\.\d{3}Z$/, "Z"), signal);
+    },
+    [windowS, anchor],
+  );
+
+  const llm = useAsync(
+    (signal) => {
+      const until = new Date(anchor);
+      const since = new Date(anchor - windowS * 1000);
+      return api.llmAnalytics(since.toISOString().replace(/\.\d{3}Z$/, "Z"), until.toISOString().replace(/\.\d{3}Z$/, "Z"), signal);
     },
     [windowS, anchor],
   );
@@ -132,7 +142,54 @@ export function AnalyticsPage() {
           </section>
         </>
       )}
+      {llm.data && <LLMCostTable models={llm.data.models} />}
     </div>
+  );
+}
+
+/** LLMCostTable: tokens and cost of the coding agent's model calls by provider and model. */
+function LLMCostTable({ models }: { models: LLMUsageStats[] }) {
+  const total = models.reduce((n, m) => n + m.cost_usd, 0);
+  return (
+    <section className="card table-card" aria-labelledby="llm-title" data-testid="llm-cost">
+      <h2 id="llm-title">Coût des appels LLM</h2>
+      {models.length === 0 ? (
+        <p className="muted pad">Aucun appel LLM sur cette période.</p>
+      ) : (
+        <table className="table">
+          <thead>
+            <tr>
+              <th scope="col">Fournisseur</th>
+              <th scope="col">Modèle</th>
+              <th scope="col" className="num">Appels</th>
+              <th scope="col" className="num">Jetons en entrée</th>
+              <th scope="col" className="num">Jetons en sortie</th>
+              <th scope="col" className="num">Relances</th>
+              <th scope="col" className="num">Coût</th>
+            </tr>
+          </thead>
+          <tbody>
+            {models.map((m) => (
+              <tr key={`${m.provider}/${m.model}`}>
+                <td>{m.provider}</td>
+                <td className="mono">{m.model}</td>
+                <td className="num">{m.calls.toLocaleString("fr-FR")}</td>
+                <td className="num">{m.input_tokens.toLocaleString("fr-FR")}</td>
+                <td className="num">{m.output_tokens.toLocaleString("fr-FR")}</td>
+                <td className="num">{m.retries.toLocaleString("fr-FR")}</td>
+                <td className="num">{formatUSD(m.cost_usd)}</td>
+              </tr>
+            ))}
+          </tbody>
+          <tfoot>
+            <tr>
+              <td colSpan={6}>Total</td>
+              <td className="num">{formatUSD(total)}</td>
+            </tr>
+          </tfoot>
+        </table>
+      )}
+    </section>
   );
 }
 

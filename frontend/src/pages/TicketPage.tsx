@@ -10,7 +10,7 @@ import { useAsync } from "../hooks/useAsync";
 import { useTicketSummary } from "../hooks/useTicketProcessing";
 import { actions } from "../lib/actionQueue";
 import { api, ApiError, downloadFile } from "../lib/api";
-import { durationBetween, formatDateTime, formatDuration, formatRelative, shortId } from "../lib/format";
+import { durationBetween, formatDateTime, formatDuration, formatRelative, formatUSD, shortId } from "../lib/format";
 import { Link, useTitle } from "../lib/router";
 import { isActive, stepLabel, type Run } from "../lib/types";
 import { NotFoundPage } from "./NotFoundPage";
@@ -303,6 +303,11 @@ function RunHistory({ runs, loading, error, refreshKey }: { runs?: Run[]; loadin
                 {formatRelative(r.requested_at)}
               </span>
               <span className="muted">{duration !== null ? formatDuration(duration) : isActive(r.status) ? `${r.progress} % · ${stepLabel(r.step)}` : ""}</span>
+              {r.llm_calls > 0 && (
+                <span className="muted" title={`${r.llm_input_tokens} jetons en entrée, ${r.llm_output_tokens} en sortie, ${r.tool_calls} appels d'outils`}>
+                  {r.tool_calls} outils · {formatUSD(r.llm_cost_usd)}
+                </span>
+              )}
               <span className="run-chevron" aria-hidden>
                 ▾
               </span>

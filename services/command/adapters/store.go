@@ -75,12 +75,16 @@ func (s *Store) Session(ctx context.Context) (app.Session, error) {
 }
 
 const ticketColumns = `id, title, description, repository_url, base_branch, ci_command, owner, status, step,
-	progress, message, error, iteration, current_run_id, created_at, updated_at`
+	progress, message, error, iteration, current_run_id, created_at, updated_at,
+	(SELECT coalesce(sum(r.llm_input_tokens), 0)::bigint FROM runs r WHERE r.ticket_id = tickets.id),
+	(SELECT coalesce(sum(r.llm_output_tokens), 0)::bigint FROM runs r WHERE r.ticket_id = tickets.id),
+	(SELECT coalesce(sum(r.llm_cost_usd), 0)::float8 FROM runs r WHERE r.ticket_id = tickets.id)`
 
 func scanTicket(row pgx.Row) (app.Ticket, error) {
 	var t app.Ticket
 	err := row.Scan(&t.ID, &t.Title, &t.Description, &t.RepositoryURL, &t.BaseBranch, &t.CICommand, &t.Owner,
-		&t.Status, &t.Step, &t.Progress, &t.Message, &t.Error, &t.Iteration, &t.CurrentRunID, &t.CreatedAt, &t.UpdatedAt)
+		&t.Status, &t.Step, &t.Progress, &t.Message, &t.Error, &t.Iteration, &t.CurrentRunID, &t.CreatedAt, &t.UpdatedAt,
+		&t.LLMInputTokens, &t.LLMOutputTokens, &t.LLMCostUSD)
 	return t, err
 }
 
@@ -117,7 +121,8 @@ func (s *Store) Tickets(ctx context.Context, owner, status string, limit int) (o
 func (s *Store) Runs(ctx context.Context, ticketID string) (out []app.Run, err error) {
 	err = s.with(ctx, func(q querier) error {
 		rows, err := q.Query(ctx, `SELECT id, ticket_id, status, step, progress, iteration, reason, requested_by,
-			message, error, branch, requested_at, started_at, finished_at
+			message, error, branch, requested_at, started_at, finished_at,
+			llm_calls, llm_input_tokens, llm_output_tokens, llm_cost_usd, tool_calls
 			FROM runs WHERE ticket_id = $1 ORDER BY requested_at DESC, id`, ticketID)
 		if err != nil {
 			return err
@@ -125,7 +130,8 @@ func (s *Store) Runs(ctx context.Context, ticketID string) (out []app.Run, err e
 		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (app.Run, error) {
 			var x app.Run
 			err := r.Scan(&x.ID, &x.TicketID, &x.Status, &x.Step, &x.Progress, &x.Iteration, &x.Reason, &x.RequestedBy,
-				&x.Message, &x.Error, &x.Branch, &x.RequestedAt, &x.StartedAt, &x.FinishedAt)
+				&x.Message, &x.Error, &x.Branch, &x.RequestedAt, &x.StartedAt, &x.FinishedAt,
+				&x.LLMCalls, &x.LLMInputTokens, &x.LLMOutputTokens, &x.LLMCostUSD, &x.ToolCalls)
 			return x, err
 		})
 		return err
@@ -196,6 +202,42 @@ func (s *Store) StepStats(ctx context.Context, since, until time.Time) (out []ap
 		return err
 	})
 	return out, err
+}
+
+// LLMStats sums the model calls made in [since, until) by provider and model, in all and by
+// UTC day.
+func (s *Store) LLMStats(ctx context.Context, since, until time.Time) (models []app.LLMUsage, daily []app.LLMUsageDay, err error) {
+	err = s.with(ctx, func(q querier) error {
+		rows, err := q.Query(ctx, `SELECT provider, model, count(*), sum(input_tokens)::bigint, sum(output_tokens)::bigint,
+				sum(cost_usd)::float8, sum(retries)::bigint, percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)
+			FROM llm_calls WHERE occurred_at >= $1 AND occurred_at < $2
+			GROUP BY provider, model ORDER BY sum(cost_usd) DESC, provider, model`, since, until)
+		if err != nil {
+			return err
+		}
+		models, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (app.LLMUsage, error) {
+			var x app.LLMUsage
+			err := r.Scan(&x.Provider, &x.Model, &x.Calls, &x.InputTokens, &x.OutputTokens, &x.CostUSD, &x.Retries, &x.P50LatencyMS)
+			return x, err
+		})
+		if err != nil {
+			return err
+		}
+		rows, err = q.Query(ctx, `SELECT to_char(date_trunc('day', occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD'), provider, model,
+				count(*), sum(input_tokens)::bigint, sum(output_tokens)::bigint, sum(cost_usd)::float8
+			FROM llm_calls WHERE occurred_at >= $1 AND occurred_at < $2
+			GROUP BY 1, provider, model ORDER BY 1, provider, model`, since, until)
+		if err != nil {
+			return err
+		}
+		daily, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (app.LLMUsageDay, error) {
+			var x app.LLMUsageDay
+			err := r.Scan(&x.Day, &x.Provider, &x.Model, &x.Calls, &x.InputTokens, &x.OutputTokens, &x.CostUSD)
+			return x, err
+		})
+		return err
+	})
+	return models, daily, err
 }
 
 // Artifacts lists a run's artifacts (table run_artifacts, written by the processor).

@@ -33,6 +33,7 @@ type Store interface {
 	// append order, strictly after (afterPartition, afterOffset).
 	Events(ctx context.Context, ticketID, runID string, afterPartition int32, afterOffset int64, limit int) ([]StoredEvent, error)
 	StepStats(ctx context.Context, since, until time.Time) ([]StepStats, error)
+	LLMStats(ctx context.Context, since, until time.Time) ([]LLMUsage, []LLMUsageDay, error)
 	Artifacts(ctx context.Context, runID string) ([]Artifact, error)
 	// ArtifactContent is one artifact's content (ErrNotFound if none).
 	ArtifactContent(ctx context.Context, runID, name string) ([]byte, error)
@@ -122,6 +123,10 @@ type Ticket struct {
 	CurrentRunID  string    `json:"current_run_id"`
 	CreatedAt     time.Time `json:"created_at"`
 	UpdatedAt     time.Time `json:"updated_at"`
+	// The ticket's LLM totals: the sums over its runs.
+	LLMInputTokens  int64   `json:"llm_input_tokens"`
+	LLMOutputTokens int64   `json:"llm_output_tokens"`
+	LLMCostUSD      float64 `json:"llm_cost_usd"`
 }
 
 // Run is one processing run of a ticket.
@@ -140,6 +145,13 @@ type Run struct {
 	RequestedAt time.Time  `json:"requested_at"`
 	StartedAt   *time.Time `json:"started_at"`
 	FinishedAt  *time.Time `json:"finished_at"`
+	// What the run's coding agent did and cost (sums of its LLMCallCompleted and
+	// AgentToolCalled events).
+	LLMCalls        int     `json:"llm_calls"`
+	LLMInputTokens  int64   `json:"llm_input_tokens"`
+	LLMOutputTokens int64   `json:"llm_output_tokens"`
+	LLMCostUSD      float64 `json:"llm_cost_usd"`
+	ToolCalls       int     `json:"tool_calls"`
 }
 
 // StoredEvent is one audit-trail row.
@@ -158,6 +170,29 @@ type StepStats struct {
 	P99MS       float64 `json:"p99_ms"`
 	MaxMS       float64 `json:"max_ms"`
 	FailureRate float64 `json:"failure_rate"`
+}
+
+// LLMUsage is what one provider's model was used for over a window.
+type LLMUsage struct {
+	Provider     string  `json:"provider"`
+	Model        string  `json:"model"`
+	Calls        int64   `json:"calls"`
+	InputTokens  int64   `json:"input_tokens"`
+	OutputTokens int64   `json:"output_tokens"`
+	CostUSD      float64 `json:"cost_usd"`
+	Retries      int64   `json:"retries"`
+	P50LatencyMS float64 `json:"p50_latency_ms"`
+}
+
+// LLMUsageDay is one model's use on one UTC day.
+type LLMUsageDay struct {
+	Day          string  `json:"day"`
+	Provider     string  `json:"provider"`
+	Model        string  `json:"model"`
+	Calls        int64   `json:"calls"`
+	InputTokens  int64   `json:"input_tokens"`
+	OutputTokens int64   `json:"output_tokens"`
+	CostUSD      float64 `json:"cost_usd"`
 }
 
 // Artifact is one run artifact as listed.

@@ -165,3 +165,21 @@ func (a *Application) StepStats(ctx context.Context, since, until time.Time) ([]
 	}
 	return stats, nil
 }
+
+// LLMStats sums the LLM calls made in [since, until) by provider and model, in all and by day.
+func (a *Application) LLMStats(ctx context.Context, since, until time.Time) ([]LLMUsage, []LLMUsageDay, error) {
+	if !since.Before(until) {
+		return nil, nil, httpx.Invalid("since must be before until")
+	}
+	models, daily, err := a.store.LLMStats(ctx, since, until)
+	if err != nil {
+		return nil, nil, dbError(err)
+	}
+	if models == nil {
+		models = []LLMUsage{}
+	}
+	if daily == nil {
+		daily = []LLMUsageDay{}
+	}
+	return models, daily, nil
+}

@@ -96,6 +96,35 @@ func writeEvents(c *fiber.Ctx, ticketID string, page app.EventPage, evs []app.St
 	return c.JSON(fiber.Map{"events": items, "next_cursor": next})
 }
 
+// window reads since and until (RFC 3339; default the last 24 hours).
+func window(c *fiber.Ctx) (since, until time.Time, err error) {
+	until = time.Now().UTC()
+	since = until.Add(-24 * time.Hour)
+	if v := c.Query("since"); v != "" {
+		if since, err = time.Parse(time.RFC3339, v); err != nil {
+			return since, until, httpx.Invalid("since must be an RFC 3339 time")
+		}
+	}
+	if v := c.Query("until"); v != "" {
+		if until, err = time.Parse(time.RFC3339, v); err != nil {
+			return since, until, httpx.Invalid("until must be an RFC 3339 time")
+		}
+	}
+	return since, until, nil
+}
+
+func (h *HTTP) llmAnalytics(c *fiber.Ctx) error {
+	since, until, err := window(c)
+	if err != nil {
+		return err
+	}
+	models, daily, err := h.app.LLMStats(c.UserContext(), since, until)
+	if err != nil {
+		return err
+	}
+	return c.JSON(fiber.Map{"since": since, "until": until, "models": models, "daily": daily})
+}
+
 func (h *HTTP) stepAnalytics(c *fiber.Ctx) error {
 	until := time.Now().UTC()
 	since := until.Add(-24 * time.Hour)

@@ -66,6 +66,7 @@ func (h *HTTP) Mount(web *fiber.App) {
 	api.Get("/runs/:run_id/artifacts", h.listArtifacts)
 	api.Get("/runs/:run_id/artifacts/:name", h.getArtifact)
 	api.Get("/analytics/steps", h.stepAnalytics)
+	api.Get("/analytics/llm", h.llmAnalytics)
 	api.All("/*", func(c *fiber.Ctx) error { return httpx.NotFound("no such endpoint: %s %s", c.Method(), c.Path()) })
 }
 

@@ -18,14 +18,16 @@ var samplePayloads = []events.Payload{
 	&events.LogEmittedData{Level: "INFO", Message: "line", Step: "run_ci", Stream: "stdout"},
 	&events.LogTruncatedData{Step: "run_ci", Iteration: 1, LinesTotal: 9, BytesTotal: 99, LinesEmitted: 5, Artifact: "ci-1.log"},
 	&events.CIResultData{Iteration: 1, Passed: true, ExitCode: 0, DurationMS: 5, OutputTail: "ok"},
-	&events.RunCompletedData{Iteration: 1, Branch: "ticketflow/t", Message: "done"},
-	&events.RunFailedData{Step: "run_ci", Message: "failed", Error: "ci failed"},
+	&events.RunCompletedData{Iteration: 1, Branch: "ticketflow/t", Message: "done", LLMInputTokens: 10, LLMOutputTokens: 2, LLMCostUSD: 0.01},
+	&events.RunFailedData{Step: "run_ci", Message: "failed", Error: "ci failed", LLMInputTokens: 10, LLMOutputTokens: 2, LLMCostUSD: 0.01},
 	&events.RunCancelledData{Step: "call_llm", Message: "cancelled", Reason: "cancelled by alice"},
 	&events.RunRejectedData{Reason: "a run is active", ActiveRunID: "r-0"},
 	&events.CancelRequestedData{RequestedBy: "alice"},
 	&events.ValidationApprovedData{ApprovedBy: "alice", Comment: "lgtm"},
 	&events.ChangesRequestedData{RequestedBy: "alice", Comment: "more", NextRunID: "r-2"},
 	&events.RunResumedData{Owner: "p-2", PreviousOwner: "p-1", Step: "run_ci", Attempt: 2, Iteration: 1},
+	&events.AgentToolCalledData{Iteration: 1, AgentStep: 2, Tool: "read_file", Arguments: `{"path":"a.go"}`, Result: "a.go lines 1-9 of 9", OK: false, Error: "no", DurationMS: 3},
+	&events.LLMCallCompletedData{Iteration: 1, AgentStep: 2, Provider: "anthropic", Model: "claude-sonnet-4-5", InputTokens: 1200, OutputTokens: 80, CostUSD: 0.0048, LatencyMS: 900, Retries: 1},
 }
 
 // Every message the notifier makes of an event — per ticket, with the merged cursor of

@@ -24,6 +24,8 @@ const (
 	TypeChangesRequested   = "changes_requested"
 	TypeLogTruncated       = "log_truncated"
 	TypeRunResumed         = "run_resumed"
+	TypeAgentTool          = "agent_tool"
+	TypeLLMCall            = "llm_call"
 	TypeReplayComplete     = "replay_complete"
 	TypeHistoryUnavailable = "history_unavailable"
 	TypePong               = "pong"
@@ -110,6 +112,17 @@ type changesRequestedMsg struct {
 type logTruncatedMsg struct {
 	header
 	events.LogTruncatedData
+}
+
+// agentToolMsg and llmCallMsg are the header followed by the event's own fields.
+type agentToolMsg struct {
+	header
+	events.AgentToolCalledData
+}
+
+type llmCallMsg struct {
+	header
+	events.LLMCallCompletedData
 }
 
 type runResumedMsg struct {
@@ -201,6 +214,12 @@ func newItem(ev events.Event) (*item, bool) {
 		case *events.LogTruncatedData:
 			h.Type = TypeLogTruncated
 			body = logTruncatedMsg{h, *p}
+		case *events.AgentToolCalledData:
+			h.Type = TypeAgentTool
+			body = agentToolMsg{h, *p}
+		case *events.LLMCallCompletedData:
+			h.Type = TypeLLMCall
+			body = llmCallMsg{h, *p}
 		case *events.RunResumedData:
 			h.Type = TypeRunResumed
 			body = runResumedMsg{h, p.Owner, p.PreviousOwner, p.Step, p.Attempt, p.Iteration}

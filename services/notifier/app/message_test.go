@@ -20,6 +20,10 @@ func TestNewItemMapsTruncationAndHandover(t *testing.T) {
 			TypeLogTruncated, []string{"step", "iteration", "lines_total", "bytes_total", "lines_emitted", "artifact"}},
 		{&events.RunResumedData{Owner: "p-2", PreviousOwner: "p-1", Step: "run_ci", Attempt: 2, Iteration: 1},
 			TypeRunResumed, []string{"owner", "previous_owner", "step", "attempt", "iteration"}},
+		{&events.AgentToolCalledData{Iteration: 1, AgentStep: 1, Tool: "search", Arguments: `{"pattern":"x"}`, Result: "no matches", OK: true, DurationMS: 2},
+			TypeAgentTool, []string{"iteration", "agent_step", "tool", "arguments", "result", "ok", "duration_ms"}},
+		{&events.LLMCallCompletedData{Iteration: 1, AgentStep: 1, Provider: "openai", Model: "gpt-4o-mini", InputTokens: 10, OutputTokens: 5, CostUSD: 0.001, LatencyMS: 50},
+			TypeLLMCall, []string{"provider", "model", "input_tokens", "output_tokens", "cost_usd", "latency_ms", "retries"}},
 	} {
 		env := events.MustNew("t-1", "r-1", "processor", tc.payload)
 		env.OccurredAt = time.Now()

@@ -54,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m.sent = map[string]prometheus.Counter{}
 	for _, t := range []string{TypeConnected, TypeStatusUpdate, TypeLog, TypeCIResult, TypeTicketCreated, TypeRunStarted,
 		TypeStepCompleted, TypeRunRejected, TypeCancelRequested, TypeChangesRequested, TypeLogTruncated, TypeRunResumed, TypeReplayComplete,
-		TypeHistoryUnavailable, TypePong, TypeError} {
+		TypeAgentTool, TypeLLMCall, TypeHistoryUnavailable, TypePong, TypeError} {
 		m.sent[t] = m.sentVec.WithLabelValues(t)
 	}
 	return m, nil

@@ -10,6 +10,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/workflow"
+	"github.com/ticketflow/ticketflow/services/processor/agent"
 	"github.com/ticketflow/ticketflow/services/processor/executor"
 )
 
@@ -75,7 +76,21 @@ func (a *Application) drive(ctx context.Context, runID string) error {
 	} else if err != nil && terminal == nil {
 		terminal = &events.RunFailedData{Step: d.run.Step, Message: fmt.Sprintf(workflow.MessageStepFailed, d.run.Step), Error: err.Error()}
 	}
+	withLLMTotals(terminal, d.run.State.LLM)
 	return a.finish(ctx, ap, row, terminal)
+}
+
+// withLLMTotals puts what the run's model calls used on its RunCompleted or RunFailed.
+func withLLMTotals(terminal events.Payload, spent *agent.Spent) {
+	if spent == nil {
+		return
+	}
+	switch t := terminal.(type) {
+	case *events.RunCompletedData:
+		t.LLMInputTokens, t.LLMOutputTokens, t.LLMCostUSD = spent.InputTokens, spent.OutputTokens, spent.CostUSD
+	case *events.RunFailedData:
+		t.LLMInputTokens, t.LLMOutputTokens, t.LLMCostUSD = spent.InputTokens, spent.OutputTokens, spent.CostUSD
+	}
 }
 
 // lostRun reports the errors meaning the run belongs to another processor now: fenced at the

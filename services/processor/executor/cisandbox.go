@@ -198,6 +198,9 @@ func (c *ciCapture) artifact() ([]byte, int64) {
 		content = append(content[:len(content):len(content)], trailer...)
 		lines++
 	}
+	if content == nil {
+		content = []byte{} // a silent CI has an empty artifact, not a NULL one (run_artifacts.content is NOT NULL)
+	}
 	return content, lines
 }
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 
 	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/services/processor/agent"
 )
 
 // Executor performs the steps of the workflow that touch the outside world. check_iterations,
@@ -85,6 +86,9 @@ type RunState struct {
 	WorkDir    string     `json:"work_dir,omitempty"`
 	Commit     string     `json:"commit,omitempty"`
 	LLMSummary string     `json:"llm_summary,omitempty"`
+	// LLM is what the run's model calls used so far (every iteration): the token and cost
+	// limits are the run's, and its terminal event reports the totals.
+	LLM *agent.Spent `json:"llm,omitempty"`
 	// Extra is free-form state for an executor.
 	Extra json.RawMessage `json:"extra,omitempty"`
 }

@@ -12,9 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/repourl"
 	"github.com/ticketflow/ticketflow/libs/workflow"
+	"github.com/ticketflow/ticketflow/services/processor/agent"
 	"github.com/ticketflow/ticketflow/services/processor/ci"
 	"github.com/ticketflow/ticketflow/services/processor/gitrepo"
 	"github.com/ticketflow/ticketflow/services/processor/llm"
@@ -60,6 +62,18 @@ type RealConfig struct {
 	LLMTimeout time.Duration `env:"TICKETFLOW_LLM_TIMEOUT" envDefault:"120s"`
 	// TICKETFLOW_LLM_MAX_ATTEMPTS: tries on 429, 5xx and network errors. Default: 4.
 	LLMMaxAttempts int `env:"TICKETFLOW_LLM_MAX_ATTEMPTS" envDefault:"4"`
+	// TICKETFLOW_AGENT_MAX_STEPS: model calls of one call_llm step before the run fails. Default: 40.
+	AgentMaxSteps int `env:"TICKETFLOW_AGENT_MAX_STEPS" envDefault:"40"`
+	// TICKETFLOW_AGENT_MAX_TOKENS: input+output tokens of one run, all iterations, before it fails. Default: 2000000.
+	AgentMaxTokens int64 `env:"TICKETFLOW_AGENT_MAX_TOKENS" envDefault:"2000000"`
+	// TICKETFLOW_AGENT_MAX_DURATION: wall time of one call_llm step (its CI runs included). Default: 20m.
+	AgentMaxDuration time.Duration `env:"TICKETFLOW_AGENT_MAX_DURATION" envDefault:"20m"`
+	// TICKETFLOW_AGENT_MAX_COST_USD: LLM cost of one run, all iterations, before it fails (from TICKETFLOW_LLM_PRICES). Default: 5.
+	AgentMaxCostUSD float64 `env:"TICKETFLOW_AGENT_MAX_COST_USD" envDefault:"5"`
+	// TICKETFLOW_AGENT_MAX_RESPONSE_TOKENS: max_tokens of each model call. Default: 8192.
+	AgentMaxResponseTokens int `env:"TICKETFLOW_AGENT_MAX_RESPONSE_TOKENS" envDefault:"8192"`
+	// TICKETFLOW_LLM_PRICES: USD per million input:output tokens by model, model=in:out comma-separated; a dated model id uses the longest entry it starts with; an unknown model costs 0 (logged once). Default: the list prices of the default models (agent.DefaultPrices).
+	LLMPrices string `env:"TICKETFLOW_LLM_PRICES" envDefault:"claude-sonnet-4-5=3:15,claude-opus-4-1=15:75,claude-haiku-4-5=1:5,gpt-4o-mini=0.15:0.6,gpt-4o=2.5:10,gpt-4.1=2:8,gpt-4.1-mini=0.4:1.6,demo=0:0"`
 	// TICKETFLOW_CI_TIMEOUT: bound on one CI execution (the process group is killed). Default: 10m.
 	CITimeout time.Duration `env:"TICKETFLOW_CI_TIMEOUT" envDefault:"10m"`
 	// TICKETFLOW_CI_SANDBOX: where CI runs: bwrap, kubernetes or none (unconfined, trusted setups only). Default: bwrap, and the processor refuses to start when it does not work.
@@ -96,6 +110,8 @@ type RealDeps struct {
 	Secrets []string
 	// Sandbox overrides TICKETFLOW_CI_SANDBOX (tests).
 	Sandbox ci.Sandbox
+	// Registry gets the LLM cost metrics (ticketflow_llm_*); nil registers none.
+	Registry prometheus.Registerer
 }
 
 // Real does the work: git clone/fetch, an LLM change applied as file edits, a commit
@@ -105,7 +121,9 @@ type RealDeps struct {
 type Real struct {
 	cfg       RealConfig
 	git       *gitrepo.Git
-	llm       llm.Provider
+	llm       llm.ToolProvider
+	prices    *agent.Prices
+	metrics   *llmMetrics
 	red       *redact.Redactor
 	log       *slog.Logger
 	sandbox   ci.Sandbox
@@ -137,7 +155,7 @@ func NewReal(cfg RealConfig, log *slog.Logger, deps RealDeps) (*Real, error) {
 			provider = "demo"
 		}
 	}
-	var p llm.Provider
+	var p llm.ToolProvider
 	switch provider {
 	case "anthropic":
 		if cfg.AnthropicKey == "" {
@@ -153,6 +171,13 @@ func NewReal(cfg RealConfig, log *slog.Logger, deps RealDeps) (*Real, error) {
 		p = llm.Demo{}
 	default:
 		return nil, fmt.Errorf("TICKETFLOW_LLM_PROVIDER=%q: no such provider (anthropic, openai, demo)", provider)
+	}
+	if err := cfg.agentDefaults(); err != nil {
+		return nil, err
+	}
+	prices, err := agent.ParsePrices(cfg.LLMPrices, log)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.RemovedGitTokenHosts != "" {
 		return nil, errors.New("TICKETFLOW_GIT_TOKEN_HOSTS was replaced by TICKETFLOW_REPOSITORY_ALLOWLIST (host/owner patterns, e.g. github.com/acme/*)")
@@ -182,7 +207,8 @@ func NewReal(cfg RealConfig, log *slog.Logger, deps RealDeps) (*Real, error) {
 	g := gitrepo.New(gitrepo.Config{Policy: policy, Token: cfg.GitToken, CAFile: cfg.GitCAFile, Redactor: red, Log: log})
 	log.Info("real executor", "llm", p.Name(), "work_dir", cfg.WorkDir, "file_repo_root", policy.FileRoot(),
 		"repository_allowlist", cfg.Repos.Allowlist, "private_repos", cfg.Repos.AllowPrivate, "git_token", cfg.GitToken != "", "ci_sandbox", sandbox.Name())
-	return &Real{cfg: cfg, git: g, llm: p, red: red, log: log, sandbox: sandbox, artifacts: deps.Artifacts}, nil
+	return &Real{cfg: cfg, git: g, llm: p, prices: prices, metrics: newLLMMetrics(deps.Registry), red: red, log: log, sandbox: sandbox,
+		artifacts: deps.Artifacts}, nil
 }
 
 func (x *Real) Name() string { return "real" }
@@ -203,6 +229,13 @@ type turn struct {
 	Iteration int        `json:"iteration"`
 	Summary   string     `json:"summary"`
 	CI        *CIOutcome `json:"ci,omitempty"`
+	// Tools is the agent's tool calls of the iteration, compact (for the next conversation).
+	Tools []agent.Entry `json:"tools,omitempty"`
+}
+
+// unmarshalState reads an earlier run's executor state; false when it has none.
+func unmarshalState(st RunState, s *realState) bool {
+	return len(st.Extra) > 0 && json.Unmarshal(st.Extra, s) == nil
 }
 
 func loadState(run *Run) (realState, error) {
@@ -398,8 +431,9 @@ func (x *Real) LoadConversation(ctx context.Context, run *Run) error {
 	if err != nil {
 		return err
 	}
-	msgs, err := x.conversation(ctx, run, s)
-	if err != nil {
+	// The agent's first message: built here too so a repository the task cannot be made
+	// from fails this step rather than call_llm.
+	if _, err := x.agentTask(ctx, run, s); err != nil {
 		return err
 	}
 	failures := 0
@@ -409,73 +443,12 @@ func (x *Real) LoadConversation(ctx context.Context, run *Run) error {
 		}
 	}
 	return x.logf(ctx, run, "INFO", workflow.LogConversationLoaded,
-		len(msgs), len(run.Ticket.Feedback), failures)
+		1, len(run.Ticket.Feedback), failures)
 }
 
-// Budget of repository content put in the first message.
-const (
-	promptFileList   = 300
-	promptFileBytes  = 12 << 10
-	promptTotalBytes = 64 << 10
-	promptCITail     = 6 << 10
-)
-
-// conversation builds the messages: the ticket with the repository and review comments, then
-// for each earlier iteration of this run the LLM's summary and the CI failure it led to.
-func (x *Real) conversation(ctx context.Context, run *Run, s realState) ([]llm.Message, error) {
-	t := run.Ticket
-	dir := x.workDir(t.ID)
-	files, err := x.git.Files(ctx, dir)
-	if err != nil {
-		return nil, x.red.Error(err)
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "Ticket: %s\n\n%s\n\nCI command (run with sh -c at the repository root): %s\n\n", t.Title, t.Description, t.CICommand)
-	fmt.Fprintf(&b, "Repository files (%d):\n", len(files))
-	for i, f := range files {
-		if i == promptFileList {
-			fmt.Fprintf(&b, "... and %d more\n", len(files)-i)
-			break
-		}
-		b.WriteString(f + "\n")
-	}
-	total := 0
-	for _, f := range files {
-		p, err := gitrepo.SafePath(dir, f)
-		if err != nil {
-			continue
-		}
-		content, err := os.ReadFile(p)
-		if err != nil || len(content) > promptFileBytes || strings.ContainsRune(string(content), 0) || total+len(content) > promptTotalBytes {
-			continue
-		}
-		total += len(content)
-		fmt.Fprintf(&b, "\n=== %s ===\n%s", f, content)
-	}
-	if history := earlierTurns(t.EarlierRuns); history != "" {
-		b.WriteString("\n\nEarlier runs on this ticket (oldest first):\n" + history)
-	}
-	if len(t.Feedback) > 0 {
-		b.WriteString("\n\nReview comments on the earlier result (oldest first):\n")
-		for _, c := range t.Feedback {
-			b.WriteString("- " + c + "\n")
-		}
-	}
-	msgs := []llm.Message{{Role: "user", Content: b.String()}}
-	for _, tr := range s.Turns {
-		if tr.CI == nil || tr.CI.Passed || tr.Iteration >= run.Iteration {
-			continue
-		}
-		tail := tr.CI.OutputTail
-		if len(tail) > promptCITail {
-			tail = tail[len(tail)-promptCITail:]
-		}
-		msgs = append(msgs,
-			llm.Message{Role: "assistant", Content: fmt.Sprintf(`{"summary": %q, "edits": ["(applied and committed)"]}`, tr.Summary)},
-			llm.Message{Role: "user", Content: fmt.Sprintf("CI failed after that change (exit code %d). Last output lines:\n%s\n\nFix the failure. Answer with the JSON object only.", tr.CI.ExitCode, tail)})
-	}
-	return msgs, nil
-}
+// promptCITail bounds the CI output of an earlier iteration put in the agent's task (the
+// agent reads more with run_ci).
+const promptCITail = 6 << 10
 
 // earlierTurns summarises the LLM turns of the ticket's earlier runs and how CI answered.
 func earlierTurns(runs []RunState) string {
@@ -496,64 +469,6 @@ func earlierTurns(runs []RunState) string {
 		}
 	}
 	return b.String()
-}
-
-// CallLLM asks the provider for the change and applies it to the work dir (validated: every
-// path stays inside the repository). The change is kept in the run state for commit_changes.
-func (x *Real) CallLLM(ctx context.Context, run *Run) error {
-	s, err := loadState(run)
-	if err != nil {
-		return err
-	}
-	dir := x.workDir(run.Ticket.ID)
-	if err := x.git.ResetTo(ctx, dir, parent(run, s)); err != nil {
-		return x.red.Error(err)
-	}
-	msgs, err := x.conversation(ctx, run, s)
-	if err != nil {
-		return err
-	}
-	if _, ok := x.llm.(llm.Demo); ok {
-		err = x.logf(ctx, run, "WARNING", workflow.LogDemoLLM, llm.DemoFile)
-	} else {
-		err = x.logf(ctx, run, "INFO", workflow.LogCallingLLM, x.llm.Name(), len(msgs))
-	}
-	if err != nil {
-		return err
-	}
-	req := llm.Request{System: llm.SystemPrompt, Messages: msgs}
-	text, err := x.llm.Complete(ctx, req)
-	if err != nil {
-		return x.red.Error(err)
-	}
-	change, err := llm.ParseChange(text)
-	if err != nil {
-		// One chance to fix the format, with the error in the conversation.
-		if lerr := x.logf(ctx, run, "WARNING", workflow.LogLLMUnusable, err); lerr != nil {
-			return lerr
-		}
-		req.Messages = append(req.Messages, llm.Message{Role: "assistant", Content: text},
-			llm.Message{Role: "user", Content: "That answer could not be used: " + err.Error() + ". Answer with the JSON object only."})
-		if text, err = x.llm.Complete(ctx, req); err != nil {
-			return x.red.Error(err)
-		}
-		if change, err = llm.ParseChange(text); err != nil {
-			return x.red.Error(err)
-		}
-	}
-	if err := applyChange(dir, change); err != nil {
-		return x.red.Error(err)
-	}
-	s.Pending = &change
-	run.State.LLMSummary = change.Summary
-	if err := saveState(run, s); err != nil {
-		return err
-	}
-	paths := make([]string, len(change.Edits))
-	for i, e := range change.Edits {
-		paths[i] = e.Path
-	}
-	return x.logf(ctx, run, "INFO", workflow.LogChangeApplied, change.Summary, len(paths), strings.Join(paths, ", "))
 }
 
 func applyChange(dir string, c llm.Change) error {

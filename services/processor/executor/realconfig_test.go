@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ticketflow/ticketflow/libs/config"
+	"github.com/ticketflow/ticketflow/services/processor/agent"
 	"github.com/ticketflow/ticketflow/services/processor/ci"
 )
 
@@ -49,6 +50,29 @@ func TestProviderSelection(t *testing.T) {
 		}
 		if got != c.want {
 			t.Errorf("%+v: provider %s, want %s (%v)", c.cfg, got, c.want, err)
+		}
+	}
+}
+
+// The agent's limits and price table default the same from the environment and in code;
+// a bad price table or a negative limit stops the processor at startup.
+func TestAgentConfigDefaults(t *testing.T) {
+	env := config.Defaults[RealConfig]()
+	if env.LLMPrices != agent.DefaultPrices {
+		t.Errorf("TICKETFLOW_LLM_PRICES default %q differs from agent.DefaultPrices %q", env.LLMPrices, agent.DefaultPrices)
+	}
+	var code RealConfig
+	if err := code.agentDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	if code.AgentMaxSteps != env.AgentMaxSteps || code.AgentMaxTokens != env.AgentMaxTokens || code.AgentMaxDuration != env.AgentMaxDuration ||
+		code.AgentMaxCostUSD != env.AgentMaxCostUSD || code.AgentMaxResponseTokens != env.AgentMaxResponseTokens || code.LLMPrices != env.LLMPrices {
+		t.Errorf("in code %+v, from the environment %+v", code, env)
+	}
+	for _, bad := range []RealConfig{{LLMPrices: "m=x:1"}, {AgentMaxSteps: -1}} {
+		bad.WorkDir = t.TempDir()
+		if _, err := NewReal(bad, slog.New(slog.DiscardHandler), RealDeps{Sandbox: ci.Host{}}); err == nil {
+			t.Errorf("%+v accepted", bad)
 		}
 	}
 }

@@ -62,25 +62,31 @@ func retryable(status int) bool {
 // postJSON sends body to url with headers, retrying transient failures, and decodes the
 // JSON answer into out.
 func postJSON(ctx context.Context, cfg HTTPConfig, url string, headers map[string]string, body, out any) error {
+	_, err := postJSONCounted(ctx, cfg, url, headers, body, out)
+	return err
+}
+
+// postJSONCounted is postJSON that also reports how many attempts it made (1 = no retry).
+func postJSONCounted(ctx context.Context, cfg HTTPConfig, url string, headers map[string]string, body, out any) (int, error) {
 	payload, err := json.Marshal(body)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	var last error
 	for attempt := 1; ; attempt++ {
 		wait, err := postOnce(ctx, cfg, url, headers, payload, out)
 		if err == nil {
-			return nil
+			return attempt, nil
 		}
 		last = cfg.Redactor.Error(err)
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return attempt, ctx.Err()
 		}
 		if wait < 0 || attempt >= cfg.MaxAttempts {
 			if attempt > 1 {
-				return fmt.Errorf("after %d attempts: %w", attempt, last)
+				return attempt, fmt.Errorf("after %d attempts: %w", attempt, last)
 			}
-			return last
+			return attempt, last
 		}
 		if wait == 0 {
 			backoff := cfg.Backoff << (attempt - 1)
@@ -90,7 +96,7 @@ func postJSON(ctx context.Context, cfg HTTPConfig, url string, headers map[strin
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return ctx.Err()
+			return attempt, ctx.Err()
 		case <-t.C:
 		}
 	}

@@ -1,11 +1,12 @@
-// Package llm asks a language model for a code change. Providers: the Anthropic Messages API,
-// any OpenAI-compatible chat-completions endpoint (OpenAI, local model servers), and an
-// offline demo provider that makes a small deterministic change without calling anything.
+// Package llm talks to language models. Providers: the Anthropic Messages API, any
+// OpenAI-compatible chat-completions endpoint (OpenAI, local model servers), and an offline
+// demo provider that calls nothing.
 //
-// The model answers with one JSON object (see SystemPrompt and ParseChange): a summary and a
-// list of whole-file edits. Whole files rather than unified diffs because models get line
-// numbers and context lines of diffs wrong far more often than they get a file's content
-// wrong; the cost is tokens on large files.
+// The coding agent (package agent) drives them with tools (tools.go: Chat, ToolProvider). A
+// model without tool support may still answer with one JSON object (see SystemPrompt and
+// ParseChange): a summary and a list of whole-file edits. Whole files rather than unified
+// diffs because models get line numbers and context lines of diffs wrong far more often than
+// they get a file's content wrong; the cost is tokens on large files.
 package llm
 
 import (

@@ -26,7 +26,8 @@ func TestCIOutputCapAndArtifact(t *testing.T) {
 	for _, ev := range evs {
 		switch ev.Type {
 		case events.LogEmitted:
-			if payload[*events.LogEmittedData](t, ev).Stream != "" {
+			// The run_ci step's lines (the demo agent's own run_ci, in call_llm, is capped apart).
+			if l := payload[*events.LogEmittedData](t, ev); l.Stream != "" && l.Step == "run_ci" {
 				ciLines++
 			}
 		case events.LogTruncated:

@@ -138,7 +138,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 			if deps.DB != nil {
 				artifacts = adapters.NewArtifacts(deps.DB)
 			}
-			real, err := executor.NewReal(realCfg, log, executor.RealDeps{Artifacts: artifacts, Secrets: deps.Secrets})
+			real, err := executor.NewReal(realCfg, log, executor.RealDeps{Artifacts: artifacts, Secrets: deps.Secrets, Registry: deps.Registry})
 			if err != nil {
 				lock.Close()
 				return nil, err

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -259,8 +260,8 @@ func (f *fakeLLM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"message": map[string]any{"role": "assistant", "content": string(change)}}}})
 		return
 	}
-	_ = json.NewEncoder(w).Encode(map[string]any{"type": "message", "role": "assistant", "stop_reason": "end_turn",
-		"content": []map[string]any{{"type": "text", "text": "```json\n" + string(change) + "\n```"}}})
+	_ = json.NewEncoder(w).Encode(map[string]any{"type": "message", "role": "assistant", "stop_reason": "end_turn", "model": "claude-test",
+		"content": []map[string]any{{"type": "text", "text": "```json\n" + string(change) + "\n```"}}, "usage": map[string]any{"input_tokens": 100, "output_tokens": 20}})
 }
 
 func (f *fakeLLM) bodies() []string {
@@ -286,6 +287,7 @@ func TestRealRunLoopsOnCIFailureAndCompletes(t *testing.T) {
 	defer srv.Close()
 	cfg := realConfig(t)
 	cfg.Real.AnthropicKey, cfg.Real.AnthropicBaseURL, cfg.Real.AnthropicModel = "sk-ant-e2e", srv.URL, "claude-test"
+	cfg.Real.LLMPrices = "claude-test=3:15"
 	h := newHarness(t, cfg)
 	url, bare := gittest.Origin(t, map[string]string{"README.md": "# demo\n", "ci.sh": ciScript})
 	ticket, run := h.ticket(url, "sh ci.sh")
@@ -295,6 +297,10 @@ func TestRealRunLoopsOnCIFailureAndCompletes(t *testing.T) {
 	branch := fmt.Sprintf("ticketflow/%s/2", ticket)
 	if done.Iteration != 2 || done.Branch != branch {
 		t.Errorf("completed %+v, want iteration 2 on %s", done, branch)
+	}
+	// Two model calls of 100 input and 20 output tokens at $3 and $15 per million.
+	if done.LLMInputTokens != 200 || done.LLMOutputTokens != 40 || math.Abs(done.LLMCostUSD-(200*3+40*15)/1e6) > 1e-12 {
+		t.Errorf("run totals %d/%d tokens, $%f", done.LLMInputTokens, done.LLMOutputTokens, done.LLMCostUSD)
 	}
 	if got := gittest.Git(t, bare, "show", branch+":greeting.txt"); got != "hello" {
 		t.Errorf("origin %s greeting.txt = %q", branch, got)
@@ -357,7 +363,7 @@ func TestRealRunWithOpenAICompatibleProviderAndFollowUp(t *testing.T) {
 		events.MustNew(ticket, next, "user:bob", &events.ProcessingRequestedData{RequestedBy: "bob", Reason: "changes_requested"}))
 	h.waitCompleted(next)
 	bodies := llmSrv.bodies()
-	if len(bodies) != 2 || !strings.Contains(bodies[1], "please also be polite") || !strings.Contains(bodies[1], "=== greeting.txt ===") {
+	if len(bodies) != 2 || !strings.Contains(bodies[1], "please also be polite") || !strings.Contains(bodies[1], `greeting.txt\n`) {
 		t.Errorf("follow-up request lacks the review comment or the previous run's files:\n%s", bodies[len(bodies)-1])
 	}
 	if len(bodies) == 2 && (!strings.Contains(bodies[1], "Earlier runs on this ticket") || !strings.Contains(bodies[1], "run 1, iteration 1: ") || !strings.Contains(bodies[1], "CI passed")) {
@@ -388,6 +394,27 @@ func TestRealRunWithDemoProvider(t *testing.T) {
 	}
 	if got := gittest.Git(t, bare, "show", fmt.Sprintf("ticketflow/%s/1:ticketflow-demo.md", ticket)); !strings.Contains(got, "no LLM was called") {
 		t.Errorf("demo file %q", got)
+	}
+	// The demo drives the agent loop: its tool calls and model calls are in the log, in order.
+	var tools []string
+	llmCalls := 0
+	for _, ev := range evs {
+		switch ev.Type {
+		case events.AgentToolCalled:
+			c := payload[*events.AgentToolCalledData](t, ev)
+			if !c.OK || c.Iteration != 1 {
+				t.Errorf("tool call %+v", c)
+			}
+			tools = append(tools, c.Tool)
+		case events.LLMCallCompleted:
+			if c := payload[*events.LLMCallCompletedData](t, ev); c.Provider != "demo" || c.CostUSD != 0 {
+				t.Errorf("LLM call %+v", c)
+			}
+			llmCalls++
+		}
+	}
+	if strings.Join(tools, ",") != "search,list_files,write_file,run_ci" || llmCalls != 5 {
+		t.Errorf("agent tool calls %v and %d LLM calls, want search,list_files,write_file,run_ci and 5", tools, llmCalls)
 	}
 }
 
@@ -443,4 +470,120 @@ func TestRealRejectsUnsafeRepositoryURL(t *testing.T) {
 	if term := h.waitTerminal(run2); term.Type != events.RunFailed {
 		t.Fatalf("terminal %s", term.Type)
 	}
+}
+
+// toolModel is a Messages API model that works with tools: it writes greeting.txt (bonjour
+// the first time, hello once the conversation carries the CI failure) and finishes. Every
+// request body is kept.
+type toolModel struct {
+	mu       sync.Mutex
+	requests []string
+}
+
+func (f *toolModel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	f.mu.Lock()
+	f.requests = append(f.requests, string(body))
+	f.mu.Unlock()
+	reply := func(stop string, content ...map[string]any) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"type": "message", "role": "assistant", "model": "claude-test", "stop_reason": stop,
+			"content": content, "usage": map[string]any{"input_tokens": 300, "output_tokens": 30}})
+	}
+	if strings.Contains(string(body), `"tool_result"`) { // the write went through: done
+		reply("end_turn", map[string]any{"type": "text", "text": "Wrote greeting.txt."})
+		return
+	}
+	greeting := "bonjour"
+	if strings.Contains(string(body), "got 'bonjour'") || strings.Contains(string(body), "Review comments") {
+		greeting = "hello"
+	}
+	reply("tool_use", map[string]any{"type": "tool_use", "id": "toolu_1", "name": "write_file",
+		"input": map[string]any{"path": "greeting.txt", "content": greeting}})
+}
+
+func (f *toolModel) bodies() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.requests...)
+}
+
+// After a CI failure the next iteration's conversation carries the earlier tool calls
+// (compactly) and the failure; the run's totals are the sums of the provider's usage.
+func TestRealAgentLoopCarriesToolHistoryAcrossIterations(t *testing.T) {
+	model := &toolModel{}
+	srv := httptest.NewServer(model)
+	defer srv.Close()
+	cfg := realConfig(t)
+	cfg.Real.AnthropicKey, cfg.Real.AnthropicBaseURL, cfg.Real.AnthropicModel = "sk-ant-e2e", srv.URL, "claude-test"
+	cfg.Real.LLMPrices = "claude-test=3:15"
+	h := newHarness(t, cfg)
+	url, _ := gittest.Origin(t, map[string]string{"README.md": "# demo\n", "ci.sh": ciScript})
+	ticket, run := h.ticket(url, "sh ci.sh")
+	term, evs := h.waitCompleted(run)
+	done := payload[*events.RunCompletedData](t, term)
+	bodies := model.bodies()
+	if len(bodies) != 4 || done.Iteration != 2 {
+		t.Fatalf("%d model calls and iteration %d, want 4 and 2", len(bodies), done.Iteration)
+	}
+	if !strings.Contains(bodies[2], `iteration 1: write_file {\"content\":\"bonjour\",\"path\":\"greeting.txt\"} → wrote greeting.txt`) ||
+		!strings.Contains(bodies[2], "got 'bonjour'") {
+		t.Errorf("the second iteration's task lacks the first one's tool calls or CI failure:\n%s", bodies[2])
+	}
+	if done.LLMInputTokens != 1200 || done.LLMOutputTokens != 120 || math.Abs(done.LLMCostUSD-(1200*3+120*15)/1e6) > 1e-12 {
+		t.Errorf("run totals %+v", done)
+	}
+	tools := 0
+	for _, ev := range evs {
+		if ev.Type == events.AgentToolCalled {
+			tools++
+		}
+	}
+	if tools != 2 {
+		t.Errorf("%d AgentToolCalled events, want 2", tools)
+	}
+
+	// A reviewer asks for changes: the follow-up run's task carries the earlier run's tool
+	// calls, compactly, and the comment.
+	next := uuid.NewString()
+	h.append(events.MustNew(ticket, run, "user:bob", &events.ChangesRequestedData{RequestedBy: "bob", Comment: "also greet in French", NextRunID: next}),
+		events.MustNew(ticket, next, "user:bob", &events.ProcessingRequestedData{RequestedBy: "bob", Reason: "changes_requested"}))
+	h.waitCompleted(next)
+	bodies = model.bodies()
+	if len(bodies) < 5 || !strings.Contains(bodies[4], "Tool calls of the last earlier runs") ||
+		!strings.Contains(bodies[4], `iteration 2: write_file {\"content\":\"hello\"`) || !strings.Contains(bodies[4], "also greet in French") {
+		t.Errorf("the follow-up run's task lacks the earlier run's tool calls or the comment:\n%s", bodies[len(bodies)-1])
+	}
+}
+
+// A model that never stops calling tools fails the run at call_llm with the limit it hit.
+func TestRealAgentStepLimitFailsTheRun(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(map[string]any{"type": "message", "role": "assistant", "model": "claude-test", "stop_reason": "tool_use",
+			"content": []map[string]any{{"type": "tool_use", "id": "toolu_1", "name": "list_files", "input": map[string]any{}}},
+			"usage":   map[string]any{"input_tokens": 10, "output_tokens": 1}})
+	}))
+	defer srv.Close()
+	cfg := realConfig(t)
+	cfg.Real.AnthropicKey, cfg.Real.AnthropicBaseURL, cfg.Real.AnthropicModel = "sk-ant-e2e", srv.URL, "claude-test"
+	cfg.Real.AgentMaxSteps = 3
+	h := newHarness(t, cfg)
+	url, _ := gittest.Origin(t, map[string]string{"README.md": "x\n"})
+	_, run := h.ticket(url, "true")
+	term := h.waitTerminal(run)
+	if term.Type != events.RunFailed {
+		t.Fatalf("terminal %s", term.Type)
+	}
+	f := payload[*events.RunFailedData](t, term)
+	if f.Step != "call_llm" || !strings.Contains(f.Error, "agent limit reached") || !strings.Contains(f.Error, "TICKETFLOW_AGENT_MAX_STEPS=3") ||
+		f.LLMInputTokens != 30 || f.LLMOutputTokens != 3 {
+		t.Errorf("failed %+v", f)
+	}
+}
+
+// A CI command that prints nothing still completes the run (its artifact is empty).
+func TestRealRunWithSilentCI(t *testing.T) {
+	h := newHarness(t, realConfig(t))
+	url, _ := gittest.Origin(t, map[string]string{"README.md": "x\n"})
+	_, run := h.ticket(url, "test -f ticketflow-demo.md")
+	h.waitCompleted(run)
 }

@@ -220,6 +220,28 @@ func (b *batch) FinishRun(ctx context.Context, ev events.Event, f app.Finish) er
 	return err
 }
 
+// RecordLLMCall is only reached once per event id (Record dedupes the audit trail first);
+// ON CONFLICT keeps it so if that ever changes.
+func (b *batch) RecordLLMCall(ctx context.Context, ev events.Event, d *events.LLMCallCompletedData) error {
+	tag, err := b.tx.Exec(ctx, `INSERT INTO llm_calls (event_id, run_id, ticket_id, iteration, agent_step, provider, model, input_tokens,
+			output_tokens, cost_usd, latency_ms, retries, occurred_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (event_id) DO NOTHING`,
+		ev.ID, ev.RunID, ev.TicketID, d.Iteration, d.AgentStep, d.Provider, d.Model, d.InputTokens, d.OutputTokens, d.CostUSD,
+		d.LatencyMS, d.Retries, ev.OccurredAt)
+	if err != nil || tag.RowsAffected() == 0 {
+		return err
+	}
+	_, err = b.tx.Exec(ctx, `UPDATE runs SET llm_calls = llm_calls + 1, llm_input_tokens = llm_input_tokens + $2,
+			llm_output_tokens = llm_output_tokens + $3, llm_cost_usd = llm_cost_usd + $4 WHERE id = $1`,
+		ev.RunID, d.InputTokens, d.OutputTokens, d.CostUSD)
+	return err
+}
+
+func (b *batch) CountToolCall(ctx context.Context, ev events.Event) error {
+	_, err := b.tx.Exec(ctx, `UPDATE runs SET tool_calls = tool_calls + 1 WHERE id = $1`, ev.RunID)
+	return err
+}
+
 func (b *batch) RejectRun(ctx context.Context, ev events.Event, reason, message string) error {
 	_, err := b.tx.Exec(ctx, `UPDATE runs SET status = 'REJECTED', error = $2, message = $3, finished_at = $4 WHERE id = $1`,
 		ev.RunID, reason, message, ev.OccurredAt)

@@ -31,6 +31,10 @@ type Batch interface {
 	FinishRun(ctx context.Context, ev events.Event, f Finish) error
 	RejectRun(ctx context.Context, ev events.Event, reason, message string) error
 	ValidateRun(ctx context.Context, ev events.Event) error
+	// RecordLLMCall stores one model call and adds it to its run's totals.
+	RecordLLMCall(ctx context.Context, ev events.Event, d *events.LLMCallCompletedData) error
+	// CountToolCall adds one agent tool call to its run's count.
+	CountToolCall(ctx context.Context, ev events.Event) error
 	// UpdateTicket applies a status update to the ticket when ev's run is its current one.
 	UpdateTicket(ctx context.Context, ev events.Event, u workflow.Update) error
 }
@@ -70,6 +74,10 @@ func project(ctx context.Context, b Batch, ev events.Event, payload events.Paylo
 		return finishRun(ctx, b, ev, payload, Finish{Status: string(workflow.Failed), Message: d.Message, Error: d.Error})
 	case *events.RunCancelledData:
 		return finishRun(ctx, b, ev, payload, Finish{Status: string(workflow.Cancelled), Message: d.Message, Error: d.Reason})
+	case *events.LLMCallCompletedData:
+		return b.RecordLLMCall(ctx, ev, d)
+	case *events.AgentToolCalledData:
+		return b.CountToolCall(ctx, ev)
 	case *events.RunRejectedData:
 		return b.RejectRun(ctx, ev, d.Reason, workflow.MessageRejected)
 	case *events.ValidationApprovedData:

@@ -32,6 +32,8 @@ export type ServerMessage =
   | ChangesRequestedMessage
   | LogTruncatedMessage
   | RunResumedMessage
+  | AgentToolMessage
+  | LLMCallMessage
   | PongMessage
   | ErrorMessage;
 /**
@@ -65,7 +67,9 @@ export type EventType =
   | "CancelRequested"
   | "ValidationApproved"
   | "ChangesRequested"
-  | "RunResumed";
+  | "RunResumed"
+  | "AgentToolCalled"
+  | "LLMCallCompleted";
 /**
  * the JSON value of every record on the topic: the envelope, and by type (and version) its data
  *
@@ -90,6 +94,8 @@ export type Envelope = EnvelopeFields &
     | ValidationApprovedEvent
     | ChangesRequestedEvent
     | RunResumedEvent
+    | AgentToolCalledEvent
+    | LLMCallCompletedEvent
   );
 
 export interface AsyncAPISchemas {}
@@ -444,6 +450,72 @@ export interface RunResumedMessage {
   iteration?: number;
 }
 /**
+ * AgentToolCalled: the coding agent called a tool; arguments and result are summaries, error is set when ok is false
+ *
+ * This interface was referenced by `AsyncAPISchemas`'s JSON-Schema
+ * via the `definition` "AgentToolMessage".
+ */
+export interface AgentToolMessage {
+  type: "agent_tool";
+  ticket_id: string;
+  /**
+   * the event's occurred_at (RFC 3339)
+   */
+  timestamp: string;
+  /**
+   * the event's id (UUID)
+   */
+  event_id: string;
+  /**
+   * "" for events outside a run
+   */
+  run_id: string;
+  cursor: Cursor;
+  iteration: number;
+  /**
+   * the agent's n-th model call in this call_llm
+   */
+  agent_step: number;
+  tool: string;
+  arguments: string;
+  result?: string;
+  ok: boolean;
+  error?: string;
+  duration_ms: number;
+}
+/**
+ * LLMCallCompleted: one model call of the coding agent; a run's cost is the sum of its llm_call messages
+ *
+ * This interface was referenced by `AsyncAPISchemas`'s JSON-Schema
+ * via the `definition` "LLMCallMessage".
+ */
+export interface LLMCallMessage {
+  type: "llm_call";
+  ticket_id: string;
+  /**
+   * the event's occurred_at (RFC 3339)
+   */
+  timestamp: string;
+  /**
+   * the event's id (UUID)
+   */
+  event_id: string;
+  /**
+   * "" for events outside a run
+   */
+  run_id: string;
+  cursor: Cursor;
+  iteration: number;
+  agent_step: number;
+  provider: string;
+  model: string;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+  latency_ms: number;
+  retries: number;
+}
+/**
  * the answer to the client's ping
  *
  * This interface was referenced by `AsyncAPISchemas`'s JSON-Schema
@@ -616,6 +688,18 @@ export interface RunCompletedData {
   iteration: number;
   branch?: string;
   message: string;
+  /**
+   * input tokens of the run's LLM calls (absent: none)
+   */
+  llm_input_tokens?: number;
+  /**
+   * output tokens of the run's LLM calls
+   */
+  llm_output_tokens?: number;
+  /**
+   * their cost in USD, from TICKETFLOW_LLM_PRICES
+   */
+  llm_cost_usd?: number;
 }
 /**
  * RunFailed: the run stopped on an error, or CI still failed after MAX_ITERATIONS
@@ -627,6 +711,18 @@ export interface RunFailedData {
   step?: string;
   message: string;
   error: string;
+  /**
+   * input tokens of the run's LLM calls (absent: none)
+   */
+  llm_input_tokens?: number;
+  /**
+   * output tokens of the run's LLM calls
+   */
+  llm_output_tokens?: number;
+  /**
+   * their cost in USD, from TICKETFLOW_LLM_PRICES
+   */
+  llm_cost_usd?: number;
 }
 /**
  * RunCancelled: the run was cancelled by a user, or its iteration budget is spent
@@ -691,6 +787,48 @@ export interface RunResumedData {
   step?: string;
   attempt?: number;
   iteration?: number;
+}
+/**
+ * AgentToolCalled: the coding agent of call_llm called one tool; arguments and result are summaries (a written file's content is shortened); error is set when ok is false (a malformed call, a path outside the repository), and the model was told
+ *
+ * This interface was referenced by `AsyncAPISchemas`'s JSON-Schema
+ * via the `definition` "AgentToolCalledData".
+ */
+export interface AgentToolCalledData {
+  iteration: number;
+  /**
+   * the agent's step: its n-th model call in this call_llm
+   */
+  agent_step: number;
+  /**
+   * list_files, read_file, search, write_file, edit_file, delete_file, run_ci (or what a model wrongly asked for)
+   */
+  tool: string;
+  arguments: string;
+  result?: string;
+  ok: boolean;
+  error?: string;
+  duration_ms: number;
+}
+/**
+ * LLMCallCompleted: one model call of the coding agent answered; cost_usd is from the processor's price table (TICKETFLOW_LLM_PRICES), retries counts HTTP retries (429, 5xx)
+ *
+ * This interface was referenced by `AsyncAPISchemas`'s JSON-Schema
+ * via the `definition` "LLMCallCompletedData".
+ */
+export interface LLMCallCompletedData {
+  iteration: number;
+  agent_step: number;
+  /**
+   * anthropic, openai or demo
+   */
+  provider: string;
+  model: string;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+  latency_ms: number;
+  retries: number;
 }
 export interface TicketCreatedEvent {
   type: "TicketCreated";
@@ -771,6 +909,16 @@ export interface RunResumedEvent {
   type: "RunResumed";
   version: 1;
   data: RunResumedData;
+}
+export interface AgentToolCalledEvent {
+  type: "AgentToolCalled";
+  version: 1;
+  data: AgentToolCalledData;
+}
+export interface LLMCallCompletedEvent {
+  type: "LLMCallCompleted";
+  version: 1;
+  data: LLMCallCompletedData;
 }
 /**
  * CloudEvents Kafka protocol binding, binary content mode: the attributes travel as record headers, the envelope stays the value

@@ -261,6 +261,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/analytics/llm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Tokens and cost of the LLM calls made in [since, until), by provider and model, in all and by UTC day */
+        get: operations["llmAnalytics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/openapi.json": {
         parameters: {
             query?: never;
@@ -396,6 +413,11 @@ export interface components {
             created_at: string;
             /** Format: date-time */
             updated_at: string;
+            /** @description input tokens of the LLM calls of all the ticket's runs */
+            llm_input_tokens: number;
+            llm_output_tokens: number;
+            /** @description their cost in USD (TICKETFLOW_LLM_PRICES) */
+            llm_cost_usd: number;
         };
         Run: {
             id: string;
@@ -415,6 +437,14 @@ export interface components {
             started_at: string | null;
             /** Format: date-time */
             finished_at: string | null;
+            /** @description model calls of the run's coding agent (LLMCallCompleted events) */
+            llm_calls: number;
+            llm_input_tokens: number;
+            llm_output_tokens: number;
+            /** @description cost in USD of those calls (TICKETFLOW_LLM_PRICES) */
+            llm_cost_usd: number;
+            /** @description tool calls of the agent (AgentToolCalled events) */
+            tool_calls: number;
         };
         RunAccepted: {
             /** @constant */
@@ -489,6 +519,31 @@ export interface components {
             p99_ms: number;
             max_ms: number;
             failure_rate: number;
+        };
+        LLMUsage: {
+            /** @description anthropic, openai or demo */
+            provider: string;
+            model: string;
+            calls: number;
+            input_tokens: number;
+            output_tokens: number;
+            cost_usd: number;
+            /** @description HTTP retries (429, 5xx) of those calls */
+            retries: number;
+            p50_latency_ms: number;
+        };
+        LLMUsageDay: {
+            /**
+             * Format: date
+             * @description UTC day
+             */
+            day: string;
+            provider: string;
+            model: string;
+            calls: number;
+            input_tokens: number;
+            output_tokens: number;
+            cost_usd: number;
         };
         Artifact: {
             name: string;
@@ -1114,6 +1169,42 @@ export interface operations {
                         /** Format: date-time */
                         until: string;
                         steps: components["schemas"]["StepStats"][];
+                    };
+                };
+            };
+            401: components["responses"]["Unauthenticated"];
+            422: components["responses"]["Invalid"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    llmAnalytics: {
+        parameters: {
+            query?: {
+                /** @description RFC 3339; default 24 hours before `until` */
+                since?: string;
+                /** @description RFC 3339; default now */
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description one row per provider and model, and per day */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        since: string;
+                        /** Format: date-time */
+                        until: string;
+                        models: components["schemas"]["LLMUsage"][];
+                        daily: components["schemas"]["LLMUsageDay"][];
                     };
                 };
             };
