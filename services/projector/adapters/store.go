@@ -10,7 +10,6 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/postgres"
@@ -72,11 +71,15 @@ func (s *Store) ForgetOffsets(ctx context.Context) error {
 // InBatch runs fn in one transaction that holds the lock of partition's offset row: during
 // a rebalance two replicas may briefly hold the same partition; the second waits, then sees
 // the records as already applied. The audit rows go in one round trip, and the projection
-// changes are queued and sent in one more with the next offset (SetNextOffset): a batch costs
-// a handful of round trips whatever its size, not a few per event.
+// changes are queued and sent in one more with the next offset (SetNextOffset, or at the
+// end): a batch costs a handful of round trips whatever its size, not a few per event.
 func (s *Store) InBatch(ctx context.Context, partition int32, fn func(app.Batch) error) error {
 	return pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
-		return fn(&batch{conn: tx, tx: &pipelinedTx{}, topic: s.topic, partition: partition})
+		b := &batch{conn: tx, tx: &pipelinedTx{}, topic: s.topic, partition: partition}
+		if err := fn(b); err != nil {
+			return err
+		}
+		return b.tx.flush(ctx, tx) // what fn queued after its SetNextOffset, if it set one
 	})
 }
 
@@ -93,10 +96,11 @@ type batch struct {
 // round trip (each still sees the effects of those before it).
 type pipelinedTx struct{ queued pgx.Batch }
 
-// Exec queues the statement; its error, if any, is the flush's.
-func (p *pipelinedTx) Exec(_ context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+// Exec queues the statement. It has no command tag to return: a change may not depend on
+// another's result in Go (put that in SQL); its error, if any, is the flush's.
+func (p *pipelinedTx) Exec(_ context.Context, sql string, args ...any) error {
 	p.queued.Queue(sql, args...)
-	return pgconn.CommandTag{}, nil
+	return nil
 }
 
 func (p *pipelinedTx) flush(ctx context.Context, tx pgx.Tx) error {
@@ -162,7 +166,7 @@ func (b *batch) Record(ctx context.Context, topicID string, rows []app.AuditRow)
 }
 
 func (b *batch) CreateTicket(ctx context.Context, ev events.Event, d *events.TicketCreatedData) error {
-	_, err := b.tx.Exec(ctx, `INSERT INTO tickets (id, title, description, repository_url, base_branch, ci_command, owner,
+	err := b.tx.Exec(ctx, `INSERT INTO tickets (id, title, description, repository_url, base_branch, ci_command, owner,
 				status, created_at, updated_at, last_partition, last_offset)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, 'IDLE', $8, $8, $9, $10) ON CONFLICT (id) DO NOTHING`,
 		ev.TicketID, d.Title, d.Description, d.RepositoryURL, d.BaseBranch, d.CICommand, d.Owner, ev.OccurredAt, ev.Partition, ev.Offset)
@@ -170,14 +174,14 @@ func (b *batch) CreateTicket(ctx context.Context, ev events.Event, d *events.Tic
 }
 
 func (b *batch) RequestRun(ctx context.Context, ev events.Event, d *events.ProcessingRequestedData, message string) error {
-	_, err := b.tx.Exec(ctx, `INSERT INTO runs (id, ticket_id, status, reason, requested_by, requested_at, message)
+	err := b.tx.Exec(ctx, `INSERT INTO runs (id, ticket_id, status, reason, requested_by, requested_at, message)
 			VALUES ($1, $2, 'PENDING', $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
 		ev.RunID, ev.TicketID, d.Reason, d.RequestedBy, ev.OccurredAt, message)
 	return err
 }
 
 func (b *batch) TakeOverTicket(ctx context.Context, ev events.Event, status, message string) error {
-	_, err := b.tx.Exec(ctx, `UPDATE tickets SET status = $2, step = '', progress = 0, message = $3, error = '',
+	err := b.tx.Exec(ctx, `UPDATE tickets SET status = $2, step = '', progress = 0, message = $3, error = '',
 				current_run_id = $4, updated_at = $5, last_partition = $6, last_offset = $7
 			WHERE id = $1 AND status NOT IN ('PENDING', 'IN_PROGRESS')`,
 		ev.TicketID, status, message, ev.RunID, ev.OccurredAt, ev.Partition, ev.Offset)
@@ -185,76 +189,74 @@ func (b *batch) TakeOverTicket(ctx context.Context, ev events.Event, status, mes
 }
 
 func (b *batch) StartRun(ctx context.Context, ev events.Event, d *events.RunStartedData) error {
-	if _, err := b.tx.Exec(ctx, `UPDATE runs SET status = 'IN_PROGRESS', iteration = $2, started_at = $3 WHERE id = $1`,
+	if err := b.tx.Exec(ctx, `UPDATE runs SET status = 'IN_PROGRESS', iteration = $2, started_at = $3 WHERE id = $1`,
 		ev.RunID, d.Iteration, ev.OccurredAt); err != nil {
 		return err
 	}
-	_, err := b.tx.Exec(ctx, `UPDATE tickets SET iteration = $2, updated_at = $3 WHERE id = $1 AND current_run_id = $4`,
+	err := b.tx.Exec(ctx, `UPDATE tickets SET iteration = $2, updated_at = $3 WHERE id = $1 AND current_run_id = $4`,
 		ev.TicketID, d.Iteration, ev.OccurredAt, ev.RunID)
 	return err
 }
 
 func (b *batch) StartStep(ctx context.Context, ev events.Event, d *events.StepStartedData) error {
-	if _, err := b.tx.Exec(ctx, `INSERT INTO step_runs (run_id, ticket_id, step, iteration, attempt, started_at)
+	if err := b.tx.Exec(ctx, `INSERT INTO step_runs (run_id, ticket_id, step, iteration, attempt, started_at)
 			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
 		ev.RunID, ev.TicketID, d.Step, d.Iteration, d.Attempt, ev.OccurredAt); err != nil {
 		return err
 	}
-	_, err := b.tx.Exec(ctx, `UPDATE runs SET status = 'IN_PROGRESS', step = $2, progress = $3, iteration = $4 WHERE id = $1`,
+	err := b.tx.Exec(ctx, `UPDATE runs SET status = 'IN_PROGRESS', step = $2, progress = $3, iteration = $4 WHERE id = $1`,
 		ev.RunID, d.Step, d.Progress, d.Iteration)
 	return err
 }
 
 func (b *batch) CompleteStep(ctx context.Context, ev events.Event, d *events.StepCompletedData) error {
-	_, err := b.tx.Exec(ctx, `UPDATE step_runs SET finished_at = $5, duration_ms = $6, outcome = $7, error = $8
+	err := b.tx.Exec(ctx, `UPDATE step_runs SET finished_at = $5, duration_ms = $6, outcome = $7, error = $8
 			WHERE run_id = $1 AND iteration = $2 AND step = $3 AND attempt = $4`,
 		ev.RunID, d.Iteration, d.Step, d.Attempt, ev.OccurredAt, d.DurationMS, d.Outcome, d.Error)
 	return err
 }
 
 func (b *batch) FinishRun(ctx context.Context, ev events.Event, f app.Finish) error {
-	_, err := b.tx.Exec(ctx, `UPDATE runs SET status = $2, message = $3, error = $4, branch = $5, finished_at = $6,
+	err := b.tx.Exec(ctx, `UPDATE runs SET status = $2, message = $3, error = $4, branch = $5, finished_at = $6,
 			progress = CASE WHEN $2 = 'COMPLETED' THEN 100 ELSE progress END,
 			step = CASE WHEN $2 = 'COMPLETED' THEN 'await_validation' ELSE step END
 		WHERE id = $1`, ev.RunID, f.Status, f.Message, f.Error, f.Branch, ev.OccurredAt)
 	return err
 }
 
-// RecordLLMCall is only reached once per event id (Record dedupes the audit trail first);
-// ON CONFLICT keeps it so if that ever changes.
+// RecordLLMCall is only reached once per event id (Record dedupes the audit trail first); the
+// ON CONFLICT guard keeps the totals right if that ever changes.
 func (b *batch) RecordLLMCall(ctx context.Context, ev events.Event, d *events.LLMCallCompletedData) error {
-	tag, err := b.tx.Exec(ctx, `INSERT INTO llm_calls (event_id, run_id, ticket_id, iteration, agent_step, provider, model, input_tokens,
-			output_tokens, cost_usd, latency_ms, retries, occurred_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (event_id) DO NOTHING`,
+	return b.tx.Exec(ctx, `WITH call AS (
+			INSERT INTO llm_calls (event_id, run_id, ticket_id, iteration, agent_step, provider, model, input_tokens,
+				output_tokens, cost_usd, latency_ms, retries, occurred_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ON CONFLICT (event_id) DO NOTHING
+			RETURNING run_id, input_tokens, output_tokens, cost_usd)
+		UPDATE runs SET llm_calls = llm_calls + 1, llm_input_tokens = llm_input_tokens + call.input_tokens,
+			llm_output_tokens = llm_output_tokens + call.output_tokens, llm_cost_usd = llm_cost_usd + call.cost_usd
+		FROM call WHERE runs.id = call.run_id`,
 		ev.ID, ev.RunID, ev.TicketID, d.Iteration, d.AgentStep, d.Provider, d.Model, d.InputTokens, d.OutputTokens, d.CostUSD,
 		d.LatencyMS, d.Retries, ev.OccurredAt)
-	if err != nil || tag.RowsAffected() == 0 {
-		return err
-	}
-	_, err = b.tx.Exec(ctx, `UPDATE runs SET llm_calls = llm_calls + 1, llm_input_tokens = llm_input_tokens + $2,
-			llm_output_tokens = llm_output_tokens + $3, llm_cost_usd = llm_cost_usd + $4 WHERE id = $1`,
-		ev.RunID, d.InputTokens, d.OutputTokens, d.CostUSD)
-	return err
 }
 
 func (b *batch) CountToolCall(ctx context.Context, ev events.Event) error {
-	_, err := b.tx.Exec(ctx, `UPDATE runs SET tool_calls = tool_calls + 1 WHERE id = $1`, ev.RunID)
+	err := b.tx.Exec(ctx, `UPDATE runs SET tool_calls = tool_calls + 1 WHERE id = $1`, ev.RunID)
 	return err
 }
 
 func (b *batch) RejectRun(ctx context.Context, ev events.Event, reason, message string) error {
-	_, err := b.tx.Exec(ctx, `UPDATE runs SET status = 'REJECTED', error = $2, message = $3, finished_at = $4 WHERE id = $1`,
+	err := b.tx.Exec(ctx, `UPDATE runs SET status = 'REJECTED', error = $2, message = $3, finished_at = $4 WHERE id = $1`,
 		ev.RunID, reason, message, ev.OccurredAt)
 	return err
 }
 
 func (b *batch) ValidateRun(ctx context.Context, ev events.Event) error {
-	_, err := b.tx.Exec(ctx, `UPDATE runs SET status = 'VALIDATED' WHERE id = $1`, ev.RunID)
+	err := b.tx.Exec(ctx, `UPDATE runs SET status = 'VALIDATED' WHERE id = $1`, ev.RunID)
 	return err
 }
 
 func (b *batch) UpdateTicket(ctx context.Context, ev events.Event, u workflow.Update) error {
-	_, err := b.tx.Exec(ctx, `UPDATE tickets SET status = $3, step = CASE WHEN $4 = '' THEN step ELSE $4 END,
+	err := b.tx.Exec(ctx, `UPDATE tickets SET status = $3, step = CASE WHEN $4 = '' THEN step ELSE $4 END,
 			progress = CASE WHEN $3 IN ('FAILED', 'CANCELLED') THEN progress ELSE $5 END,
 			message = $6, error = $7, updated_at = $8, last_partition = $9, last_offset = $10
 		WHERE id = $1 AND current_run_id = $2`,

@@ -9,8 +9,8 @@ import (
 
 // Batch is one partition's transaction: the offset row it holds locked, the audit trail
 // and the changes an event makes to the projections (adapters holds their SQL). The changes
-// may be sent to the database only with SetNextOffset (adapters pipelines them: one round
-// trip per batch), so their errors can surface there.
+// may reach the database only at SetNextOffset or the end of the batch (adapters pipelines
+// them: one round trip per batch), so their errors can surface there.
 type Batch interface {
 	// NextOffset is the partition's stored next offset (-1 when none is stored).
 	NextOffset(ctx context.Context) (int64, error)
