@@ -20,7 +20,7 @@ import (
 // NewClient returns a franz-go client for the configured brokers. Producing is idempotent
 // (franz-go's default) with acks=all, so a record acknowledged is replicated to every in-sync
 // replica and a retried batch is never written twice. Extra options (consumer settings) are
-// appended. Consumers read committed data only: records of a transaction become visible when
+// appended. Every client is traced and measured (see Instrument). Consumers read committed data only: records of a transaction become visible when
 // it commits, and never if it aborts (see TxnProducer).
 func NewClient(cfg config.Kafka, extra ...kgo.Opt) (*kgo.Client, error) {
 	if len(cfg.Brokers) == 0 {
@@ -35,6 +35,7 @@ func NewClient(cfg config.Kafka, extra ...kgo.Opt) (*kgo.Client, error) {
 		kgo.ClientID("ticketflow"),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	}
+	opts = append(opts, clientHooks()...)
 	cl, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: new client: %w", err)

@@ -80,7 +80,7 @@ func (p *TxnProducer) Append(ctx context.Context, envs ...events.Envelope) ([]ev
 	if len(envs) == 0 {
 		return nil, nil
 	}
-	recs, err := records(ctx, p.topic, envs)
+	recs, err := records(p.topic, envs)
 	if err != nil {
 		return nil, err
 	}
