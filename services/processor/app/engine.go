@@ -9,8 +9,11 @@ import (
 
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/telemetry"
 	"github.com/ticketflow/ticketflow/libs/workflow"
 	"github.com/ticketflow/ticketflow/services/processor/executor"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // errCancelled ends a run whose cancellation was requested.
@@ -21,7 +24,14 @@ var errCancelled = errors.New("run cancelled")
 // owner finds the step recorded and retries it with attempt+1, so the retry shows in the
 // history. The terminal event is stored before it is appended (see beginTerminal), which is
 // what makes "exactly one terminal event per run" hold across crashes.
-func (a *Application) drive(ctx context.Context, runID string) error {
+func (a *Application) drive(ctx context.Context, runID string) (err error) {
+	ctx, span := telemetry.Tracer().Start(ctx, "processor run", trace.WithAttributes(attribute.String("ticketflow.run_id", runID)))
+	defer func() {
+		if !errors.Is(err, context.Canceled) {
+			telemetry.RecordError(span, err)
+		}
+		span.End()
+	}()
 	// The run was claimed in PostgreSQL before this; opening its producer now fences, at the
 	// broker, whoever drove it before (a previous incarnation, or a processor that was paused
 	// past its lease). Only then is the run's state read: everything the previous owner
@@ -49,6 +59,7 @@ func (a *Application) drive(ctx context.Context, runID string) error {
 		return err
 	}
 	defer unlock()
+	span.SetAttributes(attribute.String("ticketflow.ticket_id", row.TicketID))
 	ticket, used, err := a.store.Ticket(ctx, row.TicketID)
 	if err != nil {
 		return fmt.Errorf("load ticket %s: %w", row.TicketID, err)
@@ -198,6 +209,11 @@ func (d *driver) act(ctx context.Context, step string, used, iteration int) (wor
 		out, err := a.exec.RunCI(ctx, d.run)
 		if err == nil {
 			d.run.State.LastCI = &out
+			result := "failed"
+			if out.Passed {
+				result = "passed"
+			}
+			telemetry.Observe(ctx, a.metrics.ciDuration.WithLabelValues(result), float64(out.DurationMS)/1000)
 		}
 		return workflow.Done, err
 	case workflow.HandleCIResult.Name:
@@ -262,20 +278,29 @@ func (d *driver) step(ctx context.Context, s workflow.Step, attempt int, fn func
 		return err
 	}
 	start := time.Now()
-	stepCtx, stop := d.a.watchCancel(ctx, d.row.RunID)
+	// One span per step attempt, child of the run's: git, LLM, CI and database work are its
+	// children.
+	spanCtx, span := telemetry.Tracer().Start(ctx, "step "+s.Name, trace.WithAttributes(attribute.String("ticketflow.step", s.Name),
+		attribute.Int("ticketflow.step.attempt", attempt), attribute.Int("ticketflow.iteration", d.run.Iteration)))
+	stepCtx, stop := d.a.watchCancel(spanCtx, d.row.RunID)
 	err := fn(stepCtx)
 	cancelled := stepCtx.Err() != nil // read before stop(), which cancels stepCtx itself
 	stop()
 	outcome, errText := "ok", ""
 	if err != nil {
 		if ctx.Err() != nil {
+			span.End()
 			return ctx.Err() // shutdown: no StepCompleted, the step is retried
 		}
 		if cancelled {
 			err = errCancelled
 		}
 		outcome, errText = "failed", err.Error()
+		telemetry.RecordError(span, err)
 	}
+	span.SetAttributes(attribute.String("ticketflow.step.outcome", outcome))
+	telemetry.Observe(spanCtx, d.a.metrics.stepDuration.WithLabelValues(s.Name, outcome), time.Since(start).Seconds())
+	span.End()
 	if saveErr := d.a.store.SaveState(ctx, d.row.RunID, d.run.State); saveErr != nil {
 		return saveErr
 	}
@@ -340,6 +365,8 @@ func (a *Application) finish(ctx context.Context, ap *runAppender, row RunRow, t
 		return err
 	}
 	a.metrics.runs.WithLabelValues(string(env.Type)).Inc()
+	telemetry.Observe(ctx, a.metrics.runDuration.WithLabelValues(string(env.Type)), time.Since(ap.opened).Seconds())
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("ticketflow.run.outcome", string(env.Type)))
 	return a.store.FinishTerminal(ctx, row.RunID, row.TicketID)
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -125,7 +126,8 @@ func NewReal(cfg RealConfig, log *slog.Logger, deps RealDeps) (*Real, error) {
 		return nil, err
 	}
 	red := redact.New(append(cfg.Secrets(), deps.Secrets...)...)
-	hc := llm.HTTPConfig{Timeout: cfg.LLMTimeout, MaxAttempts: cfg.LLMMaxAttempts, Redactor: red}
+	hc := llm.HTTPConfig{Timeout: cfg.LLMTimeout, MaxAttempts: cfg.LLMMaxAttempts, Redactor: red,
+		Client: &http.Client{Transport: llmTransport{http.DefaultTransport}}} // attempts and usage for the LLM span
 	provider := cfg.LLMProvider
 	if provider == "" {
 		switch {
@@ -522,7 +524,7 @@ func (x *Real) CallLLM(ctx context.Context, run *Run) error {
 		return err
 	}
 	req := llm.Request{System: llm.SystemPrompt, Messages: msgs}
-	text, err := x.llm.Complete(ctx, req)
+	text, err := x.complete(ctx, req)
 	if err != nil {
 		return x.red.Error(err)
 	}
@@ -534,7 +536,7 @@ func (x *Real) CallLLM(ctx context.Context, run *Run) error {
 		}
 		req.Messages = append(req.Messages, llm.Message{Role: "assistant", Content: text},
 			llm.Message{Role: "user", Content: "That answer could not be used: " + err.Error() + ". Answer with the JSON object only."})
-		if text, err = x.llm.Complete(ctx, req); err != nil {
+		if text, err = x.complete(ctx, req); err != nil {
 			return x.red.Error(err)
 		}
 		if change, err = llm.ParseChange(text); err != nil {
@@ -635,7 +637,8 @@ func (x *Real) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
 		return CIOutcome{}, err
 	}
 	capture := newCICapture(int64(x.cfg.CIMaxLogLines), int64(x.cfg.CIMaxLogBytes), int64(x.cfg.CIArtifactMaxBytes))
-	res, err := x.sandbox.Run(ctx, ci.Spec{
+	ciCtx, span := ciSpan(ctx, run.Ticket.CICommand, x.sandbox.Name())
+	res, err := x.sandbox.Run(ciCtx, ci.Spec{
 		Dir: dir, Command: run.Ticket.CICommand, Timeout: x.cfg.CITimeout, PIDFile: ciPIDFile(dir),
 		Env:     ci.MinimalEnv("TICKETFLOW_TICKET_ID="+run.Ticket.ID, fmt.Sprintf("TICKETFLOW_ITERATION=%d", run.Iteration)),
 		Network: network,
@@ -650,6 +653,7 @@ func (x *Real) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
 		}
 		return nil
 	})
+	endCISpan(span, res, capture.linesTotal, capture.bytesTotal, x.red.Error(err))
 	if err != nil {
 		return CIOutcome{}, x.red.Error(err)
 	}
