@@ -140,6 +140,8 @@ type Run struct {
 	RequestedAt time.Time  `json:"requested_at"`
 	StartedAt   *time.Time `json:"started_at"`
 	FinishedAt  *time.Time `json:"finished_at"`
+	// TraceID is the W3C trace id of the run's start request ("" when it carried none).
+	TraceID string `json:"trace_id"`
 }
 
 // StoredEvent is one audit-trail row.

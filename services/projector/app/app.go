@@ -15,6 +15,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/telemetry"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Record is one record of a partition as the consumer read it.
@@ -104,9 +108,14 @@ func (a *Application) CheckTopic(ctx context.Context, topic, topicID string, res
 // ApplyBatch writes one partition's records (of the topic with id topicID) and the
 // partition's next offset atomically. Records below the stored offset were applied before
 // and are skipped.
-func (a *Application) ApplyBatch(ctx context.Context, topicID string, partition int32, recs []Record) error {
+func (a *Application) ApplyBatch(ctx context.Context, topicID string, partition int32, recs []Record) (err error) {
 	start := time.Now()
-	err := a.store.InBatch(ctx, partition, func(b Batch) error {
+	ctx, span := batchSpan(ctx, partition, recs)
+	defer func() {
+		telemetry.RecordError(span, err)
+		span.End()
+	}()
+	err = a.store.InBatch(ctx, partition, func(b Batch) error {
 		next, err := b.NextOffset(ctx)
 		if err != nil {
 			return err
@@ -131,8 +140,37 @@ func (a *Application) ApplyBatch(ctx context.Context, topicID string, partition 
 		}
 		return b.SetNextOffset(ctx, last+1, topicID)
 	})
-	a.metrics.batchMS.Observe(time.Since(start).Seconds())
+	telemetry.Observe(ctx, a.metrics.batchMS, time.Since(start).Seconds())
 	return err
+}
+
+// batchSpan is the span of one partition batch: a child of the trace of its first record that
+// carries one (its traceparent header), linked to every record's, so a run's trace shows where
+// its events were projected.
+func batchSpan(ctx context.Context, partition int32, recs []Record) (context.Context, trace.Span) {
+	parent := ctx
+	var links []trace.Link
+	for _, rec := range recs {
+		sc := recordSpanContext(rec.Headers)
+		if !sc.IsValid() {
+			continue
+		}
+		if len(links) == 0 {
+			parent = trace.ContextWithRemoteSpanContext(ctx, sc)
+		}
+		links = append(links, trace.Link{SpanContext: sc})
+	}
+	return telemetry.Tracer().Start(parent, "projector batch", trace.WithLinks(links...), trace.WithAttributes(
+		attribute.Int("messaging.destination.partition.id", int(partition)), attribute.Int("messaging.batch.message_count", len(recs))))
+}
+
+// recordSpanContext is the W3C trace context in a record's headers (invalid when none).
+func recordSpanContext(headers map[string]string) trace.SpanContext {
+	if headers[events.HeaderTraceparent] == "" {
+		return trace.SpanContext{}
+	}
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier(headers))
+	return trace.SpanContextFromContext(ctx)
 }
 
 // apply writes one record: verbatim into ticket_events, then its effect on the projections.
@@ -169,7 +207,11 @@ func (a *Application) apply(ctx context.Context, b Batch, topicID string, rec Re
 		a.metrics.skipped.WithLabelValues("bad_payload").Inc()
 		return nil
 	}
-	if err := project(ctx, b, ev, payload); err != nil {
+	traceID := ""
+	if sc := recordSpanContext(rec.Headers); sc.IsValid() {
+		traceID = sc.TraceID().String()
+	}
+	if err := project(ctx, b, ev, payload, traceID); err != nil {
 		return err
 	}
 	a.metrics.applied.Inc()

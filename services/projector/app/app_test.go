@@ -43,7 +43,7 @@ func (s *fakeStore) call(name string) error { s.calls = append(s.calls, name); r
 func (s *fakeStore) CreateTicket(context.Context, events.Event, *events.TicketCreatedData) error {
 	return s.call("CreateTicket")
 }
-func (s *fakeStore) RequestRun(context.Context, events.Event, *events.ProcessingRequestedData, string) error {
+func (s *fakeStore) RequestRun(context.Context, events.Event, *events.ProcessingRequestedData, string, string) error {
 	return s.call("RequestRun")
 }
 func (s *fakeStore) TakeOverTicket(context.Context, events.Event, string, string) error {
