@@ -45,3 +45,9 @@ export function durationBetween(a: string | null | undefined, b: string | null |
 }
 
 export const shortId = (id: string | null | undefined) => (id ? (id.length > 10 ? id.slice(-8) : id) : "—");
+
+/** traceLink is the trace viewer's page for traceId (template's {trace_id} replaced), or null. */
+export function traceLink(template: string | undefined, traceId: string | undefined): string | null {
+  if (!template || !traceId || !/^[0-9a-f]{32}$/.test(traceId)) return null;
+  return template.split("{trace_id}").join(traceId);
+}

@@ -350,6 +350,8 @@ export interface components {
             sub: string;
             /** @enum {string} */
             role: "user" | "admin";
+            /** @description The deployment's trace viewer (TICKETFLOW_TRACE_UI_URL) with a {trace_id} placeholder for a run's trace_id; absent when none is configured. */
+            trace_ui_url?: string;
         };
         WsTicket: {
             /** @description use once, within expires_in, as ?ticket= on /ws/tickets/{id} */
@@ -415,6 +417,8 @@ export interface components {
             started_at: string | null;
             /** Format: date-time */
             finished_at: string | null;
+            /** @description W3C trace id (32 hex digits) of the run's start request, whose trace follows the run through Kafka to every step and socket delivery; empty when the request carried no trace context (tracing off). The web app links it to TICKETFLOW_TRACE_UI_URL. */
+            trace_id?: string;
         };
         RunAccepted: {
             /** @constant */
