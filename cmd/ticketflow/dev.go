@@ -51,6 +51,13 @@ func dataDir() string {
 func runDev([]string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return runDevUntil(ctx)
+}
+
+// runDevUntil is `ticketflow dev` until ctx ends (tests run it in-process).
+func runDevUntil(ctx context.Context) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	log := slog.Default()
 	// The four services share one tracer provider (service.name ticketflow unless
 	// OTEL_SERVICE_NAME says otherwise); spans are exported only with OTEL_EXPORTER_OTLP_ENDPOINT.

@@ -71,6 +71,10 @@ func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Application 
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ticketflow_projector_events_skipped_total", Help: "Records skipped, by reason."}, []string{"reason"}),
 		batchMS: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ticketflow_projector_batch_seconds", Help: "Time to apply one partition batch.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 	}}
+	// Every reason is exposed from the start (at 0), so an alert on a rate of skips has a series.
+	for _, reason := range []string{"duplicate", "duplicate_event_id", "malformed", "unknown_type", "bad_payload"} {
+		a.metrics.skipped.WithLabelValues(reason)
+	}
 	if reg != nil {
 		reg.MustRegister(a.metrics.applied, a.metrics.skipped, a.metrics.batchMS)
 	}
