@@ -36,7 +36,7 @@ func Connect(ctx context.Context, cfg config.Postgres, log *slog.Logger) (*pgxpo
 		pcfg.MaxConns = cfg.MaxConns
 	}
 	// Every query, batch and acquire becomes a child span of the caller's span (none without one).
-	pcfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithTrimSQLInSpanName())
+	pcfg.ConnConfig.Tracer = otelpgx.NewTracer()
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
