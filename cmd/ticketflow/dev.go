@@ -143,7 +143,7 @@ func runDevUntil(ctx context.Context) error {
 		return err
 	}
 
-	web := httpx.NewApp(log, pcfg.HTTP.AllowedOrigins, httpx.WithObservability(base.Registry, log), httpx.WithTrustedProxies(pcfg.HTTP.TrustedProxies))
+	web := httpx.NewApp(log, pcfg.HTTP.AllowedOrigins, httpx.WithObservability("ticketflow", base.Registry, log), httpx.WithTrustedProxies(pcfg.HTTP.TrustedProxies))
 	checks := base.Checks()
 	checks["projector"] = proj.Checks["consumer"]
 	checks["notifier"] = notif.Checks["notifier"]

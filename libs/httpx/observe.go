@@ -15,10 +15,10 @@ import (
 
 // WithObservability gives every request a server span (otelfiber, continuing an incoming
 // traceparent), RED metrics per route on reg (ticketflow_http_requests_total and
-// ticketflow_http_request_duration_seconds by route, method and status, exemplars carrying
-// the trace id) and an access log line on log (its trace_id added by logging.TraceHandler). Probe and scrape paths log at debug only.
-func WithObservability(reg prometheus.Registerer, log *slog.Logger) Option {
-	m := newHTTPMetrics(reg)
+// ticketflow_http_request_duration_seconds by service, route, method and status, exemplars
+// carrying the trace id; service is the process's, "ticketflow" for `ticketflow dev`) and an access log line on log (its trace_id added by logging.TraceHandler). Probe and scrape paths log at debug only.
+func WithObservability(service string, reg prometheus.Registerer, log *slog.Logger) Option {
+	m := newHTTPMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"service": service}, reg))
 	return func(_ *fiber.Config, pre *[]fiber.Handler) {
 		*pre = append(*pre, otelfiber.Middleware(otelfiber.WithCollectClientIP(false)), m.handler(log))
 	}

@@ -32,7 +32,7 @@ func TestObservabilitySpansMetricsAndAccessLog(t *testing.T) {
 	var logs bytes.Buffer
 	log := logging.New(&logs, "json", "info")
 	reg := NewRegistry()
-	app := NewApp(log, nil, WithObservability(reg, log))
+	app := NewApp(log, nil, WithObservability("command", reg, log))
 	var handlerTrace trace.TraceID
 	app.Get("/api/tickets/:id", func(c *fiber.Ctx) error {
 		handlerTrace = trace.SpanContextFromContext(c.UserContext()).TraceID()
@@ -82,7 +82,7 @@ func TestObservabilitySpansMetricsAndAccessLog(t *testing.T) {
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			if labels["route"] != "/api/tickets/:id" {
+			if labels["route"] != "/api/tickets/:id" || labels["service"] != "command" {
 				continue
 			}
 			switch mf.GetName() {

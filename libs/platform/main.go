@@ -37,7 +37,7 @@ func Main(name string, build func(ctx context.Context, base *Base) (Service, err
 		log.Error(name+" stopped", "err", err)
 		os.Exit(1)
 	}
-	err = run(log, build, opts...)
+	err = run(name, log, build, opts...)
 	flushTracing(shutdownTracing, log)
 	if err != nil {
 		log.Error(name+" stopped", "err", err)
@@ -55,19 +55,19 @@ func flushTracing(shutdown func(context.Context) error, log *slog.Logger) {
 	}
 }
 
-func run(log *slog.Logger, build func(context.Context, *Base) (Service, error), opts ...Option) error {
+func run(name string, log *slog.Logger, build func(context.Context, *Base) (Service, error), opts ...Option) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg, err := config.Load[Config]()
 	if err != nil {
 		return err
 	}
-	return runUntil(ctx, cfg, log, build, opts...)
+	return runUntil(ctx, name, cfg, log, build, opts...)
 }
 
 // runUntil is run without the signal handling: it returns once ctx ends (after the bounded
 // shutdown) or something fails.
-func runUntil(ctx context.Context, cfg Config, log *slog.Logger, build func(context.Context, *Base) (Service, error), opts ...Option) error {
+func runUntil(ctx context.Context, name string, cfg Config, log *slog.Logger, build func(context.Context, *Base) (Service, error), opts ...Option) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	base, err := Open(ctx, cfg, log, opts...)
@@ -87,7 +87,7 @@ func runUntil(ctx context.Context, cfg Config, log *slog.Logger, build func(cont
 	for name, check := range svc.Live {
 		live[name] = check
 	}
-	web := httpx.NewApp(log, cfg.HTTP.AllowedOrigins, httpx.WithObservability(base.Registry, log), httpx.WithTrustedProxies(cfg.HTTP.TrustedProxies))
+	web := httpx.NewApp(log, cfg.HTTP.AllowedOrigins, httpx.WithObservability(name, base.Registry, log), httpx.WithTrustedProxies(cfg.HTTP.TrustedProxies))
 	cancelRequests := RequestContexts(web)
 	httpx.MountOpsLive(web, base.Registry, checks, live)
 	if svc.Mount != nil {
