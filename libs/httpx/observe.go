@@ -8,8 +8,10 @@ import (
 
 	"github.com/gofiber/contrib/otelfiber/v2"
 	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/utils"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ticketflow/ticketflow/libs/telemetry"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -20,7 +22,18 @@ import (
 func WithObservability(service string, reg prometheus.Registerer, log *slog.Logger) Option {
 	m := newHTTPMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"service": service}, reg))
 	return func(_ *fiber.Config, pre *[]fiber.Handler) {
-		*pre = append(*pre, otelfiber.Middleware(otelfiber.WithCollectClientIP(false)), m.handler(log))
+		*pre = append(*pre, otelfiber.Middleware(otelfiber.WithCollectClientIP(false), otelfiber.WithCustomAttributes(withoutQuery)), m.handler(log))
+	}
+}
+
+// withoutQuery replaces otelfiber's http.target and http.url (the last value of a key wins) by
+// the path alone: WebSocket URLs carry credentials in their query (?access_token=, ?ticket=),
+// which must not end up in a trace backend.
+func withoutQuery(c *fiber.Ctx) []attribute.KeyValue {
+	path := utils.CopyString(c.Path())
+	return []attribute.KeyValue{
+		attribute.String("http.target", path),
+		attribute.String("http.url", c.Protocol()+"://"+utils.CopyString(c.Hostname())+path),
 	}
 }
 

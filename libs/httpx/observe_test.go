@@ -48,7 +48,7 @@ func TestObservabilitySpansMetricsAndAccessLog(t *testing.T) {
 
 	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	for _, id := range []string{"t-1", "t-2", "missing", "broken"} {
-		req := httptest.NewRequest("GET", "/api/tickets/"+id, nil)
+		req := httptest.NewRequest("GET", "/api/tickets/"+id+"?access_token=secret-token", nil)
 		req.Header.Set("traceparent", parent)
 		resp, err := app.Test(req, -1)
 		if err != nil {
@@ -64,6 +64,11 @@ func TestObservabilitySpansMetricsAndAccessLog(t *testing.T) {
 		t.Fatalf("%d spans, want 4", len(spans))
 	}
 	for _, s := range spans {
+		for _, kv := range s.Attributes() {
+			if strings.Contains(kv.Value.String(), "secret-token") {
+				t.Errorf("span attribute %s = %q carries the query's credential", kv.Key, kv.Value.String())
+			}
+		}
 		if s.Name() != "/api/tickets/:id" || s.SpanKind() != trace.SpanKindServer || s.Parent().SpanID().String() != "00f067aa0ba902b7" {
 			t.Errorf("span %q kind %v parent %s", s.Name(), s.SpanKind(), s.Parent().SpanID())
 		}
