@@ -42,7 +42,7 @@ func NewApp(log *slog.Logger, allowedOrigins []string, opts ...Option) *fiber.Ap
 	if len(allowedOrigins) > 0 {
 		app.Use(cors.New(cors.Config{
 			AllowOrigins:  strings.Join(allowedOrigins, ","),
-			AllowHeaders:  "Authorization, Content-Type, Idempotency-Key, traceparent",
+			AllowHeaders:  "Authorization, Content-Type, Idempotency-Key, traceparent, tracestate",
 			ExposeHeaders: "Location, Idempotent-Replayed",
 		}))
 	}
