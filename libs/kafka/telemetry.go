@@ -20,7 +20,9 @@ import (
 //
 // Metrics go to the registry Instrument names (process-wide: the services of one process
 // share one /metrics): kprom's client metrics as ticketflow_kafka_* with a "client" label per
-// client, and ticketflow_kafka_consumer_lag fed by ObserveLag.
+// long-lived client, and ticketflow_kafka_consumer_lag fed by ObserveLag. The processor's
+// per-run transactional producers are traced but not measured: each lives for one run, and
+// its series would come and go with it (an unbounded stream of client labels).
 
 var instrumentation struct {
 	mu      sync.Mutex
@@ -41,13 +43,13 @@ func Instrument(reg prometheus.Registerer) {
 	instrumentation.reg, instrumentation.lag = reg, lag
 }
 
-// clientHooks are the hooks NewClient installs.
-func clientHooks() []kgo.Opt {
+// clientHooks are the hooks NewClient installs: tracing always, metrics when measured.
+func clientHooks(measured bool) []kgo.Opt {
 	tracer := kotel.NewKotel(kotel.WithTracer(kotel.NewTracer()))
 	opts := []kgo.Opt{kgo.WithHooks(tracer.Hooks()...)}
 	instrumentation.mu.Lock()
 	defer instrumentation.mu.Unlock()
-	if instrumentation.reg != nil {
+	if measured && instrumentation.reg != nil {
 		instrumentation.clients++
 		m := kprom.NewMetrics("ticketflow", kprom.Subsystem("kafka"), kprom.Registerer(instrumentation.reg),
 			kprom.WithStaticLabel(prometheus.Labels{"client": strconv.Itoa(instrumentation.clients)}))

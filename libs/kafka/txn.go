@@ -46,7 +46,7 @@ func NewTxnProducer(ctx context.Context, cfg config.Kafka, transactionalID strin
 	if transactionalID == "" {
 		return nil, errors.New("kafka: empty transactional id")
 	}
-	cl, err := NewClient(cfg, kgo.TransactionalID(transactionalID), kgo.TransactionTimeout(txnTimeout))
+	cl, err := newClient(cfg, false, kgo.TransactionalID(transactionalID), kgo.TransactionTimeout(txnTimeout))
 	if err != nil {
 		return nil, err
 	}
