@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kotel"
 	"github.com/twmb/franz-go/plugin/kprom"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -87,4 +88,11 @@ func RecordContext(ctx context.Context, rec *kgo.Record) context.Context {
 		return trace.ContextWithSpan(ctx, span)
 	}
 	return ctx
+}
+
+// RecordSpanContext is the W3C trace context in rec's headers (invalid when none): the span
+// of whoever appended it, for code that reads records outside the consumer hooks (scans).
+func RecordSpanContext(rec *kgo.Record) trace.SpanContext {
+	ctx := propagation.TraceContext{}.Extract(context.Background(), kotel.NewRecordCarrier(rec))
+	return trace.SpanContextFromContext(ctx)
 }

@@ -25,13 +25,6 @@ var errCancelled = errors.New("run cancelled")
 // history. The terminal event is stored before it is appended (see beginTerminal), which is
 // what makes "exactly one terminal event per run" hold across crashes.
 func (a *Application) drive(ctx context.Context, runID string) (err error) {
-	ctx, span := telemetry.Tracer().Start(ctx, "processor run", trace.WithAttributes(attribute.String("ticketflow.run_id", runID)))
-	defer func() {
-		if !errors.Is(err, context.Canceled) {
-			telemetry.RecordError(span, err)
-		}
-		span.End()
-	}()
 	// The run was claimed in PostgreSQL before this; opening its producer now fences, at the
 	// broker, whoever drove it before (a previous incarnation, or a processor that was paused
 	// past its lease). Only then is the run's state read: everything the previous owner
@@ -48,6 +41,14 @@ func (a *Application) drive(ctx context.Context, runID string) (err error) {
 	if row.Owner != a.cfg.InstanceID {
 		return ErrLeaseLost
 	}
+	ctx, span := telemetry.Tracer().Start(a.requestTrace(ctx, row), "processor run", trace.WithAttributes(
+		attribute.String("ticketflow.run_id", runID), attribute.String("ticketflow.ticket_id", row.TicketID)))
+	defer func() {
+		if !errors.Is(err, context.Canceled) {
+			telemetry.RecordError(span, err)
+		}
+		span.End()
+	}()
 	switch row.Status {
 	case RunTerminal:
 		return nil
@@ -59,7 +60,6 @@ func (a *Application) drive(ctx context.Context, runID string) (err error) {
 		return err
 	}
 	defer unlock()
-	span.SetAttributes(attribute.String("ticketflow.ticket_id", row.TicketID))
 	ticket, used, err := a.store.Ticket(ctx, row.TicketID)
 	if err != nil {
 		return fmt.Errorf("load ticket %s: %w", row.TicketID, err)
@@ -87,6 +87,29 @@ func (a *Application) drive(ctx context.Context, runID string) (err error) {
 		terminal = &events.RunFailedData{Step: d.run.Step, Message: fmt.Sprintf(workflow.MessageStepFailed, d.run.Step), Error: err.Error()}
 	}
 	return a.finish(ctx, ap, row, terminal)
+}
+
+// requestTracer is an EventLog that reads the trace context of a run's request record.
+type requestTracer interface {
+	RequestTrace(ctx context.Context, partition int32, offset int64) (trace.SpanContext, error)
+}
+
+// requestTrace is ctx under the trace of row's request: as it is when the request's record
+// started the driver here, or read back from the record when the run was claimed or resumed
+// (another processor's lease expired, a restart), so one run stays one trace.
+func (a *Application) requestTrace(ctx context.Context, row RunRow) context.Context {
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx
+	}
+	rt, ok := a.eventLog.(requestTracer)
+	if !ok {
+		return ctx
+	}
+	sc, err := rt.RequestTrace(ctx, row.Partition, row.RequestOffset)
+	if err != nil || !sc.IsValid() {
+		return ctx // no trace to continue: the run's span starts its own
+	}
+	return trace.ContextWithRemoteSpanContext(ctx, sc)
 }
 
 // lostRun reports the errors meaning the run belongs to another processor now: fenced at the
