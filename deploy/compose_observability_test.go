@@ -208,6 +208,10 @@ func TestComposeObservability(t *testing.T) {
 	if err != nil || !strings.Contains(string(httpx), `app.Get("/metrics"`) {
 		t.Errorf("libs/httpx/app.go no longer serves /metrics (%v): update prometheus.yml and the ServiceMonitors", err)
 	}
+	// The web app links a run's trace to Jaeger's UI as the host publishes it.
+	if cmd, _ := p.GetService("command"); env(t, cmd, "TICKETFLOW_TRACE_UI_URL") != "http://localhost:16686/trace/{trace_id}" {
+		t.Errorf("command: TICKETFLOW_TRACE_UI_URL %q, want Jaeger's trace page", env(t, cmd, "TICKETFLOW_TRACE_UI_URL"))
+	}
 	off := loadCompose(t, []string{"OTEL_EXPORTER_OTLP_ENDPOINT="})
 	if cmd, _ := off.GetService("command"); env(t, cmd, "OTEL_EXPORTER_OTLP_ENDPOINT") != "" {
 		t.Error("an empty OTEL_EXPORTER_OTLP_ENDPOINT must turn trace export off, not fall back to jaeger")

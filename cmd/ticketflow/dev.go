@@ -19,6 +19,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/httpx"
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/platform"
+	"github.com/ticketflow/ticketflow/libs/telemetry"
 	"github.com/ticketflow/ticketflow/services/command/app"
 	"github.com/ticketflow/ticketflow/services/command/command"
 	"github.com/ticketflow/ticketflow/services/notifier/notifier"
@@ -50,7 +51,27 @@ func dataDir() string {
 func runDev([]string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	return runDevUntil(ctx)
+}
+
+// runDevUntil is `ticketflow dev` until ctx ends (tests run it in-process).
+func runDevUntil(ctx context.Context) error {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
 	log := slog.Default()
+	// The four services share one tracer provider (service.name ticketflow unless
+	// OTEL_SERVICE_NAME says otherwise); spans are exported only with OTEL_EXPORTER_OTLP_ENDPOINT.
+	shutdownTracing, err := telemetry.Setup(ctx, "ticketflow")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := shutdownTracing(flushCtx); err != nil {
+			log.Warn("flushing spans", "err", err)
+		}
+	}()
 	if os.Getenv("TICKETFLOW_INSTANCE_ID") == "" {
 		// One dev process per data dir: a restart is the same member, so it takes its
 		// partitions and runs back at once (static group membership, run leases).
@@ -101,11 +122,11 @@ func runDev([]string) error {
 	defer base.Close()
 
 	// The projector and the processor get pools of their own, as their processes would.
-	projBase, err := base.WithOwnPool(ctx)
+	projBase, err := base.WithOwnPool(ctx, "projector")
 	if err != nil {
 		return err
 	}
-	procBase, err := base.WithOwnPool(ctx)
+	procBase, err := base.WithOwnPool(ctx, "processor")
 	if err != nil {
 		return err
 	}
@@ -122,7 +143,7 @@ func runDev([]string) error {
 		return err
 	}
 
-	web := httpx.NewApp(log, pcfg.HTTP.AllowedOrigins, httpx.WithTrustedProxies(pcfg.HTTP.TrustedProxies))
+	web := httpx.NewApp(log, pcfg.HTTP.AllowedOrigins, httpx.WithObservability("ticketflow", base.Registry, log), httpx.WithTrustedProxies(pcfg.HTTP.TrustedProxies))
 	checks := base.Checks()
 	checks["projector"] = proj.Checks["consumer"]
 	checks["notifier"] = notif.Checks["notifier"]

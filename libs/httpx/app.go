@@ -42,7 +42,7 @@ func NewApp(log *slog.Logger, allowedOrigins []string, opts ...Option) *fiber.Ap
 	if len(allowedOrigins) > 0 {
 		app.Use(cors.New(cors.Config{
 			AllowOrigins:  strings.Join(allowedOrigins, ","),
-			AllowHeaders:  "Authorization, Content-Type, Idempotency-Key, traceparent",
+			AllowHeaders:  "Authorization, Content-Type, Idempotency-Key, traceparent, tracestate",
 			ExposeHeaders: "Location, Idempotent-Replayed",
 		}))
 	}
@@ -70,7 +70,8 @@ func MountOps(app *fiber.App, reg *prometheus.Registry, checks map[string]Check)
 func MountOpsLive(app *fiber.App, reg *prometheus.Registry, checks, live map[string]Check) {
 	app.Get("/healthz", func(c *fiber.Ctx) error { return runChecks(c, live, "ok") })
 	app.Get("/readyz", func(c *fiber.Ctx) error { return runChecks(c, checks, "ready") })
-	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	// OpenMetrics when the scraper asks for it: exemplars (trace ids) exist only there.
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg, EnableOpenMetrics: true})))
 }
 
 // runChecks runs every check concurrently within one bound, so a hanging check cannot hang

@@ -20,9 +20,15 @@ import (
 // NewClient returns a franz-go client for the configured brokers. Producing is idempotent
 // (franz-go's default) with acks=all, so a record acknowledged is replicated to every in-sync
 // replica and a retried batch is never written twice. Extra options (consumer settings) are
-// appended. Consumers read committed data only: records of a transaction become visible when
+// appended. Every client is traced and measured (see Instrument). Consumers read committed data only: records of a transaction become visible when
 // it commits, and never if it aborts (see TxnProducer).
 func NewClient(cfg config.Kafka, extra ...kgo.Opt) (*kgo.Client, error) {
+	return newClient(cfg, true, extra...)
+}
+
+// newClient is NewClient; measured says whether the client reports kprom metrics (a
+// short-lived client does not: its series would appear and vanish with it).
+func newClient(cfg config.Kafka, measured bool, extra ...kgo.Opt) (*kgo.Client, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("kafka: no brokers configured (KAFKA_BROKERS)")
 	}
@@ -35,6 +41,7 @@ func NewClient(cfg config.Kafka, extra ...kgo.Opt) (*kgo.Client, error) {
 		kgo.ClientID("ticketflow"),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	}
+	opts = append(opts, clientHooks(measured)...)
 	cl, err := kgo.NewClient(append(opts, extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: new client: %w", err)

@@ -37,7 +37,7 @@ func NewProducer(cl *kgo.Client, topic string) *Producer { return &Producer{cl: 
 // Append writes the envelopes in order and waits for acks=all. Envelopes of one ticket keep
 // their order (same key, same partition, idempotent producer). It returns each position.
 func (p *Producer) Append(ctx context.Context, envs ...events.Envelope) ([]events.Position, error) {
-	recs, err := records(ctx, p.topic, envs)
+	recs, err := records(p.topic, envs)
 	if err != nil {
 		return nil, err
 	}
@@ -47,11 +47,12 @@ func (p *Producer) Append(ctx context.Context, envs ...events.Envelope) ([]event
 	return positions(recs), nil
 }
 
-// records encodes envelopes as records of topic, carrying ctx's traceparent.
-func records(ctx context.Context, topic string, envs []events.Envelope) ([]*kgo.Record, error) {
+// records encodes envelopes as records of topic. Their trace context is not set here: the
+// client's kotel hook injects ctx's span (traceparent, tracestate) when they are produced.
+func records(topic string, envs []events.Envelope) ([]*kgo.Record, error) {
 	recs := make([]*kgo.Record, 0, len(envs))
 	for _, env := range envs {
-		rec, err := Record(topic, env, traceparent(ctx))
+		rec, err := Record(topic, env, "")
 		if err != nil {
 			return nil, err
 		}
@@ -105,15 +106,3 @@ func positions(recs []*kgo.Record) []events.Position {
 
 // Topic is the topic appended to.
 func (p *Producer) Topic() string { return p.topic }
-
-type traceparentKey struct{}
-
-// WithTraceparent attaches a W3C traceparent to ctx; Append copies it into record headers.
-func WithTraceparent(ctx context.Context, tp string) context.Context {
-	return context.WithValue(ctx, traceparentKey{}, tp)
-}
-
-func traceparent(ctx context.Context) string {
-	tp, _ := ctx.Value(traceparentKey{}).(string)
-	return tp
-}

@@ -47,7 +47,7 @@ func NewTxnProducer(ctx context.Context, cfg config.Kafka, transactionalID strin
 	if transactionalID == "" {
 		return nil, errors.New("kafka: empty transactional id")
 	}
-	cl, err := NewClient(cfg, kgo.TransactionalID(transactionalID), kgo.TransactionTimeout(txnTimeout))
+	cl, err := newClient(cfg, false, kgo.TransactionalID(transactionalID), kgo.TransactionTimeout(txnTimeout))
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +84,7 @@ func (p *TxnProducer) Append(ctx context.Context, envs ...events.Envelope) ([]ev
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for attempt := 1; ; attempt++ {
-		recs, err := records(ctx, p.topic, envs)
+		recs, err := records(p.topic, envs)
 		if err != nil {
 			return nil, err
 		}

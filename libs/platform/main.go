@@ -7,11 +7,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/httpx"
 	"github.com/ticketflow/ticketflow/libs/logging"
+	"github.com/ticketflow/ticketflow/libs/telemetry"
 )
 
 // Service is what one service adds to the shared process: routes, background work and the
@@ -30,25 +32,42 @@ type Service struct {
 // the shared connections are (see Open).
 func Main(name string, build func(ctx context.Context, base *Base) (Service, error), opts ...Option) {
 	log := logging.Setup().With("service", name)
-	if err := run(log, build, opts...); err != nil {
+	shutdownTracing, err := telemetry.Setup(context.Background(), name)
+	if err != nil {
+		log.Error(name+" stopped", "err", err)
+		os.Exit(1)
+	}
+	err = run(name, log, build, opts...)
+	flushTracing(shutdownTracing, log)
+	if err != nil {
 		log.Error(name+" stopped", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, build func(context.Context, *Base) (Service, error), opts ...Option) error {
+// flushTracing exports the spans still buffered, within a bound: a stopping process must not
+// hang on an unreachable trace backend.
+func flushTracing(shutdown func(context.Context) error, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := shutdown(ctx); err != nil {
+		log.Warn("flushing spans", "err", err)
+	}
+}
+
+func run(name string, log *slog.Logger, build func(context.Context, *Base) (Service, error), opts ...Option) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg, err := config.Load[Config]()
 	if err != nil {
 		return err
 	}
-	return runUntil(ctx, cfg, log, build, opts...)
+	return runUntil(ctx, name, cfg, log, build, opts...)
 }
 
 // runUntil is run without the signal handling: it returns once ctx ends (after the bounded
 // shutdown) or something fails.
-func runUntil(ctx context.Context, cfg Config, log *slog.Logger, build func(context.Context, *Base) (Service, error), opts ...Option) error {
+func runUntil(ctx context.Context, name string, cfg Config, log *slog.Logger, build func(context.Context, *Base) (Service, error), opts ...Option) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	base, err := Open(ctx, cfg, log, opts...)
@@ -68,7 +87,7 @@ func runUntil(ctx context.Context, cfg Config, log *slog.Logger, build func(cont
 	for name, check := range svc.Live {
 		live[name] = check
 	}
-	web := httpx.NewApp(log, cfg.HTTP.AllowedOrigins, httpx.WithTrustedProxies(cfg.HTTP.TrustedProxies))
+	web := httpx.NewApp(log, cfg.HTTP.AllowedOrigins, httpx.WithObservability(name, base.Registry, log), httpx.WithTrustedProxies(cfg.HTTP.TrustedProxies))
 	cancelRequests := RequestContexts(web)
 	httpx.MountOpsLive(web, base.Registry, checks, live)
 	if svc.Mount != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/postgres"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config is the configuration every service shares.
@@ -93,6 +94,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opts ...Option) (*B
 	startCtx, cancel := context.WithTimeout(ctx, cfg.StartupTimeout)
 	defer cancel()
 	b := &Base{Config: cfg, Log: log, Registry: httpx.NewRegistry(), dbOptional: o.optionalDB}
+	kafka.Instrument(b.Registry)
 	if cfg.Auth.JWTSecret != "" {
 		v, err := auth.NewVerifier(cfg.Auth.JWTSecret)
 		if err != nil {
@@ -141,6 +143,7 @@ func (b *Base) openDB(ctx context.Context) error {
 		return err
 	}
 	b.DB = db
+	b.Registry.MustRegister(postgres.NewPoolCollector(db, "main"))
 	return nil
 }
 
@@ -160,6 +163,7 @@ func (b *Base) openOptionalDB(ctx context.Context, use func() (bool, error)) err
 		return nil
 	}
 	b.DB = db
+	b.Registry.MustRegister(postgres.NewPoolCollector(db, "main"))
 	return nil
 }
 
@@ -243,23 +247,24 @@ func (w *PoolWatch) Check(ctx context.Context) error {
 // poolLivenessBound bounds the SELECT 1 of the liveness check.
 const poolLivenessBound = 2500 * time.Millisecond
 
-// Close releases the connections. It waits at most closeBound: pgxpool.Close waits for every
-// acquired connection, and a handler that hangs holding one must not keep the process alive.
-// WithOwnPool is b with a PostgreSQL pool of its own (the same settings). `ticketflow dev`
-// gives each service one, as separate processes have: otherwise the writes waiting for their
-// event to be projected can hold every connection while the projector they wait for needs
-// one. b.Close closes it.
-func (b *Base) WithOwnPool(ctx context.Context) (*Base, error) {
+// WithOwnPool is b with a PostgreSQL pool of its own (the same settings, traced the same
+// way, its statistics labelled pool=name). `ticketflow dev` gives each service one, as
+// separate processes have: otherwise the writes waiting for their event to be projected can
+// hold every connection while the projector they wait for needs one. b.Close closes it.
+func (b *Base) WithOwnPool(ctx context.Context, name string) (*Base, error) {
 	db, err := postgres.Connect(ctx, b.Config.Postgres, b.Log)
 	if err != nil {
 		return nil, err
 	}
+	b.Registry.MustRegister(postgres.NewPoolCollector(db, name))
 	b.ownPools = append(b.ownPools, db)
 	c := *b
 	c.DB, c.ownPools = db, nil
 	return &c, nil
 }
 
+// Close releases the connections. It waits at most closeBound: pgxpool.Close waits for every
+// acquired connection, and a handler that hangs holding one must not keep the process alive.
 func (b *Base) Close() {
 	done := make(chan struct{})
 	go func() {
@@ -292,7 +297,8 @@ const closeBound = 3 * time.Second
 func RequestContexts(app *fiber.App) (cancel func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	app.Use(func(c *fiber.Ctx) error {
-		c.SetUserContext(ctx)
+		// Keep the request's span (httpx.WithObservability): work the handler starts is its child.
+		c.SetUserContext(trace.ContextWithSpan(ctx, trace.SpanFromContext(c.UserContext())))
 		return c.Next()
 	})
 	return cancel

@@ -122,7 +122,7 @@ func TestRunStopsWithAHungHandlerHoldingTheDatabase(t *testing.T) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- runUntil(ctx, cfg, slog.New(slog.DiscardHandler), build) }()
+	go func() { done <- runUntil(ctx, "test", cfg, slog.New(slog.DiscardHandler), build) }()
 	waitUp(t, addr)
 	if code, err := get(addr, "/healthz"); err != nil || code != 200 {
 		t.Fatalf("healthz before: %d %v", code, err)

@@ -51,3 +51,9 @@ export function formatUSD(v: number): string {
   const digits = v < 1 ? 4 : 2;
   return `${v.toLocaleString("fr-FR", { minimumFractionDigits: digits, maximumFractionDigits: digits })} $`;
 }
+
+/** traceLink is the trace viewer's page for traceId (template's {trace_id} replaced), or null. */
+export function traceLink(template: string | undefined, traceId: string | undefined): string | null {
+  if (!template || !traceId || !/^[0-9a-f]{32}$/.test(traceId)) return null;
+  return template.split("{trace_id}").join(traceId);
+}

@@ -10,8 +10,9 @@ import { useAsync } from "../hooks/useAsync";
 import { useTicketSummary } from "../hooks/useTicketProcessing";
 import { actions } from "../lib/actionQueue";
 import { api, ApiError, downloadFile } from "../lib/api";
-import { durationBetween, formatDateTime, formatDuration, formatRelative, formatUSD, shortId } from "../lib/format";
+import { durationBetween, formatDateTime, formatDuration, formatRelative, formatUSD, shortId, traceLink } from "../lib/format";
 import { Link, useTitle } from "../lib/router";
+import { useSession } from "../lib/session";
 import { isActive, stepLabel, type Run } from "../lib/types";
 import { NotFoundPage } from "./NotFoundPage";
 
@@ -282,6 +283,7 @@ function usePendingFor(ticketId: string): boolean {
 
 function RunHistory({ runs, loading, error, refreshKey }: { runs?: Run[]; loading: boolean; error: Error | null; refreshKey: unknown }) {
   const [open, setOpen] = useState<string | null>(null);
+  const traceUI = useSession().me?.trace_ui_url;
   if (error && !runs) return <p className="form-error">{error.message}</p>;
   if (!runs) return <p className="muted pad">{loading ? "Chargement…" : ""}</p>;
   if (runs.length === 0) return <p className="muted pad">Aucune exécution : lancez « Développer automatiquement ».</p>;
@@ -290,6 +292,7 @@ function RunHistory({ runs, loading, error, refreshKey }: { runs?: Run[]; loadin
       {runs.map((r) => {
         const expanded = open === r.id;
         const duration = durationBetween(r.started_at ?? r.requested_at, r.finished_at);
+        const traceHref = traceLink(traceUI, r.trace_id);
         return (
           <li key={r.id} className={`run ${expanded ? "open" : ""}`} data-run-id={r.id}>
             <button type="button" className="run-row" aria-expanded={expanded} onClick={() => setOpen(expanded ? null : r.id)}>
@@ -312,12 +315,17 @@ function RunHistory({ runs, loading, error, refreshKey }: { runs?: Run[]; loadin
                 ▾
               </span>
             </button>
-            {(r.error || r.branch) && (
+            {(r.error || r.branch || traceHref) && (
               <div className="run-extra">
                 {r.branch && (
                   <span>
                     Branche <code>{r.branch}</code>
                   </span>
+                )}
+                {traceHref && (
+                  <a href={traceHref} target="_blank" rel="noreferrer" data-trace-id={r.trace_id}>
+                    Trace <code>{shortId(r.trace_id ?? "")}</code>
+                  </a>
                 )}
                 {r.error && <span className="text-danger">{r.error}</span>}
               </div>

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -115,7 +116,8 @@ func (pc *partitionConsumer) deliver(rec *kgo.Record) bool {
 			sub.mark(rec)
 			return true
 		}
-		ctx, cancel := context.WithCancel(sub.ctx)
+		// The handler continues the trace of whoever appended the record.
+		ctx, cancel := context.WithCancel(kafka.RecordContext(sub.ctx, rec))
 		msg.SetContext(ctx)
 
 		select {

@@ -135,6 +135,7 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	sub := &subscription{
 		topic:      topic,
 		group:      s.cfg.ConsumerGroup != "",
+		groupName:  s.cfg.ConsumerGroup,
 		unmarshal:  s.cfg.Unmarshaler,
 		nackSleep:  s.cfg.NackResendSleep,
 		log:        s.log.With("topic", topic, "group", s.cfg.ConsumerGroup),
@@ -201,6 +202,7 @@ func (s *Subscriber) Close() error {
 type subscription struct {
 	topic     string
 	group     bool
+	groupName string
 	cl        *kgo.Client
 	unmarshal Marshaler
 	nackSleep time.Duration
@@ -236,6 +238,9 @@ func (sub *subscription) run() {
 				sub.consumer(p.Partition).push(p.Records)
 			}
 		})
+		if sub.group {
+			kafka.ObserveLag(sub.groupName, fetches)
+		}
 		sub.cl.AllowRebalance()
 	}
 	sub.stop(nil)

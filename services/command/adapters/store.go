@@ -121,7 +121,7 @@ func (s *Store) Tickets(ctx context.Context, owner, status string, limit int) (o
 func (s *Store) Runs(ctx context.Context, ticketID string) (out []app.Run, err error) {
 	err = s.with(ctx, func(q querier) error {
 		rows, err := q.Query(ctx, `SELECT id, ticket_id, status, step, progress, iteration, reason, requested_by,
-			message, error, branch, requested_at, started_at, finished_at,
+			message, error, branch, requested_at, started_at, finished_at, trace_id,
 			llm_calls, llm_input_tokens, llm_output_tokens, llm_cost_usd, tool_calls
 			FROM runs WHERE ticket_id = $1 ORDER BY requested_at DESC, id`, ticketID)
 		if err != nil {
@@ -130,7 +130,7 @@ func (s *Store) Runs(ctx context.Context, ticketID string) (out []app.Run, err e
 		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (app.Run, error) {
 			var x app.Run
 			err := r.Scan(&x.ID, &x.TicketID, &x.Status, &x.Step, &x.Progress, &x.Iteration, &x.Reason, &x.RequestedBy,
-				&x.Message, &x.Error, &x.Branch, &x.RequestedAt, &x.StartedAt, &x.FinishedAt,
+				&x.Message, &x.Error, &x.Branch, &x.RequestedAt, &x.StartedAt, &x.FinishedAt, &x.TraceID,
 				&x.LLMCalls, &x.LLMInputTokens, &x.LLMOutputTokens, &x.LLMCostUSD, &x.ToolCalls)
 			return x, err
 		})

@@ -152,6 +152,8 @@ type Run struct {
 	LLMOutputTokens int64   `json:"llm_output_tokens"`
 	LLMCostUSD      float64 `json:"llm_cost_usd"`
 	ToolCalls       int     `json:"tool_calls"`
+	// TraceID is the W3C trace id of the run's start request ("" when it carried none).
+	TraceID string `json:"trace_id"`
 }
 
 // StoredEvent is one audit-trail row.

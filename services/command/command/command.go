@@ -51,6 +51,9 @@ type Config struct {
 	// 5m; a value outside stops the process at startup). Short on purpose: it is a
 	// credential in a URL.
 	WSTicketTTL time.Duration `env:"TICKETFLOW_WS_TICKET_TTL" envDefault:"30s"`
+	// TraceUIURL is the trace viewer the web app links a run's trace id to, {trace_id}
+	// replaced by it (e.g. Jaeger's http://localhost:16686/trace/{trace_id}); empty: no link.
+	TraceUIURL string `env:"TICKETFLOW_TRACE_UI_URL" envDefault:""`
 }
 
 // Deps are what the service drives.
@@ -128,7 +131,7 @@ func New(cfg Config, deps Deps) (*Command, error) {
 		return nil, err
 	}
 	h := ports.NewHTTP(ports.Config{RequestTimeout: cfg.RequestTimeout, WriteRate: cfg.WriteRate, WriteBurst: cfg.WriteBurst,
-		WSTicketTTL: cfg.WSTicketTTL}, a, deps.Verifier)
+		WSTicketTTL: cfg.WSTicketTTL, TraceUIURL: cfg.TraceUIURL}, a, deps.Verifier)
 	listenCtx, stopListening := context.WithCancel(context.Background())
 	listening := make(chan struct{})
 	go func() {

@@ -23,6 +23,8 @@ type Config struct {
 	WriteBurst int
 	// WSTicketTTL is how long a WebSocket ticket stays valid before its single use.
 	WSTicketTTL time.Duration
+	// TraceUIURL links a run's trace id to a trace viewer ({trace_id} replaced); "" for none.
+	TraceUIURL string
 }
 
 // HTTP is the API's routes over one application.
@@ -82,7 +84,12 @@ func openAPI(c *fiber.Ctx) error {
 
 func (h *HTTP) me(c *fiber.Ctx) error {
 	claims := httpx.Claims(c)
-	return c.JSON(fiber.Map{"sub": claims.Subject(), "role": claims.Role})
+	me := fiber.Map{"sub": claims.Subject(), "role": claims.Role}
+	if h.cfg.TraceUIURL != "" {
+		// A deployment setting every signed-in page needs, and /api/me is what they all load.
+		me["trace_ui_url"] = h.cfg.TraceUIURL
+	}
+	return c.JSON(me)
 }
 
 func actorOf(c *fiber.Ctx) app.Actor {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/ticketflow/ticketflow/libs/httpx"
-	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/services/command/app"
 )
 
@@ -16,15 +15,10 @@ import (
 
 const idempotencyHeader = "Idempotency-Key"
 
-// requestContext is the request's context (with its deadline) carrying the caller's W3C
-// traceparent into the appended records.
-func requestContext(c *fiber.Ctx) context.Context {
-	ctx := c.UserContext()
-	if tp := c.Get("traceparent"); tp != "" && len(tp) <= 64 {
-		ctx = kafka.WithTraceparent(ctx, tp)
-	}
-	return ctx
-}
+// requestContext is the request's context (with its deadline). It carries the request's
+// server span (httpx.WithObservability, continuing the caller's traceparent), which the
+// Kafka client's hook propagates into the appended records' headers.
+func requestContext(c *fiber.Ctx) context.Context { return c.UserContext() }
 
 func render(c *fiber.Ctx, res app.Result, err error) error {
 	if err != nil {

@@ -66,7 +66,13 @@ func (r *LogReader) Consume(ctx context.Context, apply func(app.Record)) error {
 				r.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
 			}
 		})
-		fetches.EachRecord(func(rec *kgo.Record) { apply(record(rec)) })
+		fetches.EachRecord(func(rec *kgo.Record) {
+			r := record(rec)
+			r.Ctx = rec.Context
+			apply(r)
+		})
+		// No consumer group: every notifier reads every partition; its lag is reported as group "notifier".
+		kafka.ObserveLag("notifier", fetches)
 	}
 }
 

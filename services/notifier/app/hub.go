@@ -131,7 +131,8 @@ func (h *hub) ticketLocked(id string, p int32) *ticket {
 }
 
 // apply records one consumed event and fans its message out.
-func (h *hub) apply(ev *events.Event, it *item) {
+// apply returns how many sessions the item was handed to.
+func (h *hub) apply(ev *events.Event, it *item) (sessions int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	p, off := ev.Partition, ev.Offset
@@ -152,7 +153,7 @@ func (h *hub) apply(ev *events.Event, it *item) {
 			h.dupCount++
 		}
 		h.advanceLocked(p, off)
-		return
+		return 0
 	}
 	t.last = off
 	if it.owner != "" {
@@ -168,14 +169,19 @@ func (h *hub) apply(ev *events.Event, it *item) {
 	for s := range t.subs {
 		if !s.push(it) {
 			delete(t.subs, s)
+			continue
 		}
+		sessions++
 	}
 	for s := range h.global {
 		if !s.push(it) {
 			delete(h.global, s)
+			continue
 		}
+		sessions++
 	}
 	h.advanceLocked(p, off)
+	return sessions
 }
 
 // advance records a consumed record that has no client message (unknown type or version,

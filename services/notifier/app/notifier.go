@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/telemetry"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Record is one record of the event topic as the log hands it over, undecoded (replays decode
@@ -24,6 +27,8 @@ type Record struct {
 	Key       []byte
 	Value     []byte
 	Control   bool
+	// Ctx carries the record's trace context (nil: none).
+	Ctx context.Context
 }
 
 // event decodes the record's envelope.
@@ -133,7 +138,18 @@ func (n *Notifier) apply(rec Record) {
 		n.hub.advance(rec.Partition, rec.Offset)
 		return
 	}
-	n.hub.apply(&ev, it)
+	ctx := rec.Ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	// The hand-over of the event to every subscribed socket's send queue, in the trace of
+	// whoever appended it (a run's trace ends with the delivery of its terminal event).
+	_, span := telemetry.Tracer().Start(ctx, "notifier deliver "+string(ev.Type), trace.WithAttributes(
+		attribute.String("ticketflow.event.type", string(ev.Type)), attribute.String("ticketflow.ticket_id", ev.TicketID),
+		attribute.String("ticketflow.run_id", ev.RunID)))
+	sessions := n.hub.apply(&ev, it)
+	span.SetAttributes(attribute.Int("ticketflow.notifier.sessions", sessions))
+	span.End()
 }
 
 // watchReady flips Ready once the consumer reached the end offsets seen at startup.

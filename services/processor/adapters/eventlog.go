@@ -7,6 +7,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // EventLog reads the event topic back through one long-lived client (no consumer, no group:
@@ -37,6 +38,18 @@ func (l *EventLog) HasEvent(ctx context.Context, partition int32, from int64, ma
 		return !found, nil
 	})
 	return found, err
+}
+
+// RequestTrace is the trace context of the record at partition/offset (a run's request), so a
+// run resumed by another processor continues the trace its request started. Invalid when the
+// record carries none.
+func (l *EventLog) RequestTrace(ctx context.Context, partition int32, offset int64) (trace.SpanContext, error) {
+	var sc trace.SpanContext
+	err := kafka.ScanPartition(ctx, l.cl, l.topic, partition, offset, offset+1, func(rec *kgo.Record) (bool, error) {
+		sc = kafka.RecordSpanContext(rec)
+		return false, nil
+	})
+	return sc, err
 }
 
 // Close closes the client.

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/services/processor/executor"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config is what the use cases need of the processor's configuration.
@@ -138,6 +139,11 @@ type Application struct {
 type processorMetrics struct {
 	runs   *prometheus.CounterVec
 	active prometheus.GaugeFunc
+	// Durations, with a span's trace id as exemplar: a run by terminal event type (from the
+	// moment this processor took it on), a step by name and outcome, a CI process by result.
+	runDuration  *prometheus.HistogramVec
+	stepDuration *prometheus.HistogramVec
+	ciDuration   *prometheus.HistogramVec
 }
 
 // New builds the application.
@@ -152,8 +158,17 @@ func New(cfg Config, deps Deps) (*Application, error) {
 	a.metrics.active = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ticketflow_processor_active_runs", Help: "Runs driven by this process."}, func() float64 {
 		return float64(a.Driving())
 	})
+	a.metrics.runDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ticketflow_run_duration_seconds",
+		Help:    "Time from a processor taking a run on to its terminal event, by outcome (the terminal event type).",
+		Buckets: prometheus.ExponentialBuckets(0.5, 2, 14)}, []string{"outcome"})
+	a.metrics.stepDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ticketflow_step_duration_seconds",
+		Help:    "Time a workflow step's work took, by step and outcome (ok, failed).",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 14)}, []string{"step", "outcome"})
+	a.metrics.ciDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "ticketflow_ci_duration_seconds",
+		Help:    "Time a run's CI command took, by outcome (passed, failed).",
+		Buckets: prometheus.ExponentialBuckets(0.1, 2, 14)}, []string{"outcome"})
 	if deps.Registry != nil {
-		deps.Registry.MustRegister(a.metrics.runs, a.metrics.active)
+		deps.Registry.MustRegister(a.metrics.runs, a.metrics.active, a.metrics.runDuration, a.metrics.stepDuration, a.metrics.ciDuration)
 	}
 	return a, nil
 }
@@ -249,7 +264,9 @@ func (a *Application) RequestRun(ctx context.Context, ev events.Event) error {
 			return err
 		}
 		if out.Drive {
-			a.startDriver(a.runCtx, ev.RunID)
+			// The run continues the trace of its request (the record's span in ctx); a run
+			// resumed or claimed later by lease starts a trace of its own.
+			a.startDriver(trace.ContextWithSpan(a.runCtx, trace.SpanFromContext(ctx)), ev.RunID)
 		}
 		if !out.Wait {
 			return nil // driven here, or stored for a less loaded processor to claim

@@ -9,9 +9,12 @@ import (
 
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/telemetry"
 	"github.com/ticketflow/ticketflow/libs/workflow"
 	"github.com/ticketflow/ticketflow/services/processor/agent"
 	"github.com/ticketflow/ticketflow/services/processor/executor"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // errCancelled ends a run whose cancellation was requested.
@@ -22,7 +25,7 @@ var errCancelled = errors.New("run cancelled")
 // owner finds the step recorded and retries it with attempt+1, so the retry shows in the
 // history. The terminal event is stored before it is appended (see beginTerminal), which is
 // what makes "exactly one terminal event per run" hold across crashes.
-func (a *Application) drive(ctx context.Context, runID string) error {
+func (a *Application) drive(ctx context.Context, runID string) (err error) {
 	// The run was claimed in PostgreSQL before this; opening its producer now fences, at the
 	// broker, whoever drove it before (a previous incarnation, or a processor that was paused
 	// past its lease). Only then is the run's state read: everything the previous owner
@@ -39,6 +42,14 @@ func (a *Application) drive(ctx context.Context, runID string) error {
 	if row.Owner != a.cfg.InstanceID {
 		return ErrLeaseLost
 	}
+	ctx, span := telemetry.Tracer().Start(a.requestTrace(ctx, row), "processor run", trace.WithAttributes(
+		attribute.String("ticketflow.run_id", runID), attribute.String("ticketflow.ticket_id", row.TicketID)))
+	defer func() {
+		if !errors.Is(err, context.Canceled) {
+			telemetry.RecordError(span, err)
+		}
+		span.End()
+	}()
 	switch row.Status {
 	case RunTerminal:
 		return nil
@@ -91,6 +102,29 @@ func withLLMTotals(terminal events.Payload, spent *agent.Spent) {
 	case *events.RunFailedData:
 		t.LLMInputTokens, t.LLMOutputTokens, t.LLMCostUSD = spent.InputTokens, spent.OutputTokens, spent.CostUSD
 	}
+}
+
+// requestTracer is an EventLog that reads the trace context of a run's request record.
+type requestTracer interface {
+	RequestTrace(ctx context.Context, partition int32, offset int64) (trace.SpanContext, error)
+}
+
+// requestTrace is ctx under the trace of row's request: as it is when the request's record
+// started the driver here, or read back from the record when the run was claimed or resumed
+// (another processor's lease expired, a restart), so one run stays one trace.
+func (a *Application) requestTrace(ctx context.Context, row RunRow) context.Context {
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		return ctx
+	}
+	rt, ok := a.eventLog.(requestTracer)
+	if !ok {
+		return ctx
+	}
+	sc, err := rt.RequestTrace(ctx, row.Partition, row.RequestOffset)
+	if err != nil || !sc.IsValid() {
+		return ctx // no trace to continue: the run's span starts its own
+	}
+	return trace.ContextWithRemoteSpanContext(ctx, sc)
 }
 
 // lostRun reports the errors meaning the run belongs to another processor now: fenced at the
@@ -213,6 +247,11 @@ func (d *driver) act(ctx context.Context, step string, used, iteration int) (wor
 		out, err := a.exec.RunCI(ctx, d.run)
 		if err == nil {
 			d.run.State.LastCI = &out
+			result := "failed"
+			if out.Passed {
+				result = "passed"
+			}
+			telemetry.Observe(ctx, a.metrics.ciDuration.WithLabelValues(result), float64(out.DurationMS)/1000)
 		}
 		return workflow.Done, err
 	case workflow.HandleCIResult.Name:
@@ -277,20 +316,29 @@ func (d *driver) step(ctx context.Context, s workflow.Step, attempt int, fn func
 		return err
 	}
 	start := time.Now()
-	stepCtx, stop := d.a.watchCancel(ctx, d.row.RunID)
+	// One span per step attempt, child of the run's: git, LLM, CI and database work are its
+	// children.
+	spanCtx, span := telemetry.Tracer().Start(ctx, "step "+s.Name, trace.WithAttributes(attribute.String("ticketflow.step", s.Name),
+		attribute.Int("ticketflow.step.attempt", attempt), attribute.Int("ticketflow.iteration", d.run.Iteration)))
+	stepCtx, stop := d.a.watchCancel(spanCtx, d.row.RunID)
 	err := fn(stepCtx)
 	cancelled := stepCtx.Err() != nil // read before stop(), which cancels stepCtx itself
 	stop()
 	outcome, errText := "ok", ""
 	if err != nil {
 		if ctx.Err() != nil {
+			span.End()
 			return ctx.Err() // shutdown: no StepCompleted, the step is retried
 		}
 		if cancelled {
 			err = errCancelled
 		}
 		outcome, errText = "failed", err.Error()
+		telemetry.RecordError(span, err)
 	}
+	span.SetAttributes(attribute.String("ticketflow.step.outcome", outcome))
+	telemetry.Observe(spanCtx, d.a.metrics.stepDuration.WithLabelValues(s.Name, outcome), time.Since(start).Seconds())
+	span.End()
 	if saveErr := d.a.store.SaveState(ctx, d.row.RunID, d.run.State); saveErr != nil {
 		return saveErr
 	}
@@ -355,6 +403,8 @@ func (a *Application) finish(ctx context.Context, ap *runAppender, row RunRow, t
 		return err
 	}
 	a.metrics.runs.WithLabelValues(string(env.Type)).Inc()
+	telemetry.Observe(ctx, a.metrics.runDuration.WithLabelValues(string(env.Type)), time.Since(ap.opened).Seconds())
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("ticketflow.run.outcome", string(env.Type)))
 	return a.store.FinishTerminal(ctx, row.RunID, row.TicketID)
 }
 

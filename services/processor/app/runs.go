@@ -13,6 +13,8 @@ type runAppender struct {
 	a     *Application
 	runID string
 	p     Producer
+	// opened is when this driver took the run on: its run duration counts from there.
+	opened time.Time
 }
 
 // openRun opens the run's producer, fencing any earlier one.
@@ -21,7 +23,7 @@ func (a *Application) openRun(ctx context.Context, runID string) (*runAppender, 
 	if err != nil {
 		return nil, err
 	}
-	return &runAppender{a: a, runID: runID, p: p}, nil
+	return &runAppender{a: a, runID: runID, p: p, opened: time.Now()}, nil
 }
 
 func (r *runAppender) Append(ctx context.Context, envs ...events.Envelope) ([]events.Position, error) {

@@ -67,6 +67,7 @@ func (o agentObserver) ToolCalled(ctx context.Context, c agent.ToolCalled) error
 
 func (o agentObserver) LLMCalled(ctx context.Context, c agent.LLMCalled) error {
 	o.x.metrics.observe(c)
+	llmSpan(ctx, c)
 	return o.run.Emit(ctx, &events.LLMCallCompletedData{Iteration: o.run.Iteration, AgentStep: c.Step, Provider: c.Provider, Model: c.Model,
 		InputTokens: c.InputTokens, OutputTokens: c.OutputTokens, CostUSD: c.CostUSD, LatencyMS: c.LatencyMS, Retries: c.Retries})
 }

@@ -550,7 +550,8 @@ func (x *Real) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
 		return CIOutcome{}, err
 	}
 	capture := newCICapture(int64(x.cfg.CIMaxLogLines), int64(x.cfg.CIMaxLogBytes), int64(x.cfg.CIArtifactMaxBytes))
-	res, err := x.sandbox.Run(ctx, ci.Spec{
+	ciCtx, span := ciSpan(ctx, run.Ticket.CICommand, x.sandbox.Name())
+	res, err := x.sandbox.Run(ciCtx, ci.Spec{
 		Dir: dir, Command: run.Ticket.CICommand, Timeout: x.cfg.CITimeout, PIDFile: ciPIDFile(dir),
 		Env:     ci.MinimalEnv("TICKETFLOW_TICKET_ID="+run.Ticket.ID, fmt.Sprintf("TICKETFLOW_ITERATION=%d", run.Iteration)),
 		Network: network,
@@ -565,6 +566,7 @@ func (x *Real) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
 		}
 		return nil
 	})
+	endCISpan(span, res, capture.linesTotal, capture.bytesTotal, x.red.Error(err))
 	if err != nil {
 		return CIOutcome{}, x.red.Error(err)
 	}

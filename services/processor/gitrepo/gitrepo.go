@@ -40,7 +40,10 @@ import (
 	"sync"
 
 	"github.com/ticketflow/ticketflow/libs/repourl"
+	"github.com/ticketflow/ticketflow/libs/telemetry"
 	"github.com/ticketflow/ticketflow/services/processor/redact"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures git access.
@@ -267,7 +270,13 @@ func sshCommand(t *repourl.Target) string {
 
 // run executes inv and returns its trimmed stdout. A failure is logged with git's redacted
 // stderr; the error returned says only what failed.
-func (g *Git) run(ctx context.Context, inv invocation) (string, error) {
+// Each git process is a "git <op>" span of the caller's span.
+func (g *Git) run(ctx context.Context, inv invocation) (out string, err error) {
+	ctx, span := telemetry.Tracer().Start(ctx, "git "+inv.op, trace.WithAttributes(attribute.String("ticketflow.git.op", inv.op)))
+	defer func() {
+		telemetry.RecordError(span, err)
+		span.End()
+	}()
 	cmd, err := g.command(ctx, inv)
 	if err != nil {
 		return "", err

@@ -29,7 +29,7 @@ func TestLLMCallsAddUpOnTheirRun(t *testing.T) {
 	first := ev(&events.LLMCallCompletedData{Iteration: 1, AgentStep: 1, Provider: "anthropic", Model: "claude-x", InputTokens: 1000, OutputTokens: 100, CostUSD: 0.0045, LatencyMS: 900, Retries: 1})
 	second := ev(&events.LLMCallCompletedData{Iteration: 1, AgentStep: 2, Provider: "anthropic", Model: "claude-x", InputTokens: 2000, OutputTokens: 50, CostUSD: 0.00675, LatencyMS: 700})
 	err = s.InBatch(ctx, 0, func(b app.Batch) error {
-		if err := b.RequestRun(ctx, ev(&events.ProcessingRequestedData{RequestedBy: "alice", Reason: "start"}), &events.ProcessingRequestedData{RequestedBy: "alice"}, "pending"); err != nil {
+		if err := b.RequestRun(ctx, ev(&events.ProcessingRequestedData{RequestedBy: "alice", Reason: "start"}), &events.ProcessingRequestedData{RequestedBy: "alice"}, "pending", ""); err != nil {
 			return err
 		}
 		for _, e := range []events.Event{first, second, first} { // the last one is a redelivery

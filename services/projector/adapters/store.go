@@ -173,10 +173,10 @@ func (b *batch) CreateTicket(ctx context.Context, ev events.Event, d *events.Tic
 	return err
 }
 
-func (b *batch) RequestRun(ctx context.Context, ev events.Event, d *events.ProcessingRequestedData, message string) error {
-	err := b.tx.Exec(ctx, `INSERT INTO runs (id, ticket_id, status, reason, requested_by, requested_at, message)
-			VALUES ($1, $2, 'PENDING', $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING`,
-		ev.RunID, ev.TicketID, d.Reason, d.RequestedBy, ev.OccurredAt, message)
+func (b *batch) RequestRun(ctx context.Context, ev events.Event, d *events.ProcessingRequestedData, message, traceID string) error {
+	err := b.tx.Exec(ctx, `INSERT INTO runs (id, ticket_id, status, reason, requested_by, requested_at, message, trace_id)
+			VALUES ($1, $2, 'PENDING', $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING`,
+		ev.RunID, ev.TicketID, d.Reason, d.RequestedBy, ev.OccurredAt, message, traceID)
 	return err
 }
 

@@ -15,6 +15,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/telemetry"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Record is one record of a partition as the consumer read it.
@@ -67,6 +71,10 @@ func New(store Store, log *slog.Logger, reg prometheus.Registerer) *Application 
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ticketflow_projector_events_skipped_total", Help: "Records skipped, by reason."}, []string{"reason"}),
 		batchMS: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "ticketflow_projector_batch_seconds", Help: "Time to apply one partition batch.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}),
 	}}
+	// Every reason is exposed from the start (at 0), so an alert on a rate of skips has a series.
+	for _, reason := range []string{"duplicate", "duplicate_event_id", "malformed", "unknown_type", "bad_payload"} {
+		a.metrics.skipped.WithLabelValues(reason)
+	}
 	if reg != nil {
 		reg.MustRegister(a.metrics.applied, a.metrics.skipped, a.metrics.batchMS)
 	}
@@ -104,9 +112,14 @@ func (a *Application) CheckTopic(ctx context.Context, topic, topicID string, res
 // ApplyBatch writes one partition's records (of the topic with id topicID) and the
 // partition's next offset atomically. Records below the stored offset were applied before
 // and are skipped.
-func (a *Application) ApplyBatch(ctx context.Context, topicID string, partition int32, recs []Record) error {
+func (a *Application) ApplyBatch(ctx context.Context, topicID string, partition int32, recs []Record) (err error) {
 	start := time.Now()
-	err := a.store.InBatch(ctx, partition, func(b Batch) error {
+	ctx, span := batchSpan(ctx, partition, recs)
+	defer func() {
+		telemetry.RecordError(span, err)
+		span.End()
+	}()
+	err = a.store.InBatch(ctx, partition, func(b Batch) error {
 		next, err := b.NextOffset(ctx)
 		if err != nil {
 			return err
@@ -135,8 +148,37 @@ func (a *Application) ApplyBatch(ctx context.Context, topicID string, partition 
 		}
 		return b.SetNextOffset(ctx, last+1, topicID)
 	})
-	a.metrics.batchMS.Observe(time.Since(start).Seconds())
+	telemetry.Observe(ctx, a.metrics.batchMS, time.Since(start).Seconds())
 	return err
+}
+
+// batchSpan is the span of one partition batch: a child of the trace of its first record that
+// carries one (its traceparent header), linked to every record's, so a run's trace shows where
+// its events were projected.
+func batchSpan(ctx context.Context, partition int32, recs []Record) (context.Context, trace.Span) {
+	parent := ctx
+	var links []trace.Link
+	for _, rec := range recs {
+		sc := recordSpanContext(rec.Headers)
+		if !sc.IsValid() {
+			continue
+		}
+		if len(links) == 0 {
+			parent = trace.ContextWithRemoteSpanContext(ctx, sc)
+		}
+		links = append(links, trace.Link{SpanContext: sc})
+	}
+	return telemetry.Tracer().Start(parent, "projector batch", trace.WithLinks(links...), trace.WithAttributes(
+		attribute.Int("messaging.destination.partition.id", int(partition)), attribute.Int("messaging.batch.message_count", len(recs))))
+}
+
+// recordSpanContext is the W3C trace context in a record's headers (invalid when none).
+func recordSpanContext(headers map[string]string) trace.SpanContext {
+	if headers[events.HeaderTraceparent] == "" {
+		return trace.SpanContext{}
+	}
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier(headers))
+	return trace.SpanContextFromContext(ctx)
 }
 
 // applyAll writes records verbatim into ticket_events (all at once), then, in log order, the
@@ -164,7 +206,7 @@ func (a *Application) applyAll(ctx context.Context, b Batch, topicID string, rec
 			a.metrics.skipped.WithLabelValues("duplicate_event_id").Inc()
 			continue
 		}
-		if err := a.apply(ctx, b, rec.Event); err != nil {
+		if err := a.apply(ctx, b, rec); err != nil {
 			return fmt.Errorf("offset %d: %w", rec.Offset, err)
 		}
 	}
@@ -172,7 +214,8 @@ func (a *Application) applyAll(ctx context.Context, b Batch, topicID string, rec
 }
 
 // apply applies one recorded event's effect on the projections.
-func (a *Application) apply(ctx context.Context, b Batch, ev events.Event) error {
+func (a *Application) apply(ctx context.Context, b Batch, rec Record) error {
+	ev := rec.Event
 	payload, err := ev.Decode()
 	if errors.Is(err, events.ErrUnknown) {
 		a.metrics.skipped.WithLabelValues("unknown_type").Inc()
@@ -183,7 +226,11 @@ func (a *Application) apply(ctx context.Context, b Batch, ev events.Event) error
 		a.metrics.skipped.WithLabelValues("bad_payload").Inc()
 		return nil
 	}
-	if err := project(ctx, b, ev, payload); err != nil {
+	traceID := ""
+	if sc := recordSpanContext(rec.Headers); sc.IsValid() {
+		traceID = sc.TraceID().String()
+	}
+	if err := project(ctx, b, ev, payload, traceID); err != nil {
 		return err
 	}
 	a.metrics.applied.Inc()

@@ -19,6 +19,7 @@ type fakeStore struct {
 	recorded map[string]bool
 	calls    []string
 	updates  []workflow.Update
+	traceIDs []string // of RequestRun calls
 }
 
 func (s *fakeStore) Offsets(context.Context) (map[int32]int64, error)  { return nil, nil }
@@ -44,7 +45,8 @@ func (s *fakeStore) call(name string) error { s.calls = append(s.calls, name); r
 func (s *fakeStore) CreateTicket(context.Context, events.Event, *events.TicketCreatedData) error {
 	return s.call("CreateTicket")
 }
-func (s *fakeStore) RequestRun(context.Context, events.Event, *events.ProcessingRequestedData, string) error {
+func (s *fakeStore) RequestRun(_ context.Context, _ events.Event, _ *events.ProcessingRequestedData, _, traceID string) error {
+	s.traceIDs = append(s.traceIDs, traceID)
 	return s.call("RequestRun")
 }
 func (s *fakeStore) TakeOverTicket(context.Context, events.Event, string, string) error {
@@ -125,5 +127,23 @@ func TestApplyBatchSkipsAndAdvances(t *testing.T) {
 		if got := testutil.ToFloat64(a.metrics.skipped.WithLabelValues(reason)); got != n {
 			t.Errorf("skipped %s = %v, want %v", reason, got, n)
 		}
+	}
+}
+
+// A run's trace id is its request record's: read from the traceparent header, "" without one.
+func TestRequestRunGetsTheRecordsTraceID(t *testing.T) {
+	s := &fakeStore{recorded: map[string]bool{}}
+	a := New(s, slog.New(slog.DiscardHandler), nil)
+	traced := record(t, 0, events.MustNew("t1", "r1", "alice", &events.ProcessingRequestedData{RequestedBy: "alice"}))
+	traced.Headers = map[string]string{events.HeaderTraceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+	plain := record(t, 1, events.MustNew("t1", "r2", "alice", &events.ProcessingRequestedData{RequestedBy: "alice"}))
+	malformed := record(t, 2, events.MustNew("t1", "r3", "alice", &events.ProcessingRequestedData{RequestedBy: "alice"}))
+	malformed.Headers = map[string]string{events.HeaderTraceparent: "not-a-traceparent"}
+	if err := a.ApplyBatch(context.Background(), "topic-id", 0, []Record{traced, plain, malformed}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"4bf92f3577b34da6a3ce929d0e0e4736", "", ""}
+	if len(s.traceIDs) != 3 || s.traceIDs[0] != want[0] || s.traceIDs[1] != "" || s.traceIDs[2] != "" {
+		t.Fatalf("trace ids %q, want %q", s.traceIDs, want)
 	}
 }

@@ -21,7 +21,8 @@ type Batch interface {
 
 	CreateTicket(ctx context.Context, ev events.Event, d *events.TicketCreatedData) error
 	// RequestRun adds the run as PENDING with message.
-	RequestRun(ctx context.Context, ev events.Event, d *events.ProcessingRequestedData, message string) error
+	// traceID is the trace the request's record belongs to ("" when it carries none).
+	RequestRun(ctx context.Context, ev events.Event, d *events.ProcessingRequestedData, message, traceID string) error
 	// TakeOverTicket makes the run the ticket's current one, unless the ticket has an active
 	// run (PENDING or IN_PROGRESS).
 	TakeOverTicket(ctx context.Context, ev events.Event, status, message string) error
@@ -47,12 +48,13 @@ type AuditRow struct {
 }
 
 // project applies an event's effect on the projections.
-func project(ctx context.Context, b Batch, ev events.Event, payload events.Payload) error {
+// traceID is the trace of ev's record ("" when none).
+func project(ctx context.Context, b Batch, ev events.Event, payload events.Payload, traceID string) error {
 	switch d := payload.(type) {
 	case *events.TicketCreatedData:
 		return b.CreateTicket(ctx, ev, d)
 	case *events.ProcessingRequestedData:
-		if err := b.RequestRun(ctx, ev, d, workflow.MessagePending); err != nil {
+		if err := b.RequestRun(ctx, ev, d, workflow.MessagePending, traceID); err != nil {
 			return err
 		}
 		// A request while a run is active will be rejected by the processor: it must not

@@ -96,6 +96,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			applyErr = c.app.ApplyBatch(ctx, topicID, fp.Partition, records(fp.Records))
 		})
+		kafka.ObserveLag(c.cfg.Group, fetches)
 		if applyErr != nil {
 			if ctx.Err() != nil {
 				return nil

@@ -947,7 +947,11 @@ export interface CloudEventsHeaders {
   ce_subject: string;
   "content-type": "application/json";
   /**
-   * W3C trace context of the request or step that appended the event, when there is one
+   * W3C Trace Context (https://www.w3.org/TR/trace-context/) of the producer span that appended the event (a child of the HTTP request or processor step that caused it), injected by the Kafka client's OpenTelemetry hook on every record, the processor's own included; consumers continue the trace from it. Present whenever the appender had a trace context (tracing on, or a traceparent on the HTTP request)
    */
   traceparent?: string;
+  /**
+   * W3C Trace Context vendor state accompanying traceparent, when the trace carries any
+   */
+  tracestate?: string;
 }

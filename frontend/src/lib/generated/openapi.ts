@@ -367,6 +367,8 @@ export interface components {
             sub: string;
             /** @enum {string} */
             role: "user" | "admin";
+            /** @description The deployment's trace viewer (TICKETFLOW_TRACE_UI_URL) with a {trace_id} placeholder for a run's trace_id; absent when none is configured. */
+            trace_ui_url?: string;
         };
         WsTicket: {
             /** @description use once, within expires_in, as ?ticket= on /ws/tickets/{id} */
@@ -445,6 +447,8 @@ export interface components {
             llm_cost_usd: number;
             /** @description tool calls of the agent (AgentToolCalled events) */
             tool_calls: number;
+            /** @description W3C trace id (32 hex digits) of the run's start request, whose trace follows the run through Kafka to every step and socket delivery; empty when the request carried no trace context (tracing off). The web app links it to TICKETFLOW_TRACE_UI_URL. */
+            trace_id: string;
         };
         RunAccepted: {
             /** @constant */
