@@ -18,7 +18,7 @@
 --   command    reads the projections and consumer_offsets (to wait for its own writes) and
 --              run_artifacts; owns idempotency_keys.
 --   processor  owns its processor_* tables and run_artifacts.
---   projector  owns the projections (tickets, runs, step_runs, ticket_events) and
+--   projector  owns the projections (tickets, runs, step_runs, ticket_events, llm_calls) and
 --              consumer_offsets (its offsets, in the same transaction as the rows).
 --   notifier   reads tickets (owner and partition of a watched ticket); owns ws_ticket_uses.
 -- Every service also reads schema_migrations: at start it checks the schema version (golang-migrate
@@ -134,6 +134,7 @@ FROM (VALUES
     (:'command_role',   'SELECT',                         'runs'),
     (:'command_role',   'SELECT',                         'step_runs'),
     (:'command_role',   'SELECT',                         'ticket_events'),
+    (:'command_role',   'SELECT',                         'llm_calls'),
     (:'command_role',   'SELECT',                         'consumer_offsets'),
     (:'command_role',   'SELECT',                         'run_artifacts'),
     (:'command_role',   'SELECT, INSERT, UPDATE, DELETE', 'idempotency_keys'),
@@ -147,6 +148,7 @@ FROM (VALUES
     (:'projector_role', 'SELECT, INSERT, UPDATE, DELETE', 'runs'),
     (:'projector_role', 'SELECT, INSERT, UPDATE, DELETE', 'step_runs'),
     (:'projector_role', 'SELECT, INSERT, UPDATE, DELETE', 'ticket_events'),
+    (:'projector_role', 'SELECT, INSERT, UPDATE, DELETE', 'llm_calls'),
     (:'projector_role', 'SELECT, INSERT, UPDATE, DELETE', 'consumer_offsets'),
 
     (:'notifier_role',  'SELECT',                         'schema_migrations'),
