@@ -164,5 +164,20 @@ func render(vars []variable) string {
 		}
 		fmt.Fprintf(&b, "%s=%s\n", v.name, v.def)
 	}
+	b.WriteString(otelVariables)
 	return b.String()
 }
+
+// otelVariables are the OpenTelemetry SDK's own variables (read by the SDK, not by a Config
+// struct), listed so that .env.example still names everything that changes behaviour.
+const otelVariables = `
+# --- OpenTelemetry (libs/telemetry; the SDK reads the standard OTEL_* variables)
+# Where traces are exported over OTLP/HTTP; unset = no exporter (tracing off).
+OTEL_EXPORTER_OTLP_ENDPOINT=
+# The service name on spans; empty = the process's (command, processor, projector, notifier, ticketflow).
+OTEL_SERVICE_NAME=
+# Sampler (always_on, traceidratio, parentbased_traceidratio, ...). Default: parentbased_always_on.
+OTEL_TRACES_SAMPLER=
+# true turns the SDK off whatever else is set.
+OTEL_SDK_DISABLED=
+`
