@@ -32,7 +32,7 @@ after(async () => {
 it("streams a 10,000+ line log smoothly and completely", async () => {
   const ticket = await stack.api("/api/tickets", { method: "POST", body: JSON.stringify({ title: "Gros journal" }) });
   const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
-  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  page.on("console", (m) => m.type() === "error" && errors.push(`${m.text()} (${m.location().url})`));
   page.on("pageerror", (e) => errors.push(e.message));
   await page.goto(`${stack.baseUrl}/tickets/${ticket.id}#access_token=${stack.token}`);
   await page.getByRole("button", { name: "Développer automatiquement" }).waitFor();

@@ -26,7 +26,8 @@ before(async () => {
   context = await browser.newContext({ viewport: { width: 1360, height: 960 } });
   page = await context.newPage();
   page.on("console", (msg) => {
-    if (msg.type() === "error") consoleErrors.push(`console.error: ${msg.text()}`);
+    // The location names the resource of a failed load ("Failed to load resource" says no more).
+    if (msg.type() === "error") consoleErrors.push(`console.error: ${msg.text()} (${msg.location().url})`);
   });
   page.on("pageerror", (err) => consoleErrors.push(`page error: ${err.message}`));
   page.on("websocket", (ws) => sockets.push(ws.url()));

@@ -103,7 +103,10 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
     return <NotFoundPage what="Ce ticket" />;
   }
   const t = ticket.data;
-  const currentRun = live.runId ?? (t?.current_run_id || null);
+  // The run as the API knows it: the live stream announces a new run before the projector has
+  // written it, and asking for its events then would be a 404. The ticket reloads on every
+  // live change, so this follows within moments.
+  const currentRun = t?.current_run_id || null;
 
   return (
     <div className="page">
