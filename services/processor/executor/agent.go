@@ -138,9 +138,8 @@ func (x *Real) CallLLM(ctx context.Context, run *Run) error {
 	return x.logf(ctx, run, "INFO", workflow.LogChangeApplied, change.Summary, len(paths), strings.Join(paths, ", "))
 }
 
-// agentCI is the run_ci tool: the ticket's CI command in the sandbox the run_ci step uses,
-// with the same limits; its lines stream to the run's log like the step's (within the same
-// per-execution caps), and its tail goes to the model.
+// agentCI is the run_ci tool: the ticket's CI command run as the run_ci step runs it (runCI:
+// same sandbox, limits, per-execution caps and span), and its tail goes to the model.
 func (x *Real) agentCI(run *Run, dir string) agent.CIRunner {
 	return func(ctx context.Context) (agent.CIReport, error) {
 		if err := x.killStaleCI(ctx, run, dir); err != nil {
@@ -149,24 +148,9 @@ func (x *Real) agentCI(run *Run, dir string) agent.CIRunner {
 		if err := x.logf(ctx, run, "INFO", workflow.LogCICommand, run.Ticket.CICommand); err != nil {
 			return agent.CIReport{}, err
 		}
-		capture := newCICapture(int64(x.cfg.CIMaxLogLines), int64(x.cfg.CIMaxLogBytes), 0)
-		res, err := x.sandbox.Run(ctx, ci.Spec{
-			Dir: dir, Command: run.Ticket.CICommand, Timeout: x.cfg.CITimeout, PIDFile: ciPIDFile(dir),
-			Env:     ci.MinimalEnv("TICKETFLOW_TICKET_ID="+run.Ticket.ID, fmt.Sprintf("TICKETFLOW_ITERATION=%d", run.Iteration)),
-			Network: networkAllowed(run.Ticket.RepositoryURL, x.cfg.CINetworkRepos),
-			Limits:  x.cfg.ciLimits(),
-		}, func(lines []ci.Line) error {
-			out := make([]OutputLine, len(lines))
-			for i, l := range lines {
-				out[i] = OutputLine{Stream: l.Stream, Text: x.red.String(l.Text)}
-			}
-			if emit := capture.add(out); len(emit) > 0 {
-				return run.OutputLines(ctx, emit)
-			}
-			return nil
-		})
+		res, err := x.runCI(ctx, run, dir, newCICapture(int64(x.cfg.CIMaxLogLines), int64(x.cfg.CIMaxLogBytes), 0))
 		if err != nil {
-			return agent.CIReport{}, x.red.Error(err)
+			return agent.CIReport{}, err
 		}
 		// The sandbox may have handed the tree to its own uid: take it back for the next edit.
 		if err := ci.Reclaim(dir); err != nil {

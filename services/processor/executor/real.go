@@ -522,6 +522,30 @@ func (x *Real) CommitChanges(ctx context.Context, run *Run) error {
 	return x.logf(ctx, run, "INFO", workflow.LogCommitPushed, short(commit), branch)
 }
 
+// runCI runs the ticket's CI command on dir in the sandbox, inside a "ci run" span, its lines
+// streamed (redacted, within capture's caps) to the run's log. Errors are redacted.
+func (x *Real) runCI(ctx context.Context, run *Run, dir string, capture *ciCapture) (ci.Result, error) {
+	ciCtx, span := ciSpan(ctx, run.Ticket.CICommand, x.sandbox.Name())
+	res, err := x.sandbox.Run(ciCtx, ci.Spec{
+		Dir: dir, Command: run.Ticket.CICommand, Timeout: x.cfg.CITimeout, PIDFile: ciPIDFile(dir),
+		Env:     ci.MinimalEnv("TICKETFLOW_TICKET_ID="+run.Ticket.ID, fmt.Sprintf("TICKETFLOW_ITERATION=%d", run.Iteration)),
+		Network: networkAllowed(run.Ticket.RepositoryURL, x.cfg.CINetworkRepos),
+		Limits:  x.cfg.ciLimits(),
+	}, func(lines []ci.Line) error {
+		out := make([]OutputLine, len(lines))
+		for i, l := range lines {
+			out[i] = OutputLine{Stream: l.Stream, Text: x.red.String(l.Text)}
+		}
+		if emit := capture.add(out); len(emit) > 0 {
+			return run.OutputLines(ctx, emit)
+		}
+		return nil
+	})
+	err = x.red.Error(err)
+	endCISpan(span, res, capture.linesTotal, capture.bytesTotal, err)
+	return res, err
+}
+
 // RunCI runs the ticket's CI command in the configured sandbox and streams its lines: at
 // most TICKETFLOW_CI_MAX_LOG_LINES / _BYTES of them become events; the full redacted output
 // is kept as the run artifact ci-<iteration>.log.
@@ -550,25 +574,9 @@ func (x *Real) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
 		return CIOutcome{}, err
 	}
 	capture := newCICapture(int64(x.cfg.CIMaxLogLines), int64(x.cfg.CIMaxLogBytes), int64(x.cfg.CIArtifactMaxBytes))
-	ciCtx, span := ciSpan(ctx, run.Ticket.CICommand, x.sandbox.Name())
-	res, err := x.sandbox.Run(ciCtx, ci.Spec{
-		Dir: dir, Command: run.Ticket.CICommand, Timeout: x.cfg.CITimeout, PIDFile: ciPIDFile(dir),
-		Env:     ci.MinimalEnv("TICKETFLOW_TICKET_ID="+run.Ticket.ID, fmt.Sprintf("TICKETFLOW_ITERATION=%d", run.Iteration)),
-		Network: network,
-		Limits:  x.cfg.ciLimits(),
-	}, func(lines []ci.Line) error {
-		out := make([]OutputLine, len(lines))
-		for i, l := range lines {
-			out[i] = OutputLine{Stream: l.Stream, Text: x.red.String(l.Text)}
-		}
-		if emit := capture.add(out); len(emit) > 0 {
-			return run.OutputLines(ctx, emit)
-		}
-		return nil
-	})
-	endCISpan(span, res, capture.linesTotal, capture.bytesTotal, x.red.Error(err))
+	res, err := x.runCI(ctx, run, dir, capture)
 	if err != nil {
-		return CIOutcome{}, x.red.Error(err)
+		return CIOutcome{}, err
 	}
 	name := fmt.Sprintf("ci-%d.log", run.Iteration)
 	if x.artifacts != nil {
