@@ -69,7 +69,8 @@ export type EventType =
   | "ChangesRequested"
   | "RunResumed"
   | "AgentToolCalled"
-  | "LLMCallCompleted";
+  | "LLMCallCompleted"
+  | "PullRequestOpened";
 /**
  * the JSON value of every record on the topic: the envelope, and by type (and version) its data
  *
@@ -96,6 +97,7 @@ export type Envelope = EnvelopeFields &
     | RunResumedEvent
     | AgentToolCalledEvent
     | LLMCallCompletedEvent
+    | PullRequestOpenedEvent
   );
 
 export interface AsyncAPISchemas {}
@@ -830,6 +832,34 @@ export interface LLMCallCompletedData {
   latency_ms: number;
   retries: number;
 }
+/**
+ * PullRequestOpened: the run has its pull request (merge request on GitLab) on the repository's forge: opened as a draft by the run's first push, or the ticket's open one found again (reused)
+ *
+ * This interface was referenced by `AsyncAPISchemas`'s JSON-Schema
+ * via the `definition` "PullRequestOpenedData".
+ */
+export interface PullRequestOpenedData {
+  /**
+   * the pull request's web page
+   */
+  url: string;
+  /**
+   * the PR number (GitLab: the merge request iid)
+   */
+  number: number;
+  /**
+   * github, gitlab or gitea
+   */
+  forge: string;
+  /**
+   * the PR's source branch (ticketflow-pr/<ticket>)
+   */
+  branch?: string;
+  /**
+   * the ticket's PR was already open (an earlier run's, or an interrupted attempt's)
+   */
+  reused?: boolean;
+}
 export interface TicketCreatedEvent {
   type: "TicketCreated";
   version: 1;
@@ -919,6 +949,11 @@ export interface LLMCallCompletedEvent {
   type: "LLMCallCompleted";
   version: 1;
   data: LLMCallCompletedData;
+}
+export interface PullRequestOpenedEvent {
+  type: "PullRequestOpened";
+  version: 1;
+  data: PullRequestOpenedData;
 }
 /**
  * CloudEvents Kafka protocol binding, binary content mode: the attributes travel as record headers, the envelope stays the value
