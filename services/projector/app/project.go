@@ -36,6 +36,8 @@ type Batch interface {
 	RecordLLMCall(ctx context.Context, ev events.Event, d *events.LLMCallCompletedData) error
 	// CountToolCall adds one agent tool call to its run's count.
 	CountToolCall(ctx context.Context, ev events.Event) error
+	// SetPullRequest records the run's pull request on the run and its ticket.
+	SetPullRequest(ctx context.Context, ev events.Event, d *events.PullRequestOpenedData) error
 	// UpdateTicket applies a status update to the ticket when ev's run is its current one.
 	UpdateTicket(ctx context.Context, ev events.Event, u workflow.Update) error
 }
@@ -80,6 +82,8 @@ func project(ctx context.Context, b Batch, ev events.Event, payload events.Paylo
 		return b.RecordLLMCall(ctx, ev, d)
 	case *events.AgentToolCalledData:
 		return b.CountToolCall(ctx, ev)
+	case *events.PullRequestOpenedData:
+		return b.SetPullRequest(ctx, ev, d)
 	case *events.RunRejectedData:
 		return b.RejectRun(ctx, ev, d.Reason, workflow.MessageRejected)
 	case *events.ValidationApprovedData:
