@@ -54,6 +54,8 @@ type Config struct {
 	// TraceUIURL is the trace viewer the web app links a run's trace id to, {trace_id}
 	// replaced by it (e.g. Jaeger's http://localhost:16686/trace/{trace_id}); empty: no link.
 	TraceUIURL string `env:"TICKETFLOW_TRACE_UI_URL" envDefault:""`
+	// ForgeWebhookSecret is TICKETFLOW_FORGE_WEBHOOK_SECRET: the secret the forges' webhooks (POST /api/forge/webhooks/{github,gitlab,gitea}) are signed with; empty turns them off.
+	ForgeWebhookSecret string `env:"TICKETFLOW_FORGE_WEBHOOK_SECRET"`
 }
 
 // Deps are what the service drives.
@@ -131,7 +133,7 @@ func New(cfg Config, deps Deps) (*Command, error) {
 		return nil, err
 	}
 	h := ports.NewHTTP(ports.Config{RequestTimeout: cfg.RequestTimeout, WriteRate: cfg.WriteRate, WriteBurst: cfg.WriteBurst,
-		WSTicketTTL: cfg.WSTicketTTL, TraceUIURL: cfg.TraceUIURL}, a, deps.Verifier)
+		WSTicketTTL: cfg.WSTicketTTL, TraceUIURL: cfg.TraceUIURL, ForgeWebhookSecret: cfg.ForgeWebhookSecret}, a, deps.Verifier)
 	listenCtx, stopListening := context.WithCancel(context.Background())
 	listening := make(chan struct{})
 	go func() {

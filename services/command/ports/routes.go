@@ -25,6 +25,8 @@ type Config struct {
 	WSTicketTTL time.Duration
 	// TraceUIURL links a run's trace id to a trace viewer ({trace_id} replaced); "" for none.
 	TraceUIURL string
+	// ForgeWebhookSecret verifies the forges' webhooks; "" turns them off (404).
+	ForgeWebhookSecret string
 }
 
 // HTTP is the API's routes over one application.
@@ -52,6 +54,8 @@ func (h *HTTP) LiveChecks() map[string]httpx.Check {
 // as JSON, without authentication: it is the contract, not data).
 func (h *HTTP) Mount(web *fiber.App) {
 	web.Get("/api/openapi.json", openAPI)
+	// Authenticated by the delivery's signature, not a bearer token: before the group's auth.
+	web.Post("/api/forge/webhooks/:forge", h.deadlines.Handler(), h.forgeWebhook)
 	api := web.Group("/api", h.deadlines.Handler(), httpx.RequireAuth(h.verifier))
 	api.Get("/me", h.me)
 	api.Post("/ws-tickets", h.wsTicket)

@@ -295,6 +295,37 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/forge/webhooks/{forge}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                forge: "github" | "gitlab" | "gitea" | "forgejo";
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A forge's webhook delivery (pull request reviews)
+         * @description Authenticated by the delivery's signature with TICKETFLOW_FORGE_WEBHOOK_SECRET, not by a
+         *     token: GitHub `X-Hub-Signature-256` and Gitea/Forgejo `X-Gitea-Signature` (HMAC-SHA256 of
+         *     the body), GitLab `X-Gitlab-Token` (the secret itself). An approving review of the ticket's
+         *     pull request by an owner, member or collaborator (GitHub `author_association`; a GitLab
+         *     approval; a Gitea approval) validates the ticket's completed run as `POST
+         *     /api/tickets/{id}/validation` would; "request changes" (GitLab: a note starting with
+         *     `/request-changes`) requests changes with the review's comment. The review's id is the
+         *     decision's idempotency key: a replayed delivery answers 200 `replayed` and appends
+         *     nothing. Deliveries that decide nothing are answered 200 with the reason in `ignored`.
+         *     404 when webhooks are off (no secret configured).
+         */
+        post: operations["forgeWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/healthz": {
         parameters: {
             query?: never;
@@ -1240,6 +1271,48 @@ export interface operations {
                     "application/json": Record<string, never>;
                 };
             };
+        };
+    };
+    forgeWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                forge: "github" | "gitlab" | "gitea" | "forgejo";
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description the delivery was taken (accepted, replayed or ignored) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description the review decided the ticket's run */
+                        accepted: boolean;
+                        /** @description this review's decision was taken before: nothing appended */
+                        replayed?: boolean;
+                        /** @description why the delivery decides nothing */
+                        ignored?: string;
+                        ticket_id?: string;
+                        /** @enum {string} */
+                        decision?: "approve" | "request_changes";
+                    };
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthenticated"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["TooLarge"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     healthz: {
