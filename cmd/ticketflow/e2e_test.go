@@ -22,6 +22,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/ticketflow/ticketflow/libs/auth"
+	"github.com/ticketflow/ticketflow/libs/forge"
+	"github.com/ticketflow/ticketflow/libs/forge/forgetest"
 	"github.com/ticketflow/ticketflow/libs/gittest"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/ticketflow/ticketflow/libs/proctest"
@@ -509,4 +511,70 @@ func TestRealExecutorAgainstLocalRepository(t *testing.T) {
 	if refs := gittest.Git(t, dir, "ls-remote", origin); !strings.Contains(refs, "refs/heads/ticketflow/"+id+"/1") {
 		t.Fatalf("run branch not pushed; origin has:\n%s", refs)
 	}
+}
+
+// TestRealRunAsPullRequestOnFakeGitHub: the real executor (demo LLM provider, local bare
+// repository mapped onto a fake GitHub) opens a draft PR with the run's first push, COMPLETED
+// marks it ready for review, and a signed approving review webhook of a repository member
+// makes the ticket VALIDATED.
+func TestRealRunAsPullRequestOnFakeGitHub(t *testing.T) {
+	dir := sandboxtest.Dir(t)
+	origin := filepath.Join(dir, "origin.git")
+	gittest.OriginAt(t, origin, map[string]string{"ci.sh": "#!/bin/sh\necho 'ci: all green'\n"})
+	gh := forgetest.NewGitHub(t, "acme/demo", "e2e-forge-token")
+	const secret = "e2e-webhook-secret"
+	s := startStack(t, "TICKETFLOW_EXECUTOR=real", "TICKETFLOW_WORK_DIR="+filepath.Join(dir, "work"), "TICKETFLOW_FILE_REPO_ROOT="+dir,
+		"TICKETFLOW_LLM_PROVIDER=demo", "ANTHROPIC_API_KEY=", "OPENAI_API_KEY=",
+		"TICKETFLOW_FORGE_REPOSITORIES=file://"+origin+"=https://github.com/acme/demo",
+		"TICKETFLOW_FORGE_TOKENS=github.com/acme/*=e2e-forge-token",
+		"TICKETFLOW_FORGE_API_URLS=github.com="+gh.API(),
+		"TICKETFLOW_FORGE_WEBHOOK_SECRET="+secret,
+		"TICKETFLOW_PUBLIC_URL=https://tf.example")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	id, c := s.startRun(ctx, map[string]any{"title": "pull request run", "description": "Make it so.",
+		"repository_url": "file://" + origin, "base_branch": "main", "ci_command": "./ci.sh"})
+	msgs := readUntil(t, ctx, c, terminal)
+	if last := msgs[len(msgs)-1]; last.Status != "COMPLETED" {
+		t.Fatalf("terminal = %+v", last)
+	}
+	prs := gh.PRs()
+	if len(prs) != 1 || prs[0].Draft || prs[0].Head != forge.Branch(id) || prs[0].Base != "main" || !strings.Contains(prs[0].Body, "Make it so.") ||
+		!strings.Contains(prs[0].Body, "https://tf.example/tickets/"+id) {
+		t.Fatalf("PRs on the fake GitHub = %+v", prs)
+	}
+	var opened bool
+	for _, r := range gh.Requests() {
+		opened = opened || r == "POST /repos/acme/demo/pulls"
+	}
+	if !opened {
+		t.Fatalf("no PR opened: %q", gh.Requests())
+	}
+	var tk struct {
+		Status         string `json:"status"`
+		PullRequestURL string `json:"pull_request_url"`
+	}
+	waitFor(t, func() bool { s.do("GET", "/api/tickets/"+id, nil, &tk); return tk.PullRequestURL == prs[0].URL })
+
+	body := forgetest.GitHubReview(4242, "approved", "MEMBER", "reviewer", "Looks good", prs[0].URL, prs[0].Head)
+	hook := func(sig string) int {
+		req, _ := http.NewRequest("POST", "http://"+s.http+"/api/forge/webhooks/github", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-GitHub-Event", "pull_request_review")
+		req.Header.Set("X-GitHub-Delivery", "e2e-delivery-1")
+		req.Header.Set("X-Hub-Signature-256", sig)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := hook(forgetest.SignGitHub("not-the-secret", body)); code != 401 {
+		t.Fatalf("badly signed webhook: %d", code)
+	}
+	if code := hook(forgetest.SignGitHub(secret, body)); code != 200 {
+		t.Fatalf("signed webhook: %d", code)
+	}
+	waitFor(t, func() bool { s.do("GET", "/api/tickets/"+id, nil, &tk); return tk.Status == "VALIDATED" })
 }
