@@ -41,7 +41,9 @@ func TestComposeNoSecretDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	optional := map[string]bool{"ANTHROPIC_API_KEY": true, "OPENAI_API_KEY": true}
+	// Optional credentials: empty turns their feature off (the LLM providers: the demo one;
+	// the forge tokens and webhook secret: no pull requests, no review webhooks).
+	optional := map[string]bool{"ANTHROPIC_API_KEY": true, "OPENAI_API_KEY": true, "TICKETFLOW_FORGE_TOKENS": true, "TICKETFLOW_FORGE_WEBHOOK_SECRET": true}
 	found := 0
 	for _, m := range regexp.MustCompile(`\$\{([A-Z0-9_]+)([^}]*)\}`).FindAllStringSubmatch(string(raw), -1) {
 		name, rest := m[1], m[2]
