@@ -34,6 +34,7 @@ export type ServerMessage =
   | RunResumedMessage
   | AgentToolMessage
   | LLMCallMessage
+  | PullRequestMessage
   | PongMessage
   | ErrorMessage;
 /**
@@ -516,6 +517,34 @@ export interface LLMCallMessage {
   cost_usd: number;
   latency_ms: number;
   retries: number;
+}
+/**
+ * PullRequestOpened: the run has its pull request (merge request) on the repository's forge
+ *
+ * This interface was referenced by `AsyncAPISchemas`'s JSON-Schema
+ * via the `definition` "PullRequestMessage".
+ */
+export interface PullRequestMessage {
+  type: "pull_request";
+  ticket_id: string;
+  /**
+   * the event's occurred_at (RFC 3339)
+   */
+  timestamp: string;
+  /**
+   * the event's id (UUID)
+   */
+  event_id: string;
+  /**
+   * "" for events outside a run
+   */
+  run_id: string;
+  cursor: Cursor;
+  url: string;
+  number: number;
+  forge: string;
+  branch?: string;
+  reused?: boolean;
 }
 /**
  * the answer to the client's ping
