@@ -249,6 +249,9 @@ func writeTicket(w io.Writer, t client.Ticket, runs []client.Run) error {
 	row("base branch", t.BaseBranch)
 	row("ci command", t.CICommand)
 	row("current run", t.CurrentRunID)
+	if t.PullRequestURL != "" {
+		row("pull request", t.PullRequestURL)
+	}
 	if t.LLMInputTokens+t.LLMOutputTokens > 0 {
 		row("llm", fmt.Sprintf("%d in / %d out tokens, $%.4f (all runs)", t.LLMInputTokens, t.LLMOutputTokens, t.LLMCostUSD))
 	}
