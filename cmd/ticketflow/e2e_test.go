@@ -554,7 +554,12 @@ func TestRealRunAsPullRequestOnFakeGitHub(t *testing.T) {
 		Status         string `json:"status"`
 		PullRequestURL string `json:"pull_request_url"`
 	}
-	waitFor(t, func() bool { s.do("GET", "/api/tickets/"+id, nil, &tk); return tk.PullRequestURL == prs[0].URL })
+	// The socket's COMPLETED can arrive before the projection shows it; the review comes after
+	// a reviewer saw the run completed (a review of a run still in progress decides nothing).
+	waitFor(t, func() bool {
+		s.do("GET", "/api/tickets/"+id, nil, &tk)
+		return tk.PullRequestURL == prs[0].URL && tk.Status == "COMPLETED"
+	})
 
 	body := forgetest.GitHubReview(4242, "approved", "MEMBER", "reviewer", "Looks good", prs[0].URL, prs[0].Head)
 	hook := func(sig string) int {
