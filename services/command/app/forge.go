@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -63,6 +64,15 @@ func (a *Application) ForgeReview(ctx context.Context, r forge.Review) (ForgeAns
 	}
 	if err != nil {
 		return ForgeAnswer{}, err
+	}
+	if res.Status >= 400 { // the key's stored refusal, replayed (a review while the run was not awaiting validation)
+		var refused struct {
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		_ = json.Unmarshal(res.Body, &refused)
+		return ignore("%s (this review was refused before)", refused.Error.Message)
 	}
 	return ForgeAnswer{Accepted: true, Replayed: res.Replayed, TicketID: ticketID, Decision: r.Decision}, nil
 }

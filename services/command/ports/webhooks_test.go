@@ -184,3 +184,37 @@ func TestForgeWebhooksOffWithoutSecret(t *testing.T) {
 		t.Fatalf("%d %v", r.Status, r.Body)
 	}
 }
+
+// A review while the run is still in progress decides nothing, nor does its redelivery after
+// the run completed (the refusal is the review's answer); a later review does.
+func TestReviewBeforeCompletionDecidesNothing(t *testing.T) {
+	cfg := commandtest.DefaultConfig
+	cfg.ForgeWebhookSecret = hookSecret
+	e := commandtest.New(t, cfg, 0)
+	prURL := "https://github.com/acme/demo/pull/1"
+	ticket := e.Create(e.Alice, `{"title":"pr","repository_url":"https://github.com/acme/demo"}`)
+	run, _ := e.Call(e.Alice, "POST", "/api/tickets/processing/start", `{"ticket_id":"`+ticket+`"}`).Body["run_id"].(string)
+	if _, err := e.Broker.Producer.Append(context.Background(),
+		events.MustNew(ticket, run, "processor", &events.RunStartedData{Iteration: 1, MaxIterations: 3, Executor: "real"}),
+		events.MustNew(ticket, run, "processor", &events.PullRequestOpenedData{URL: prURL, Number: 1, Forge: "github"})); err != nil {
+		t.Fatal(err)
+	}
+	waitTicket(t, e, ticket, func(b map[string]any) bool { return b["pull_request_url"] == prURL })
+	early := forgetest.GitHubReview(55, "approved", "OWNER", "bob", "", prURL, forge.Branch(ticket))
+	if r := githubHook(e, early, forgetest.SignGitHub(hookSecret, early), "d-early"); r.Status != 200 || r.Body["accepted"] != false {
+		t.Fatalf("review during the run: %d %v", r.Status, r.Body)
+	}
+	if _, err := e.Broker.Producer.Append(context.Background(),
+		events.MustNew(ticket, run, "processor", &events.RunCompletedData{Iteration: 1, Message: "done"})); err != nil {
+		t.Fatal(err)
+	}
+	waitTicket(t, e, ticket, func(b map[string]any) bool { return b["status"] == "COMPLETED" })
+	if r := githubHook(e, early, forgetest.SignGitHub(hookSecret, early), "d-early"); r.Status != 200 || r.Body["accepted"] != false {
+		t.Fatalf("redelivered early review: %d %v", r.Status, r.Body)
+	}
+	later := forgetest.GitHubReview(56, "approved", "OWNER", "bob", "", prURL, forge.Branch(ticket))
+	if r := githubHook(e, later, forgetest.SignGitHub(hookSecret, later), "d-later"); r.Status != 200 || r.Body["accepted"] != true {
+		t.Fatalf("review after completion: %d %v", r.Status, r.Body)
+	}
+	waitTicket(t, e, ticket, func(b map[string]any) bool { return b["status"] == "VALIDATED" })
+}
