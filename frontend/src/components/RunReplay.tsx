@@ -124,7 +124,8 @@ export function ReplayPlayer({ events, onClose }: { events: Envelope[]; onClose?
   const goto = useCallback(
     (t: number) => {
       const pos = Math.max(0, Math.min(sched.duration, t));
-      const k = eventsAt(sched.at, pos);
+      // Position 0 is before the first event (which plays at 0): the start shows nothing yet.
+      const k = pos <= 0 ? 0 : eventsAt(sched.at, pos);
       const prev = cur.current.state;
       const state = k === prev.position ? prev : k > prev.position ? foldReplay(prev, events, k) : replayAt(events, k);
       cur.current = { pos, state };
