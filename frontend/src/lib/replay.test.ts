@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { eventsAt, foldReplay, initialReplayState, markers, reduceReplay, replayAt, replayLogs, schedule } from "./replay";
+import { eventsAt, foldReplay, initialReplayState, isFinished, markers, reduceReplay, replayAt, replayLogs, schedule } from "./replay";
 import type { Envelope } from "./types";
 
 const T0 = Date.parse("2026-03-01T10:00:00Z");
@@ -134,5 +134,12 @@ describe("replay schedule", () => {
     const m = markers(run());
     expect(m.map((x) => `${x.kind}@${x.index}`)).toEqual(["step@2", "step@4", "tool@5", "step@9", "ci@11", "step@13", "ci@15"]);
     expect(m[4]).toMatchObject({ passed: false, label: "CI en échec" });
+  });
+});
+
+describe("isFinished", () => {
+  it("is true for runs that ran and ended", () => {
+    expect(["COMPLETED", "FAILED", "CANCELLED", "VALIDATED"].every(isFinished)).toBe(true);
+    expect(["PENDING", "IN_PROGRESS", "REJECTED", "IDLE", "", null, undefined].some(isFinished)).toBe(false);
   });
 });

@@ -171,9 +171,12 @@ export function replayLogs(events: readonly Envelope[]): LogEntry[] {
   return out;
 }
 
-/** isFinished: runs the player replays (not those still going on). */
+/**
+ * isFinished: the runs the player replays — those that ran and ended (libs/workflow's terminal
+ * statuses), not those still going on nor a REJECTED request, which never ran.
+ */
 export const isFinished = (status: string | null | undefined): boolean =>
-  status === "COMPLETED" || status === "FAILED" || status === "CANCELLED" || status === "VALIDATED" || status === "REJECTED";
+  status === "COMPLETED" || status === "FAILED" || status === "CANCELLED" || status === "VALIDATED";
 
 export interface Gap {
   /** The event after the gap. */
