@@ -154,6 +154,9 @@ type Run struct {
 	ToolCalls       int     `json:"tool_calls"`
 	// TraceID is the W3C trace id of the run's start request ("" when it carried none).
 	TraceID string `json:"trace_id"`
+	// RepositoryConfig is the configuration the run uses (its RepositoryConfigLoaded); nil
+	// until prepare_repository read it.
+	RepositoryConfig *events.RepositoryConfigLoadedData `json:"repository_config"`
 }
 
 // StoredEvent is one audit-trail row.

@@ -29,6 +29,7 @@ const (
 	TypeRunResumed         = "run_resumed"
 	TypeAgentTool          = "agent_tool"
 	TypeLLMCall            = "llm_call"
+	TypeRepositoryConfig   = "repository_config"
 	TypeReplayComplete     = "replay_complete"
 	TypeHistoryUnavailable = "history_unavailable"
 	TypePong               = "pong"
@@ -128,6 +129,12 @@ type llmCallMsg struct {
 	events.LLMCallCompletedData
 }
 
+// repositoryConfigMsg is the header followed by the event's own fields.
+type repositoryConfigMsg struct {
+	header
+	events.RepositoryConfigLoadedData
+}
+
 type runResumedMsg struct {
 	header
 	Owner         string `json:"owner"`
@@ -223,6 +230,9 @@ func newItem(ev events.Event) (*item, bool) {
 		case *events.LLMCallCompletedData:
 			h.Type = TypeLLMCall
 			body = llmCallMsg{h, *p}
+		case *events.RepositoryConfigLoadedData:
+			h.Type = TypeRepositoryConfig
+			body = repositoryConfigMsg{h, *p}
 		case *events.RunResumedData:
 			h.Type = TypeRunResumed
 			body = runResumedMsg{h, p.Owner, p.PreviousOwner, p.Step, p.Attempt, p.Iteration}
