@@ -191,6 +191,16 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
             <dd className="mono" title={live.runId ?? t?.current_run_id}>
               {shortId(live.runId ?? t?.current_run_id)}
             </dd>
+            {t?.pull_request_url && (
+              <>
+                <dt>Pull request</dt>
+                <dd className="break">
+                  <a href={t.pull_request_url} target="_blank" rel="noreferrer" data-ticket-pull-request>
+                    {t.pull_request_url.replace(/^https?:\/\//, "")}
+                  </a>
+                </dd>
+              </>
+            )}
             <dt>Mis à jour</dt>
             <dd>{formatDateTime(t?.updated_at)}</dd>
           </dl>
@@ -326,12 +336,17 @@ function RunHistory({ runs, loading, error, refreshKey }: { runs?: Run[]; loadin
                 ▾
               </span>
             </button>
-            {(r.error || r.branch || traceHref) && (
+            {(r.error || r.branch || traceHref || r.pull_request_url) && (
               <div className="run-extra">
                 {r.branch && (
                   <span>
                     Branche <code>{r.branch}</code>
                   </span>
+                )}
+                {r.pull_request_url && (
+                  <a href={r.pull_request_url} target="_blank" rel="noreferrer" data-pull-request>
+                    Pull request
+                  </a>
                 )}
                 {traceHref && (
                   <a href={traceHref} target="_blank" rel="noreferrer" data-trace-id={r.trace_id}>
