@@ -10,6 +10,13 @@ import { useRunEvents } from "./useRunEvents";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Waits until cond holds (a loaded machine runs timers late), failing after timeoutMs. */
+async function until(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  for (const end = Date.now() + timeoutMs; !cond(); await sleep(5)) {
+    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
+  }
+}
+
 describe("useRunEvents", () => {
   it("asks nothing while offline and catches up when the network is back", async () => {
     const online = new ManualOnline(true);
@@ -29,8 +36,7 @@ describe("useRunEvents", () => {
     const el = document.createElement("div");
     const root = createRoot(el);
     flushSync(() => root.render(<Probe />));
-    await sleep(100);
-    expect(calls.length).toBeGreaterThan(1); // polls while online
+    await until(() => calls.length > 1, "it polls while online");
 
     online.set(false);
     await sleep(30); // a pull in flight ends
@@ -39,9 +45,8 @@ describe("useRunEvents", () => {
     expect(calls.length).toBe(before);
 
     online.set(true);
-    await sleep(10);
-    expect(calls.length).toBeGreaterThan(before);
-    expect(seen).toBe(n);
+    await until(() => calls.length > before, "it pulls again once online");
+    await until(() => seen === n, "every loaded event is shown");
     root.unmount();
   });
 });
