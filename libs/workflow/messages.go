@@ -69,6 +69,15 @@ const (
 	LogResumeFromBranch = "Reprise depuis la branche %s (modifications demandées)"
 	// LogRepositoryReady: ref, short commit, file count.
 	LogRepositoryReady = "Repository prêt : %s à %s, %d fichier(s)"
+	// LogRepoConfigFile: file name, size in bytes, short sha256, CI command, whose it is
+	// (repository or ticket), editable globs ("" for every path).
+	LogRepoConfigFile = "Configuration du dépôt lue dans %s (%d octets, sha256 %s) : CI « %s » (%s), chemins modifiables : %s"
+	// LogRepoConfigDefault: file name.
+	LogRepoConfigDefault = "Pas de %s dans le dépôt : configuration par défaut"
+	// LogRepoConfigNote: what the configuration refused.
+	LogRepoConfigNote = "Configuration du dépôt : %s"
+	// LogRepoConfigInvalid: the error (naming the field and line).
+	LogRepoConfigInvalid = "Configuration du dépôt invalide : %s"
 	// LogConversationLoaded: messages, review comments, earlier CI failures.
 	LogConversationLoaded = "Conversation chargée : %d message(s) — description, %d commentaire(s) de revue, %d échec(s) CI antérieur(s)"
 	// LogDemoLLM: the file the demo provider changes.

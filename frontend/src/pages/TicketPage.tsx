@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore, type FormEvent, type KeyboardEvent, type ReactNode } from "react";
 import { AuditTrail } from "../components/AuditTrail";
 import { ErrorPanel } from "../components/ErrorPanel";
+import { RunReplay } from "../components/RunReplay";
 import { RunWaterfall } from "../components/RunWaterfall";
 import { Icon } from "../components/Icon";
 import { StatusBadge } from "../components/StatusBadge";
@@ -13,6 +14,7 @@ import { api, ApiError, downloadFile } from "../lib/api";
 import { durationBetween, formatDateTime, formatDuration, formatRelative, formatUSD, shortId, traceLink } from "../lib/format";
 import { Link, useTitle } from "../lib/router";
 import { useSession } from "../lib/session";
+import { isFinished } from "../lib/replay";
 import { isActive, stepLabel, type Run } from "../lib/types";
 import { NotFoundPage } from "./NotFoundPage";
 
@@ -167,6 +169,12 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
             <section className="card wf-card" aria-labelledby="wf-title">
               <h2 id="wf-title">Déroulé de l'exécution</h2>
               <RunWaterfall key={currentRun} runId={currentRun} live={active} refreshKey={`${live.status}/${live.step}`} />
+            </section>
+          )}
+          {currentRun && isFinished(status) && (
+            <section className="card replay-card" aria-labelledby="replay-title">
+              <h2 id="replay-title">Relecture de l'exécution</h2>
+              <RunReplay key={currentRun} runId={currentRun} />
             </section>
           )}
         </div>
@@ -350,7 +358,7 @@ function RunHistory({ runs, loading, error, refreshKey }: { runs?: Run[]; loadin
             )}
             {expanded && (
               <div className="run-events">
-                <RunEvents runId={r.id} active={isActive(r.status)} refreshKey={refreshKey} />
+                <RunEvents runId={r.id} active={isActive(r.status)} finished={isFinished(r.status)} refreshKey={refreshKey} />
               </div>
             )}
           </li>
@@ -360,13 +368,19 @@ function RunHistory({ runs, loading, error, refreshKey }: { runs?: Run[]; loadin
   );
 }
 
-function RunEvents({ runId, active, refreshKey }: { runId: string; active: boolean; refreshKey: unknown }) {
+function RunEvents({ runId, active, finished, refreshKey }: { runId: string; active: boolean; finished: boolean; refreshKey: unknown }) {
   const load = useCallback((after: string | null, signal?: AbortSignal) => api.runEvents(runId, after, 500, signal), [runId]);
   return (
     <>
       <h3 className="wf-subtitle">Déroulé</h3>
       <RunWaterfall runId={runId} live={active} refreshKey={refreshKey} />
       <RunArtifacts runId={runId} refreshKey={refreshKey} />
+      {finished && (
+        <>
+          <h3 className="wf-subtitle">Relecture</h3>
+          <RunReplay runId={runId} />
+        </>
+      )}
       <AuditTrail load={load} exportPath={`/api/runs/${encode(runId)}/events?format=ndjson`} exportName={`${runId}-events.ndjson`} refreshKey={refreshKey} showRun={false} />
     </>
   );

@@ -123,7 +123,7 @@ func (s *Store) Runs(ctx context.Context, ticketID string) (out []app.Run, err e
 	err = s.with(ctx, func(q querier) error {
 		rows, err := q.Query(ctx, `SELECT id, ticket_id, status, step, progress, iteration, reason, requested_by,
 			message, error, branch, requested_at, started_at, finished_at, trace_id,
-			llm_calls, llm_input_tokens, llm_output_tokens, llm_cost_usd, tool_calls, pull_request_url
+			llm_calls, llm_input_tokens, llm_output_tokens, llm_cost_usd, tool_calls, repository_config, pull_request_url
 			FROM runs WHERE ticket_id = $1 ORDER BY requested_at DESC, id`, ticketID)
 		if err != nil {
 			return err
@@ -132,7 +132,7 @@ func (s *Store) Runs(ctx context.Context, ticketID string) (out []app.Run, err e
 			var x app.Run
 			err := r.Scan(&x.ID, &x.TicketID, &x.Status, &x.Step, &x.Progress, &x.Iteration, &x.Reason, &x.RequestedBy,
 				&x.Message, &x.Error, &x.Branch, &x.RequestedAt, &x.StartedAt, &x.FinishedAt, &x.TraceID,
-				&x.LLMCalls, &x.LLMInputTokens, &x.LLMOutputTokens, &x.LLMCostUSD, &x.ToolCalls, &x.PullRequestURL)
+				&x.LLMCalls, &x.LLMInputTokens, &x.LLMOutputTokens, &x.LLMCostUSD, &x.ToolCalls, &x.RepositoryConfig, &x.PullRequestURL)
 			return x, err
 		})
 		return err

@@ -156,6 +156,9 @@ type Run struct {
 	ToolCalls       int     `json:"tool_calls"`
 	// TraceID is the W3C trace id of the run's start request ("" when it carried none).
 	TraceID string `json:"trace_id"`
+	// RepositoryConfig is the configuration the run uses (its RepositoryConfigLoaded); nil
+	// until prepare_repository read it.
+	RepositoryConfig *events.RepositoryConfigLoadedData `json:"repository_config"`
 	// PullRequestURL is the run's pull request on the forge ("" when none).
 	PullRequestURL string `json:"pull_request_url"`
 }

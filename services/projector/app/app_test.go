@@ -68,6 +68,10 @@ func (s *fakeStore) RejectRun(context.Context, events.Event, string, string) err
 	return s.call("RejectRun")
 }
 func (s *fakeStore) ValidateRun(context.Context, events.Event) error { return s.call("ValidateRun") }
+func (s *fakeStore) SetRepositoryConfig(context.Context, events.Event, *events.RepositoryConfigLoadedData) error {
+	return nil
+}
+
 func (s *fakeStore) RecordLLMCall(context.Context, events.Event, *events.LLMCallCompletedData) error {
 	return s.call("RecordLLMCall")
 }
