@@ -443,7 +443,36 @@ func (a *Application) recoverTerminal(ctx context.Context, ap *runAppender, row 
 		}
 	}
 	a.log.Info("stored terminal event confirmed", "run_id", row.RunID, "type", env.Type, "already_in_log", found)
+	a.finishOnForge(ctx, row, env)
 	return a.store.FinishTerminal(ctx, row.RunID, row.TicketID)
+}
+
+// finishOnForge repeats, for a run recovered at its terminal event, what the crashed driver
+// may not have done: the run's end on its pull request (FinishRun's forge calls are safe to
+// repeat). Its log lines go to the server log: the run's history has ended.
+func (a *Application) finishOnForge(ctx context.Context, row RunRow, env events.Envelope) {
+	f, ok := a.exec.(executor.Finisher)
+	if !ok || row.Attempt == 0 {
+		return
+	}
+	terminal, err := env.Decode()
+	if err != nil {
+		return
+	}
+	ticket, _, err := a.store.Ticket(ctx, row.TicketID)
+	if err != nil {
+		a.log.Warn("finishing a recovered run on its forge: load the ticket", "run_id", row.RunID, "err", err)
+		return
+	}
+	run := &executor.Run{ID: row.RunID, Ticket: ticket, Iteration: row.Iteration, Step: row.Step, State: row.State,
+		Log: func(_ context.Context, level, message string) error {
+			a.log.Info("recovered run: "+message, "run_id", row.RunID, "level", level)
+			return nil
+		},
+		Emit: func(context.Context, events.Payload) error { return nil }}
+	if err := f.FinishRun(ctx, run, terminal); err != nil {
+		a.log.Warn("finishing a recovered run on its forge", "run_id", row.RunID, "err", err)
+	}
 }
 
 func ciIteration(e events.Envelope) int {
