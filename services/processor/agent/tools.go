@@ -59,6 +59,22 @@ var Specs = []llm.ToolSpec{
 		Schema: json.RawMessage(`{"type":"object","properties":{},"additionalProperties":false}`)},
 }
 
+// required names each tool's required arguments (all strings), as its schema in Specs
+// tells the model.
+var required = func() map[string][]string {
+	m := make(map[string][]string, len(Specs))
+	for _, s := range Specs {
+		var schema struct {
+			Required []string `json:"required"`
+		}
+		if err := json.Unmarshal(s.Schema, &schema); err != nil {
+			panic("agent: tool schema of " + s.Name + ": " + err.Error())
+		}
+		m[s.Name] = schema.Required
+	}
+	return m
+}()
+
 // CIReport is what one run_ci did.
 type CIReport struct {
 	Passed   bool
@@ -105,60 +121,30 @@ func (w *workspace) call(ctx context.Context, name string, input json.RawMessage
 	if err := dec.Decode(&args); err != nil {
 		return "", toolErr("the arguments are not a valid JSON object for %s: %v", name, err)
 	}
-	need := func(field string, v *string) (string, error) {
-		if v == nil {
+	texts := map[string]*string{"path": args.Path, "pattern": args.Pattern, "content": args.Content, "old_text": args.OldText, "new_text": args.NewText}
+	for _, field := range required[name] {
+		if texts[field] == nil {
 			return "", toolErr("%s needs %q", name, field)
 		}
-		return *v, nil
 	}
 	switch name {
 	case ToolListFiles:
 		return w.listFiles(deref(args.Path))
 	case ToolReadFile:
-		p, err := need("path", args.Path)
-		if err != nil {
-			return "", err
-		}
-		return w.readFile(p, args.StartLine, args.EndLine)
+		return w.readFile(*args.Path, args.StartLine, args.EndLine)
 	case ToolSearch:
-		pat, err := need("pattern", args.Pattern)
-		if err != nil {
-			return "", err
-		}
-		return w.search(pat, deref(args.Path), args.MaxResults)
+		return w.search(*args.Pattern, deref(args.Path), args.MaxResults)
 	case ToolWriteFile:
-		p, err := need("path", args.Path)
-		if err != nil {
-			return "", err
-		}
-		c, err := need("content", args.Content)
-		if err != nil {
-			return "", err
-		}
+		p, c := *args.Path, *args.Content
 		if err := gitrepo.WriteFile(w.dir, p, c); err != nil {
 			return "", pathErr(err)
 		}
 		w.changed[filepath.Clean(p)] = true
 		return fmt.Sprintf("wrote %s (%d bytes)", p, len(c)), nil
 	case ToolEditFile:
-		p, err := need("path", args.Path)
-		if err != nil {
-			return "", err
-		}
-		oldText, err := need("old_text", args.OldText)
-		if err != nil {
-			return "", err
-		}
-		newText, err := need("new_text", args.NewText)
-		if err != nil {
-			return "", err
-		}
-		return w.editFile(p, oldText, newText)
+		return w.editFile(*args.Path, *args.OldText, *args.NewText)
 	case ToolDeleteFile:
-		p, err := need("path", args.Path)
-		if err != nil {
-			return "", err
-		}
+		p := *args.Path
 		if _, err := os.Lstat(filepath.Join(w.dir, filepath.Clean(p))); errors.Is(err, os.ErrNotExist) {
 			return "", toolErr("%s does not exist", p)
 		}
