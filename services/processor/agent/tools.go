@@ -279,14 +279,23 @@ func binary(content []byte) bool {
 	return bytes.IndexByte(content[:min(len(content), 8000)], 0) >= 0
 }
 
-func (w *workspace) readFile(rel string, start, end int) (string, error) {
+// contentOf reads a file of the work tree, the model's path confined to it.
+func (w *workspace) contentOf(rel string) ([]byte, error) {
 	p, err := w.resolve(rel)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	content, err := os.ReadFile(p)
 	if err != nil {
-		return "", pathErr(err)
+		return nil, pathErr(err)
+	}
+	return content, nil
+}
+
+func (w *workspace) readFile(rel string, start, end int) (string, error) {
+	content, err := w.contentOf(rel)
+	if err != nil {
+		return "", err
 	}
 	if binary(content) {
 		return "", toolErr("%s is a binary file", rel)
@@ -376,13 +385,9 @@ func (w *workspace) search(pattern, rel string, maxResults int) (string, error) 
 }
 
 func (w *workspace) editFile(rel, oldText, newText string) (string, error) {
-	p, err := w.resolve(rel)
+	content, err := w.contentOf(rel)
 	if err != nil {
 		return "", err
-	}
-	content, err := os.ReadFile(p)
-	if err != nil {
-		return "", pathErr(err)
 	}
 	if oldText == "" {
 		return "", toolErr("old_text is empty: use write_file to create a file")
