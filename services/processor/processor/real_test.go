@@ -28,6 +28,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/gittest"
 	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/kafka/kafkatest"
 	"github.com/ticketflow/ticketflow/libs/postgres"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/ticketflow/ticketflow/libs/repourl"
@@ -49,21 +50,9 @@ type harness struct {
 // event of the topic.
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	emb, err := kafka.StartEmbedded("127.0.0.1:0", "", 4, kafka.Persistence{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Close)
-	h := &harness{t: t, kcfg: config.Kafka{Brokers: emb.Addrs(), Topic: "ticket-events", Partitions: 4, ReplicationFactor: 1}}
+	b := kafkatest.Start(t, 4)
+	h := &harness{t: t, kcfg: b.Config, prod: b.Producer}
 	ctx, cancel := context.WithCancel(context.Background())
-	cl, err := kafka.NewClient(h.kcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kafka.EnsureTopic(ctx, cl, h.kcfg); err != nil {
-		t.Fatal(err)
-	}
-	h.prod = kafka.NewProducer(cl, h.kcfg.Topic)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	db, err := postgres.Connect(ctx, config.Postgres{URL: pgtest.NewDatabase(t), MaxConns: 8}, log)
 	if err != nil {
@@ -103,7 +92,6 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		<-done
 		<-tailDone
 		tail.Close()
-		cl.Close()
 		db.Close()
 	})
 	select {
