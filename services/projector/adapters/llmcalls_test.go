@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/ticketflow/ticketflow/services/projector/app"
@@ -17,18 +16,14 @@ import (
 func TestLLMCallsAddUpOnTheirRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	db, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := pgtest.NewPool(t)
 	s := NewStore(db, "ticket-events")
 	ev := func(p events.Payload) events.Event {
 		return events.Event{Envelope: events.MustNew("t1", "r1", "processor", p)}
 	}
 	first := ev(&events.LLMCallCompletedData{Iteration: 1, AgentStep: 1, Provider: "anthropic", Model: "claude-x", InputTokens: 1000, OutputTokens: 100, CostUSD: 0.0045, LatencyMS: 900, Retries: 1})
 	second := ev(&events.LLMCallCompletedData{Iteration: 1, AgentStep: 2, Provider: "anthropic", Model: "claude-x", InputTokens: 2000, OutputTokens: 50, CostUSD: 0.00675, LatencyMS: 700})
-	err = s.InBatch(ctx, 0, func(b app.Batch) error {
+	err := s.InBatch(ctx, 0, func(b app.Batch) error {
 		if err := b.RequestRun(ctx, ev(&events.ProcessingRequestedData{RequestedBy: "alice", Reason: "start"}), &events.ProcessingRequestedData{RequestedBy: "alice"}, "pending", ""); err != nil {
 			return err
 		}
