@@ -13,7 +13,6 @@ import (
 // (a retried prepare_repository) replaces the first; other runs keep NULL.
 func TestRepositoryConfigIsStoredOnItsRun(t *testing.T) {
 	ctx, s, db := testStore(t)
-	ev := processorEvent
 	first := &events.RepositoryConfigLoadedData{Source: "default", Config: events.RepositoryConfig{CICommand: "make", CICommandFrom: "ticket", MaxSteps: 40}}
 	second := &events.RepositoryConfigLoadedData{Source: "file", SHA256: "ab", SizeBytes: 42, Config: events.RepositoryConfig{CICommand: "sh ci.sh",
 		CICommandFrom: "repository", CITimeoutMS: 30000, Editable: []string{"src/**"}, MaxSteps: 6, MaxTokens: 100, MaxCostUSD: 0.5,
@@ -21,12 +20,12 @@ func TestRepositoryConfigIsStoredOnItsRun(t *testing.T) {
 	err := s.InBatch(ctx, 0, func(b app.Batch) error {
 		for _, run := range []string{"r1", "r2"} {
 			req := &events.ProcessingRequestedData{RequestedBy: "alice", Reason: "start"}
-			if err := b.RequestRun(ctx, ev(run, req), req, "pending", ""); err != nil {
+			if err := b.RequestRun(ctx, processorEvent(run, req), req, "pending", ""); err != nil {
 				return err
 			}
 		}
 		for _, d := range []*events.RepositoryConfigLoadedData{first, second} {
-			if err := b.SetRepositoryConfig(ctx, ev("r1", d), d); err != nil {
+			if err := b.SetRepositoryConfig(ctx, processorEvent("r1", d), d); err != nil {
 				return err
 			}
 		}
