@@ -17,7 +17,7 @@ import (
 // configModel is a Messages API model for the repository configuration tests. Its first
 // move is write_file greeting.txt "hello", or README.md when the ticket says OUTSIDE; after a
 // refusal ("is not editable") it writes src/ok.txt instead; once a write went through it
-// finishes.
+// finishes. On a ticket saying LOOP it lists files forever.
 func configModel(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(r.Body)
 	body := string(b)
@@ -30,6 +30,8 @@ func configModel(w http.ResponseWriter, r *http.Request) {
 			"input": map[string]any{"path": path, "content": content}})
 	}
 	switch {
+	case strings.Contains(body, "LOOP"):
+		reply("tool_use", map[string]any{"type": "tool_use", "id": "toolu_" + uuid.NewString()[:8], "name": "list_files", "input": map[string]any{}})
 	case strings.Contains(body, "wrote "):
 		reply("end_turn", map[string]any{"type": "text", "text": "Done."})
 	case strings.Contains(body, "is not editable"):
@@ -136,6 +138,28 @@ func TestRealRepositoryConfiguration(t *testing.T) {
 		}
 		if got := gittest.Git(t, bare, "show", branch+":src/ok.txt"); got != "ok" {
 			t.Errorf("src/ok.txt on the run branch: %q", got)
+		}
+	})
+
+	t.Run("a lower limit of the file bounds the agent, and the failure names it", func(t *testing.T) {
+		_, run, _ := start(map[string]string{".ticketflow.yml": "version: 1\nagent:\n  max_steps: 2\n"}, "true", "LOOP")
+		term := h.waitTerminal(run)
+		evs := h.runEvents(run)
+		if term.Type != events.RunFailed {
+			t.Fatalf("terminal %s:\n%s", term.Type, dump(evs))
+		}
+		f := payload[*events.RunFailedData](t, term)
+		if f.Step != "call_llm" || !strings.Contains(f.Error, "2 model calls without finishing (.ticketflow.yml agent.max_steps=2)") {
+			t.Errorf("failed %+v", f)
+		}
+		calls := 0
+		for _, ev := range evs {
+			if ev.Type == events.LLMCallCompleted {
+				calls++
+			}
+		}
+		if calls != 2 {
+			t.Errorf("%d model calls, want 2", calls)
 		}
 	})
 
