@@ -25,6 +25,7 @@ const (
 	AgentToolCalled           Type = "AgentToolCalled"
 	LLMCallCompleted          Type = "LLMCallCompleted"
 	RepositoryConfigLoaded    Type = "RepositoryConfigLoaded"
+	PullRequestOpened         Type = "PullRequestOpened"
 )
 
 // Payload is the data of one event type.
@@ -57,6 +58,7 @@ var catalog = map[Type]spec{
 	AgentToolCalled:           {1, func() Payload { return new(AgentToolCalledData) }},
 	LLMCallCompleted:          {1, func() Payload { return new(LLMCallCompletedData) }},
 	RepositoryConfigLoaded:    {1, func() Payload { return new(RepositoryConfigLoadedData) }},
+	PullRequestOpened:         {1, func() Payload { return new(PullRequestOpenedData) }},
 }
 
 // Types is every type of the catalog, sorted (the contract tests check each has a schema in
@@ -224,6 +226,18 @@ type RepositoryConfig struct {
 	Notes                []string `json:"notes,omitempty"`
 }
 
+// PullRequestOpenedData: the run has its pull request on the repository's forge (libs/forge):
+// opened as a draft after the run's first push, or the ticket's open one found again (Reused:
+// an earlier run's, or the one an interrupted attempt opened). At most one per run, except
+// when a processor crashed between appending it and recording it (consumers keep the last).
+type PullRequestOpenedData struct {
+	URL    string `json:"url"`
+	Number int    `json:"number"`
+	Forge  string `json:"forge"` // github, gitlab or gitea
+	Branch string `json:"branch,omitempty"`
+	Reused bool   `json:"reused,omitempty"`
+}
+
 // RunFailedData: the run stopped on an error or on CI failing after MAX_ITERATIONS.
 type RunFailedData struct {
 	Step    string `json:"step,omitempty"`
@@ -299,3 +313,4 @@ func (*RunResumedData) EventType() Type             { return RunResumed }
 func (*AgentToolCalledData) EventType() Type        { return AgentToolCalled }
 func (*LLMCallCompletedData) EventType() Type       { return LLMCallCompleted }
 func (*RepositoryConfigLoadedData) EventType() Type { return RepositoryConfigLoaded }
+func (*PullRequestOpenedData) EventType() Type      { return PullRequestOpened }

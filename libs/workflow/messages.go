@@ -105,6 +105,15 @@ const (
 	// LogCIPassed, LogCIFailed: exit code, duration in ms.
 	LogCIPassed = "CI réussie (code %d, %d ms)"
 	LogCIFailed = "CI en échec (code %d, %d ms)"
+	// LogPROpened, LogPRReused: forge, PR number, URL.
+	LogPROpened = "Pull request %s n°%d ouverte en brouillon : %s"
+	LogPRReused = "Pull request %s n°%d déjà ouverte pour ce ticket, mise à jour : %s"
+	// LogPRUpdated: PR number, iteration.
+	LogPRUpdated = "Pull request n°%d mise à jour (itération %d)"
+	// LogPRReady: PR number.
+	LogPRReady = "Pull request n°%d prête pour la revue"
+	// LogForgeFailed: forge, what failed, the error (redacted). The run goes on without it.
+	LogForgeFailed = "Forge %s : %s a échoué (%v) ; le run continue sans"
 	// ArtifactCut ends a CI output artifact cut at its bound: bound in bytes, lines kept,
 	// lines in all, bytes in all.
 	ArtifactCut = "[ticketflow] artefact coupé à %d octets : %d ligne(s) sur %d conservées (%d octets au total)\n"

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/forge"
 	"github.com/ticketflow/ticketflow/libs/repourl"
 	"github.com/ticketflow/ticketflow/libs/workflow"
 	"github.com/ticketflow/ticketflow/services/processor/agent"
@@ -43,6 +45,9 @@ type RealConfig struct {
 	// TICKETFLOW_GIT_TOKEN_HOSTS was replaced by TICKETFLOW_REPOSITORY_ALLOWLIST: refused at
 	// startup when set.
 	RemovedGitTokenHosts string `env:"TICKETFLOW_GIT_TOKEN_HOSTS"`
+	// Forge is the pull requests' configuration (TICKETFLOW_FORGE_HOSTS, _API_URLS, _TOKENS,
+	// _REPOSITORIES, _TIMEOUT, TICKETFLOW_PUBLIC_URL): see config.Forge and pullrequest.go.
+	Forge config.Forge
 	// TICKETFLOW_LLM_PROVIDER: anthropic, openai or demo. Default: anthropic if
 	// ANTHROPIC_API_KEY is set, else openai if OPENAI_API_KEY is set, else demo (offline).
 	LLMProvider string `env:"TICKETFLOW_LLM_PROVIDER"`
@@ -99,7 +104,13 @@ type RealConfig struct {
 
 // Secrets are the configured values that must never reach an event or a log line.
 func (c RealConfig) Secrets() []string {
-	return []string{c.AnthropicKey, c.OpenAIKey, c.GitToken}
+	out := []string{c.AnthropicKey, c.OpenAIKey, c.GitToken}
+	for _, kv := range c.Forge.Tokens {
+		if _, token, ok := strings.Cut(kv, "="); ok && strings.TrimSpace(token) != "" {
+			out = append(out, strings.TrimSpace(token))
+		}
+	}
+	return out
 }
 
 // RealDeps are the executor's adapters and what it learns from the shared configuration.
@@ -129,6 +140,8 @@ type Real struct {
 	log       *slog.Logger
 	sandbox   ci.Sandbox
 	artifacts Artifacts
+	// forges finds a repository's forge for its pull request (pullrequest.go).
+	forges *forge.Resolver
 }
 
 // NewReal builds the executor, chooses the LLM provider and the CI sandbox (which
@@ -205,11 +218,15 @@ func NewReal(cfg RealConfig, log *slog.Logger, deps RealDeps) (*Real, error) {
 	if sandbox.Name() == "none" {
 		log.Warn("CI runs unconfined (TICKETFLOW_CI_SANDBOX=none): a ticket's CI command can read this process's secrets and reach the network; use it for trusted repositories only")
 	}
+	forges, err := forge.NewResolver(cfg.Forge, cfg.GitToken, policy)
+	if err != nil {
+		return nil, err
+	}
 	g := gitrepo.New(gitrepo.Config{Policy: policy, Token: cfg.GitToken, CAFile: cfg.GitCAFile, Redactor: red, Log: log})
 	log.Info("real executor", "llm", p.Name(), "work_dir", cfg.WorkDir, "file_repo_root", policy.FileRoot(),
 		"repository_allowlist", cfg.Repos.Allowlist, "private_repos", cfg.Repos.AllowPrivate, "git_token", cfg.GitToken != "", "ci_sandbox", sandbox.Name())
 	return &Real{cfg: cfg, git: g, llm: p, prices: prices, metrics: newLLMMetrics(deps.Registry), red: red, log: log, sandbox: sandbox,
-		artifacts: deps.Artifacts}, nil
+		artifacts: deps.Artifacts, forges: forges}, nil
 }
 
 func (x *Real) Name() string { return "real" }
@@ -228,6 +245,8 @@ type realState struct {
 	// ticket's fields within the operator's limits), read at prepare_repository; nil in the
 	// state of a run prepared before it existed (runConfig then resolves the defaults).
 	Config *repoconfig.Effective `json:"config,omitempty"`
+	// PR is the run's pull request on the forge, once it has one.
+	PR *prState `json:"pr,omitempty"`
 }
 
 type turn struct {
@@ -585,7 +604,10 @@ func (x *Real) CommitChanges(ctx context.Context, run *Run) error {
 	if err := saveState(run, s); err != nil {
 		return err
 	}
-	return x.logf(ctx, run, "INFO", workflow.LogCommitPushed, short(commit), branch)
+	if err := x.logf(ctx, run, "INFO", workflow.LogCommitPushed, short(commit), branch); err != nil {
+		return err
+	}
+	return x.pullRequest(ctx, run, &s, commit)
 }
 
 // runCI runs the run's CI command (eff: the repository's or the ticket's) on dir in the
@@ -676,7 +698,10 @@ func (x *Real) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
 	if !out.Passed {
 		level, verdict = "WARNING", workflow.LogCIFailed
 	}
-	return out, x.logf(ctx, run, level, verdict, out.ExitCode, out.DurationMS)
+	if err := x.logf(ctx, run, level, verdict, out.ExitCode, out.DurationMS); err != nil {
+		return CIOutcome{}, err
+	}
+	return out, x.ciStatus(ctx, run, s, out)
 }
 
 func short(commit string) string {

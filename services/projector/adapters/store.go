@@ -253,6 +253,13 @@ func (b *batch) SetRepositoryConfig(ctx context.Context, ev events.Event, d *eve
 	return b.tx.Exec(ctx, `UPDATE runs SET repository_config = $2 WHERE id = $1`, ev.RunID, cfg)
 }
 
+func (b *batch) SetPullRequest(ctx context.Context, ev events.Event, d *events.PullRequestOpenedData) error {
+	if err := b.tx.Exec(ctx, `UPDATE runs SET pull_request_url = $2 WHERE id = $1`, ev.RunID, d.URL); err != nil {
+		return err
+	}
+	return b.tx.Exec(ctx, `UPDATE tickets SET pull_request_url = $2 WHERE id = $1`, ev.TicketID, d.URL)
+}
+
 func (b *batch) RejectRun(ctx context.Context, ev events.Event, reason, message string) error {
 	err := b.tx.Exec(ctx, `UPDATE runs SET status = 'REJECTED', error = $2, message = $3, finished_at = $4 WHERE id = $1`,
 		ev.RunID, reason, message, ev.OccurredAt)

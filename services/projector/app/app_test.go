@@ -78,6 +78,10 @@ func (s *fakeStore) RecordLLMCall(context.Context, events.Event, *events.LLMCall
 func (s *fakeStore) CountToolCall(context.Context, events.Event) error {
 	return s.call("CountToolCall")
 }
+
+func (s *fakeStore) SetPullRequest(context.Context, events.Event, *events.PullRequestOpenedData) error {
+	return s.call("SetPullRequest")
+}
 func (s *fakeStore) UpdateTicket(_ context.Context, _ events.Event, u workflow.Update) error {
 	s.updates = append(s.updates, u)
 	return s.call("UpdateTicket")

@@ -71,7 +71,8 @@ export type EventType =
   | "RunResumed"
   | "AgentToolCalled"
   | "LLMCallCompleted"
-  | "RepositoryConfigLoaded";
+  | "RepositoryConfigLoaded"
+  | "PullRequestOpened";
 /**
  * the JSON value of every record on the topic: the envelope, and by type (and version) its data
  *
@@ -99,6 +100,7 @@ export type Envelope = EnvelopeFields &
     | AgentToolCalledEvent
     | LLMCallCompletedEvent
     | RepositoryConfigLoadedEvent
+    | PullRequestOpenedEvent
   );
 
 export interface AsyncAPISchemas {}
@@ -905,6 +907,34 @@ export interface RepositoryConfigLoadedData {
   size_bytes?: number;
   config: RepositoryConfig;
 }
+/**
+ * PullRequestOpened: the run has its pull request (merge request on GitLab) on the repository's forge: opened as a draft by the run's first push, or the ticket's open one found again (reused)
+ *
+ * This interface was referenced by `AsyncAPISchemas`'s JSON-Schema
+ * via the `definition` "PullRequestOpenedData".
+ */
+export interface PullRequestOpenedData {
+  /**
+   * the pull request's web page
+   */
+  url: string;
+  /**
+   * the PR number (GitLab: the merge request iid)
+   */
+  number: number;
+  /**
+   * github, gitlab or gitea
+   */
+  forge: string;
+  /**
+   * the PR's source branch (ticketflow-pr/<ticket>)
+   */
+  branch?: string;
+  /**
+   * the ticket's PR was already open (an earlier run's, or an interrupted attempt's)
+   */
+  reused?: boolean;
+}
 export interface TicketCreatedEvent {
   type: "TicketCreated";
   version: 1;
@@ -999,6 +1029,11 @@ export interface RepositoryConfigLoadedEvent {
   type: "RepositoryConfigLoaded";
   version: 1;
   data: RepositoryConfigLoadedData;
+}
+export interface PullRequestOpenedEvent {
+  type: "PullRequestOpened";
+  version: 1;
+  data: PullRequestOpenedData;
 }
 /**
  * CloudEvents Kafka protocol binding, binary content mode: the attributes travel as record headers, the envelope stays the value

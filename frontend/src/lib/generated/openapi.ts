@@ -420,6 +420,8 @@ export interface components {
             llm_output_tokens: number;
             /** @description their cost in USD (TICKETFLOW_LLM_PRICES) */
             llm_cost_usd: number;
+            /** @description the ticket's pull request (merge request) on its repository's forge; "" when none */
+            pull_request_url: string;
         };
         Run: {
             id: string;
@@ -447,6 +449,8 @@ export interface components {
             llm_cost_usd: number;
             /** @description tool calls of the agent (AgentToolCalled events) */
             tool_calls: number;
+            /** @description the run's pull request on the forge (PullRequestOpened); "" when none */
+            pull_request_url: string;
             /** @description W3C trace id (32 hex digits) of the run's start request, whose trace follows the run through Kafka to every step and socket delivery; empty when the request carried no trace context (tracing off). The web app links it to TICKETFLOW_TRACE_UI_URL. */
             trace_id: string;
             /** @description The configuration the run uses, as prepare_repository resolved it (the RepositoryConfigLoaded event): from the repository's .ticketflow.yml (source file, with the raw file's sha256 and size) or the defaults (source default: no file). null until prepare_repository has read it, and for the simulated executor. */
