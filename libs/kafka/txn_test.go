@@ -93,11 +93,7 @@ func TestTxnProducerCommitVisibleAbortInvisible(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	p, err := kafka.NewTxnProducer(ctx, b.Config, "tx-visible")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := txnProducer(ctx, t, b, "tx-visible")
 	envs := []events.Envelope{logEnv("t", "c1"), logEnv("t", "c2"), logEnv("t", "c3")}
 	pos, err := p.Append(ctx, envs...)
 	if err != nil {
@@ -139,11 +135,7 @@ func TestTxnProducerCommitVisibleAbortInvisible(t *testing.T) {
 	// A transaction left open, as by a producer that was stopped mid-append: a new producer
 	// with the same id aborts it.
 	produceRaw(raw, "left-open")
-	taker, err := kafka.NewTxnProducer(ctx, b.Config, "tx-raw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer taker.Close()
+	taker := txnProducer(ctx, t, b, "tx-raw")
 	// The log now ends on the abort marker.
 	if got := scanned(t, b); !equal(got, []string{"c1", "c2", "c3", "c4"}) {
 		t.Fatalf("scan: %v, want c1..c4", got)
@@ -196,20 +188,12 @@ func TestTxnProducerFencedBySecond(t *testing.T) {
 	b := kafkatest.Start(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	first, err := kafka.NewTxnProducer(ctx, b.Config, "ticketflow-run-x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.Close()
+	first := txnProducer(ctx, t, b, "ticketflow-run-x")
 	if _, err := first.Append(ctx, logEnv("t", "first-1")); err != nil {
 		t.Fatal(err)
 	}
-	second, err := kafka.NewTxnProducer(ctx, b.Config, "ticketflow-run-x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer second.Close()
-	_, err = first.Append(ctx, logEnv("t", "zombie-1"), logEnv("t", "zombie-2"))
+	second := txnProducer(ctx, t, b, "ticketflow-run-x")
+	_, err := first.Append(ctx, logEnv("t", "zombie-1"), logEnv("t", "zombie-2"))
 	t.Logf("fenced Append: %v", err)
 	if !errors.Is(err, kafka.ErrFenced) {
 		t.Fatalf("fenced producer's Append: %v, want ErrFenced", err)
@@ -241,11 +225,7 @@ func TestTxnAppendIsCommittedWhenItSaysSo(t *testing.T) {
 	b := kafkatest.Start(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p, err := kafka.NewTxnProducer(ctx, b.Config, "tx-silent-abort")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := txnProducer(ctx, t, b, "tx-silent-abort")
 	cluster := kafka.ClusterOf(b.Embedded)
 	abortCommits := func(n int) {
 		cluster.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
@@ -268,11 +248,22 @@ func TestTxnAppendIsCommittedWhenItSaysSo(t *testing.T) {
 	}
 
 	abortCommits(2)
-	_, err = p.Append(ctx, logEnv("t", "never"))
+	_, err := p.Append(ctx, logEnv("t", "never"))
 	if !errors.Is(err, kafka.ErrUnavailable) || errors.Is(err, kafka.ErrUnconfirmed) {
 		t.Fatalf("Append whose transactions the broker aborted: %v, want ErrUnavailable", err)
 	}
 	if got := scanned(t, b); !equal(got, []string{"second-try"}) {
 		t.Fatalf("log after the aborted append: %v", got)
 	}
+}
+
+// txnProducer is a transactional producer with id on b, closed when the test ends.
+func txnProducer(ctx context.Context, t *testing.T, b *kafkatest.Broker, id string) *kafka.TxnProducer {
+	t.Helper()
+	p, err := kafka.NewTxnProducer(ctx, b.Config, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
 }

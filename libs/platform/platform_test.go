@@ -52,17 +52,7 @@ func TestServeStopsDespiteAHungHandler(t *testing.T) {
 	go func() { _, _ = get(addr, "/hang") }()
 	go func() { _, _ = get(addr, "/listens") }()
 	time.Sleep(100 * time.Millisecond)
-	start := time.Now()
-	stop()
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Fatalf("Serve: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Serve did not return 5 s after the stop")
-	}
-	if d := time.Since(start); d > 2*time.Second {
+	if d := stopAndWait(t, stop, served, "Serve", 5*time.Second); d > 2*time.Second {
 		t.Fatalf("stop took %v with a 300ms shutdown timeout", d)
 	}
 	select {
@@ -70,6 +60,23 @@ func TestServeStopsDespiteAHungHandler(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("the in-flight request's context was not cancelled at shutdown")
 	}
+}
+
+// stopAndWait calls stop and waits, at most wait, for what stopped to return nil on done; it
+// returns how long that took.
+func stopAndWait(t *testing.T, stop func(), done <-chan error, what string, wait time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(wait):
+		t.Fatalf("%s did not return %s after the stop", what, wait)
+	}
+	return time.Since(start)
 }
 
 func waitUp(t *testing.T, addr string) {
@@ -141,17 +148,7 @@ func TestRunStopsWithAHungHandlerHoldingTheDatabase(t *testing.T) {
 	if code, err := get(addr, "/healthz"); err != nil || code != 503 {
 		t.Fatalf("healthz with the pool wedged: %d %v, want 503", code, err)
 	}
-	start := time.Now()
-	stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("run did not return 15 s after the stop")
-	}
-	if d := time.Since(start); d > cfg.ShutdownTimeout+closeBound+2*time.Second {
+	if d := stopAndWait(t, stop, done, "run", 15*time.Second); d > cfg.ShutdownTimeout+closeBound+2*time.Second {
 		t.Fatalf("stop took %v", d)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/kafka/kafkatest"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/ticketflow/ticketflow/libs/proctest"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -32,23 +33,8 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	emb, err := kafka.StartEmbedded("127.0.0.1:0", "", 4, kafka.Persistence{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Close)
-	kcfg := config.Kafka{Brokers: emb.Addrs(), Topic: "ticket-events", Partitions: 4, ReplicationFactor: 1}
-	cl, err := kafka.NewClient(kcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := kafka.EnsureTopic(ctx, cl, kcfg); err != nil {
-		t.Fatal(err)
-	}
-	return &env{t: t, kafka: kcfg, dsn: pgtest.NewDatabase(t), producer: kafka.NewProducer(cl, kcfg.Topic)}
+	b := kafkatest.Start(t, 4)
+	return &env{t: t, kafka: b.Config, dsn: pgtest.NewDatabase(t), producer: b.Producer}
 }
 
 func (e *env) append(envs ...events.Envelope) {

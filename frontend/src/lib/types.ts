@@ -18,6 +18,8 @@ export type Ticket = Schemas["Ticket"];
 /** A file a run produced (GET /api/runs/{run}/artifacts), e.g. ci-1.log: the full CI output. */
 export type RunArtifact = Schemas["Artifact"];
 export type Run = Schemas["Run"];
+/** What a run uses of the repository's .ticketflow.yml (or the defaults): its RepositoryConfigLoaded. */
+export type RunRepositoryConfig = NonNullable<Run["repository_config"]>;
 /** An event of the audit trail (REST); ws.Envelope is the same, typed by event type. */
 export type Envelope = Schemas["Envelope"];
 export type EventPage = Schemas["EventPage"];

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore, type FormEvent, type KeyboardEvent, type ReactNode } from "react";
 import { AuditTrail } from "../components/AuditTrail";
 import { ErrorPanel } from "../components/ErrorPanel";
+import { RepositoryConfigPanel } from "../components/RepositoryConfigPanel";
 import { RunReplay } from "../components/RunReplay";
 import { RunWaterfall } from "../components/RunWaterfall";
 import { Icon } from "../components/Icon";
@@ -109,6 +110,7 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
   // written it, and asking for its events then would be a 404. The ticket reloads on every
   // live change, so this follows within moments.
   const currentRun = t?.current_run_id || null;
+  const currentConfig = runs.data?.runs.find((r) => r.id === currentRun)?.repository_config ?? null;
 
   return (
     <div className="page">
@@ -204,6 +206,7 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
             <dt>Mis à jour</dt>
             <dd>{formatDateTime(t?.updated_at)}</dd>
           </dl>
+          {currentConfig && <RepositoryConfigPanel rc={currentConfig} />}
           {t?.description && (
             <>
               <h3>Description</h3>
@@ -358,6 +361,7 @@ function RunHistory({ runs, loading, error, refreshKey }: { runs?: Run[]; loadin
             )}
             {expanded && (
               <div className="run-events">
+                {r.repository_config && <RepositoryConfigPanel rc={r.repository_config} />}
                 <RunEvents runId={r.id} active={isActive(r.status)} finished={isFinished(r.status)} refreshKey={refreshKey} />
               </div>
             )}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/postgres"
 )
 
@@ -66,4 +67,15 @@ func NewDatabase(t testing.TB) string {
 		t.Fatalf("migrate test database: %v", err)
 	}
 	return dsn
+}
+
+// NewPool is a pool on a database of NewDatabase, closed when the test ends.
+func NewPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	db, err := pgxpool.New(context.Background(), NewDatabase(t))
+	if err != nil {
+		t.Fatalf("test database pool: %v", err)
+	}
+	t.Cleanup(db.Close)
+	return db
 }

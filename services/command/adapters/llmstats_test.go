@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 )
 
@@ -15,11 +14,7 @@ import (
 func TestLLMStatsAndRunTotals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	db, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := pgtest.NewPool(t)
 	day1 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	day2 := day1.Add(24 * time.Hour)
 	for _, q := range []string{

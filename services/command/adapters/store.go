@@ -74,6 +74,24 @@ func (s *Store) Session(ctx context.Context) (app.Session, error) {
 	return &Session{conn: conn, topic: s.topic, projections: s.projections}, nil
 }
 
+// rowsOf runs query on q and reads every row with scan.
+func rowsOf[T any](ctx context.Context, q querier, scan pgx.RowToFunc[T], query string, args ...any) ([]T, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scan)
+}
+
+// into reads a row into a T through the scan targets fields names.
+func into[T any](fields func(*T) []any) pgx.RowToFunc[T] {
+	return func(r pgx.CollectableRow) (T, error) {
+		var x T
+		err := r.Scan(fields(&x)...)
+		return x, err
+	}
+}
+
 const ticketColumns = `id, title, description, repository_url, base_branch, ci_command, owner, status, step,
 	progress, message, error, iteration, current_run_id, created_at, updated_at,
 	(SELECT coalesce(sum(r.llm_input_tokens), 0)::bigint FROM runs r WHERE r.ticket_id = tickets.id),
@@ -106,13 +124,10 @@ func (s *Store) Ticket(ctx context.Context, id string) (t app.Ticket, err error)
 // Tickets lists tickets newest first.
 func (s *Store) Tickets(ctx context.Context, owner, status string, limit int) (out []app.Ticket, err error) {
 	err = s.with(ctx, func(q querier) error {
-		rows, err := q.Query(ctx, `SELECT `+ticketColumns+` FROM tickets
+		out, err = rowsOf(ctx, q, func(r pgx.CollectableRow) (app.Ticket, error) { return scanTicket(r) },
+			`SELECT `+ticketColumns+` FROM tickets
 			WHERE ($1 = '' OR owner = $1) AND ($2 = '' OR status = $2)
 			ORDER BY created_at DESC, id LIMIT $3`, owner, status, limit)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (app.Ticket, error) { return scanTicket(r) })
 		return err
 	})
 	return out, err
@@ -121,20 +136,14 @@ func (s *Store) Tickets(ctx context.Context, owner, status string, limit int) (o
 // Runs lists a ticket's runs newest first.
 func (s *Store) Runs(ctx context.Context, ticketID string) (out []app.Run, err error) {
 	err = s.with(ctx, func(q querier) error {
-		rows, err := q.Query(ctx, `SELECT id, ticket_id, status, step, progress, iteration, reason, requested_by,
+		out, err = rowsOf(ctx, q, into(func(x *app.Run) []any {
+			return []any{&x.ID, &x.TicketID, &x.Status, &x.Step, &x.Progress, &x.Iteration, &x.Reason, &x.RequestedBy,
+				&x.Message, &x.Error, &x.Branch, &x.RequestedAt, &x.StartedAt, &x.FinishedAt, &x.TraceID,
+				&x.LLMCalls, &x.LLMInputTokens, &x.LLMOutputTokens, &x.LLMCostUSD, &x.ToolCalls, &x.RepositoryConfig, &x.PullRequestURL}
+		}), `SELECT id, ticket_id, status, step, progress, iteration, reason, requested_by,
 			message, error, branch, requested_at, started_at, finished_at, trace_id,
 			llm_calls, llm_input_tokens, llm_output_tokens, llm_cost_usd, tool_calls, repository_config, pull_request_url
 			FROM runs WHERE ticket_id = $1 ORDER BY requested_at DESC, id`, ticketID)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (app.Run, error) {
-			var x app.Run
-			err := r.Scan(&x.ID, &x.TicketID, &x.Status, &x.Step, &x.Progress, &x.Iteration, &x.Reason, &x.RequestedBy,
-				&x.Message, &x.Error, &x.Branch, &x.RequestedAt, &x.StartedAt, &x.FinishedAt, &x.TraceID,
-				&x.LLMCalls, &x.LLMInputTokens, &x.LLMOutputTokens, &x.LLMCostUSD, &x.ToolCalls, &x.RepositoryConfig, &x.PullRequestURL)
-			return x, err
-		})
 		return err
 	})
 	return out, err
@@ -162,19 +171,15 @@ func (s *Store) oneID(ctx context.Context, query, arg string) (id string, err er
 // strictly after (partition, offset).
 func (s *Store) Events(ctx context.Context, ticketID, runID string, afterPartition int32, afterOffset int64, limit int) (out []app.StoredEvent, err error) {
 	err = s.with(ctx, func(q querier) error {
-		rows, err := q.Query(ctx, `SELECT partition, "offset", envelope::text FROM ticket_events
-			WHERE ticket_id = $1 AND ($2 = '' OR run_id = $2) AND (partition, "offset") > ($3, $4)
-			ORDER BY partition, "offset" LIMIT $5`, ticketID, runID, afterPartition, afterOffset, limit)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (app.StoredEvent, error) {
+		out, err = rowsOf(ctx, q, func(r pgx.CollectableRow) (app.StoredEvent, error) {
 			var e app.StoredEvent
 			var text string
 			err := r.Scan(&e.Partition, &e.Offset, &text)
 			e.Envelope = []byte(text)
 			return e, err
-		})
+		}, `SELECT partition, "offset", envelope::text FROM ticket_events
+			WHERE ticket_id = $1 AND ($2 = '' OR run_id = $2) AND (partition, "offset") > ($3, $4)
+			ORDER BY partition, "offset" LIMIT $5`, ticketID, runID, afterPartition, afterOffset, limit)
 		return err
 	})
 	return out, err
@@ -183,7 +188,9 @@ func (s *Store) Events(ctx context.Context, ticketID, runID string, afterPartiti
 // StepStats summarises the steps started in [since, until).
 func (s *Store) StepStats(ctx context.Context, since, until time.Time) (out []app.StepStats, err error) {
 	err = s.with(ctx, func(q querier) error {
-		rows, err := q.Query(ctx, `SELECT step, count(*),
+		out, err = rowsOf(ctx, q, into(func(x *app.StepStats) []any {
+			return []any{&x.Step, &x.Count, &x.P50MS, &x.P95MS, &x.P99MS, &x.MaxMS, &x.FailureRate}
+		}), `SELECT step, count(*),
 				percentile_cont(0.5)  WITHIN GROUP (ORDER BY duration_ms),
 				percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms),
 				percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms),
@@ -192,50 +199,36 @@ func (s *Store) StepStats(ctx context.Context, since, until time.Time) (out []ap
 			FROM step_runs
 			WHERE finished_at IS NOT NULL AND started_at >= $1 AND started_at < $2
 			GROUP BY step`, since, until)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (app.StepStats, error) {
-			var x app.StepStats
-			err := r.Scan(&x.Step, &x.Count, &x.P50MS, &x.P95MS, &x.P99MS, &x.MaxMS, &x.FailureRate)
-			return x, err
-		})
 		return err
 	})
 	return out, err
+}
+
+// llmTotals are the columns of an app.LLMTotals summed over llm_calls grouped by provider
+// and model; llmTotalsInto are their scan targets.
+const llmTotals = `provider, model, count(*), sum(input_tokens)::bigint, sum(output_tokens)::bigint, sum(cost_usd)::float8`
+
+func llmTotalsInto(t *app.LLMTotals) []any {
+	return []any{&t.Provider, &t.Model, &t.Calls, &t.InputTokens, &t.OutputTokens, &t.CostUSD}
 }
 
 // LLMStats sums the model calls made in [since, until) by provider and model, in all and by
 // UTC day.
 func (s *Store) LLMStats(ctx context.Context, since, until time.Time) (models []app.LLMUsage, daily []app.LLMUsageDay, err error) {
 	err = s.with(ctx, func(q querier) error {
-		rows, err := q.Query(ctx, `SELECT provider, model, count(*), sum(input_tokens)::bigint, sum(output_tokens)::bigint,
-				sum(cost_usd)::float8, sum(retries)::bigint, percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)
+		models, err = rowsOf(ctx, q, into(func(x *app.LLMUsage) []any {
+			return append(llmTotalsInto(&x.LLMTotals), &x.Retries, &x.P50LatencyMS)
+		}), `SELECT `+llmTotals+`, sum(retries)::bigint, percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)
 			FROM llm_calls WHERE occurred_at >= $1 AND occurred_at < $2
 			GROUP BY provider, model ORDER BY sum(cost_usd) DESC, provider, model`, since, until)
 		if err != nil {
 			return err
 		}
-		models, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (app.LLMUsage, error) {
-			var x app.LLMUsage
-			err := r.Scan(&x.Provider, &x.Model, &x.Calls, &x.InputTokens, &x.OutputTokens, &x.CostUSD, &x.Retries, &x.P50LatencyMS)
-			return x, err
-		})
-		if err != nil {
-			return err
-		}
-		rows, err = q.Query(ctx, `SELECT to_char(date_trunc('day', occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD'), provider, model,
-				count(*), sum(input_tokens)::bigint, sum(output_tokens)::bigint, sum(cost_usd)::float8
+		daily, err = rowsOf(ctx, q, into(func(x *app.LLMUsageDay) []any {
+			return append([]any{&x.Day}, llmTotalsInto(&x.LLMTotals)...)
+		}), `SELECT to_char(date_trunc('day', occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD'), `+llmTotals+`
 			FROM llm_calls WHERE occurred_at >= $1 AND occurred_at < $2
 			GROUP BY 1, provider, model ORDER BY 1, provider, model`, since, until)
-		if err != nil {
-			return err
-		}
-		daily, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (app.LLMUsageDay, error) {
-			var x app.LLMUsageDay
-			err := r.Scan(&x.Day, &x.Provider, &x.Model, &x.Calls, &x.InputTokens, &x.OutputTokens, &x.CostUSD)
-			return x, err
-		})
 		return err
 	})
 	return models, daily, err
@@ -244,16 +237,10 @@ func (s *Store) LLMStats(ctx context.Context, since, until time.Time) (models []
 // Artifacts lists a run's artifacts (table run_artifacts, written by the processor).
 func (s *Store) Artifacts(ctx context.Context, runID string) (out []app.Artifact, err error) {
 	err = s.with(ctx, func(q querier) error {
-		rows, err := q.Query(ctx, `SELECT name, size_bytes, lines, created_at FROM run_artifacts
+		out, err = rowsOf(ctx, q, into(func(a *app.Artifact) []any {
+			return []any{&a.Name, &a.SizeBytes, &a.Lines, &a.CreatedAt}
+		}), `SELECT name, size_bytes, lines, created_at FROM run_artifacts
 			WHERE run_id = $1 ORDER BY created_at, name`, runID)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (app.Artifact, error) {
-			var a app.Artifact
-			err := r.Scan(&a.Name, &a.SizeBytes, &a.Lines, &a.CreatedAt)
-			return a, err
-		})
 		return err
 	})
 	return out, err

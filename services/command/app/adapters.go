@@ -181,27 +181,27 @@ type StepStats struct {
 	FailureRate float64 `json:"failure_rate"`
 }
 
-// LLMUsage is what one provider's model was used for over a window.
-type LLMUsage struct {
+// LLMTotals is what one provider's model was used for: its calls, their tokens and cost.
+type LLMTotals struct {
 	Provider     string  `json:"provider"`
 	Model        string  `json:"model"`
 	Calls        int64   `json:"calls"`
 	InputTokens  int64   `json:"input_tokens"`
 	OutputTokens int64   `json:"output_tokens"`
 	CostUSD      float64 `json:"cost_usd"`
+}
+
+// LLMUsage is what one provider's model was used for over a window.
+type LLMUsage struct {
+	LLMTotals
 	Retries      int64   `json:"retries"`
 	P50LatencyMS float64 `json:"p50_latency_ms"`
 }
 
 // LLMUsageDay is one model's use on one UTC day.
 type LLMUsageDay struct {
-	Day          string  `json:"day"`
-	Provider     string  `json:"provider"`
-	Model        string  `json:"model"`
-	Calls        int64   `json:"calls"`
-	InputTokens  int64   `json:"input_tokens"`
-	OutputTokens int64   `json:"output_tokens"`
-	CostUSD      float64 `json:"cost_usd"`
+	Day string `json:"day"`
+	LLMTotals
 }
 
 // Artifact is one run artifact as listed.

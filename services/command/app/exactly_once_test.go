@@ -282,22 +282,28 @@ func TestZombieServiceAttemptIsSuperseded(t *testing.T) {
 	e.requireNoDuplicates()
 }
 
+// atOnce makes the n calls concurrently and returns their replies, in call order.
+func atOnce(n int, call func(i int) commandtest.Reply) []commandtest.Reply {
+	replies := make([]commandtest.Reply, n)
+	var wg sync.WaitGroup
+	for i := range replies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			replies[i] = call(i)
+		}()
+	}
+	wg.Wait()
+	return replies
+}
+
 // Identical requests with one key, at once, on two replicas: one append, every answer a
 // 202 or 409 request_in_progress, and the key then replays the 202.
 func TestConcurrentKeyedRequestsOnTwoReplicas(t *testing.T) {
 	e := newEnv(t)
 	id := e.NewTicket()
 	replicas := []*commandtest.Replica{e.Replica(), e.Replica()}
-	var wg sync.WaitGroup
-	replies := make([]commandtest.Reply, 8)
-	for i := range replies {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			replies[i] = e.startKeyed(replicas[i%2], id, "same")
-		}()
-	}
-	wg.Wait()
+	replies := atOnce(8, func(i int) commandtest.Reply { return e.startKeyed(replicas[i%2], id, "same") })
 	accepted := 0
 	for _, r := range replies {
 		switch {
@@ -394,16 +400,9 @@ func TestConcurrentStartsOnTwoReplicas(t *testing.T) {
 	replicas := []*commandtest.Replica{e.Replica(), e.Replica()}
 	for range 3 {
 		id := e.NewTicket()
-		var wg sync.WaitGroup
-		replies := make([]commandtest.Reply, 2)
-		for i := range replies {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				replies[i] = replicas[i].Call(e.Alice, "POST", "/api/tickets/processing/start", startBody(id))
-			}()
-		}
-		wg.Wait()
+		replies := atOnce(2, func(i int) commandtest.Reply {
+			return replicas[i].Call(e.Alice, "POST", "/api/tickets/processing/start", startBody(id))
+		})
 		accepted, conflicts := 0, 0
 		for _, r := range replies {
 			switch {

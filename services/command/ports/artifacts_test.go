@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ticketflow/ticketflow/services/command/internal/commandtest"
 )
@@ -17,18 +16,7 @@ import (
 func TestRunArtifacts(t *testing.T) {
 	e := newEnv(t)
 	ticket := e.Create(e.Alice, `{"title":"artifacts","repository_url":"https://github.com/a/b.git"}`)
-	started := e.Call(e.Alice, "POST", "/api/tickets/processing/start", `{"ticket_id":"`+ticket+`"}`)
-	if started.Status != 202 {
-		t.Fatalf("start: %d %v", started.Status, started.Body)
-	}
-	run := started.Body["run_id"].(string)
-	deadline := time.Now().Add(10 * time.Second)
-	for e.Call(e.Alice, "GET", "/api/runs/"+run+"/events", "").Status != 200 {
-		if time.Now().After(deadline) {
-			t.Fatal("run not projected")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	run := e.StartProjected(e.Alice, ticket)
 
 	empty := e.Call(e.Alice, "GET", "/api/runs/"+run+"/artifacts", "")
 	if list, _ := empty.Body["artifacts"].([]any); empty.Status != 200 || list == nil || len(list) != 0 {

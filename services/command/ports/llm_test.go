@@ -13,15 +13,7 @@ import (
 func TestLLMCostInRunsAndAnalytics(t *testing.T) {
 	e := newEnv(t)
 	ticket := e.Create(e.Alice, `{"title":"cost","repository_url":"https://github.com/a/b.git"}`)
-	started := e.Call(e.Alice, "POST", "/api/tickets/processing/start", `{"ticket_id":"`+ticket+`"}`)
-	run, _ := started.Body["run_id"].(string)
-	deadline := time.Now().Add(10 * time.Second)
-	for e.Call(e.Alice, "GET", "/api/runs/"+run+"/events", "").Status != 200 {
-		if time.Now().After(deadline) {
-			t.Fatal("run not projected")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	run := e.StartProjected(e.Alice, ticket)
 	ctx := context.Background()
 	if _, err := e.DB.Exec(ctx, `INSERT INTO llm_calls (event_id, run_id, ticket_id, iteration, agent_step, provider, model, input_tokens,
 			output_tokens, cost_usd, latency_ms, retries, occurred_at) VALUES ('e1', $1, $2, 1, 1, 'anthropic', 'claude-sonnet-4-5', 1000, 100, 0.0045, 800, 0, now())`,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
-	"time"
 )
 
 // The run API carries the run's repository configuration (runs.repository_config): null
@@ -13,15 +12,7 @@ import (
 func TestRunsCarryTheRepositoryConfiguration(t *testing.T) {
 	e := newEnv(t)
 	ticket := e.Create(e.Alice, `{"title":"config","repository_url":"https://github.com/a/b.git"}`)
-	started := e.Call(e.Alice, "POST", "/api/tickets/processing/start", `{"ticket_id":"`+ticket+`"}`)
-	run, _ := started.Body["run_id"].(string)
-	deadline := time.Now().Add(10 * time.Second)
-	for e.Call(e.Alice, "GET", "/api/runs/"+run+"/events", "").Status != 200 {
-		if time.Now().After(deadline) {
-			t.Fatal("run not projected")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	run := e.StartProjected(e.Alice, ticket)
 	type runs struct {
 		Runs []struct {
 			RepositoryConfig *struct {

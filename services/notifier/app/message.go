@@ -47,6 +47,18 @@ type header struct {
 	RunID     string `json:"run_id"`
 }
 
+// as is the header of a message of type typ.
+func (h header) as(typ string) header {
+	h.Type = typ
+	return h
+}
+
+// message is an event-derived message: a struct that embeds its header.
+type message interface{ kind() string }
+
+// kind is the message's type (promoted to every message that embeds the header).
+func (h header) kind() string { return h.Type }
+
 type statusUpdateMsg struct {
 	header
 	Status   workflow.Status `json:"status"`
@@ -196,56 +208,40 @@ func newItem(ev events.Event) (*item, bool) {
 		EventID:   ev.ID,
 		RunID:     ev.RunID,
 	}
-	var body any
+	var body message
 	status, owner := false, ""
 	if u, ok := workflow.StatusUpdate(ev.Envelope, payload); ok {
-		h.Type = TypeStatusUpdate
-		body, status = statusBody(h, u, false), true
+		body, status = statusBody(h.as(TypeStatusUpdate), u, false), true
 	} else {
 		switch p := payload.(type) {
 		case *events.LogEmittedData:
-			h.Type = TypeLog
-			body = logMsg{h, p.Level, p.Message, p.Step, p.Stream}
+			body = logMsg{h.as(TypeLog), p.Level, p.Message, p.Step, p.Stream}
 		case *events.CIResultData:
-			h.Type = TypeCIResult
-			body = ciResultMsg{h, p.Passed, p.ExitCode, p.DurationMS, p.Iteration, p.OutputTail}
+			body = ciResultMsg{h.as(TypeCIResult), p.Passed, p.ExitCode, p.DurationMS, p.Iteration, p.OutputTail}
 		case *events.TicketCreatedData:
-			h.Type = TypeTicketCreated
-			body = ticketCreatedMsg{h, p.Title, p.Owner, p.RepositoryURL, p.BaseBranch}
-			owner = p.Owner
+			body, owner = ticketCreatedMsg{h.as(TypeTicketCreated), p.Title, p.Owner, p.RepositoryURL, p.BaseBranch}, p.Owner
 		case *events.RunStartedData:
-			h.Type = TypeRunStarted
-			body = runStartedMsg{h, p.Iteration, p.MaxIterations, p.Executor}
+			body = runStartedMsg{h.as(TypeRunStarted), p.Iteration, p.MaxIterations, p.Executor}
 		case *events.StepCompletedData:
-			h.Type = TypeStepCompleted
-			body = stepCompletedMsg{h, *p}
+			body = stepCompletedMsg{h.as(TypeStepCompleted), *p}
 		case *events.RunRejectedData:
-			h.Type = TypeRunRejected
-			body = runRejectedMsg{h, p.Reason, p.ActiveRunID}
+			body = runRejectedMsg{h.as(TypeRunRejected), p.Reason, p.ActiveRunID}
 		case *events.CancelRequestedData:
-			h.Type = TypeCancelRequested
-			body = cancelRequestedMsg{h, p.RequestedBy}
+			body = cancelRequestedMsg{h.as(TypeCancelRequested), p.RequestedBy}
 		case *events.ChangesRequestedData:
-			h.Type = TypeChangesRequested
-			body = changesRequestedMsg{h, p.RequestedBy, p.Comment, p.NextRunID}
+			body = changesRequestedMsg{h.as(TypeChangesRequested), p.RequestedBy, p.Comment, p.NextRunID}
 		case *events.LogTruncatedData:
-			h.Type = TypeLogTruncated
-			body = logTruncatedMsg{h, *p}
+			body = logTruncatedMsg{h.as(TypeLogTruncated), *p}
 		case *events.AgentToolCalledData:
-			h.Type = TypeAgentTool
-			body = agentToolMsg{h, *p}
+			body = agentToolMsg{h.as(TypeAgentTool), *p}
 		case *events.LLMCallCompletedData:
-			h.Type = TypeLLMCall
-			body = llmCallMsg{h, *p}
+			body = llmCallMsg{h.as(TypeLLMCall), *p}
 		case *events.PullRequestOpenedData:
-			h.Type = TypePullRequest
-			body = pullRequestMsg{h, *p}
+			body = pullRequestMsg{h.as(TypePullRequest), *p}
 		case *events.RepositoryConfigLoadedData:
-			h.Type = TypeRepositoryConfig
-			body = repositoryConfigMsg{h, *p}
+			body = repositoryConfigMsg{h.as(TypeRepositoryConfig), *p}
 		case *events.RunResumedData:
-			h.Type = TypeRunResumed
-			body = runResumedMsg{h, p.Owner, p.PreviousOwner, p.Step, p.Attempt, p.Iteration}
+			body = runResumedMsg{h.as(TypeRunResumed), p.Owner, p.PreviousOwner, p.Step, p.Attempt, p.Iteration}
 		default:
 			return nil, false
 		}
@@ -255,7 +251,7 @@ func newItem(ev events.Event) (*item, bool) {
 		offset:     ev.Offset,
 		ticketID:   ev.TicketID,
 		eventID:    ev.ID,
-		typ:        h.Type,
+		typ:        body.kind(),
 		occurredAt: ev.OccurredAt,
 		status:     status,
 		evType:     ev.Type,

@@ -325,6 +325,17 @@ func (b *bench) connectAll(ctx context.Context, ticketOf func(i int) string, n i
 	return clients, nil
 }
 
+// audience creates tickets tickets (their ids made of prefix) and connects n clients spread
+// evenly over them.
+func (b *bench) audience(ctx context.Context, prefix string, tickets, n int) ([]string, []*wsClient, error) {
+	ids, err := b.tickets(prefix, tickets)
+	if err != nil {
+		return nil, nil, err
+	}
+	clients, err := b.connectAll(ctx, func(i int) string { return ids[i%tickets] }, n)
+	return ids, clients, err
+}
+
 func closeAll(cs []*wsClient) {
 	for _, c := range cs {
 		if c != nil {
@@ -433,12 +444,8 @@ func (b *bench) paced(ctx context.Context, ids []string, rate int, failed *atomi
 // (a) end-to-end latency at 1,000 events/s, 1,000 clients over 100 tickets.
 func (b *bench) latency(d time.Duration) ([][]string, error) {
 	fmt.Println("(a) latency: 1,000 clients over 100 tickets, 1,000 events/s for", d)
-	ids, err := b.tickets("lat", 100)
-	if err != nil {
-		return nil, err
-	}
 	ctx := context.Background()
-	clients, err := b.connectAll(ctx, func(i int) string { return ids[i%100] }, 1000)
+	ids, clients, err := b.audience(ctx, "lat", 100, 1000)
 	if err != nil {
 		return nil, err
 	}
@@ -466,12 +473,8 @@ func (b *bench) latency(d time.Duration) ([][]string, error) {
 // (b) fan-out: 10,000 clients over 100 tickets, increasing event rates.
 func (b *bench) fanout(rates []int, step time.Duration) ([][]string, error) {
 	fmt.Println("(b) fan-out: 10,000 clients over 100 tickets (100 per ticket)")
-	ids, err := b.tickets("fan", 100)
-	if err != nil {
-		return nil, err
-	}
 	ctx := context.Background()
-	clients, err := b.connectAll(ctx, func(i int) string { return ids[i%100] }, 10000)
+	ids, clients, err := b.audience(ctx, "fan", 100, 10000)
 	if err != nil {
 		return nil, err
 	}
@@ -631,11 +634,7 @@ func (b *bench) replay() ([][]string, error) {
 
 	// Storm: 5,000 clients over 100 tickets, all disconnected while 20 events per ticket are
 	// appended, then all resume at once.
-	tk, err := b.tickets("storm", 100)
-	if err != nil {
-		return nil, err
-	}
-	clients, err := b.connectAll(ctx, func(i int) string { return tk[i%100] }, 5000)
+	tk, clients, err := b.audience(ctx, "storm", 100, 5000)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,6 @@
 package notifier
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -13,45 +12,33 @@ import (
 // with the log lines around them (from memory and from Kafka), then live.
 func TestAgentCallsReplayLikeLogs(t *testing.T) {
 	e := newTestEnv(t, 2)
-	for _, cfg := range []struct {
-		name string
-		ring int
-	}{{"memory", 1024}, {"kafka", 2}} {
-		t.Run(cfg.name, func(t *testing.T) {
-			c0 := testConfig()
-			c0.HistoryPerTicket = cfg.ring
-			srv := e.start(c0)
-			ticket := newTicketID("agent")
-			e.append(created(ticket, "bob"))
-			run := runEvents(ticket, "run-1", "bob")[:2] // requested, started
-			run = append(run,
-				events.MustNew(ticket, "run-1", "processor", &events.LogEmittedData{Level: "INFO", Message: "agent starts", Step: "call_llm"}),
-				events.MustNew(ticket, "run-1", "processor", &events.LLMCallCompletedData{Iteration: 1, AgentStep: 1, Provider: "demo", Model: "demo"}),
-				events.MustNew(ticket, "run-1", "processor", &events.AgentToolCalledData{Iteration: 1, AgentStep: 1, Tool: "search", Arguments: `{"pattern":"x"}`, Result: "no matches", OK: true}),
-				events.MustNew(ticket, "run-1", "processor", &events.LogEmittedData{Level: "INFO", Message: "after the tool", Step: "call_llm"}))
-			e.append(run...)
+	e.eachHistory(t, func(t *testing.T, srv *testServer) {
+		ticket := newTicketID("agent")
+		e.append(created(ticket, "bob"))
+		run := runEvents(ticket, "run-1", "bob")[:2] // requested, started
+		run = append(run,
+			events.MustNew(ticket, "run-1", "processor", &events.LogEmittedData{Level: "INFO", Message: "agent starts", Step: "call_llm"}),
+			events.MustNew(ticket, "run-1", "processor", &events.LLMCallCompletedData{Iteration: 1, AgentStep: 1, Provider: "demo", Model: "demo"}),
+			events.MustNew(ticket, "run-1", "processor", &events.AgentToolCalledData{Iteration: 1, AgentStep: 1, Tool: "search", Arguments: `{"pattern":"x"}`, Result: "no matches", OK: true}),
+			events.MustNew(ticket, "run-1", "processor", &events.LogEmittedData{Level: "INFO", Message: "after the tool", Step: "call_llm"}))
+		e.append(run...)
 
-			c, _, err := dialWS(context.Background(), srv.addr, ticket, dialOpts{token: e.token("bob", "user")})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.close()
-			got := readUntil(t, c, app.TypeReplayComplete)
-			if ids, want := eventIDs(got), envIDs(run); !equal(ids, want) {
-				t.Fatalf("replayed %v, want %v", ids, want)
-			}
-			var types []string
-			for _, m := range got[len(got)-5 : len(got)-1] {
-				types = append(types, m.Type)
-			}
-			if want := []string{app.TypeLog, app.TypeLLMCall, app.TypeAgentTool, app.TypeLog}; !equal(types, want) {
-				t.Errorf("replayed types %v, want %v", types, want)
-			}
-			live := events.MustNew(ticket, "run-1", "processor", &events.AgentToolCalledData{Iteration: 1, AgentStep: 2, Tool: "run_ci", Arguments: "{}", Result: "CI passed", OK: true})
-			e.append(live)
-			if m, err := c.read(5 * time.Second); err != nil || m.Type != app.TypeAgentTool || m.EventID != live.ID {
-				t.Fatalf("live: %s (%v), want the agent_tool %s", m.raw, err, live.ID)
-			}
-		})
-	}
+		c := mustDial(t, srv.addr, ticket, dialOpts{token: e.token("bob", "user")})
+		got := readUntil(t, c, app.TypeReplayComplete)
+		if ids, want := eventIDs(got), envIDs(run); !equal(ids, want) {
+			t.Fatalf("replayed %v, want %v", ids, want)
+		}
+		var types []string
+		for _, m := range got[len(got)-5 : len(got)-1] {
+			types = append(types, m.Type)
+		}
+		if want := []string{app.TypeLog, app.TypeLLMCall, app.TypeAgentTool, app.TypeLog}; !equal(types, want) {
+			t.Errorf("replayed types %v, want %v", types, want)
+		}
+		live := events.MustNew(ticket, "run-1", "processor", &events.AgentToolCalledData{Iteration: 1, AgentStep: 2, Tool: "run_ci", Arguments: "{}", Result: "CI passed", OK: true})
+		e.append(live)
+		if m, err := c.read(5 * time.Second); err != nil || m.Type != app.TypeAgentTool || m.EventID != live.ID {
+			t.Fatalf("live: %s (%v), want the agent_tool %s", m.raw, err, live.ID)
+		}
+	})
 }

@@ -95,19 +95,13 @@ func TestDuplicateEventIDsNeverSent(t *testing.T) {
 
 	fromStart := cursor.Cursor{}.String()
 	for name, srv := range map[string]*testServer{"memory": mem, "kafka": kaf} {
-		c, _, err := dialWS(context.Background(), srv.addr, ticket, dialOpts{token: e.token("alice", "user"), cursor: &fromStart})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := mustDial(t, srv.addr, ticket, dialOpts{token: e.token("alice", "user"), cursor: &fromStart})
 		got := eventIDs(readUntil(t, c, app.TypeReplayComplete))
 		c.close()
 		check("replay from the start, "+name, got, append([]string{cr.ID}, wantIDs...))
 
 		// A late joiner without a cursor: the run from its (original) request on, finished.
-		c, _, err = dialWS(context.Background(), srv.addr, ticket, dialOpts{token: e.token("alice", "user")})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c = mustDial(t, srv.addr, ticket, dialOpts{token: e.token("alice", "user")})
 		ms := readUntil(t, c, app.TypeReplayComplete)
 		c.close()
 		check("current run, "+name, eventIDs(ms), wantIDs)
@@ -126,11 +120,7 @@ func TestDuplicateEventIDsNeverSent(t *testing.T) {
 	}
 
 	// /ws/tickets replayed from Kafka: no id twice across the whole log.
-	c, _, err := dialWS(context.Background(), mem.addr, "", dialOpts{path: "/ws/tickets", token: e.token("root", "admin"), cursor: &fromStart})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	c := mustDial(t, mem.addr, "", dialOpts{path: "/ws/tickets", token: e.token("root", "admin"), cursor: &fromStart})
 	got := eventIDs(readUntil(t, c, app.TypeReplayComplete))
 	seen := map[string]bool{}
 	for _, id := range got {

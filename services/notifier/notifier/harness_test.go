@@ -406,3 +406,31 @@ func (e *testEnv) allEvents() []events.Event {
 	}
 	return out
 }
+
+// mustDial dials the stream of ticket with o, failing the test if it cannot; the client is
+// closed when the test ends (closing it earlier is harmless).
+func mustDial(t *testing.T, addr, ticket string, o dialOpts) *client {
+	t.Helper()
+	c, _, err := dialWS(context.Background(), addr, ticket, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	return c
+}
+
+// eachHistory runs f as two subtests, each on a notifier of its own: "memory" serves replays
+// from its in-memory history (a ring of 1024 events per ticket), "kafka" mostly from the log
+// (a ring of 2).
+func (e *testEnv) eachHistory(t *testing.T, f func(t *testing.T, srv *testServer)) {
+	for _, h := range []struct {
+		name string
+		ring int
+	}{{"memory", 1024}, {"kafka", 2}} {
+		t.Run(h.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.HistoryPerTicket = h.ring
+			f(t, e.start(cfg))
+		})
+	}
+}

@@ -1,7 +1,6 @@
 package notifier
 
 import (
-	"context"
 	"github.com/ticketflow/ticketflow/services/notifier/app"
 	"testing"
 	"time"
@@ -14,12 +13,7 @@ func TestLiveRunSequence(t *testing.T) {
 	e := newTestEnv(t, 4)
 	srv, ticket := e.startTicket(testConfig(), "live")
 
-	ctx := context.Background()
-	c, _, err := dialWS(ctx, srv.addr, ticket, dialOpts{token: e.token("alice", "user")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	c := mustDial(t, srv.addr, ticket, dialOpts{token: e.token("alice", "user")})
 	first, err := c.readConnectedNoRun(5 * time.Second)
 	if err != nil || first.Type != app.TypeConnected || first.TicketID != ticket || first.Resumed {
 		t.Fatalf("first message = %+v, %v", first, err)

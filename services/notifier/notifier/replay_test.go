@@ -51,65 +51,49 @@ func envIDs(envs []events.Envelope) []string {
 // A ticket without a run gets only connected.
 func TestNoCursorGetsCurrentRunThenLive(t *testing.T) {
 	e := newTestEnv(t, 2)
-	for _, cfg := range []struct {
-		name string
-		ring int
-	}{{"memory", 1024}, {"kafka", 2}} {
-		t.Run(cfg.name, func(t *testing.T) {
-			c0 := testConfig()
-			c0.HistoryPerTicket = cfg.ring
-			srv := e.start(c0)
-			ticket := newTicketID("nc")
-			e.append(created(ticket, "bob"))
-			e.append(runEvents(ticket, "run-1", "bob")...)
-			run2 := runEvents(ticket, "run-2", "bob")
-			e.append(run2[:9]...)
+	e.eachHistory(t, func(t *testing.T, srv *testServer) {
+		ticket := newTicketID("nc")
+		e.append(created(ticket, "bob"))
+		e.append(runEvents(ticket, "run-1", "bob")...)
+		run2 := runEvents(ticket, "run-2", "bob")
+		e.append(run2[:9]...)
 
-			c, _, err := dialWS(context.Background(), srv.addr, ticket, dialOpts{token: e.token("bob", "user")})
-			if err != nil {
-				t.Fatal(err)
+		c := mustDial(t, srv.addr, ticket, dialOpts{token: e.token("bob", "user")})
+		got := readUntil(t, c, app.TypeReplayComplete)
+		if got[0].Type != app.TypeConnected || got[0].Resumed {
+			t.Fatalf("first = %s", got[0].raw)
+		}
+		if ids, want := eventIDs(got), envIDs(run2[:9]); !equal(ids, want) {
+			t.Fatalf("replayed %v, want the current run's %v", ids, want)
+		}
+		if got[1].Type != app.TypeStatusUpdate || got[1].Status != "PENDING" {
+			t.Fatalf("replay starts with %s, want PENDING", got[1].raw)
+		}
+		rc := got[len(got)-1]
+		if rc.Replayed != 9 || rc.Cursor != got[len(got)-2].Cursor {
+			t.Fatalf("replay_complete = %s", rc.raw)
+		}
+		e.append(run2[9:]...)
+		for _, want := range run2[9:] {
+			m, err := c.read(5 * time.Second)
+			if err != nil || m.EventID != want.ID {
+				t.Fatalf("live: got %s (%v), want %s", m.raw, err, want.ID)
 			}
-			defer c.close()
-			got := readUntil(t, c, app.TypeReplayComplete)
-			if got[0].Type != app.TypeConnected || got[0].Resumed {
-				t.Fatalf("first = %s", got[0].raw)
-			}
-			if ids, want := eventIDs(got), envIDs(run2[:9]); !equal(ids, want) {
-				t.Fatalf("replayed %v, want the current run's %v", ids, want)
-			}
-			if got[1].Type != app.TypeStatusUpdate || got[1].Status != "PENDING" {
-				t.Fatalf("replay starts with %s, want PENDING", got[1].raw)
-			}
-			rc := got[len(got)-1]
-			if rc.Replayed != 9 || rc.Cursor != got[len(got)-2].Cursor {
-				t.Fatalf("replay_complete = %s", rc.raw)
-			}
-			e.append(run2[9:]...)
-			for _, want := range run2[9:] {
-				m, err := c.read(5 * time.Second)
-				if err != nil || m.EventID != want.ID {
-					t.Fatalf("live: got %s (%v), want %s", m.raw, err, want.ID)
-				}
-			}
+		}
 
-			// No run yet: connected only, then live.
-			fresh := newTicketID("nc-fresh")
-			e.append(created(fresh, "bob"))
-			c2, _, err := dialWS(context.Background(), srv.addr, fresh, dialOpts{token: e.token("bob", "user")})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c2.close()
-			if m, err := c2.readConnectedNoRun(5 * time.Second); err != nil || m.Type != app.TypeConnected {
-				t.Fatalf("first = %s, %v", m.raw, err)
-			}
-			run := runEvents(fresh, "run-1", "bob")
-			e.append(run[0])
-			if m, err := c2.read(5 * time.Second); err != nil || m.Type != app.TypeStatusUpdate || m.Status != "PENDING" || m.EventID != run[0].ID {
-				t.Fatalf("after connected: %s, %v (want live PENDING)", m.raw, err)
-			}
-		})
-	}
+		// No run yet: connected only, then live.
+		fresh := newTicketID("nc-fresh")
+		e.append(created(fresh, "bob"))
+		c2 := mustDial(t, srv.addr, fresh, dialOpts{token: e.token("bob", "user")})
+		if m, err := c2.readConnectedNoRun(5 * time.Second); err != nil || m.Type != app.TypeConnected {
+			t.Fatalf("first = %s, %v", m.raw, err)
+		}
+		run := runEvents(fresh, "run-1", "bob")
+		e.append(run[0])
+		if m, err := c2.read(5 * time.Second); err != nil || m.Type != app.TypeStatusUpdate || m.Status != "PENDING" || m.EventID != run[0].ID {
+			t.Fatalf("after connected: %s, %v (want live PENDING)", m.raw, err)
+		}
+	})
 }
 
 func equal(a, b []string) bool {
@@ -153,10 +137,7 @@ func TestResumeFromCursorExactly(t *testing.T) {
 		}
 	}
 	for name, srv := range map[string]*testServer{"memory": mem, "kafka": kaf} {
-		c, _, err := dialWS(context.Background(), srv.addr, ticket, dialOpts{token: e.token("carol", "user"), cursor: &mid})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := mustDial(t, srv.addr, ticket, dialOpts{token: e.token("carol", "user"), cursor: &mid})
 		got := readUntil(t, c, app.TypeReplayComplete)
 		c.close()
 		if !got[0].Resumed {
@@ -182,11 +163,7 @@ func TestResumeFromCursorExactly(t *testing.T) {
 		}
 	}
 	cs := start.String()
-	c, _, err := dialWS(context.Background(), mem.addr, "", dialOpts{path: "/ws/tickets", token: e.token("root", "admin"), cursor: &cs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	c := mustDial(t, mem.addr, "", dialOpts{path: "/ws/tickets", token: e.token("root", "admin"), cursor: &cs})
 	got := readUntil(t, c, app.TypeReplayComplete)
 	if ids := eventIDs(got); len(ids) != len(want) {
 		t.Fatalf("all-tickets replay: %d events, want %d", len(ids), len(want))
@@ -239,10 +216,7 @@ func TestHistoryUnavailable(t *testing.T) {
 
 	lastPos, next := pos[9], 10
 	for _, cur := range []string{old, cursor.Single(pos[0].Partition, pos[9].Offset+1000).String()} {
-		c, _, err := dialWS(context.Background(), srv.addr, ticket, dialOpts{token: e.token("erin", "user"), cursor: &cur})
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := mustDial(t, srv.addr, ticket, dialOpts{token: e.token("erin", "user"), cursor: &cur})
 		got := readUntil(t, c, app.TypeReplayComplete)
 		types := []string{}
 		for _, m := range got {

@@ -108,11 +108,7 @@ func TestFrameLimitAndPing(t *testing.T) {
 	tok := e.token("alice", "user")
 	ctx := context.Background()
 
-	c, _, err := dialWS(ctx, srv.addr, ticket, dialOpts{token: tok})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	c := mustDial(t, srv.addr, ticket, dialOpts{token: tok})
 	if m, _ := c.readConnectedNoRun(5 * time.Second); m.Type != app.TypeConnected {
 		t.Fatalf("first = %s", m.raw)
 	}
@@ -141,11 +137,7 @@ func TestFrameLimitAndPing(t *testing.T) {
 		t.Fatalf("close code %d, want 1009", code)
 	}
 
-	c2, _, err := dialWS(ctx, srv.addr, ticket, dialOpts{token: tok})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.close()
+	c2 := mustDial(t, srv.addr, ticket, dialOpts{token: tok})
 	_, _ = c2.read(5 * time.Second)
 	if err := c2.c.Write(ctx, websocket.MessageBinary, []byte("ping")); err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/auth"
 	"github.com/ticketflow/ticketflow/libs/httpx"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
@@ -46,10 +45,7 @@ func expectRefused(t *testing.T, addr, ticket string, o dialOpts, code websocket
 // dialFirst dials and reads the first message (the caller closes the client).
 func dialFirst(t *testing.T, addr, ticket string, o dialOpts) (*client, msg) {
 	t.Helper()
-	c, _, err := dialWS(context.Background(), addr, ticket, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustDial(t, addr, ticket, o)
 	first, err := c.read(5 * time.Second)
 	if err != nil {
 		c.close()
@@ -60,10 +56,7 @@ func dialFirst(t *testing.T, addr, ticket string, o dialOpts) (*client, msg) {
 
 func expectConnected(t *testing.T, addr, ticket string, o dialOpts) *client {
 	t.Helper()
-	c, _, err := dialWS(context.Background(), addr, ticket, o)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := mustDial(t, addr, ticket, o)
 	if m, err := c.readConnectedNoRun(5 * time.Second); err != nil || m.Type != app.TypeConnected {
 		c.close()
 		t.Fatalf("not connected: %s %v", m.raw, err)
@@ -94,11 +87,7 @@ func TestWSTicketSingleUse(t *testing.T) {
 // refused on another.
 func TestWSTicketSingleUseAcrossReplicas(t *testing.T) {
 	e := newTestEnv(t, 1)
-	db, err := pgxpool.New(context.Background(), pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db := pgtest.NewPool(t)
 	a := e.startWith(testConfig(), db, nil)
 	b := e.startWith(testConfig(), db, nil)
 	ticket := newTicketID("wst-db")

@@ -29,6 +29,17 @@ type Limits struct {
 	MaxCostUSD float64
 	// MaxResponseTokens is the max_tokens of each model call.
 	MaxResponseTokens int
+	// From names where a limit was set, by LimitError.Limit (steps, tokens, duration, cost),
+	// for the error's message; absent: its TICKETFLOW_AGENT_* variable.
+	From map[string]string
+}
+
+// from is where limit was set, as a LimitError's message names it.
+func (l Limits) from(limit, env string) string {
+	if f := l.From[limit]; f != "" {
+		return f
+	}
+	return env
 }
 
 // LimitError is the loop stopped by one of its Limits.
@@ -220,14 +231,14 @@ var errDuration = errors.New("agent wall-time limit")
 
 func (cfg Config) ctxErr(ctx context.Context, err error) error {
 	if errors.Is(context.Cause(ctx), errDuration) {
-		return &LimitError{Limit: "duration", Msg: fmt.Sprintf("the agent ran out of time (TICKETFLOW_AGENT_MAX_DURATION=%s)", cfg.Limits.MaxDuration)}
+		return &LimitError{Limit: "duration", Msg: fmt.Sprintf("the agent ran out of time (%s=%s)", cfg.Limits.from("duration", "TICKETFLOW_AGENT_MAX_DURATION"), cfg.Limits.MaxDuration)}
 	}
 	return err
 }
 
 func (cfg Config) checkBefore(res Result) error {
 	if cfg.Limits.MaxSteps > 0 && res.Steps >= cfg.Limits.MaxSteps {
-		return &LimitError{Limit: "steps", Msg: fmt.Sprintf("%d model calls without finishing (TICKETFLOW_AGENT_MAX_STEPS=%d)", res.Steps, cfg.Limits.MaxSteps)}
+		return &LimitError{Limit: "steps", Msg: fmt.Sprintf("%d model calls without finishing (%s=%d)", res.Steps, cfg.Limits.from("steps", "TICKETFLOW_AGENT_MAX_STEPS"), cfg.Limits.MaxSteps)}
 	}
 	return cfg.checkAfter(res)
 }
@@ -236,9 +247,9 @@ func (cfg Config) checkAfter(res Result) error {
 	l := cfg.Limits
 	switch {
 	case l.MaxTokens > 0 && res.Spent.tokens() >= l.MaxTokens:
-		return &LimitError{Limit: "tokens", Msg: fmt.Sprintf("the run used %d tokens (TICKETFLOW_AGENT_MAX_TOKENS=%d)", res.Spent.tokens(), l.MaxTokens)}
+		return &LimitError{Limit: "tokens", Msg: fmt.Sprintf("the run used %d tokens (%s=%d)", res.Spent.tokens(), l.from("tokens", "TICKETFLOW_AGENT_MAX_TOKENS"), l.MaxTokens)}
 	case l.MaxCostUSD > 0 && res.Spent.CostUSD >= l.MaxCostUSD:
-		return &LimitError{Limit: "cost", Msg: fmt.Sprintf("the run cost $%.4f (TICKETFLOW_AGENT_MAX_COST_USD=%g)", res.Spent.CostUSD, l.MaxCostUSD)}
+		return &LimitError{Limit: "cost", Msg: fmt.Sprintf("the run cost $%.4f (%s=%g)", res.Spent.CostUSD, l.from("cost", "TICKETFLOW_AGENT_MAX_COST_USD"), l.MaxCostUSD)}
 	}
 	return nil
 }

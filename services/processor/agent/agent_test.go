@@ -455,6 +455,30 @@ func TestToolsAreConfinedAndBounded(t *testing.T) {
 	}
 }
 
+// A tool called without an argument its schema requires (or with it null) answers the model
+// which one is missing, the first in the schema's order.
+func TestToolsNeedTheirRequiredArguments(t *testing.T) {
+	w := &workspace{dir: t.TempDir(), changed: map[string]bool{}}
+	for _, tc := range []struct{ tool, args, want string }{
+		{"read_file", `{}`, `read_file needs "path"`},
+		{"search", `{"path": "."}`, `search needs "pattern"`},
+		{"write_file", `{"content": "x"}`, `write_file needs "path"`},
+		{"write_file", `{"path": "a.txt"}`, `write_file needs "content"`},
+		{"edit_file", `{"path": "a.txt", "new_text": "x"}`, `edit_file needs "old_text"`},
+		{"edit_file", `{"path": "a.txt", "old_text": "x", "new_text": null}`, `edit_file needs "new_text"`},
+		{"delete_file", `{}`, `delete_file needs "path"`},
+	} {
+		out, err := w.call(context.Background(), tc.tool, json.RawMessage(tc.args))
+		var te errTool
+		if !errors.As(err, &te) || err.Error() != tc.want {
+			t.Errorf("%s %s: %q, %v; want the tool error %q", tc.tool, tc.args, out, err, tc.want)
+		}
+	}
+	if len(w.changed) != 0 {
+		t.Errorf("changed %v", w.changed)
+	}
+}
+
 func TestPrices(t *testing.T) {
 	p, err := ParsePrices(DefaultPrices, nil)
 	if err != nil {

@@ -59,6 +59,22 @@ var Specs = []llm.ToolSpec{
 		Schema: json.RawMessage(`{"type":"object","properties":{},"additionalProperties":false}`)},
 }
 
+// required names each tool's required arguments (all strings), as its schema in Specs
+// tells the model.
+var required = func() map[string][]string {
+	m := make(map[string][]string, len(Specs))
+	for _, s := range Specs {
+		var schema struct {
+			Required []string `json:"required"`
+		}
+		if err := json.Unmarshal(s.Schema, &schema); err != nil {
+			panic("agent: tool schema of " + s.Name + ": " + err.Error())
+		}
+		m[s.Name] = schema.Required
+	}
+	return m
+}()
+
 // CIReport is what one run_ci did.
 type CIReport struct {
 	Passed   bool
@@ -118,36 +134,21 @@ func (w *workspace) call(ctx context.Context, name string, input json.RawMessage
 	if err := dec.Decode(&args); err != nil {
 		return "", toolErr("the arguments are not a valid JSON object for %s: %v", name, err)
 	}
-	need := func(field string, v *string) (string, error) {
-		if v == nil {
+	texts := map[string]*string{"path": args.Path, "pattern": args.Pattern, "content": args.Content, "old_text": args.OldText, "new_text": args.NewText}
+	for _, field := range required[name] {
+		if texts[field] == nil {
 			return "", toolErr("%s needs %q", name, field)
 		}
-		return *v, nil
 	}
 	switch name {
 	case ToolListFiles:
 		return w.listFiles(deref(args.Path))
 	case ToolReadFile:
-		p, err := need("path", args.Path)
-		if err != nil {
-			return "", err
-		}
-		return w.readFile(p, args.StartLine, args.EndLine)
+		return w.readFile(*args.Path, args.StartLine, args.EndLine)
 	case ToolSearch:
-		pat, err := need("pattern", args.Pattern)
-		if err != nil {
-			return "", err
-		}
-		return w.search(pat, deref(args.Path), args.MaxResults)
+		return w.search(*args.Pattern, deref(args.Path), args.MaxResults)
 	case ToolWriteFile:
-		p, err := need("path", args.Path)
-		if err != nil {
-			return "", err
-		}
-		c, err := need("content", args.Content)
-		if err != nil {
-			return "", err
-		}
+		p, c := *args.Path, *args.Content
 		if err := w.mayChange(p); err != nil {
 			return "", err
 		}
@@ -157,24 +158,9 @@ func (w *workspace) call(ctx context.Context, name string, input json.RawMessage
 		w.changed[filepath.Clean(p)] = true
 		return fmt.Sprintf("wrote %s (%d bytes)", p, len(c)), nil
 	case ToolEditFile:
-		p, err := need("path", args.Path)
-		if err != nil {
-			return "", err
-		}
-		oldText, err := need("old_text", args.OldText)
-		if err != nil {
-			return "", err
-		}
-		newText, err := need("new_text", args.NewText)
-		if err != nil {
-			return "", err
-		}
-		return w.editFile(p, oldText, newText)
+		return w.editFile(*args.Path, *args.OldText, *args.NewText)
 	case ToolDeleteFile:
-		p, err := need("path", args.Path)
-		if err != nil {
-			return "", err
-		}
+		p := *args.Path
 		if _, err := os.Lstat(filepath.Join(w.dir, filepath.Clean(p))); errors.Is(err, os.ErrNotExist) {
 			return "", toolErr("%s does not exist", p)
 		}
@@ -312,14 +298,23 @@ func binary(content []byte) bool {
 	return bytes.IndexByte(content[:min(len(content), 8000)], 0) >= 0
 }
 
-func (w *workspace) readFile(rel string, start, end int) (string, error) {
+// contentOf reads a file of the work tree, the model's path confined to it.
+func (w *workspace) contentOf(rel string) ([]byte, error) {
 	p, err := w.resolve(rel)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	content, err := os.ReadFile(p)
 	if err != nil {
-		return "", pathErr(err)
+		return nil, pathErr(err)
+	}
+	return content, nil
+}
+
+func (w *workspace) readFile(rel string, start, end int) (string, error) {
+	content, err := w.contentOf(rel)
+	if err != nil {
+		return "", err
 	}
 	if binary(content) {
 		return "", toolErr("%s is a binary file", rel)
@@ -409,13 +404,9 @@ func (w *workspace) search(pattern, rel string, maxResults int) (string, error) 
 }
 
 func (w *workspace) editFile(rel, oldText, newText string) (string, error) {
-	p, err := w.resolve(rel)
+	content, err := w.contentOf(rel)
 	if err != nil {
 		return "", err
-	}
-	content, err := os.ReadFile(p)
-	if err != nil {
-		return "", pathErr(err)
 	}
 	if oldText == "" {
 		return "", toolErr("old_text is empty: use write_file to create a file")

@@ -239,6 +239,14 @@ func start(t *testing.T, maxIterations int) (*Application, *memory) {
 	return a, m
 }
 
+// saveTicket creates the ticket id, its simulated CI failing as simulateFailure says.
+func saveTicket(t *testing.T, a *Application, id, simulateFailure string) {
+	t.Helper()
+	if err := a.SaveTicket(context.Background(), id, &events.TicketCreatedData{Title: "x", SimulateFailure: simulateFailure}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func request(t *testing.T, a *Application, ticketID, runID string) {
 	t.Helper()
 	env := events.MustNew(ticketID, runID, "user:alice", &events.ProcessingRequestedData{RequestedBy: "alice"})
@@ -272,10 +280,7 @@ func terminal(t *testing.T, evs []events.Envelope) events.Payload {
 // second iteration passes and completes the run.
 func TestRunLoopsOnCIFailureThenCompletes(t *testing.T) {
 	a, m := start(t, 3)
-	ctx := context.Background()
-	if err := a.SaveTicket(ctx, "t1", &events.TicketCreatedData{Title: "x", SimulateFailure: "once"}); err != nil {
-		t.Fatal(err)
-	}
+	saveTicket(t, a, "t1", "once")
 	request(t, a, "t1", "r1")
 	evs := m.runLog(t, "r1")
 	want := []string{"check_iterations@0", "prepare_repository@1", "load_conversation@1", "call_llm@1", "commit_changes@1", "run_ci@1",
@@ -300,10 +305,7 @@ func TestRunLoopsOnCIFailureThenCompletes(t *testing.T) {
 // has its next run cancelled at check_iterations.
 func TestRunFailsAtTheLastIterationThenIsCancelled(t *testing.T) {
 	a, m := start(t, 2)
-	ctx := context.Background()
-	if err := a.SaveTicket(ctx, "t1", &events.TicketCreatedData{Title: "x", SimulateFailure: "always"}); err != nil {
-		t.Fatal(err)
-	}
+	saveTicket(t, a, "t1", "always")
 	request(t, a, "t1", "r1")
 	evs := m.runLog(t, "r1")
 	if f, ok := terminal(t, evs).(*events.RunFailedData); !ok || f.Step != "handle_ci_result" || f.Message != workflow.MessageCIFailedLast {
@@ -326,10 +328,7 @@ func TestRunFailsAtTheLastIterationThenIsCancelled(t *testing.T) {
 // A second request while a run holds the ticket is rejected, once.
 func TestBusyTicketRejectsTheRequest(t *testing.T) {
 	a, m := start(t, 3)
-	ctx := context.Background()
-	if err := a.SaveTicket(ctx, "t1", &events.TicketCreatedData{Title: "x"}); err != nil {
-		t.Fatal(err)
-	}
+	saveTicket(t, a, "t1", "")
 	m.mu.Lock()
 	m.tickets["t1"].active = "r0" // a run another request started
 	m.mu.Unlock()

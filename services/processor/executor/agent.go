@@ -73,10 +73,21 @@ func (o agentObserver) LLMCalled(ctx context.Context, c agent.LLMCalled) error {
 		InputTokens: c.InputTokens, OutputTokens: c.OutputTokens, CostUSD: c.CostUSD, LatencyMS: c.LatencyMS, Retries: c.Retries})
 }
 
-// agentLimits are the run's (the operator's, lowered by the repository's configuration).
+// agentLimits are the run's (the operator's, lowered by the repository's configuration: a
+// limit reached then names the repository's field).
 func (x *Real) agentLimits(eff repoconfig.Effective) agent.Limits {
+	from := map[string]string{}
+	repo := func(limit, field string, lowered bool) {
+		if lowered {
+			from[limit] = repoconfig.FileName + " " + field
+		}
+	}
+	repo("steps", "agent.max_steps", eff.MaxSteps != x.cfg.AgentMaxSteps)
+	repo("tokens", "agent.max_tokens", eff.MaxTokens != x.cfg.AgentMaxTokens)
+	repo("duration", "agent.max_duration", eff.MaxDuration != x.cfg.AgentMaxDuration)
+	repo("cost", "agent.max_cost_usd", eff.MaxCostUSD != x.cfg.AgentMaxCostUSD)
 	return agent.Limits{MaxSteps: eff.MaxSteps, MaxTokens: eff.MaxTokens, MaxDuration: eff.MaxDuration,
-		MaxCostUSD: eff.MaxCostUSD, MaxResponseTokens: x.cfg.AgentMaxResponseTokens}
+		MaxCostUSD: eff.MaxCostUSD, MaxResponseTokens: x.cfg.AgentMaxResponseTokens, From: from}
 }
 
 // CallLLM runs the coding agent on the work dir (reset to the iteration's parent commit): the

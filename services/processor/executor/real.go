@@ -357,7 +357,8 @@ func baseBranch(t Ticket) string {
 func runBranchPrefix(ticketID string) string { return "ticketflow/" + ticketID }
 
 // PrepareRepository clones or fetches the repository into the ticket's work dir at its base
-// branch; after a review asking for changes, the run continues from the previous run's branch.
+// branch, and reads its .ticketflow.yml there; after a review asking for changes, the run
+// continues from the previous run's branch.
 func (x *Real) PrepareRepository(ctx context.Context, run *Run) error {
 	t := run.Ticket
 	if err := x.git.Check(ctx, t.RepositoryURL); err != nil {
@@ -374,6 +375,12 @@ func (x *Real) PrepareRepository(ctx context.Context, run *Run) error {
 	commit, err := x.git.Sync(ctx, t.RepositoryURL, branch, dir)
 	if err != nil {
 		return x.gitFailure(ctx, run, err)
+	}
+	// The configuration is the base branch's, even when the run continues from an earlier
+	// run's branch: what the agent changed there is a proposal until it is merged.
+	eff, err := x.loadRepoConfig(ctx, run, dir)
+	if err != nil {
+		return err
 	}
 	ref := branch
 	if len(t.Feedback) > 0 {
@@ -402,10 +409,6 @@ func (x *Real) PrepareRepository(ctx context.Context, run *Run) error {
 	if err != nil {
 		return x.red.Error(err)
 	}
-	eff, err := x.loadRepoConfig(ctx, run, dir)
-	if err != nil {
-		return err
-	}
 	run.State.WorkDir, run.State.Commit, run.State.Branch = dir, "", ""
 	if err := saveState(run, realState{BaseRef: ref, BaseCommit: commit, Config: &eff}); err != nil {
 		return err
@@ -420,7 +423,7 @@ func (x *Real) operatorLimits() repoconfig.Limits {
 		MaxCostUSD: x.cfg.AgentMaxCostUSD, MaxDuration: x.cfg.AgentMaxDuration}
 }
 
-// loadRepoConfig reads the work tree's .ticketflow.yml (at the run's base), resolves the run's
+// loadRepoConfig reads the work tree's .ticketflow.yml (at the base branch), resolves the run's
 // configuration with the ticket's fields and the operator's limits, logs it and appends
 // RepositoryConfigLoaded. An invalid file fails the step (and so the run) with its error.
 func (x *Real) loadRepoConfig(ctx context.Context, run *Run, dir string) (repoconfig.Effective, error) {

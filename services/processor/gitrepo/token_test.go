@@ -20,6 +20,7 @@ import (
 	"testing"
 
 	"github.com/ticketflow/ticketflow/libs/gittest"
+	"github.com/ticketflow/ticketflow/libs/proctest"
 	"github.com/ticketflow/ticketflow/libs/repourl"
 	"github.com/ticketflow/ticketflow/services/processor/redact"
 )
@@ -185,12 +186,7 @@ func TestUnreachableRepositoriesLookAlike(t *testing.T) {
 	}
 	notGit := httptest.NewTLSServer(http.NotFoundHandler())
 	defer notGit.Close()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := l.Addr().String()
-	l.Close()
+	closed := proctest.FreeAddr(t) // nothing listens there
 	var messages []string
 	for _, addr := range []string{notGit.Listener.Addr().String(), closed} {
 		var log bytes.Buffer

@@ -59,14 +59,8 @@ func retryable(status int) bool {
 	return status == http.StatusTooManyRequests || status >= 500
 }
 
-// postJSON sends body to url with headers, retrying transient failures, and decodes the
-// JSON answer into out.
-func postJSON(ctx context.Context, cfg HTTPConfig, url string, headers map[string]string, body, out any) error {
-	_, err := postJSONCounted(ctx, cfg, url, headers, body, out)
-	return err
-}
-
-// postJSONCounted is postJSON that also reports how many attempts it made (1 = no retry).
+// postJSONCounted sends body to url with headers, retrying transient failures, decodes the
+// JSON answer into out and reports how many attempts it made (1 = no retry).
 func postJSONCounted(ctx context.Context, cfg HTTPConfig, url string, headers map[string]string, body, out any) (int, error) {
 	payload, err := json.Marshal(body)
 	if err != nil {

@@ -38,6 +38,13 @@ func newEndpoint(key, baseURL, defBase, model, defModel string, hc HTTPConfig) e
 
 func (a *Anthropic) Name() string { return "anthropic:" + a.Model }
 
+// post sends body to the Messages API and decodes the answer into out; it returns the
+// attempts it made.
+func (a *Anthropic) post(ctx context.Context, body, out any) (int, error) {
+	headers := map[string]string{"x-api-key": a.Key, "anthropic-version": "2023-06-01"}
+	return postJSONCounted(ctx, a.HTTP, a.BaseURL+"/v1/messages", headers, body, out)
+}
+
 func (a *Anthropic) Complete(ctx context.Context, req Request) (string, error) {
 	body := map[string]any{"model": a.Model, "max_tokens": maxTokens(req), "system": req.System, "messages": req.Messages}
 	var out struct {
@@ -47,8 +54,7 @@ func (a *Anthropic) Complete(ctx context.Context, req Request) (string, error) {
 		} `json:"content"`
 		StopReason string `json:"stop_reason"`
 	}
-	headers := map[string]string{"x-api-key": a.Key, "anthropic-version": "2023-06-01"}
-	if err := postJSON(ctx, a.HTTP, a.BaseURL+"/v1/messages", headers, body, &out); err != nil {
+	if _, err := a.post(ctx, body, &out); err != nil {
 		return "", fmt.Errorf("anthropic: %w", err)
 	}
 	var text strings.Builder
@@ -76,6 +82,16 @@ func NewOpenAI(key, baseURL, model string, hc HTTPConfig) *OpenAI {
 
 func (o *OpenAI) Name() string { return "openai:" + o.Model }
 
+// post sends body to chat completions (with the key, when there is one) and decodes the
+// answer into out; it returns the attempts it made.
+func (o *OpenAI) post(ctx context.Context, body, out any) (int, error) {
+	headers := map[string]string{}
+	if o.Key != "" {
+		headers["Authorization"] = "Bearer " + o.Key
+	}
+	return postJSONCounted(ctx, o.HTTP, o.BaseURL+"/chat/completions", headers, body, out)
+}
+
 func (o *OpenAI) Complete(ctx context.Context, req Request) (string, error) {
 	msgs := make([]Message, 0, len(req.Messages)+1)
 	if req.System != "" {
@@ -89,11 +105,7 @@ func (o *OpenAI) Complete(ctx context.Context, req Request) (string, error) {
 			FinishReason string  `json:"finish_reason"`
 		} `json:"choices"`
 	}
-	headers := map[string]string{}
-	if o.Key != "" {
-		headers["Authorization"] = "Bearer " + o.Key
-	}
-	if err := postJSON(ctx, o.HTTP, o.BaseURL+"/chat/completions", headers, body, &out); err != nil {
+	if _, err := o.post(ctx, body, &out); err != nil {
 		return "", fmt.Errorf("openai: %w", err)
 	}
 	if len(out.Choices) == 0 || out.Choices[0].Message.Content == "" {

@@ -154,9 +154,8 @@ func (a *Anthropic) Chat(ctx context.Context, req ToolRequest) (ToolResponse, er
 			OutputTokens int64 `json:"output_tokens"`
 		} `json:"usage"`
 	}
-	headers := map[string]string{"x-api-key": a.Key, "anthropic-version": "2023-06-01"}
 	start := time.Now()
-	attempts, err := postJSONCounted(ctx, a.HTTP, a.BaseURL+"/v1/messages", headers, body, &out)
+	attempts, err := a.post(ctx, body, &out)
 	if err != nil {
 		return ToolResponse{Attempts: attempts}, fmt.Errorf("anthropic: %w", err)
 	}
@@ -246,12 +245,8 @@ func (o *OpenAI) Chat(ctx context.Context, req ToolRequest) (ToolResponse, error
 			CompletionTokens int64 `json:"completion_tokens"`
 		} `json:"usage"`
 	}
-	headers := map[string]string{}
-	if o.Key != "" {
-		headers["Authorization"] = "Bearer " + o.Key
-	}
 	start := time.Now()
-	attempts, err := postJSONCounted(ctx, o.HTTP, o.BaseURL+"/chat/completions", headers, body, &out)
+	attempts, err := o.post(ctx, body, &out)
 	if err != nil {
 		return ToolResponse{Attempts: attempts}, fmt.Errorf("openai: %w", err)
 	}

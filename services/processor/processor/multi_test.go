@@ -18,6 +18,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/kafka/kafkatest"
 	"github.com/ticketflow/ticketflow/libs/kafka/wmkafka"
 	"github.com/ticketflow/ticketflow/libs/postgres"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
@@ -37,22 +38,11 @@ type cluster struct {
 
 func newCluster(t *testing.T, partitions int32) *cluster {
 	t.Helper()
-	emb, err := kafka.StartEmbedded("127.0.0.1:0", "", int(partitions), kafka.Persistence{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Close)
-	c := &cluster{t: t, kcfg: config.Kafka{Brokers: emb.Addrs(), Topic: "ticket-events", Partitions: partitions, ReplicationFactor: 1}}
+	b := kafkatest.Start(t, partitions)
+	c := &cluster{t: t, kcfg: b.Config, cl: b.Client, prod: b.Producer}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if c.cl, err = kafka.NewClient(c.kcfg); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.cl.Close)
-	if err := kafka.EnsureTopic(ctx, c.cl, c.kcfg); err != nil {
-		t.Fatal(err)
-	}
-	c.prod = kafka.NewProducer(c.cl, c.kcfg.Topic)
+	var err error
 	c.log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if c.db, err = postgres.Connect(ctx, config.Postgres{URL: pgtest.NewDatabase(t), MaxConns: 24}, c.log); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/gittest"
+	"github.com/ticketflow/ticketflow/libs/proctest"
 )
 
 func runLog(t *testing.T, evs []events.Event) string {
@@ -52,12 +53,7 @@ func TestRealRepositoryURLsReachNothingInternal(t *testing.T) {
 			_ = c.Close()
 		}
 	}()
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedAddr := closed.Addr().String()
-	closed.Close()
+	closedAddr := proctest.FreeAddr(t) // nothing listens there
 	var reasons []string
 	for _, addr := range []string{open.Addr().String(), closedAddr} {
 		_, run := dev.ticket("https://"+addr+"/o/r.git", "true")

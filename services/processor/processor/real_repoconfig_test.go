@@ -17,7 +17,9 @@ import (
 // configModel is a Messages API model for the repository configuration tests. Its first
 // move is write_file greeting.txt "hello", or README.md when the ticket says OUTSIDE; after a
 // refusal ("is not editable") it writes src/ok.txt instead; once a write went through it
-// finishes.
+// finishes. On a ticket saying LOOP it lists files forever. On one saying SELFCONF it writes
+// a .ticketflow.yml whose CI always fails, then greeting.txt, then finishes; after a review
+// it writes greeting.txt again and finishes.
 func configModel(w http.ResponseWriter, r *http.Request) {
 	b, _ := io.ReadAll(r.Body)
 	body := string(b)
@@ -30,6 +32,18 @@ func configModel(w http.ResponseWriter, r *http.Request) {
 			"input": map[string]any{"path": path, "content": content}})
 	}
 	switch {
+	case strings.Contains(body, "SELFCONF") && strings.Contains(body, "Review comments"):
+		if strings.Contains(body, `"tool_result"`) {
+			reply("end_turn", map[string]any{"type": "text", "text": "Done again."})
+		} else {
+			write("greeting.txt", "hello")
+		}
+	case strings.Contains(body, "SELFCONF") && !strings.Contains(body, "wrote .ticketflow.yml"):
+		write(".ticketflow.yml", "version: 1\nci:\n  command: exit 5\n")
+	case strings.Contains(body, "SELFCONF") && !strings.Contains(body, "wrote greeting.txt"):
+		write("greeting.txt", "hello")
+	case strings.Contains(body, "LOOP"):
+		reply("tool_use", map[string]any{"type": "tool_use", "id": "toolu_" + uuid.NewString()[:8], "name": "list_files", "input": map[string]any{}})
 	case strings.Contains(body, "wrote "):
 		reply("end_turn", map[string]any{"type": "text", "text": "Done."})
 	case strings.Contains(body, "is not editable"):
@@ -53,7 +67,6 @@ func TestRealRepositoryConfiguration(t *testing.T) {
 	defer srv.Close()
 	cfg := realConfig(t)
 	cfg.Real.AnthropicKey, cfg.Real.AnthropicBaseURL, cfg.Real.AnthropicModel = "sk-ant-e2e", srv.URL, "claude-test"
-	cfg.MaxIterations = 1
 	h := newHarness(t, cfg)
 	start := func(files map[string]string, ci, description string) (string, string, string) {
 		url, bare := gittest.Origin(t, files)
@@ -136,6 +149,46 @@ func TestRealRepositoryConfiguration(t *testing.T) {
 		}
 		if got := gittest.Git(t, bare, "show", branch+":src/ok.txt"); got != "ok" {
 			t.Errorf("src/ok.txt on the run branch: %q", got)
+		}
+	})
+
+	t.Run("a lower limit of the file bounds the agent, and the failure names it", func(t *testing.T) {
+		_, run, _ := start(map[string]string{".ticketflow.yml": "version: 1\nagent:\n  max_steps: 2\n"}, "true", "LOOP")
+		term := h.waitTerminal(run)
+		evs := h.runEvents(run)
+		if term.Type != events.RunFailed {
+			t.Fatalf("terminal %s:\n%s", term.Type, dump(evs))
+		}
+		f := payload[*events.RunFailedData](t, term)
+		if f.Step != "call_llm" || !strings.Contains(f.Error, "2 model calls without finishing (.ticketflow.yml agent.max_steps=2)") {
+			t.Errorf("failed %+v", f)
+		}
+		calls := 0
+		for _, ev := range evs {
+			if ev.Type == events.LLMCallCompleted {
+				calls++
+			}
+		}
+		if calls != 2 {
+			t.Errorf("%d model calls, want 2", calls)
+		}
+	})
+
+	t.Run("a follow-up run reads the base branch's file, not the one the agent wrote on its branch", func(t *testing.T) {
+		ticket, run, bare := start(map[string]string{"ci.sh": greetingCI}, "sh ci.sh", "SELFCONF")
+		h.waitCompleted(run)
+		if got := gittest.Git(t, bare, "show", fmt.Sprintf("ticketflow/%s/1:.ticketflow.yml", ticket)); !strings.Contains(got, "exit 5") {
+			t.Fatalf("the run branch lacks the agent's .ticketflow.yml: %q", got)
+		}
+		next := uuid.NewString()
+		h.append(events.MustNew(ticket, run, "user:bob", &events.ChangesRequestedData{RequestedBy: "bob", Comment: "again", NextRunID: next}),
+			events.MustNew(ticket, next, "user:bob", &events.ProcessingRequestedData{RequestedBy: "bob", Reason: "changes_requested"}))
+		_, evs := h.waitCompleted(next)
+		if l := loaded(t, evs); l.Source != "default" || l.Config.CICommand != "sh ci.sh" {
+			t.Errorf("the follow-up run's configuration %+v", l)
+		}
+		if log := runLog(t, evs); !strings.Contains(log, "Reprise depuis la branche") || strings.Contains(log, "$ exit 5") {
+			t.Errorf("the follow-up run's log:\n%s", log)
 		}
 	})
 

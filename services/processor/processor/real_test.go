@@ -28,6 +28,7 @@ import (
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/gittest"
 	"github.com/ticketflow/ticketflow/libs/kafka"
+	"github.com/ticketflow/ticketflow/libs/kafka/kafkatest"
 	"github.com/ticketflow/ticketflow/libs/postgres"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/ticketflow/ticketflow/libs/repourl"
@@ -49,21 +50,9 @@ type harness struct {
 // event of the topic.
 func newHarness(t *testing.T, cfg Config) *harness {
 	t.Helper()
-	emb, err := kafka.StartEmbedded("127.0.0.1:0", "", 4, kafka.Persistence{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(emb.Close)
-	h := &harness{t: t, kcfg: config.Kafka{Brokers: emb.Addrs(), Topic: "ticket-events", Partitions: 4, ReplicationFactor: 1}}
+	b := kafkatest.Start(t, 4)
+	h := &harness{t: t, kcfg: b.Config, prod: b.Producer}
 	ctx, cancel := context.WithCancel(context.Background())
-	cl, err := kafka.NewClient(h.kcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := kafka.EnsureTopic(ctx, cl, h.kcfg); err != nil {
-		t.Fatal(err)
-	}
-	h.prod = kafka.NewProducer(cl, h.kcfg.Topic)
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	db, err := postgres.Connect(ctx, config.Postgres{URL: pgtest.NewDatabase(t), MaxConns: 8}, log)
 	if err != nil {
@@ -103,7 +92,6 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		<-done
 		<-tailDone
 		tail.Close()
-		cl.Close()
 		db.Close()
 	})
 	select {
@@ -206,6 +194,17 @@ func (h *harness) waitCompleted(runID string) (events.Event, []events.Event) {
 	return term, evs
 }
 
+// waitFailed waits for the run's terminal event and fails the test unless it is RunFailed;
+// it returns that event's payload.
+func (h *harness) waitFailed(runID string) *events.RunFailedData {
+	h.t.Helper()
+	term := h.waitTerminal(runID)
+	if term.Type != events.RunFailed {
+		h.t.Fatalf("terminal %s", term.Type)
+	}
+	return payload[*events.RunFailedData](h.t, term)
+}
+
 func dump(evs []events.Event) string {
 	var b strings.Builder
 	for _, ev := range evs {
@@ -279,21 +278,42 @@ func realConfig(t *testing.T) Config {
 		LLMTimeout: 10 * time.Second, LLMMaxAttempts: 2, CITimeout: time.Minute, CISandbox: "none"}}
 }
 
-// A failing CI loops back to call_llm with the failure in the next request; the second
-// iteration passes; both run branches are in the origin; CI lines arrive in order.
-func TestRealRunLoopsOnCIFailureAndCompletes(t *testing.T) {
-	llmSrv := &fakeLLM{}
-	srv := httptest.NewServer(llmSrv)
-	defer srv.Close()
+// anthropicConfig is realConfig with the Anthropic provider pointed at model, served until
+// the test ends, as "claude-test" with a test key.
+func anthropicConfig(t *testing.T, model http.Handler) Config {
+	srv := httptest.NewServer(model)
+	t.Cleanup(srv.Close)
 	cfg := realConfig(t)
 	cfg.Real.AnthropicKey, cfg.Real.AnthropicBaseURL, cfg.Real.AnthropicModel = "sk-ant-e2e", srv.URL, "claude-test"
+	return cfg
+}
+
+// ciLoop is a completed run of the ticket "sh ci.sh" on an origin whose CI (ciScript) fails
+// until greeting.txt says hello, the agent's model behind the Anthropic provider priced at
+// $3 and $15 per million input and output tokens.
+type ciLoop struct {
+	h                 *harness
+	bare, ticket, run string
+	done              *events.RunCompletedData
+	evs               []events.Event
+}
+
+func runCILoop(t *testing.T, model http.Handler) ciLoop {
+	cfg := anthropicConfig(t, model)
 	cfg.Real.LLMPrices = "claude-test=3:15"
 	h := newHarness(t, cfg)
 	url, bare := gittest.Origin(t, map[string]string{"README.md": "# demo\n", "ci.sh": ciScript})
 	ticket, run := h.ticket(url, "sh ci.sh")
-
 	term, evs := h.waitCompleted(run)
-	done := payload[*events.RunCompletedData](t, term)
+	return ciLoop{h, bare, ticket, run, payload[*events.RunCompletedData](t, term), evs}
+}
+
+// A failing CI loops back to call_llm with the failure in the next request; the second
+// iteration passes; both run branches are in the origin; CI lines arrive in order.
+func TestRealRunLoopsOnCIFailureAndCompletes(t *testing.T) {
+	llmSrv := &fakeLLM{}
+	r := runCILoop(t, llmSrv)
+	bare, ticket, done, evs := r.bare, r.ticket, r.done, r.evs
 	branch := fmt.Sprintf("ticketflow/%s/2", ticket)
 	if done.Iteration != 2 || done.Branch != branch {
 		t.Errorf("completed %+v, want iteration 2 on %s", done, branch)
@@ -459,17 +479,11 @@ func TestRealRejectsUnsafeRepositoryURL(t *testing.T) {
 	h := newHarness(t, cfg)
 	url, _ := gittest.Origin(t, map[string]string{"README.md": "x\n"})
 	_, run := h.ticket(url, "true")
-	term := h.waitTerminal(run)
-	if term.Type != events.RunFailed {
-		t.Fatalf("terminal %s", term.Type)
-	}
-	if f := payload[*events.RunFailedData](t, term); f.Step != "prepare_repository" || !strings.Contains(f.Error, "must be inside TICKETFLOW_FILE_REPO_ROOT") {
+	if f := h.waitFailed(run); f.Step != "prepare_repository" || !strings.Contains(f.Error, "must be inside TICKETFLOW_FILE_REPO_ROOT") {
 		t.Errorf("failed %+v", f)
 	}
 	_, run2 := h.ticket("--upload-pack=touch /tmp/ticketflow-pwned", "true")
-	if term := h.waitTerminal(run2); term.Type != events.RunFailed {
-		t.Fatalf("terminal %s", term.Type)
-	}
+	h.waitFailed(run2)
 }
 
 // toolModel is a Messages API model that works with tools: it writes greeting.txt (bonjour
@@ -511,16 +525,8 @@ func (f *toolModel) bodies() []string {
 // (compactly) and the failure; the run's totals are the sums of the provider's usage.
 func TestRealAgentLoopCarriesToolHistoryAcrossIterations(t *testing.T) {
 	model := &toolModel{}
-	srv := httptest.NewServer(model)
-	defer srv.Close()
-	cfg := realConfig(t)
-	cfg.Real.AnthropicKey, cfg.Real.AnthropicBaseURL, cfg.Real.AnthropicModel = "sk-ant-e2e", srv.URL, "claude-test"
-	cfg.Real.LLMPrices = "claude-test=3:15"
-	h := newHarness(t, cfg)
-	url, _ := gittest.Origin(t, map[string]string{"README.md": "# demo\n", "ci.sh": ciScript})
-	ticket, run := h.ticket(url, "sh ci.sh")
-	term, evs := h.waitCompleted(run)
-	done := payload[*events.RunCompletedData](t, term)
+	r := runCILoop(t, model)
+	h, ticket, run, done, evs := r.h, r.ticket, r.run, r.done, r.evs
 	bodies := model.bodies()
 	if len(bodies) != 4 || done.Iteration != 2 {
 		t.Fatalf("%d model calls and iteration %d, want 4 and 2", len(bodies), done.Iteration)
@@ -557,23 +563,16 @@ func TestRealAgentLoopCarriesToolHistoryAcrossIterations(t *testing.T) {
 
 // A model that never stops calling tools fails the run at call_llm with the limit it hit.
 func TestRealAgentStepLimitFailsTheRun(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	cfg := anthropicConfig(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{"type": "message", "role": "assistant", "model": "claude-test", "stop_reason": "tool_use",
 			"content": []map[string]any{{"type": "tool_use", "id": "toolu_1", "name": "list_files", "input": map[string]any{}}},
 			"usage":   map[string]any{"input_tokens": 10, "output_tokens": 1}})
 	}))
-	defer srv.Close()
-	cfg := realConfig(t)
-	cfg.Real.AnthropicKey, cfg.Real.AnthropicBaseURL, cfg.Real.AnthropicModel = "sk-ant-e2e", srv.URL, "claude-test"
 	cfg.Real.AgentMaxSteps = 3
 	h := newHarness(t, cfg)
 	url, _ := gittest.Origin(t, map[string]string{"README.md": "x\n"})
 	_, run := h.ticket(url, "true")
-	term := h.waitTerminal(run)
-	if term.Type != events.RunFailed {
-		t.Fatalf("terminal %s", term.Type)
-	}
-	f := payload[*events.RunFailedData](t, term)
+	f := h.waitFailed(run)
 	if f.Step != "call_llm" || !strings.Contains(f.Error, "agent limit reached") || !strings.Contains(f.Error, "TICKETFLOW_AGENT_MAX_STEPS=3") ||
 		f.LLMInputTokens != 30 || f.LLMOutputTokens != 3 {
 		t.Errorf("failed %+v", f)

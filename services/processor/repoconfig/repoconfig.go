@@ -455,7 +455,7 @@ func Load(dir string) (Loaded, error) {
 		return Loaded{Source: "default"}, nil
 	}
 	if err != nil {
-		return Loaded{}, &Error{Msg: "cannot be read: " + errors.Unwrap(err).Error()}
+		return Loaded{}, &Error{Msg: "cannot be read: " + cause(err)}
 	}
 	if fi.Mode()&os.ModeSymlink != 0 {
 		if err := insideDir(dir, p); err != nil {
@@ -470,7 +470,7 @@ func Load(dir string) (Loaded, error) {
 	}
 	f, err := os.Open(p)
 	if err != nil {
-		return Loaded{}, &Error{Msg: "cannot be read: " + errors.Unwrap(err).Error()}
+		return Loaded{}, &Error{Msg: "cannot be read: " + cause(err)}
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxBytes+1))
@@ -486,6 +486,16 @@ func Load(dir string) (Loaded, error) {
 	}
 	sum := sha256.Sum256(data)
 	return Loaded{Config: c, Source: "file", SHA256: hex.EncodeToString(sum[:]), Size: len(data)}, nil
+}
+
+// cause is err without the path os puts in front (the clone's location is no business of the
+// run's log).
+func cause(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
 }
 
 // insideDir refuses a symbolic link p whose target is outside dir.

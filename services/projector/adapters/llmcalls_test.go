@@ -1,34 +1,21 @@
 package adapters
 
 import (
-	"context"
 	"math"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/events"
-	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/ticketflow/ticketflow/services/projector/app"
 )
 
 // LLMCallCompleted events become llm_calls rows and add up on their run, once per event id;
 // AgentToolCalled events count on the run.
 func TestLLMCallsAddUpOnTheirRun(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	s := NewStore(db, "ticket-events")
-	ev := func(p events.Payload) events.Event {
-		return events.Event{Envelope: events.MustNew("t1", "r1", "processor", p)}
-	}
+	ctx, s, db := testStore(t)
+	ev := func(p events.Payload) events.Event { return processorEvent("r1", p) }
 	first := ev(&events.LLMCallCompletedData{Iteration: 1, AgentStep: 1, Provider: "anthropic", Model: "claude-x", InputTokens: 1000, OutputTokens: 100, CostUSD: 0.0045, LatencyMS: 900, Retries: 1})
 	second := ev(&events.LLMCallCompletedData{Iteration: 1, AgentStep: 2, Provider: "anthropic", Model: "claude-x", InputTokens: 2000, OutputTokens: 50, CostUSD: 0.00675, LatencyMS: 700})
-	err = s.InBatch(ctx, 0, func(b app.Batch) error {
+	err := s.InBatch(ctx, 0, func(b app.Batch) error {
 		if err := b.RequestRun(ctx, ev(&events.ProcessingRequestedData{RequestedBy: "alice", Reason: "start"}), &events.ProcessingRequestedData{RequestedBy: "alice"}, "pending", ""); err != nil {
 			return err
 		}

@@ -1,41 +1,27 @@
 package adapters
 
 import (
-	"context"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/events"
-	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/ticketflow/ticketflow/services/projector/app"
 )
 
 // PullRequestOpened puts the PR's URL on its run and on the ticket.
 func TestPullRequestOpenedSetsTheRunsAndTicketsURL(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	db, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	s := NewStore(db, "ticket-events")
-	ev := func(run string, p events.Payload) events.Event {
-		return events.Event{Envelope: events.MustNew("t1", run, "processor", p)}
-	}
+	ctx, s, db := testStore(t)
 	const url = "https://github.com/acme/demo/pull/7"
-	err = s.InBatch(ctx, 0, func(b app.Batch) error {
+	err := s.InBatch(ctx, 0, func(b app.Batch) error {
 		created := &events.TicketCreatedData{Title: "x", RepositoryURL: "https://github.com/acme/demo", BaseBranch: "main", Owner: "alice"}
-		if err := b.CreateTicket(ctx, ev("", created), created); err != nil {
+		if err := b.CreateTicket(ctx, processorEvent("", created), created); err != nil {
 			return err
 		}
 		req := &events.ProcessingRequestedData{RequestedBy: "alice", Reason: "start"}
-		if err := b.RequestRun(ctx, ev("r1", req), req, "pending", ""); err != nil {
+		if err := b.RequestRun(ctx, processorEvent("r1", req), req, "pending", ""); err != nil {
 			return err
 		}
 		pr := &events.PullRequestOpenedData{URL: url, Number: 7, Forge: "github"}
-		return b.SetPullRequest(ctx, ev("r1", pr), pr)
+		return b.SetPullRequest(ctx, processorEvent("r1", pr), pr)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/ticketflow/ticketflow/libs/events"
 	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/kafka/kafkatest"
@@ -22,11 +21,7 @@ func TestRecreatedTopicIsDetected(t *testing.T) {
 	kcfg, cl, producer := broker.Config, broker.Client, broker.Producer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	db, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := pgtest.NewPool(t)
 	log := slog.New(slog.DiscardHandler)
 	count := func() (n int) {
 		_ = db.QueryRow(ctx, `SELECT count(*) FROM ticket_events`).Scan(&n)

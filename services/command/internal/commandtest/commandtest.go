@@ -186,6 +186,25 @@ func (e *Env) Create(token, body string) string {
 	return r.Body["id"].(string)
 }
 
+// StartProjected starts processing ticket as token's user and waits until the run is
+// projected (its events readable); it returns the run's id.
+func (e *Env) StartProjected(token, ticket string) string {
+	e.T.Helper()
+	started := e.Call(token, "POST", "/api/tickets/processing/start", `{"ticket_id":"`+ticket+`"}`)
+	if started.Status != 202 {
+		e.T.Fatalf("start: %d %v", started.Status, started.Body)
+	}
+	run := started.Body["run_id"].(string)
+	deadline := time.Now().Add(10 * time.Second)
+	for e.Call(token, "GET", "/api/runs/"+run+"/events", "").Status != 200 {
+		if time.Now().After(deadline) {
+			e.T.Fatal("run not projected")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return run
+}
+
 // LogEnvelopes reads the whole topic as a read_committed consumer sees it.
 func (e *Env) LogEnvelopes() []events.Envelope {
 	e.T.Helper()
