@@ -26,11 +26,7 @@ type result map[string]float64
 // (a) latency publish → client at a fixed rate, open loop: every message is sent at its
 // scheduled time in its own goroutine, so a slow acknowledgement never delays the next.
 func latency(ctx context.Context, s system, z sizes, res result) error {
-	ids, err := s.Tickets(ctx, "lat", z.latTickets)
-	if err != nil {
-		return err
-	}
-	cs, err := connectAll(ctx, s, ids, z.latClients)
+	ids, cs, err := ticketsWithClients(ctx, s, "lat", z.latTickets, z.latClients)
 	if err != nil {
 		return err
 	}
@@ -98,11 +94,7 @@ var patterns = []pattern{{"light", 2, 50, false}, {"heavy", 16, 100, false}, {"b
 // (b) fan-out: closed-loop publishers; they pause while the clients are more than maxLag
 // messages per client behind (reported), so the figure is what is delivered sustainably.
 func fanout(ctx context.Context, s system, z sizes, res result) error {
-	ids, err := s.Tickets(ctx, "fan", z.fanTickets)
-	if err != nil {
-		return err
-	}
-	cs, err := connectAll(ctx, s, ids, z.fanClients)
+	ids, cs, err := ticketsWithClients(ctx, s, "fan", z.fanTickets, z.fanClients)
 	if err != nil {
 		return err
 	}
