@@ -68,14 +68,7 @@ func TestOneRunIsOneTraceAndEveryDashboardMetricIsScraped(t *testing.T) {
 	go func() { devErr <- runDevUntil(devCtx) }()
 	t.Cleanup(func() {
 		stopDev()
-		select {
-		case err := <-devErr:
-			if err != nil {
-				t.Errorf("ticketflow dev: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("ticketflow dev did not stop")
-		}
+		proctest.Returned(t, devErr, 30*time.Second, "ticketflow dev")
 	})
 	waitHTTPReady(t, ctx, "http://"+httpAddr+"/readyz", devErr)
 
