@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ticketflow/ticketflow/libs/tick"
 )
 
 // sizes are the scenario counts (full, -quick and -smoke differ).
@@ -107,19 +109,11 @@ func fanout(ctx context.Context, s system, z sizes, res result) error {
 		var paused atomic.Bool
 		var pausedNs atomic.Int64
 		pctx, cancel := context.WithCancel(ctx)
-		go func() { // the lag guard
-			t := time.NewTicker(5 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-pctx.Done():
-					return
-				case <-t.C:
-				}
-				d, _ := totalDelivered(cs)
-				paused.Store(published.Load()*per-(d-base) > maxLag*int64(len(cs)))
-			}
-		}()
+		go tick.Every(pctx, 5*time.Millisecond, func() bool { // the lag guard
+			d, _ := totalDelivered(cs)
+			paused.Store(published.Load()*per-(d-base) > maxLag*int64(len(cs)))
+			return true
+		})
 		var wg sync.WaitGroup
 		var failed atomic.Int64
 		for w := range p.publishers {
