@@ -65,7 +65,7 @@ func payloadSchema(t *testing.T, name string) map[string]any {
 }
 
 // enumSamples are values of the enumerated payload fields.
-var enumSamples = map[string]string{"simulate_failure": "once", "reason": "start", "outcome": "ok", "stream": "stdout"}
+var enumSamples = map[string]string{"simulate_failure": "once", "reason": "start", "outcome": "ok", "stream": "stdout", "source": "file"}
 
 // fill sets every field of a payload struct to a sample value.
 func fill(v reflect.Value) {

@@ -5,6 +5,7 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 )
@@ -41,6 +42,29 @@ type HTTP struct {
 // Auth configures bearer tokens.
 type Auth struct {
 	JWTSecret string `env:"TICKETFLOW_JWT_SECRET"`
+}
+
+// Forge configures the pull requests on the repositories' forges (libs/forge): which forge a
+// host runs, where its API is, and the token of each repository.
+type Forge struct {
+	// TICKETFLOW_FORGE_HOSTS: host=kind pairs (github, gitlab, gitea; Forgejo is gitea), e.g.
+	// gitlab.example.com=gitlab,git.example.org=gitea; github.com and gitlab.com are known. Default: none.
+	Hosts []string `env:"TICKETFLOW_FORGE_HOSTS" envSeparator:","`
+	// TICKETFLOW_FORGE_API_URLS: host=API base pairs overriding the derived one (github.com:
+	// https://api.github.com, GitHub Enterprise https://host/api/v3, GitLab https://host/api/v4,
+	// Gitea https://host/api/v1). Default: derived.
+	APIURLs []string `env:"TICKETFLOW_FORGE_API_URLS" envSeparator:","`
+	// TICKETFLOW_FORGE_TOKENS: pattern=token pairs, the patterns as in
+	// TICKETFLOW_REPOSITORY_ALLOWLIST (github.com/acme/*=ghp_...); the first match wins, else
+	// TICKETFLOW_GIT_TOKEN for allow-listed repositories; a repository with no token gets no PR. Default: none.
+	Tokens []string `env:"TICKETFLOW_FORGE_TOKENS" envSeparator:","`
+	// TICKETFLOW_FORGE_REPOSITORIES: repository=forge repository pairs for repositories cloned from
+	// elsewhere than their forge (a mirror, a file:// copy), e.g. file:///srv/git/app.git=https://github.com/acme/app. Default: none.
+	Repositories []string `env:"TICKETFLOW_FORGE_REPOSITORIES" envSeparator:","`
+	// TICKETFLOW_FORGE_TIMEOUT: bound on one forge API request. Default: 15s.
+	Timeout time.Duration `env:"TICKETFLOW_FORGE_TIMEOUT" envDefault:"15s"`
+	// TICKETFLOW_PUBLIC_URL: the web app's address as reviewers reach it (links from the PR to the run page). Default: http://localhost:8000.
+	PublicURL string `env:"TICKETFLOW_PUBLIC_URL" envDefault:"http://localhost:8000"`
 }
 
 // Load parses the environment into a new T.

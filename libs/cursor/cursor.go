@@ -24,6 +24,15 @@ type Cursor map[int32]int64
 // Single is the cursor of one event.
 func Single(partition int32, offset int64) Cursor { return Cursor{partition: offset} }
 
+// AppendSingle appends the encoding of Single(partition, offset) without building the map:
+// every event's message carries its own cursor.
+func AppendSingle(dst []byte, partition int32, offset int64) []byte {
+	dst = append(dst, "v1."...)
+	dst = strconv.AppendInt(dst, int64(partition), 10)
+	dst = append(dst, '-')
+	return strconv.AppendInt(dst, offset, 10)
+}
+
 // String encodes the cursor; partitions are sorted so equal cursors encode equally.
 func (c Cursor) String() string {
 	parts := make([]int32, 0, len(c))

@@ -47,3 +47,14 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendSingleIsSinglesEncoding(t *testing.T) {
+	for _, tc := range []struct {
+		p int32
+		o int64
+	}{{0, -1}, {0, 0}, {11, 123456789}, {1023, 1 << 62}} {
+		if got, want := string(AppendSingle([]byte("x"), tc.p, tc.o)), "x"+Single(tc.p, tc.o).String(); got != want {
+			t.Errorf("AppendSingle(%d, %d) = %q, want %q", tc.p, tc.o, got, want)
+		}
+	}
+}

@@ -24,6 +24,8 @@ const (
 	RunResumed                Type = "RunResumed"
 	AgentToolCalled           Type = "AgentToolCalled"
 	LLMCallCompleted          Type = "LLMCallCompleted"
+	RepositoryConfigLoaded    Type = "RepositoryConfigLoaded"
+	PullRequestOpened         Type = "PullRequestOpened"
 )
 
 // Payload is the data of one event type.
@@ -55,6 +57,8 @@ var catalog = map[Type]spec{
 	RunResumed:                {1, func() Payload { return new(RunResumedData) }},
 	AgentToolCalled:           {1, func() Payload { return new(AgentToolCalledData) }},
 	LLMCallCompleted:          {1, func() Payload { return new(LLMCallCompletedData) }},
+	RepositoryConfigLoaded:    {1, func() Payload { return new(RepositoryConfigLoadedData) }},
+	PullRequestOpened:         {1, func() Payload { return new(PullRequestOpenedData) }},
 }
 
 // Types is every type of the catalog, sorted (the contract tests check each has a schema in
@@ -195,6 +199,45 @@ type LLMCallCompletedData struct {
 	Retries      int     `json:"retries"`
 }
 
+// RepositoryConfigLoaded: prepare_repository read the repository's .ticketflow.yml (Source
+// "file", with the raw file's SHA256 and size) or found none ("default"); Config is what the
+// run uses from then on.
+type RepositoryConfigLoadedData struct {
+	Source    string           `json:"source"`
+	SHA256    string           `json:"sha256,omitempty"`
+	SizeBytes int              `json:"size_bytes,omitempty"`
+	Config    RepositoryConfig `json:"config"`
+}
+
+// RepositoryConfig is a run's effective configuration: the operator's limits, lowered by
+// the repository's; the CI command and whose it is (CICommandFrom: repository or ticket);
+// the globs of the paths the agent may change (none: every path). Notes say what was refused
+// (a ticket override the repository does not allow, a repository limit above the operator's).
+type RepositoryConfig struct {
+	CICommand            string   `json:"ci_command"`
+	CICommandFrom        string   `json:"ci_command_from"`
+	CICommandOverridable bool     `json:"ci_command_overridable"`
+	CITimeoutMS          int64    `json:"ci_timeout_ms"`
+	Editable             []string `json:"editable,omitempty"`
+	MaxSteps             int      `json:"max_steps"`
+	MaxTokens            int64    `json:"max_tokens"`
+	MaxCostUSD           float64  `json:"max_cost_usd"`
+	MaxDurationMS        int64    `json:"max_duration_ms"`
+	Notes                []string `json:"notes,omitempty"`
+}
+
+// PullRequestOpenedData: the run has its pull request on the repository's forge (libs/forge):
+// opened as a draft after the run's first push, or the ticket's open one found again (Reused:
+// an earlier run's, or the one an interrupted attempt opened). At most one per run, except
+// when a processor crashed between appending it and recording it (consumers keep the last).
+type PullRequestOpenedData struct {
+	URL    string `json:"url"`
+	Number int    `json:"number"`
+	Forge  string `json:"forge"` // github, gitlab or gitea
+	Branch string `json:"branch,omitempty"`
+	Reused bool   `json:"reused,omitempty"`
+}
+
 // RunFailedData: the run stopped on an error or on CI failing after MAX_ITERATIONS.
 type RunFailedData struct {
 	Step    string `json:"step,omitempty"`
@@ -251,21 +294,23 @@ type RunResumedData struct {
 	Iteration     int    `json:"iteration,omitempty"`
 }
 
-func (*TicketCreatedData) EventType() Type       { return TicketCreated }
-func (*ProcessingRequestedData) EventType() Type { return TicketProcessingRequested }
-func (*RunStartedData) EventType() Type          { return RunStarted }
-func (*StepStartedData) EventType() Type         { return StepStarted }
-func (*StepCompletedData) EventType() Type       { return StepCompleted }
-func (*LogEmittedData) EventType() Type          { return LogEmitted }
-func (*LogTruncatedData) EventType() Type        { return LogTruncated }
-func (*CIResultData) EventType() Type            { return CIResult }
-func (*RunCompletedData) EventType() Type        { return RunCompleted }
-func (*RunFailedData) EventType() Type           { return RunFailed }
-func (*RunCancelledData) EventType() Type        { return RunCancelled }
-func (*RunRejectedData) EventType() Type         { return RunRejected }
-func (*CancelRequestedData) EventType() Type     { return CancelRequested }
-func (*ValidationApprovedData) EventType() Type  { return ValidationApproved }
-func (*ChangesRequestedData) EventType() Type    { return ChangesRequested }
-func (*RunResumedData) EventType() Type          { return RunResumed }
-func (*AgentToolCalledData) EventType() Type     { return AgentToolCalled }
-func (*LLMCallCompletedData) EventType() Type    { return LLMCallCompleted }
+func (*TicketCreatedData) EventType() Type          { return TicketCreated }
+func (*ProcessingRequestedData) EventType() Type    { return TicketProcessingRequested }
+func (*RunStartedData) EventType() Type             { return RunStarted }
+func (*StepStartedData) EventType() Type            { return StepStarted }
+func (*StepCompletedData) EventType() Type          { return StepCompleted }
+func (*LogEmittedData) EventType() Type             { return LogEmitted }
+func (*LogTruncatedData) EventType() Type           { return LogTruncated }
+func (*CIResultData) EventType() Type               { return CIResult }
+func (*RunCompletedData) EventType() Type           { return RunCompleted }
+func (*RunFailedData) EventType() Type              { return RunFailed }
+func (*RunCancelledData) EventType() Type           { return RunCancelled }
+func (*RunRejectedData) EventType() Type            { return RunRejected }
+func (*CancelRequestedData) EventType() Type        { return CancelRequested }
+func (*ValidationApprovedData) EventType() Type     { return ValidationApproved }
+func (*ChangesRequestedData) EventType() Type       { return ChangesRequested }
+func (*RunResumedData) EventType() Type             { return RunResumed }
+func (*AgentToolCalledData) EventType() Type        { return AgentToolCalled }
+func (*LLMCallCompletedData) EventType() Type       { return LLMCallCompleted }
+func (*RepositoryConfigLoadedData) EventType() Type { return RepositoryConfigLoaded }
+func (*PullRequestOpenedData) EventType() Type      { return PullRequestOpened }

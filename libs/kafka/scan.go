@@ -47,9 +47,27 @@ func ScanPartition(ctx context.Context, cl *kgo.Client, topic string, partition 
 		}
 		to = end.Offset
 	}
+	// While fn works through one page the next is already on its way: a long scan (a replay
+	// of thousands of events) then costs about the larger of fetching and fn, not their sum.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type page struct {
+		fp   kgo.FetchPartition
+		next int64
+		err  error
+	}
+	fetch := func(leader int32, topicID [16]byte, at int64) <-chan page {
+		ch := make(chan page, 1) // never blocks: a prefetch nobody waits for ends with ctx
+		go func() {
+			fp, next, err := fetchPage(ctx, cl, leader, topic, topicID, partition, at)
+			ch <- page{fp, next, err}
+		}()
+		return ch
+	}
 	var (
 		leader  int32 = -1
 		topicID [16]byte
+		pending <-chan page // the fetch at from, when already asked for
 	)
 	for attempt := 0; from < to; {
 		if leader < 0 {
@@ -67,7 +85,12 @@ func ScanPartition(ctx context.Context, cl *kgo.Client, topic string, partition 
 			}
 			leader, topicID = pd.Leader, td.ID
 		}
-		fp, next, err := fetchPage(ctx, cl, leader, topic, topicID, partition, from)
+		if pending == nil {
+			pending = fetch(leader, topicID, from)
+		}
+		pg := <-pending
+		pending = nil
+		fp, next, err := pg.fp, pg.next, pg.err
 		if err != nil {
 			return err
 		}
@@ -91,6 +114,9 @@ func ScanPartition(ctx context.Context, cl *kgo.Client, topic string, partition 
 			return fmt.Errorf("kafka: fetch %s/%d@%d: %w", topic, partition, from, fp.Err)
 		}
 		attempt = 0
+		if next > from && next < to {
+			pending = fetch(leader, topicID, next)
+		}
 		for _, rec := range fp.Records {
 			if rec.Offset < from {
 				continue

@@ -704,3 +704,20 @@ func (p *Policy) allowed(u URL) bool {
 	}
 	return false
 }
+
+// Pattern is one host/owner pattern as TICKETFLOW_REPOSITORY_ALLOWLIST spells them
+// (github.com/acme/*, gitlab.example.com/team/app), for other per-repository settings such as
+// the forge tokens.
+type Pattern struct{ p pattern }
+
+// ParsePattern parses one host/owner pattern.
+func ParsePattern(s string) (Pattern, error) {
+	p, err := parsePattern(strings.TrimSpace(s))
+	return Pattern{p}, err
+}
+
+// Matches reports whether the repository u is covered by the pattern.
+func (p Pattern) Matches(u URL) bool { return p.p.match(u) }
+
+// Allowed reports whether u is on the allow-list (the server's credentials may be used for it).
+func (p *Policy) Allowed(u URL) bool { return u.Scheme != File && p.allowed(u) }

@@ -69,6 +69,15 @@ const (
 	LogResumeFromBranch = "Reprise depuis la branche %s (modifications demandées)"
 	// LogRepositoryReady: ref, short commit, file count.
 	LogRepositoryReady = "Repository prêt : %s à %s, %d fichier(s)"
+	// LogRepoConfigFile: file name, size in bytes, short sha256, CI command, whose it is
+	// (repository or ticket), editable globs ("" for every path).
+	LogRepoConfigFile = "Configuration du dépôt lue dans %s (%d octets, sha256 %s) : CI « %s » (%s), chemins modifiables : %s"
+	// LogRepoConfigDefault: file name.
+	LogRepoConfigDefault = "Pas de %s dans le dépôt : configuration par défaut"
+	// LogRepoConfigNote: what the configuration refused.
+	LogRepoConfigNote = "Configuration du dépôt : %s"
+	// LogRepoConfigInvalid: the error (naming the field and line).
+	LogRepoConfigInvalid = "Configuration du dépôt invalide : %s"
 	// LogConversationLoaded: messages, review comments, earlier CI failures.
 	LogConversationLoaded = "Conversation chargée : %d message(s) — description, %d commentaire(s) de revue, %d échec(s) CI antérieur(s)"
 	// LogDemoLLM: the file the demo provider changes.
@@ -96,6 +105,15 @@ const (
 	// LogCIPassed, LogCIFailed: exit code, duration in ms.
 	LogCIPassed = "CI réussie (code %d, %d ms)"
 	LogCIFailed = "CI en échec (code %d, %d ms)"
+	// LogPROpened, LogPRReused: forge, PR number, URL.
+	LogPROpened = "Pull request %s n°%d ouverte en brouillon : %s"
+	LogPRReused = "Pull request %s n°%d déjà ouverte pour ce ticket, mise à jour : %s"
+	// LogPRUpdated: PR number, iteration.
+	LogPRUpdated = "Pull request n°%d mise à jour (itération %d)"
+	// LogPRReady: PR number.
+	LogPRReady = "Pull request n°%d prête pour la revue"
+	// LogForgeFailed: forge, what failed, the error (redacted). The run goes on without it.
+	LogForgeFailed = "Forge %s : %s a échoué (%v) ; le run continue sans"
 	// ArtifactCut ends a CI output artifact cut at its bound: bound in bytes, lines kept,
 	// lines in all, bytes in all.
 	ArtifactCut = "[ticketflow] artefact coupé à %d octets : %d ligne(s) sur %d conservées (%d octets au total)\n"

@@ -9,6 +9,8 @@ export type IconName =
   | "ban"
   | "shield"
   | "play"
+  | "pause"
+  | "rewind"
   | "stop"
   | "plus"
   | "refresh"
@@ -31,6 +33,8 @@ const paths: Record<IconName, string> = {
   ban: "M12 3a9 9 0 1 0 0 18a9 9 0 1 0 0-18zM5.6 5.6l12.8 12.8",
   shield: "M12 3l7 3v6c0 4.5-3 7.5-7 9c-4-1.5-7-4.5-7-9V6zM8.5 12l2.5 2.5l4.5-5",
   play: "M7 5v14l12-7z",
+  pause: "M9 5v14M15 5v14",
+  rewind: "M11 6l-7 6l7 6zM20 6l-7 6l7 6z",
   stop: "M6 6h12v12H6z",
   plus: "M12 5v14M5 12h14",
   refresh: "M20 11a8 8 0 1 0-2.3 5.7M20 4v7h-7",

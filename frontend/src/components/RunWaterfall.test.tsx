@@ -84,6 +84,28 @@ describe("RunWaterfall", () => {
     el.remove();
   });
 
+  it("keeps asking for a while after the run stops being live, until its terminal event shows", async () => {
+    const f = fakeLog(10);
+    f.add("RunStarted", 0, { iteration: 1 });
+    f.add("StepStarted", 0, { step: "run_ci", iteration: 1, attempt: 1 });
+    const el = document.createElement("div");
+    const root = createRoot(el);
+    flushSync(() => root.render(<RunWaterfall runId="r1" live load={f.load} refreshKey="IN_PROGRESS" />));
+    await until(() => el.querySelectorAll(".wf-row").length === 1, "the row");
+    // The live stream says the run ended before the trail has the events: the refresh misses them.
+    flushSync(() => root.render(<RunWaterfall runId="r1" live={false} load={f.load} refreshKey="COMPLETED" />));
+    await new Promise((r) => setTimeout(r, 100));
+    f.add("StepCompleted", 1, { step: "run_ci", iteration: 1, attempt: 1, outcome: "ok", duration_ms: 1000 });
+    f.add("RunCompleted", 1, { iteration: 1 });
+    for (let i = 0; i < 40 && el.querySelector(".waterfall")?.getAttribute("data-outcome") !== "completed"; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(el.querySelector(".waterfall")?.getAttribute("data-outcome")).toBe("completed");
+    // Then it stops.
+    const calls = f.calls.length;
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(f.calls.length).toBe(calls);
+    root.unmount();
+  });
+
   it("says so when the run has no step yet", async () => {
     const f = fakeLog(10);
     const el = document.createElement("div");

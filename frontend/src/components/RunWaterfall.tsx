@@ -17,6 +17,9 @@ const OUTCOME_LABEL: Record<RowOutcome, string> = {
   cancelled: "annulée",
 };
 
+/** How long a run that is no longer live is still polled until its terminal event shows. */
+const CATCH_UP_MS = 10_000;
+
 export interface RunWaterfallProps {
   runId: string;
   /** Follow the run live (poll its new events) while it is active. */
@@ -31,14 +34,23 @@ export interface RunWaterfallProps {
 
 export function RunWaterfall({ runId, live = false, refreshKey, load, now = Date.now }: RunWaterfallProps) {
   const [follow, setFollow] = useState(live);
-  const { events, loading, error, partial } = useRunEvents(runId, { follow: live && follow, refreshKey, load });
+  // The events come from the projector's table, which can lag behind the live stream that says
+  // the run ended: after live turns off, go on asking for a while until the terminal event is read.
+  const [catchUp, setCatchUp] = useState(false);
+  useEffect(() => {
+    if (live) return;
+    setCatchUp(true);
+    const t = setTimeout(() => setCatchUp(false), CATCH_UP_MS);
+    return () => clearTimeout(t);
+  }, [live]);
+  const { events, loading, error, partial } = useRunEvents(runId, { follow: (live || catchUp) && follow, refreshKey, load });
   const [clock, setClock] = useState(now);
   const w = useMemo(() => computeWaterfall(events, clock), [events, clock]);
   const running = w.outcome === "running";
   const [view, setView] = useState<"chart" | "table">("chart");
 
   // Stop following once the run's terminal event arrived; the bars of a running attempt grow.
-  useEffect(() => setFollow(live && !(w.outcome && w.outcome !== "running")), [live, w.outcome]);
+  useEffect(() => setFollow(!(w.outcome && w.outcome !== "running")), [w.outcome]);
   useEffect(() => {
     if (!running) return;
     setClock(now());

@@ -1,9 +1,12 @@
 // useRunEvents loads every event of one run (GET /api/runs/{run}/events, page after page) and,
 // while follow is set, fetches what was appended since the last one every intervalMs and
-// whenever refreshKey changes. Events are deduplicated by id; the order is the log's.
+// whenever refreshKey changes. Events are deduplicated by id; the order is the log's. While the
+// browser is offline it does not ask (a request sure to fail is a console error), and it
+// catches up as soon as the network is back.
 
 import { useCallback, useEffect, useRef, useState } from "react";
 import { api } from "../lib/api";
+import { browserOnline, type OnlineSource } from "../lib/online";
 import type { Envelope, EventPage } from "../lib/types";
 
 export interface RunEventsState {
@@ -21,17 +24,21 @@ export interface RunEventsOptions {
   /** Upper bound on pages (of 500) read per pull. */
   maxPages?: number;
   load?: (runId: string, after: string | null, signal?: AbortSignal) => Promise<EventPage>;
+  /** Network reachability (injected in tests). */
+  online?: OnlineSource;
 }
 
 const defaultLoad = (runId: string, after: string | null, signal?: AbortSignal) => api.runEvents(runId, after, 500, signal);
 
 export function useRunEvents(runId: string | null, opts: RunEventsOptions = {}): RunEventsState {
-  const { follow = false, refreshKey, intervalMs = 2000, maxPages = 40, load = defaultLoad } = opts;
+  const { follow = false, refreshKey, intervalMs = 2000, maxPages = 40, load = defaultLoad, online = browserOnline } = opts;
   const [state, setState] = useState<RunEventsState>({ events: [], loading: !!runId, error: null, partial: false });
   const cursor = useRef<string | null>(null);
   const seen = useRef(new Set<string>());
   const busy = useRef(false);
   const again = useRef(false);
+  /** A pull was skipped while offline: do it when the network is back. */
+  const pendingOnline = useRef(false);
   const current = useRef(runId);
   const ctl = useRef(new AbortController());
 
@@ -53,6 +60,10 @@ export function useRunEvents(runId: string | null, opts: RunEventsOptions = {}):
     async (): Promise<void> => {
       const signal = ctl.current.signal;
       if (!runId || signal.aborted) return;
+      if (!online.isOnline()) {
+        pendingOnline.current = true;
+        return;
+      }
       if (busy.current) {
         again.current = true;
         return;
@@ -91,7 +102,18 @@ export function useRunEvents(runId: string | null, opts: RunEventsOptions = {}):
         await pull();
       }
     },
-    [runId, load, maxPages],
+    [runId, load, maxPages, online],
+  );
+
+  useEffect(
+    () =>
+      online.subscribe((up) => {
+        if (up && pendingOnline.current) {
+          pendingOnline.current = false;
+          void pull();
+        }
+      }),
+    [online, pull],
   );
 
   useEffect(() => {

@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState, useSyncExternalStore, type FormEvent, type KeyboardEvent, type ReactNode } from "react";
 import { AuditTrail } from "../components/AuditTrail";
 import { ErrorPanel } from "../components/ErrorPanel";
+import { RunReplay } from "../components/RunReplay";
 import { RunWaterfall } from "../components/RunWaterfall";
 import { Icon } from "../components/Icon";
 import { StatusBadge } from "../components/StatusBadge";
@@ -13,6 +14,7 @@ import { api, ApiError, downloadFile } from "../lib/api";
 import { durationBetween, formatDateTime, formatDuration, formatRelative, formatUSD, shortId, traceLink } from "../lib/format";
 import { Link, useTitle } from "../lib/router";
 import { useSession } from "../lib/session";
+import { isFinished } from "../lib/replay";
 import { isActive, stepLabel, type Run } from "../lib/types";
 import { NotFoundPage } from "./NotFoundPage";
 
@@ -169,6 +171,12 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
               <RunWaterfall key={currentRun} runId={currentRun} live={active} refreshKey={`${live.status}/${live.step}`} />
             </section>
           )}
+          {currentRun && isFinished(status) && (
+            <section className="card replay-card" aria-labelledby="replay-title">
+              <h2 id="replay-title">Relecture de l'exécution</h2>
+              <RunReplay key={currentRun} runId={currentRun} />
+            </section>
+          )}
         </div>
         <aside className="card ticket-side" aria-label="Détails du ticket">
           <h2>Détails</h2>
@@ -183,6 +191,16 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
             <dd className="mono" title={live.runId ?? t?.current_run_id}>
               {shortId(live.runId ?? t?.current_run_id)}
             </dd>
+            {t?.pull_request_url && (
+              <>
+                <dt>Pull request</dt>
+                <dd className="break">
+                  <a href={t.pull_request_url} target="_blank" rel="noreferrer" data-ticket-pull-request>
+                    {t.pull_request_url.replace(/^https?:\/\//, "")}
+                  </a>
+                </dd>
+              </>
+            )}
             <dt>Mis à jour</dt>
             <dd>{formatDateTime(t?.updated_at)}</dd>
           </dl>
@@ -318,12 +336,17 @@ function RunHistory({ runs, loading, error, refreshKey }: { runs?: Run[]; loadin
                 ▾
               </span>
             </button>
-            {(r.error || r.branch || traceHref) && (
+            {(r.error || r.branch || traceHref || r.pull_request_url) && (
               <div className="run-extra">
                 {r.branch && (
                   <span>
                     Branche <code>{r.branch}</code>
                   </span>
+                )}
+                {r.pull_request_url && (
+                  <a href={r.pull_request_url} target="_blank" rel="noreferrer" data-pull-request>
+                    Pull request
+                  </a>
                 )}
                 {traceHref && (
                   <a href={traceHref} target="_blank" rel="noreferrer" data-trace-id={r.trace_id}>
@@ -335,7 +358,7 @@ function RunHistory({ runs, loading, error, refreshKey }: { runs?: Run[]; loadin
             )}
             {expanded && (
               <div className="run-events">
-                <RunEvents runId={r.id} active={isActive(r.status)} refreshKey={refreshKey} />
+                <RunEvents runId={r.id} active={isActive(r.status)} finished={isFinished(r.status)} refreshKey={refreshKey} />
               </div>
             )}
           </li>
@@ -345,13 +368,19 @@ function RunHistory({ runs, loading, error, refreshKey }: { runs?: Run[]; loadin
   );
 }
 
-function RunEvents({ runId, active, refreshKey }: { runId: string; active: boolean; refreshKey: unknown }) {
+function RunEvents({ runId, active, finished, refreshKey }: { runId: string; active: boolean; finished: boolean; refreshKey: unknown }) {
   const load = useCallback((after: string | null, signal?: AbortSignal) => api.runEvents(runId, after, 500, signal), [runId]);
   return (
     <>
       <h3 className="wf-subtitle">Déroulé</h3>
       <RunWaterfall runId={runId} live={active} refreshKey={refreshKey} />
       <RunArtifacts runId={runId} refreshKey={refreshKey} />
+      {finished && (
+        <>
+          <h3 className="wf-subtitle">Relecture</h3>
+          <RunReplay runId={runId} />
+        </>
+      )}
       <AuditTrail load={load} exportPath={`/api/runs/${encode(runId)}/events?format=ndjson`} exportName={`${runId}-events.ndjson`} refreshKey={refreshKey} showRun={false} />
     </>
   );

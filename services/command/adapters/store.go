@@ -78,13 +78,14 @@ const ticketColumns = `id, title, description, repository_url, base_branch, ci_c
 	progress, message, error, iteration, current_run_id, created_at, updated_at,
 	(SELECT coalesce(sum(r.llm_input_tokens), 0)::bigint FROM runs r WHERE r.ticket_id = tickets.id),
 	(SELECT coalesce(sum(r.llm_output_tokens), 0)::bigint FROM runs r WHERE r.ticket_id = tickets.id),
-	(SELECT coalesce(sum(r.llm_cost_usd), 0)::float8 FROM runs r WHERE r.ticket_id = tickets.id)`
+	(SELECT coalesce(sum(r.llm_cost_usd), 0)::float8 FROM runs r WHERE r.ticket_id = tickets.id),
+	pull_request_url`
 
 func scanTicket(row pgx.Row) (app.Ticket, error) {
 	var t app.Ticket
 	err := row.Scan(&t.ID, &t.Title, &t.Description, &t.RepositoryURL, &t.BaseBranch, &t.CICommand, &t.Owner,
 		&t.Status, &t.Step, &t.Progress, &t.Message, &t.Error, &t.Iteration, &t.CurrentRunID, &t.CreatedAt, &t.UpdatedAt,
-		&t.LLMInputTokens, &t.LLMOutputTokens, &t.LLMCostUSD)
+		&t.LLMInputTokens, &t.LLMOutputTokens, &t.LLMCostUSD, &t.PullRequestURL)
 	return t, err
 }
 
@@ -122,7 +123,7 @@ func (s *Store) Runs(ctx context.Context, ticketID string) (out []app.Run, err e
 	err = s.with(ctx, func(q querier) error {
 		rows, err := q.Query(ctx, `SELECT id, ticket_id, status, step, progress, iteration, reason, requested_by,
 			message, error, branch, requested_at, started_at, finished_at, trace_id,
-			llm_calls, llm_input_tokens, llm_output_tokens, llm_cost_usd, tool_calls
+			llm_calls, llm_input_tokens, llm_output_tokens, llm_cost_usd, tool_calls, repository_config, pull_request_url
 			FROM runs WHERE ticket_id = $1 ORDER BY requested_at DESC, id`, ticketID)
 		if err != nil {
 			return err
@@ -131,7 +132,7 @@ func (s *Store) Runs(ctx context.Context, ticketID string) (out []app.Run, err e
 			var x app.Run
 			err := r.Scan(&x.ID, &x.TicketID, &x.Status, &x.Step, &x.Progress, &x.Iteration, &x.Reason, &x.RequestedBy,
 				&x.Message, &x.Error, &x.Branch, &x.RequestedAt, &x.StartedAt, &x.FinishedAt, &x.TraceID,
-				&x.LLMCalls, &x.LLMInputTokens, &x.LLMOutputTokens, &x.LLMCostUSD, &x.ToolCalls)
+				&x.LLMCalls, &x.LLMInputTokens, &x.LLMOutputTokens, &x.LLMCostUSD, &x.ToolCalls, &x.RepositoryConfig, &x.PullRequestURL)
 			return x, err
 		})
 		return err

@@ -127,6 +127,8 @@ type Ticket struct {
 	LLMInputTokens  int64   `json:"llm_input_tokens"`
 	LLMOutputTokens int64   `json:"llm_output_tokens"`
 	LLMCostUSD      float64 `json:"llm_cost_usd"`
+	// PullRequestURL is the ticket's pull request on its forge ("" when none).
+	PullRequestURL string `json:"pull_request_url"`
 }
 
 // Run is one processing run of a ticket.
@@ -154,6 +156,11 @@ type Run struct {
 	ToolCalls       int     `json:"tool_calls"`
 	// TraceID is the W3C trace id of the run's start request ("" when it carried none).
 	TraceID string `json:"trace_id"`
+	// RepositoryConfig is the configuration the run uses (its RepositoryConfigLoaded); nil
+	// until prepare_repository read it.
+	RepositoryConfig *events.RepositoryConfigLoadedData `json:"repository_config"`
+	// PullRequestURL is the run's pull request on the forge ("" when none).
+	PullRequestURL string `json:"pull_request_url"`
 }
 
 // StoredEvent is one audit-trail row.

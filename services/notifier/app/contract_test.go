@@ -28,6 +28,9 @@ var samplePayloads = []events.Payload{
 	&events.RunResumedData{Owner: "p-2", PreviousOwner: "p-1", Step: "run_ci", Attempt: 2, Iteration: 1},
 	&events.AgentToolCalledData{Iteration: 1, AgentStep: 2, Tool: "read_file", Arguments: `{"path":"a.go"}`, Result: "a.go lines 1-9 of 9", OK: false, Error: "no", DurationMS: 3},
 	&events.LLMCallCompletedData{Iteration: 1, AgentStep: 2, Provider: "anthropic", Model: "claude-sonnet-4-5", InputTokens: 1200, OutputTokens: 80, CostUSD: 0.0048, LatencyMS: 900, Retries: 1},
+	&events.RepositoryConfigLoadedData{Source: "file", SHA256: "ab12", SizeBytes: 120, Config: events.RepositoryConfig{CICommand: "make test",
+		CICommandFrom: "repository", CICommandOverridable: true, CITimeoutMS: 300000, Editable: []string{"src/**"}, MaxSteps: 10, MaxTokens: 5000,
+		MaxCostUSD: 0.5, MaxDurationMS: 60000, Notes: []string{"the ticket's CI command is not used"}}},
 }
 
 // Every message the notifier makes of an event — per ticket, with the merged cursor of

@@ -130,3 +130,45 @@ func TestHistoryIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// FuzzEncodingMatchesStdlib: every client message body encodes to the same bytes through
+// encodeWithCursor's encoder as through encoding/json (escaping of HTML, control characters,
+// invalid UTF-8 and U+2028/2029; numbers, floats included; omitempty; embedded structs).
+func FuzzEncodingMatchesStdlib(f *testing.F) {
+	f.Add("INFO", "ci: <b>done</b> & \"ok\"\n\t\u2028", "run_ci", int64(42), 0.0123, true)
+	f.Add("", "\x00\x1f\xff\xfe bad utf-8", "", int64(-1), 1e21, false)
+	f.Add("é", strings.Repeat("x", 300), "s", int64(1)<<53, 3.4e-7, true)
+	f.Fuzz(func(t *testing.T, a, b, c string, n int64, x float64, ok bool) {
+		if x != x || x > 1e300 || x < -1e300 { // NaN and ±Inf are no JSON numbers; neither encoder takes them
+			return
+		}
+		h := header{Type: a, TicketID: b, Timestamp: c, EventID: a + b, RunID: c}
+		errText := b
+		bodies := []any{
+			logMsg{h, a, b, c, a},
+			statusUpdateMsg{header: h, Status: "FAILED", Message: b, Step: c, Progress: int(n), Error: &errText, Snapshot: ok},
+			statusUpdateMsg{header: h, Status: "RUNNING", Message: b},
+			ciResultMsg{h, ok, int(n), n, int(n), b},
+			ticketCreatedMsg{h, a, b, c, a},
+			runStartedMsg{h, int(n), int(n), c},
+			stepCompletedMsg{h, events.StepCompletedData{Step: a, Progress: int(n), Outcome: b, DurationMS: n, Error: c}},
+			runRejectedMsg{h, b, c},
+			cancelRequestedMsg{h, a},
+			changesRequestedMsg{h, a, b, c},
+			logTruncatedMsg{h, events.LogTruncatedData{Step: a, LinesTotal: n, Artifact: b}},
+			agentToolMsg{h, events.AgentToolCalledData{Tool: a, Arguments: b, Result: c, OK: ok, Error: a, DurationMS: n}},
+			llmCallMsg{h, events.LLMCallCompletedData{Provider: a, Model: b, InputTokens: n, CostUSD: x, LatencyMS: n}},
+			runResumedMsg{h, a, b, c, int(n), int(n)},
+		}
+		for _, body := range bodies {
+			want, err := json.Marshal(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, cut := encodeWithCursor(body, []byte("v1.3-7"))
+			if string(got[:cut]) != string(want[:len(want)-1]) || string(got[cut:]) != `,"cursor":"v1.3-7"}` {
+				t.Fatalf("%T:\n got %s\nwant %s", body, got, want)
+			}
+		}
+	})
+}

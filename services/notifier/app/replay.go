@@ -82,7 +82,7 @@ func snapshotMessage(id string, plan ticketPlan) []byte {
 	if plan.state != nil {
 		return snapshotOf(plan.state, cur)
 	}
-	b, _ := encodeWithCursor(statusUpdateMsg{header: header{Type: TypeStatusUpdate, TicketID: id}, Status: workflow.Idle, Snapshot: true}, cur)
+	b, _ := encodeWithCursor(statusUpdateMsg{header: header{Type: TypeStatusUpdate, TicketID: id}, Status: workflow.Idle, Snapshot: true}, []byte(cur))
 	return b
 }
 

@@ -95,6 +95,10 @@ type Config struct {
 	// Dir is the work tree the tools act on.
 	Dir   string
 	RunCI CIRunner
+	// Editable refuses a path (relative to Dir) the agent may not write or delete (the
+	// repository's agent.editable); the model sees the refusal as the tool's error. nil:
+	// every path of the work tree.
+	Editable func(path string) error
 	// Observer gets every tool and model call.
 	Observer Observer
 	// Iteration is the run's iteration (recorded in History).
@@ -134,7 +138,7 @@ func Run(ctx context.Context, cfg Config, task string) (Result, error) {
 		ctx, cancel = context.WithTimeoutCause(ctx, cfg.Limits.MaxDuration, errDuration)
 		defer cancel()
 	}
-	w := &workspace{dir: cfg.Dir, runCI: cfg.RunCI, changed: map[string]bool{}}
+	w := &workspace{dir: cfg.Dir, runCI: cfg.RunCI, editable: cfg.Editable, changed: map[string]bool{}}
 	turns := []llm.Turn{{Role: "user", Text: task}}
 	for {
 		if err := cfg.checkBefore(res); err != nil {
@@ -162,6 +166,14 @@ func Run(ctx context.Context, cfg Config, task string) (Result, error) {
 		}
 		if len(resp.Calls) == 0 {
 			summary, err := w.finish(resp.Text)
+			var te errTool
+			if errors.As(err, &te) {
+				// A whole-change answer with a path it may not change: nothing of it was
+				// applied; the model is told and goes on.
+				turns = append(turns, llm.Turn{Role: "assistant", Text: resp.Text},
+					llm.Turn{Role: "user", Text: "Your change was not applied: " + te.msg})
+				continue
+			}
 			if err != nil {
 				return res, err
 			}

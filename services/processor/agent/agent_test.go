@@ -475,3 +475,54 @@ func TestPrices(t *testing.T) {
 		}
 	}
 }
+
+// With Editable set, write_file, edit_file, delete_file and a whole-change answer outside it
+// are refused as tool errors and change nothing; inside it they work.
+func TestEditableBoundsChanges(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"README.md": "readme\n", "src/a.go": "package a\n"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	editable := func(p string) error {
+		if strings.HasPrefix(filepath.ToSlash(filepath.Clean(p)), "src/") {
+			return nil
+		}
+		return errors.New(p + " is not editable")
+	}
+	w := &workspace{dir: dir, editable: editable, changed: map[string]bool{}}
+	ctx := context.Background()
+	for _, tc := range []struct{ tool, args string }{
+		{"write_file", `{"path": "README.md", "content": "x"}`},
+		{"write_file", `{"path": "new.txt", "content": "x"}`},
+		{"edit_file", `{"path": "README.md", "old_text": "readme", "new_text": "x"}`},
+		{"delete_file", `{"path": "README.md"}`},
+	} {
+		_, err := w.call(ctx, tc.tool, json.RawMessage(tc.args))
+		var te errTool
+		if !errors.As(err, &te) || !strings.Contains(err.Error(), "is not editable") {
+			t.Errorf("%s %s: %v; want the editable refusal as a tool error", tc.tool, tc.args, err)
+		}
+	}
+	if _, err := w.finish(`{"summary": "s", "edits": [{"path": "src/b.go", "content": "package a"}, {"path": "README.md", "content": "x"}]}`); err == nil {
+		t.Errorf("a whole change with a path outside was applied")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "README.md")); string(b) != "readme\n" || len(w.changed) != 0 {
+		t.Errorf("README.md %q, changed %v", b, w.changed)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "src/b.go")); err == nil {
+		t.Errorf("part of a refused whole change was applied")
+	}
+	for _, args := range []string{`{"path": "src/a.go", "old_text": "package a", "new_text": "package b"}`} {
+		if _, err := w.call(ctx, "edit_file", json.RawMessage(args)); err != nil {
+			t.Errorf("inside the editable globs: %v", err)
+		}
+	}
+	if _, err := w.call(ctx, "write_file", json.RawMessage(`{"path": "src/c.go", "content": "package c"}`)); err != nil || !w.changed["src/c.go"] {
+		t.Errorf("write inside: %v", err)
+	}
+}

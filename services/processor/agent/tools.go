@@ -79,9 +79,22 @@ func toolErr(format string, args ...any) error { return errTool{fmt.Sprintf(form
 
 // workspace is what the tools act on.
 type workspace struct {
-	dir     string
-	runCI   CIRunner
-	changed map[string]bool
+	dir      string
+	runCI    CIRunner
+	editable func(string) error
+	changed  map[string]bool
+}
+
+// mayChange refuses, as the model's error, a path the repository's configuration does not
+// let the agent write or delete.
+func (w *workspace) mayChange(rel string) error {
+	if w.editable == nil {
+		return nil
+	}
+	if err := w.editable(rel); err != nil {
+		return toolErr("%v", err)
+	}
+	return nil
 }
 
 // call runs one tool. A non-errTool error is the infrastructure's (CI could not start) and
@@ -135,6 +148,9 @@ func (w *workspace) call(ctx context.Context, name string, input json.RawMessage
 		if err != nil {
 			return "", err
 		}
+		if err := w.mayChange(p); err != nil {
+			return "", err
+		}
 		if err := gitrepo.WriteFile(w.dir, p, c); err != nil {
 			return "", pathErr(err)
 		}
@@ -161,6 +177,9 @@ func (w *workspace) call(ctx context.Context, name string, input json.RawMessage
 		}
 		if _, err := os.Lstat(filepath.Join(w.dir, filepath.Clean(p))); errors.Is(err, os.ErrNotExist) {
 			return "", toolErr("%s does not exist", p)
+		}
+		if err := w.mayChange(p); err != nil {
+			return "", err
 		}
 		if err := gitrepo.RemoveFile(w.dir, p); err != nil {
 			return "", pathErr(err)
@@ -401,6 +420,9 @@ func (w *workspace) editFile(rel, oldText, newText string) (string, error) {
 	if oldText == "" {
 		return "", toolErr("old_text is empty: use write_file to create a file")
 	}
+	if err := w.mayChange(rel); err != nil {
+		return "", err
+	}
 	switch n := strings.Count(string(content), oldText); n {
 	case 0:
 		return "", toolErr("old_text does not occur in %s (read the file again: it must match exactly, whitespace included)", rel)
@@ -449,6 +471,11 @@ func (w *workspace) change(summary string) (llm.Change, error) {
 func (w *workspace) finish(text string) (string, error) {
 	summary := strings.TrimSpace(text)
 	if c, err := llm.ParseChange(text); err == nil && len(c.Edits) > 0 {
+		for _, e := range c.Edits { // all or nothing
+			if err := w.mayChange(e.Path); err != nil {
+				return "", err
+			}
+		}
 		for _, e := range c.Edits {
 			var err error
 			if e.Delete {

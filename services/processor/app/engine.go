@@ -88,6 +88,14 @@ func (a *Application) drive(ctx context.Context, runID string) (err error) {
 		terminal = &events.RunFailedData{Step: d.run.Step, Message: fmt.Sprintf(workflow.MessageStepFailed, d.run.Step), Error: err.Error()}
 	}
 	withLLMTotals(terminal, d.run.State.LLM)
+	if f, ok := a.exec.(executor.Finisher); ok {
+		// The run's end on its pull request (ready for review, the final status): before
+		// the terminal event, so its log lines belong to the run. Only the run's own appends
+		// fail it, and then the terminal append would fail as well.
+		if err := f.FinishRun(ctx, d.run, terminal); err != nil {
+			a.log.Warn("finishing the run on its forge", "run_id", runID, "err", err)
+		}
+	}
 	return a.finish(ctx, ap, row, terminal)
 }
 

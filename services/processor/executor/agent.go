@@ -12,6 +12,7 @@ import (
 	"github.com/ticketflow/ticketflow/services/processor/agent"
 	"github.com/ticketflow/ticketflow/services/processor/ci"
 	"github.com/ticketflow/ticketflow/services/processor/llm"
+	"github.com/ticketflow/ticketflow/services/processor/repoconfig"
 )
 
 // Defaults of the agent's limits, for a RealConfig built in code (zero fields).
@@ -72,9 +73,10 @@ func (o agentObserver) LLMCalled(ctx context.Context, c agent.LLMCalled) error {
 		InputTokens: c.InputTokens, OutputTokens: c.OutputTokens, CostUSD: c.CostUSD, LatencyMS: c.LatencyMS, Retries: c.Retries})
 }
 
-func (x *Real) agentLimits() agent.Limits {
-	return agent.Limits{MaxSteps: x.cfg.AgentMaxSteps, MaxTokens: x.cfg.AgentMaxTokens, MaxDuration: x.cfg.AgentMaxDuration,
-		MaxCostUSD: x.cfg.AgentMaxCostUSD, MaxResponseTokens: x.cfg.AgentMaxResponseTokens}
+// agentLimits are the run's (the operator's, lowered by the repository's configuration).
+func (x *Real) agentLimits(eff repoconfig.Effective) agent.Limits {
+	return agent.Limits{MaxSteps: eff.MaxSteps, MaxTokens: eff.MaxTokens, MaxDuration: eff.MaxDuration,
+		MaxCostUSD: eff.MaxCostUSD, MaxResponseTokens: x.cfg.AgentMaxResponseTokens}
 }
 
 // CallLLM runs the coding agent on the work dir (reset to the iteration's parent commit): the
@@ -94,10 +96,11 @@ func (x *Real) CallLLM(ctx context.Context, run *Run) error {
 	if err != nil {
 		return err
 	}
+	eff := x.runConfig(run, s)
 	if _, ok := x.llm.(llm.Demo); ok {
 		err = x.logf(ctx, run, "WARNING", workflow.LogDemoLLM, llm.DemoFile)
 	} else {
-		l := x.agentLimits()
+		l := x.agentLimits(eff)
 		err = x.logf(ctx, run, "INFO", workflow.LogAgentStarted, x.llm.Name(), l.MaxSteps, l.MaxTokens, l.MaxDuration, l.MaxCostUSD)
 	}
 	if err != nil {
@@ -107,8 +110,8 @@ func (x *Real) CallLLM(ctx context.Context, run *Run) error {
 	if run.State.LLM != nil {
 		spent = *run.State.LLM
 	}
-	res, runErr := agent.Run(ctx, agent.Config{Provider: x.llm, Prices: x.prices, Limits: x.agentLimits(), Dir: dir,
-		RunCI: x.agentCI(run, dir), Observer: agentObserver{x: x, run: run}, Iteration: run.Iteration, Spent: spent}, task)
+	res, runErr := agent.Run(ctx, agent.Config{Provider: x.llm, Prices: x.prices, Limits: x.agentLimits(eff), Dir: dir,
+		RunCI: x.agentCI(run, eff, dir), Editable: eff.CheckEditable, Observer: agentObserver{x: x, run: run}, Iteration: run.Iteration, Spent: spent}, task)
 	// What was spent is the run's even when the loop failed: the terminal event reports it.
 	if res.Spent != spent {
 		run.State.LLM = &res.Spent
@@ -138,17 +141,17 @@ func (x *Real) CallLLM(ctx context.Context, run *Run) error {
 	return x.logf(ctx, run, "INFO", workflow.LogChangeApplied, change.Summary, len(paths), strings.Join(paths, ", "))
 }
 
-// agentCI is the run_ci tool: the ticket's CI command run as the run_ci step runs it (runCI:
+// agentCI is the run_ci tool: the run's CI command run as the run_ci step runs it (runCI:
 // same sandbox, limits, per-execution caps and span), and its tail goes to the model.
-func (x *Real) agentCI(run *Run, dir string) agent.CIRunner {
+func (x *Real) agentCI(run *Run, eff repoconfig.Effective, dir string) agent.CIRunner {
 	return func(ctx context.Context) (agent.CIReport, error) {
 		if err := x.killStaleCI(ctx, run, dir); err != nil {
 			return agent.CIReport{}, err
 		}
-		if err := x.logf(ctx, run, "INFO", workflow.LogCICommand, run.Ticket.CICommand); err != nil {
+		if err := x.logf(ctx, run, "INFO", workflow.LogCICommand, eff.CICommand); err != nil {
 			return agent.CIReport{}, err
 		}
-		res, err := x.runCI(ctx, run, dir, newCICapture(int64(x.cfg.CIMaxLogLines), int64(x.cfg.CIMaxLogBytes), 0))
+		res, err := x.runCI(ctx, run, eff, dir, newCICapture(int64(x.cfg.CIMaxLogLines), int64(x.cfg.CIMaxLogBytes), 0))
 		if err != nil {
 			return agent.CIReport{}, err
 		}
@@ -169,8 +172,12 @@ func (x *Real) agentTask(ctx context.Context, run *Run, s realState) (string, er
 	if err != nil {
 		return "", x.red.Error(err)
 	}
+	eff := x.runConfig(run, s)
 	var b strings.Builder
-	fmt.Fprintf(&b, "Ticket: %s\n\n%s\n\nCI command (run with sh -c at the repository root): %s\nIteration: %d\n\n", t.Title, t.Description, t.CICommand, run.Iteration)
+	fmt.Fprintf(&b, "Ticket: %s\n\n%s\n\nCI command (run with sh -c at the repository root): %s\nIteration: %d\n\n", t.Title, t.Description, eff.CICommand, run.Iteration)
+	if len(eff.Editable) > 0 {
+		fmt.Fprintf(&b, "The repository's %s lets you change only the paths matching these globs: %s\n\n", repoconfig.FileName, strings.Join(eff.Editable, ", "))
+	}
 	fmt.Fprintf(&b, "The repository has %d files; the first ones:\n", len(files))
 	for i, f := range files {
 		if i == taskFileList {

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/forge"
 	"github.com/ticketflow/ticketflow/libs/repourl"
 	"github.com/ticketflow/ticketflow/libs/workflow"
 	"github.com/ticketflow/ticketflow/services/processor/agent"
@@ -21,6 +23,7 @@ import (
 	"github.com/ticketflow/ticketflow/services/processor/gitrepo"
 	"github.com/ticketflow/ticketflow/services/processor/llm"
 	"github.com/ticketflow/ticketflow/services/processor/redact"
+	"github.com/ticketflow/ticketflow/services/processor/repoconfig"
 )
 
 // RealConfig configures the real executor (TICKETFLOW_EXECUTOR=real). Every variable, with
@@ -42,6 +45,9 @@ type RealConfig struct {
 	// TICKETFLOW_GIT_TOKEN_HOSTS was replaced by TICKETFLOW_REPOSITORY_ALLOWLIST: refused at
 	// startup when set.
 	RemovedGitTokenHosts string `env:"TICKETFLOW_GIT_TOKEN_HOSTS"`
+	// Forge is the pull requests' configuration (TICKETFLOW_FORGE_HOSTS, _API_URLS, _TOKENS,
+	// _REPOSITORIES, _TIMEOUT, TICKETFLOW_PUBLIC_URL): see config.Forge and pullrequest.go.
+	Forge config.Forge
 	// TICKETFLOW_LLM_PROVIDER: anthropic, openai or demo. Default: anthropic if
 	// ANTHROPIC_API_KEY is set, else openai if OPENAI_API_KEY is set, else demo (offline).
 	LLMProvider string `env:"TICKETFLOW_LLM_PROVIDER"`
@@ -98,7 +104,13 @@ type RealConfig struct {
 
 // Secrets are the configured values that must never reach an event or a log line.
 func (c RealConfig) Secrets() []string {
-	return []string{c.AnthropicKey, c.OpenAIKey, c.GitToken}
+	out := []string{c.AnthropicKey, c.OpenAIKey, c.GitToken}
+	for _, kv := range c.Forge.Tokens {
+		if _, token, ok := strings.Cut(kv, "="); ok && strings.TrimSpace(token) != "" {
+			out = append(out, strings.TrimSpace(token))
+		}
+	}
+	return out
 }
 
 // RealDeps are the executor's adapters and what it learns from the shared configuration.
@@ -128,6 +140,8 @@ type Real struct {
 	log       *slog.Logger
 	sandbox   ci.Sandbox
 	artifacts Artifacts
+	// forges finds a repository's forge for its pull request (pullrequest.go).
+	forges *forge.Resolver
 }
 
 // NewReal builds the executor, chooses the LLM provider and the CI sandbox (which
@@ -204,11 +218,15 @@ func NewReal(cfg RealConfig, log *slog.Logger, deps RealDeps) (*Real, error) {
 	if sandbox.Name() == "none" {
 		log.Warn("CI runs unconfined (TICKETFLOW_CI_SANDBOX=none): a ticket's CI command can read this process's secrets and reach the network; use it for trusted repositories only")
 	}
+	forges, err := forge.NewResolver(cfg.Forge, cfg.GitToken, policy)
+	if err != nil {
+		return nil, err
+	}
 	g := gitrepo.New(gitrepo.Config{Policy: policy, Token: cfg.GitToken, CAFile: cfg.GitCAFile, Redactor: red, Log: log})
 	log.Info("real executor", "llm", p.Name(), "work_dir", cfg.WorkDir, "file_repo_root", policy.FileRoot(),
 		"repository_allowlist", cfg.Repos.Allowlist, "private_repos", cfg.Repos.AllowPrivate, "git_token", cfg.GitToken != "", "ci_sandbox", sandbox.Name())
 	return &Real{cfg: cfg, git: g, llm: p, prices: prices, metrics: newLLMMetrics(deps.Registry), red: red, log: log, sandbox: sandbox,
-		artifacts: deps.Artifacts}, nil
+		artifacts: deps.Artifacts, forges: forges}, nil
 }
 
 func (x *Real) Name() string { return "real" }
@@ -223,6 +241,12 @@ type realState struct {
 	Pending *llm.Change `json:"pending,omitempty"`
 	// Turns are the earlier iterations of this run: what the LLM did and what CI said.
 	Turns []turn `json:"turns,omitempty"`
+	// Config is the run's effective configuration (the repository's .ticketflow.yml and the
+	// ticket's fields within the operator's limits), read at prepare_repository; nil in the
+	// state of a run prepared before it existed (runConfig then resolves the defaults).
+	Config *repoconfig.Effective `json:"config,omitempty"`
+	// PR is the run's pull request on the forge, once it has one.
+	PR *prState `json:"pr,omitempty"`
 }
 
 type turn struct {
@@ -378,11 +402,69 @@ func (x *Real) PrepareRepository(ctx context.Context, run *Run) error {
 	if err != nil {
 		return x.red.Error(err)
 	}
+	eff, err := x.loadRepoConfig(ctx, run, dir)
+	if err != nil {
+		return err
+	}
 	run.State.WorkDir, run.State.Commit, run.State.Branch = dir, "", ""
-	if err := saveState(run, realState{BaseRef: ref, BaseCommit: commit}); err != nil {
+	if err := saveState(run, realState{BaseRef: ref, BaseCommit: commit, Config: &eff}); err != nil {
 		return err
 	}
 	return x.logf(ctx, run, "INFO", workflow.LogRepositoryReady, ref, short(commit), len(files))
+}
+
+// operatorLimits are the bounds of TICKETFLOW_CI_TIMEOUT and TICKETFLOW_AGENT_*: the most a
+// repository's configuration can get.
+func (x *Real) operatorLimits() repoconfig.Limits {
+	return repoconfig.Limits{CITimeout: x.cfg.CITimeout, MaxSteps: x.cfg.AgentMaxSteps, MaxTokens: x.cfg.AgentMaxTokens,
+		MaxCostUSD: x.cfg.AgentMaxCostUSD, MaxDuration: x.cfg.AgentMaxDuration}
+}
+
+// loadRepoConfig reads the work tree's .ticketflow.yml (at the run's base), resolves the run's
+// configuration with the ticket's fields and the operator's limits, logs it and appends
+// RepositoryConfigLoaded. An invalid file fails the step (and so the run) with its error.
+func (x *Real) loadRepoConfig(ctx context.Context, run *Run, dir string) (repoconfig.Effective, error) {
+	l, err := repoconfig.Load(dir)
+	if err != nil {
+		msg := x.red.String(err.Error())
+		if lerr := x.logf(ctx, run, "ERROR", workflow.LogRepoConfigInvalid, msg); lerr != nil {
+			return repoconfig.Effective{}, lerr
+		}
+		return repoconfig.Effective{}, fmt.Errorf("invalid repository configuration: %s", msg)
+	}
+	eff := repoconfig.Resolve(l.Config, repoconfig.Ticket{CICommand: run.Ticket.CICommand}, x.operatorLimits())
+	if l.Source == "file" {
+		err = x.logf(ctx, run, "INFO", workflow.LogRepoConfigFile, repoconfig.FileName, l.Size, short(l.SHA256),
+			eff.CICommand, eff.CICommandFrom, strings.Join(eff.Editable, ", "))
+	} else {
+		err = x.logf(ctx, run, "INFO", workflow.LogRepoConfigDefault, repoconfig.FileName)
+	}
+	if err != nil {
+		return eff, err
+	}
+	for _, n := range eff.Notes {
+		if err := x.logf(ctx, run, "WARNING", workflow.LogRepoConfigNote, n); err != nil {
+			return eff, err
+		}
+	}
+	red := x.red.String
+	notes := make([]string, len(eff.Notes))
+	for i, n := range eff.Notes {
+		notes[i] = red(n)
+	}
+	return eff, run.Emit(ctx, &events.RepositoryConfigLoadedData{Source: l.Source, SHA256: l.SHA256, SizeBytes: l.Size,
+		Config: events.RepositoryConfig{CICommand: red(eff.CICommand), CICommandFrom: eff.CICommandFrom, CICommandOverridable: eff.CICommandOverridable,
+			CITimeoutMS: eff.CITimeout.Milliseconds(), Editable: eff.Editable, MaxSteps: eff.MaxSteps, MaxTokens: eff.MaxTokens,
+			MaxCostUSD: eff.MaxCostUSD, MaxDurationMS: eff.MaxDuration.Milliseconds(), Notes: notes}})
+}
+
+// runConfig is the run's effective configuration: the one prepare_repository recorded, or
+// (a run prepared before configurations existed) the ticket's command and the operator's limits.
+func (x *Real) runConfig(run *Run, s realState) repoconfig.Effective {
+	if s.Config != nil {
+		return *s.Config
+	}
+	return repoconfig.Resolve(nil, repoconfig.Ticket{CICommand: run.Ticket.CICommand}, x.operatorLimits())
 }
 
 // Resume re-establishes the work dir of a run interrupted after prepare_repository: cloned
@@ -519,15 +601,19 @@ func (x *Real) CommitChanges(ctx context.Context, run *Run) error {
 	if err := saveState(run, s); err != nil {
 		return err
 	}
-	return x.logf(ctx, run, "INFO", workflow.LogCommitPushed, short(commit), branch)
+	if err := x.logf(ctx, run, "INFO", workflow.LogCommitPushed, short(commit), branch); err != nil {
+		return err
+	}
+	return x.pullRequest(ctx, run, &s, commit)
 }
 
-// runCI runs the ticket's CI command on dir in the sandbox, inside a "ci run" span, its lines
-// streamed (redacted, within capture's caps) to the run's log. Errors are redacted.
-func (x *Real) runCI(ctx context.Context, run *Run, dir string, capture *ciCapture) (ci.Result, error) {
-	ciCtx, span := ciSpan(ctx, run.Ticket.CICommand, x.sandbox.Name())
+// runCI runs the run's CI command (eff: the repository's or the ticket's) on dir in the
+// sandbox, inside a "ci run" span, its lines streamed (redacted, within capture's caps) to the
+// run's log. Errors are redacted.
+func (x *Real) runCI(ctx context.Context, run *Run, eff repoconfig.Effective, dir string, capture *ciCapture) (ci.Result, error) {
+	ciCtx, span := ciSpan(ctx, eff.CICommand, x.sandbox.Name())
 	res, err := x.sandbox.Run(ciCtx, ci.Spec{
-		Dir: dir, Command: run.Ticket.CICommand, Timeout: x.cfg.CITimeout, PIDFile: ciPIDFile(dir),
+		Dir: dir, Command: eff.CICommand, Timeout: eff.CITimeout, PIDFile: ciPIDFile(dir),
 		Env:     ci.MinimalEnv("TICKETFLOW_TICKET_ID="+run.Ticket.ID, fmt.Sprintf("TICKETFLOW_ITERATION=%d", run.Iteration)),
 		Network: networkAllowed(run.Ticket.RepositoryURL, x.cfg.CINetworkRepos),
 		Limits:  x.cfg.ciLimits(),
@@ -546,7 +632,7 @@ func (x *Real) runCI(ctx context.Context, run *Run, dir string, capture *ciCaptu
 	return res, err
 }
 
-// RunCI runs the ticket's CI command in the configured sandbox and streams its lines: at
+// RunCI runs the run's CI command (see runConfig) in the configured sandbox and streams its lines: at
 // most TICKETFLOW_CI_MAX_LOG_LINES / _BYTES of them become events; the full redacted output
 // is kept as the run artifact ci-<iteration>.log.
 func (x *Real) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
@@ -570,11 +656,12 @@ func (x *Real) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
 	if err != nil {
 		return CIOutcome{}, err
 	}
-	if err := x.logf(ctx, run, "INFO", workflow.LogCICommand, run.Ticket.CICommand); err != nil {
+	eff := x.runConfig(run, s)
+	if err := x.logf(ctx, run, "INFO", workflow.LogCICommand, eff.CICommand); err != nil {
 		return CIOutcome{}, err
 	}
 	capture := newCICapture(int64(x.cfg.CIMaxLogLines), int64(x.cfg.CIMaxLogBytes), int64(x.cfg.CIArtifactMaxBytes))
-	res, err := x.runCI(ctx, run, dir, capture)
+	res, err := x.runCI(ctx, run, eff, dir, capture)
 	if err != nil {
 		return CIOutcome{}, err
 	}
@@ -608,7 +695,10 @@ func (x *Real) RunCI(ctx context.Context, run *Run) (CIOutcome, error) {
 	if !out.Passed {
 		level, verdict = "WARNING", workflow.LogCIFailed
 	}
-	return out, x.logf(ctx, run, level, verdict, out.ExitCode, out.DurationMS)
+	if err := x.logf(ctx, run, level, verdict, out.ExitCode, out.DurationMS); err != nil {
+		return CIOutcome{}, err
+	}
+	return out, x.ciStatus(ctx, run, s, out)
 }
 
 func short(commit string) string {

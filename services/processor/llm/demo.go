@@ -19,7 +19,37 @@ func (Demo) ModelName() string { return "demo" }
 // the first file that matches (or list the files when none does), write DemoFile naming what
 // it found, run CI, then finish. Which move comes next is read off the conversation (the
 // number of tool results since the task), so the same conversation always gets the same move.
-func (Demo) Chat(_ context.Context, req ToolRequest) (ToolResponse, error) {
+func (d Demo) Chat(ctx context.Context, req ToolRequest) (ToolResponse, error) {
+	resp, err := d.move(ctx, req)
+	resp.Usage = demoUsage(req, resp)
+	return resp, err
+}
+
+// demoUsage counts the demo's tokens as a model would roughly count them (four bytes a token)
+// of what it was sent and what it answered, so a demo run has a usage and, priced in
+// TICKETFLOW_LLM_PRICES, a cost like a real one; the same conversation, the same count.
+func demoUsage(req ToolRequest, resp ToolResponse) Usage {
+	in := len(req.System)
+	for _, t := range req.Turns {
+		in += len(t.Text)
+		for _, c := range t.Calls {
+			in += len(c.Name) + len(c.Input)
+		}
+		for _, r := range t.Results {
+			in += len(r.Content)
+		}
+	}
+	for _, spec := range req.Tools {
+		in += len(spec.Name) + len(spec.Description) + len(spec.Schema)
+	}
+	out := len(resp.Text)
+	for _, c := range resp.Calls {
+		out += len(c.Name) + len(c.Input)
+	}
+	return Usage{InputTokens: int64(in/4 + 1), OutputTokens: int64(out/4 + 1)}
+}
+
+func (Demo) move(_ context.Context, req ToolRequest) (ToolResponse, error) {
 	task, moves, last := "", 0, ""
 	for _, t := range req.Turns {
 		if t.Role == "user" && len(t.Results) == 0 && t.Text != "" {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -143,5 +144,26 @@ func TestDemoIsDeterministic(t *testing.T) {
 	if err != nil || len(c.Edits) != 1 || c.Edits[0].Path != DemoFile || !strings.Contains(*c.Edits[0].Content, "Add a greeting") ||
 		!strings.Contains(*c.Edits[0].Content, "no LLM was called") {
 		t.Errorf("%+v %v", c, err)
+	}
+}
+
+// The demo provider reports a usage (about four bytes a token of the conversation it was sent
+// and of its answer), the same for the same conversation, larger as the conversation grows.
+func TestDemoReportsUsage(t *testing.T) {
+	req := ToolRequest{System: "you are an agent", Turns: []Turn{{Role: "user", Text: "Ticket: Invoice rounding\nfix it"}}}
+	a, err := Demo{}.Chat(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Demo{}.Chat(context.Background(), req)
+	if a.Usage.InputTokens <= 1 || a.Usage.OutputTokens <= 1 || a.Usage != b.Usage {
+		t.Fatalf("usage %+v then %+v", a.Usage, b.Usage)
+	}
+	longer := req
+	longer.Turns = append(slices.Clone(req.Turns), Turn{Role: "assistant", Calls: a.Calls},
+		Turn{Role: "user", Results: []ToolResult{{CallID: a.Calls[0].ID, Content: strings.Repeat("match\n", 100)}}})
+	c, _ := Demo{}.Chat(context.Background(), longer)
+	if c.Usage.InputTokens <= a.Usage.InputTokens {
+		t.Fatalf("a longer conversation counted %d input tokens, the shorter %d", c.Usage.InputTokens, a.Usage.InputTokens)
 	}
 }

@@ -5,6 +5,7 @@ package adapters
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -242,6 +243,21 @@ func (b *batch) RecordLLMCall(ctx context.Context, ev events.Event, d *events.LL
 func (b *batch) CountToolCall(ctx context.Context, ev events.Event) error {
 	err := b.tx.Exec(ctx, `UPDATE runs SET tool_calls = tool_calls + 1 WHERE id = $1`, ev.RunID)
 	return err
+}
+
+func (b *batch) SetRepositoryConfig(ctx context.Context, ev events.Event, d *events.RepositoryConfigLoadedData) error {
+	cfg, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	return b.tx.Exec(ctx, `UPDATE runs SET repository_config = $2 WHERE id = $1`, ev.RunID, cfg)
+}
+
+func (b *batch) SetPullRequest(ctx context.Context, ev events.Event, d *events.PullRequestOpenedData) error {
+	if err := b.tx.Exec(ctx, `UPDATE runs SET pull_request_url = $2 WHERE id = $1`, ev.RunID, d.URL); err != nil {
+		return err
+	}
+	return b.tx.Exec(ctx, `UPDATE tickets SET pull_request_url = $2 WHERE id = $1`, ev.TicketID, d.URL)
 }
 
 func (b *batch) RejectRun(ctx context.Context, ev events.Event, reason, message string) error {

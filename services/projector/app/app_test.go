@@ -68,11 +68,19 @@ func (s *fakeStore) RejectRun(context.Context, events.Event, string, string) err
 	return s.call("RejectRun")
 }
 func (s *fakeStore) ValidateRun(context.Context, events.Event) error { return s.call("ValidateRun") }
+func (s *fakeStore) SetRepositoryConfig(context.Context, events.Event, *events.RepositoryConfigLoadedData) error {
+	return nil
+}
+
 func (s *fakeStore) RecordLLMCall(context.Context, events.Event, *events.LLMCallCompletedData) error {
 	return s.call("RecordLLMCall")
 }
 func (s *fakeStore) CountToolCall(context.Context, events.Event) error {
 	return s.call("CountToolCall")
+}
+
+func (s *fakeStore) SetPullRequest(context.Context, events.Event, *events.PullRequestOpenedData) error {
+	return s.call("SetPullRequest")
 }
 func (s *fakeStore) UpdateTicket(_ context.Context, _ events.Event, u workflow.Update) error {
 	s.updates = append(s.updates, u)

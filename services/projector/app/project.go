@@ -36,6 +36,11 @@ type Batch interface {
 	RecordLLMCall(ctx context.Context, ev events.Event, d *events.LLMCallCompletedData) error
 	// CountToolCall adds one agent tool call to its run's count.
 	CountToolCall(ctx context.Context, ev events.Event) error
+	// SetRepositoryConfig records the run's effective repository configuration (the last
+	// one read, when a retried prepare_repository read it again).
+	SetRepositoryConfig(ctx context.Context, ev events.Event, d *events.RepositoryConfigLoadedData) error
+	// SetPullRequest records the run's pull request on the run and its ticket.
+	SetPullRequest(ctx context.Context, ev events.Event, d *events.PullRequestOpenedData) error
 	// UpdateTicket applies a status update to the ticket when ev's run is its current one.
 	UpdateTicket(ctx context.Context, ev events.Event, u workflow.Update) error
 }
@@ -80,6 +85,10 @@ func project(ctx context.Context, b Batch, ev events.Event, payload events.Paylo
 		return b.RecordLLMCall(ctx, ev, d)
 	case *events.AgentToolCalledData:
 		return b.CountToolCall(ctx, ev)
+	case *events.RepositoryConfigLoadedData:
+		return b.SetRepositoryConfig(ctx, ev, d)
+	case *events.PullRequestOpenedData:
+		return b.SetPullRequest(ctx, ev, d)
 	case *events.RunRejectedData:
 		return b.RejectRun(ctx, ev, d.Reason, workflow.MessageRejected)
 	case *events.ValidationApprovedData:

@@ -34,6 +34,7 @@ export type ServerMessage =
   | RunResumedMessage
   | AgentToolMessage
   | LLMCallMessage
+  | RepositoryConfigMessage
   | PongMessage
   | ErrorMessage;
 /**
@@ -69,7 +70,9 @@ export type EventType =
   | "ChangesRequested"
   | "RunResumed"
   | "AgentToolCalled"
-  | "LLMCallCompleted";
+  | "LLMCallCompleted"
+  | "RepositoryConfigLoaded"
+  | "PullRequestOpened";
 /**
  * the JSON value of every record on the topic: the envelope, and by type (and version) its data
  *
@@ -96,6 +99,8 @@ export type Envelope = EnvelopeFields &
     | RunResumedEvent
     | AgentToolCalledEvent
     | LLMCallCompletedEvent
+    | RepositoryConfigLoadedEvent
+    | PullRequestOpenedEvent
   );
 
 export interface AsyncAPISchemas {}
@@ -516,6 +521,60 @@ export interface LLMCallMessage {
   retries: number;
 }
 /**
+ * RepositoryConfigLoaded: prepare_repository read the repository's .ticketflow.yml (source file, with its sha256 and size) or found none (default); config is what the run uses
+ *
+ * This interface was referenced by `AsyncAPISchemas`'s JSON-Schema
+ * via the `definition` "RepositoryConfigMessage".
+ */
+export interface RepositoryConfigMessage {
+  type: "repository_config";
+  ticket_id: string;
+  /**
+   * the event's occurred_at (RFC 3339)
+   */
+  timestamp: string;
+  /**
+   * the event's id (UUID)
+   */
+  event_id: string;
+  /**
+   * "" for events outside a run
+   */
+  run_id: string;
+  cursor: Cursor;
+  source: "file" | "default";
+  sha256?: string;
+  size_bytes?: number;
+  config: RepositoryConfig;
+}
+/**
+ * a run's effective configuration: the operator's limits lowered by the repository's (a repository cannot raise them), the CI command and whose it is, the globs of the paths the agent may change (absent: every path); notes say what was refused (a ticket override the repository does not allow, a repository limit above the operator's)
+ *
+ * This interface was referenced by `AsyncAPISchemas`'s JSON-Schema
+ * via the `definition` "RepositoryConfig".
+ */
+export interface RepositoryConfig {
+  ci_command: string;
+  /**
+   * repository or ticket (empty only in a zero value)
+   */
+  ci_command_from: string;
+  /**
+   * the repository's overrides.ci_command: may a ticket's ci_command replace the repository's
+   */
+  ci_command_overridable: boolean;
+  ci_timeout_ms: number;
+  /**
+   * doublestar globs relative to the repository root
+   */
+  editable?: string[];
+  max_steps: number;
+  max_tokens: number;
+  max_cost_usd: number;
+  max_duration_ms: number;
+  notes?: string[];
+}
+/**
  * the answer to the client's ping
  *
  * This interface was referenced by `AsyncAPISchemas`'s JSON-Schema
@@ -830,6 +889,52 @@ export interface LLMCallCompletedData {
   latency_ms: number;
   retries: number;
 }
+/**
+ * RepositoryConfigLoaded: prepare_repository read the repository's .ticketflow.yml (source file, with the raw file's sha256 and size in bytes) or found none (default); config is what the run uses from then on
+ *
+ * This interface was referenced by `AsyncAPISchemas`'s JSON-Schema
+ * via the `definition` "RepositoryConfigLoadedData".
+ */
+export interface RepositoryConfigLoadedData {
+  source: "file" | "default";
+  /**
+   * hex SHA-256 of the raw file (source file only)
+   */
+  sha256?: string;
+  /**
+   * the raw file's size (source file only)
+   */
+  size_bytes?: number;
+  config: RepositoryConfig;
+}
+/**
+ * PullRequestOpened: the run has its pull request (merge request on GitLab) on the repository's forge: opened as a draft by the run's first push, or the ticket's open one found again (reused)
+ *
+ * This interface was referenced by `AsyncAPISchemas`'s JSON-Schema
+ * via the `definition` "PullRequestOpenedData".
+ */
+export interface PullRequestOpenedData {
+  /**
+   * the pull request's web page
+   */
+  url: string;
+  /**
+   * the PR number (GitLab: the merge request iid)
+   */
+  number: number;
+  /**
+   * github, gitlab or gitea
+   */
+  forge: string;
+  /**
+   * the PR's source branch (ticketflow-pr/<ticket>)
+   */
+  branch?: string;
+  /**
+   * the ticket's PR was already open (an earlier run's, or an interrupted attempt's)
+   */
+  reused?: boolean;
+}
 export interface TicketCreatedEvent {
   type: "TicketCreated";
   version: 1;
@@ -919,6 +1024,16 @@ export interface LLMCallCompletedEvent {
   type: "LLMCallCompleted";
   version: 1;
   data: LLMCallCompletedData;
+}
+export interface RepositoryConfigLoadedEvent {
+  type: "RepositoryConfigLoaded";
+  version: 1;
+  data: RepositoryConfigLoadedData;
+}
+export interface PullRequestOpenedEvent {
+  type: "PullRequestOpened";
+  version: 1;
+  data: PullRequestOpenedData;
 }
 /**
  * CloudEvents Kafka protocol binding, binary content mode: the attributes travel as record headers, the envelope stays the value

@@ -420,6 +420,8 @@ export interface components {
             llm_output_tokens: number;
             /** @description their cost in USD (TICKETFLOW_LLM_PRICES) */
             llm_cost_usd: number;
+            /** @description the ticket's pull request (merge request) on its repository's forge; "" when none */
+            pull_request_url: string;
         };
         Run: {
             id: string;
@@ -447,8 +449,36 @@ export interface components {
             llm_cost_usd: number;
             /** @description tool calls of the agent (AgentToolCalled events) */
             tool_calls: number;
+            /** @description the run's pull request on the forge (PullRequestOpened); "" when none */
+            pull_request_url: string;
             /** @description W3C trace id (32 hex digits) of the run's start request, whose trace follows the run through Kafka to every step and socket delivery; empty when the request carried no trace context (tracing off). The web app links it to TICKETFLOW_TRACE_UI_URL. */
             trace_id: string;
+            /** @description The configuration the run uses, as prepare_repository resolved it (the RepositoryConfigLoaded event): from the repository's .ticketflow.yml (source file, with the raw file's sha256 and size) or the defaults (source default: no file). null until prepare_repository has read it, and for the simulated executor. */
+            repository_config: {
+                /** @enum {string} */
+                source: "file" | "default";
+                /** @description hex SHA-256 of the raw file (source file only) */
+                sha256?: string;
+                /** @description the raw file's size in bytes (source file only) */
+                size_bytes?: number;
+                config: components["schemas"]["RepositoryConfig"];
+            } | null;
+        };
+        /** @description A run's effective configuration: the operator's limits lowered by the repository's (a repository cannot raise them), the CI command and whose it is, the globs of the paths the agent may change (absent: every path), and notes on what was refused (a ticket override the repository does not allow, a repository limit above the operator's). */
+        RepositoryConfig: {
+            ci_command: string;
+            /** @description repository or ticket */
+            ci_command_from: string;
+            /** @description the repository's overrides.ci_command */
+            ci_command_overridable: boolean;
+            ci_timeout_ms: number;
+            /** @description doublestar globs relative to the repository root */
+            editable?: string[];
+            max_steps: number;
+            max_tokens: number;
+            max_cost_usd: number;
+            max_duration_ms: number;
+            notes?: string[];
         };
         RunAccepted: {
             /** @constant */

@@ -1,0 +1,151 @@
+// The run replay player in Chromium: a finished run of the simulated executor (two iterations,
+// CI failing once, thousands of log lines: more than one page of the audit trail) replayed at
+// 50× plays through its events over time and ends with exactly the audit trail's log lines,
+// in the same order, and the run's final state.
+//
+//   npm run build && node --test e2e/replay-player.test.mjs
+
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, it } from "node:test";
+import { chromium } from "playwright-core";
+import { allEvents, frontendDir, startStack } from "./stack.mjs";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
+// Three simulated steps log LINES_PER_STEP lines each per iteration; two iterations are more
+// events than one page (5,000) of the audit trail.
+const LINES_PER_STEP = 850;
+const SPEED = 50;
+const MAX_GAP_MS = 2000;
+
+let stack;
+let browser;
+const errors = [];
+
+before(async () => {
+  stack = await startStack({
+    stepDelay: "2s",
+    extraEnv: { TICKETFLOW_SIM_LOGS_PER_STEP: String(LINES_PER_STEP) },
+    log: (m) => console.log(`# ${m.split("\n").join("\n# ")}`),
+  });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+});
+
+after(async () => {
+  await browser?.close().catch(() => {});
+  await stack?.stop();
+});
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+it("replays a finished run at 50× with the audit trail's log lines in order", async () => {
+  const ticket = await stack.api("/api/tickets", { method: "POST", body: JSON.stringify({ title: "Relecture", simulate_failure: "once" }) });
+  await stack.api("/api/tickets/processing/start", { method: "POST", body: JSON.stringify({ ticket_id: ticket.id }) });
+  let t;
+  for (const deadline = Date.now() + 240_000; ; ) {
+    t = await stack.api(`/api/tickets/${encodeURIComponent(ticket.id)}`);
+    if (t.status === "COMPLETED") break;
+    assert.ok(!["FAILED", "CANCELLED"].includes(t.status), `the run ended ${t.status}`);
+    assert.ok(Date.now() < deadline, `the run is still ${t.status}`);
+    await sleep(500);
+  }
+  const runId = t.current_run_id;
+  const trail = (await allEvents(stack.api, `/api/runs/${encodeURIComponent(runId)}/events`)).map((e) => e.event);
+  const audit = trail.filter((e) => e.type === "LogEmitted").map((e) => ({ id: e.id, message: e.data.message }));
+  assert.ok(trail.length > 5000, `only ${trail.length} events: the player's paging is not exercised`);
+  assert.equal(trail.filter((e) => e.type === "AgentToolCalled").length, 0, "the simulated run has no tool calls (they would be log lines too)");
+
+  const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+  page.on("console", (m) => m.type() === "error" && errors.push(`${m.text()} (${m.location().url})`));
+  page.on("pageerror", (e) => errors.push(e.message));
+  await page.goto(`${stack.baseUrl}/tickets/${encodeURIComponent(ticket.id)}#access_token=${stack.token}`);
+  const card = page.locator("section.replay-card");
+  await card.getByRole("button", { name: "Revoir l'exécution" }).click();
+  const player = card.locator(".replay-player");
+  await player.and(page.locator('[data-replay-state="ready"]')).waitFor({ timeout: 60_000 });
+  assert.equal(Number(await player.getAttribute("data-total")), trail.length);
+
+  // The timeline's markers: every step start and both CI results (failed, then passed).
+  assert.equal(await player.locator(".replay-marks .rm-step").count(), trail.filter((e) => e.type === "StepStarted").length);
+  assert.deepEqual(
+    await player.locator(".replay-marks .rm-ci").evaluateAll((els) => els.map((e) => (e.classList.contains("ok") ? "ok" : "ko"))),
+    ["ko", "ok"],
+  );
+
+  await player.getByRole("button", { name: `Vitesse ${SPEED}×` }).click();
+  assert.equal(await player.getByRole("button", { name: `Vitesse ${SPEED}×` }).getAttribute("aria-pressed"), "true");
+  // Record the position the player shows at every frame while it plays.
+  await page.evaluate(() => {
+    const w = window;
+    w.__positions = [];
+    const el = document.querySelector("section.replay-card .replay-player");
+    const tick = () => {
+      w.__positions.push(Number(el.getAttribute("data-position")));
+      if (el.getAttribute("data-replay-state") !== "ended") requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  });
+  const started = Date.now();
+  await player.getByRole("button", { name: "Lire" }).click();
+  await player.and(page.locator('[data-replay-state="ended"]')).waitFor({ timeout: 120_000 });
+  const elapsed = Date.now() - started;
+
+  // It played over time: the original gaps divided by the speed, long ones capped.
+  let expected = 0;
+  for (let i = 1; i < trail.length; i++) {
+    const gap = Date.parse(trail[i].occurred_at) - Date.parse(trail[i - 1].occurred_at);
+    if (gap > 0) expected += Math.min(gap / SPEED, MAX_GAP_MS);
+  }
+  const positions = await page.evaluate(() => window.__positions);
+  const between = new Set(positions.filter((p) => p > 0 && p < trail.length));
+  console.log(`# ${trail.length} events, ${audit.length} lines; replay took ${elapsed} ms (schedule ${expected.toFixed(0)} ms), ${between.size} intermediate positions`);
+  assert.ok(elapsed >= expected * 0.9, `the replay took ${elapsed} ms, its schedule ${expected.toFixed(0)} ms`);
+  assert.ok(between.size >= 1, "the replay jumped to the end");
+  for (let i = 1; i < positions.length; i++) assert.ok(positions[i] >= positions[i - 1], "playing went backwards");
+
+  // The end is the run's final state.
+  assert.equal(Number(await player.getAttribute("data-position")), trail.length);
+  assert.equal(await player.locator(".replay-state .badge").getAttribute("data-status"), "COMPLETED");
+  assert.equal(await player.locator('[role="progressbar"]').getAttribute("aria-valuenow"), "100");
+  assert.equal(await player.locator(".ci-result.ok").count(), 1);
+
+  // Every line, in order, exactly once (read by scrolling the virtualised list).
+  const screen = await page.evaluate(async () => {
+    const el = document.querySelector("section.replay-card .replay-player .logs-scroll");
+    const rows = new Map();
+    const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+    el.scrollTop = 0;
+    await frame();
+    for (let guard = 0; guard < 10_000; guard++) {
+      for (const row of el.querySelectorAll(".log-row")) {
+        rows.set(Number(row.dataset.index), { id: row.dataset.eventId, message: row.querySelector(".log-msg")?.textContent ?? "" });
+      }
+      if (el.scrollTop + el.clientHeight >= el.scrollHeight - 1) break;
+      el.scrollTop += el.clientHeight;
+      await frame();
+    }
+    return { total: Number(el.dataset.count), rows: [...rows.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v) };
+  });
+  assert.equal(screen.total, audit.length);
+  assert.deepEqual(screen.rows, audit);
+
+  // Seeking back to the start rebuilds the empty state.
+  await player.getByRole("button", { name: "Revenir au début" }).click();
+  assert.equal(await player.getAttribute("data-position"), "0");
+  assert.equal(await player.locator(".logs-scroll").getAttribute("data-count"), "0");
+
+  // Seeking to the failed CI result shows the state of that moment: the lines before it.
+  const failedCI = trail.findIndex((e) => e.type === "CIResult");
+  await player.locator(".replay-timeline").evaluate((el) => el.scrollIntoView({ block: "center" }));
+  await player.locator(".replay-marks .rm-ci.ko").click();
+  assert.equal(Number(await player.getAttribute("data-position")), failedCI + 1);
+  assert.equal(await player.locator(".replay-state .badge").getAttribute("data-status"), "IN_PROGRESS");
+  assert.equal(await player.locator(".ci-result.ko").count(), 1);
+  const linesBefore = trail.slice(0, failedCI + 1).filter((e) => e.type === "LogEmitted").length;
+  assert.equal(Number(await player.locator(".logs-scroll").getAttribute("data-count")), linesBefore);
+  mkdirSync(join(frontendDir, "screenshots"), { recursive: true });
+  await card.screenshot({ path: join(frontendDir, "screenshots", "replay-player.png") });
+  assert.deepEqual(errors, []);
+});

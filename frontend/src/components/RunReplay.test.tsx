@@ -1,0 +1,99 @@
+// @vitest-environment happy-dom
+import { createRoot } from "react-dom/client";
+import { flushSync } from "react-dom";
+import { describe, expect, it } from "vitest";
+import type { Envelope, EventPage } from "../lib/types";
+import { formatClock, RunReplay } from "./RunReplay";
+
+(globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = false;
+
+const T0 = Date.parse("2026-03-01T10:00:00Z");
+const envelope = (i: number, type: string, sec: number, data: Record<string, unknown>): Envelope => ({
+  id: `ev-${i}`,
+  type,
+  version: 1,
+  ticket_id: "t1",
+  run_id: "r1",
+  occurred_at: new Date(T0 + sec * 1000).toISOString(),
+  actor: "processor",
+  data,
+});
+
+function fakeLog(pageSize: number) {
+  const log: Envelope[] = [];
+  const calls: (string | null)[] = [];
+  const load = async (_run: string, after: string | null): Promise<EventPage> => {
+    calls.push(after);
+    const from = after === null ? 0 : Number(after) + 1;
+    const events = log.slice(from, from + pageSize).map((event, i) => ({ cursor: String(from + i), partition: 0, offset: from + i, event }));
+    return { events, next_cursor: from + pageSize < log.length ? events[events.length - 1].cursor : null };
+  };
+  const add = (type: string, sec: number, data: Record<string, unknown>) => log.push(envelope(log.length, type, sec, data));
+  return { load, add, calls, log };
+}
+
+const until = async (cond: () => boolean, what: string, ms = 5000) => {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+};
+
+const button = (el: HTMLElement, label: string) =>
+  [...el.querySelectorAll("button")].find((b) => b.getAttribute("aria-label") === label || b.textContent?.trim() === label) as HTMLButtonElement;
+
+describe("RunReplay", () => {
+  it("loads every page, plays at 50× to the final state with the whole log, says when it skips, and seeks back", async () => {
+    const f = fakeLog(3);
+    f.add("TicketProcessingRequested", 0, { requested_by: "me" });
+    f.add("RunStarted", 0.1, { iteration: 1 });
+    f.add("StepStarted", 0.2, { step: "run_ci", progress: 85, iteration: 1, attempt: 1 });
+    for (let i = 0; i < 5; i++) f.add("LogEmitted", 0.3 + i * 0.1, { level: "INFO", step: "run_ci", message: `line ${i}` });
+    f.add("CIResult", 1, { iteration: 1, passed: true, exit_code: 0, duration_ms: 800 });
+    f.add("LogEmitted", 601, { level: "WARN", step: "run_ci", message: "after ten idle minutes" });
+    f.add("StepCompleted", 601.1, { step: "run_ci", outcome: "ok", duration_ms: 900 });
+    f.add("RunCompleted", 601.2, { iteration: 1, message: "Terminé, en attente de validation" });
+
+    const el = document.createElement("div");
+    document.body.appendChild(el);
+    const root = createRoot(el);
+    flushSync(() => root.render(<RunReplay runId="r1" load={f.load} />));
+    expect(f.calls).toEqual([]); // nothing loads before the player is opened
+    flushSync(() => button(el, "Revoir l'exécution").click());
+    const player = () => el.querySelector(".replay-player") as HTMLElement | null;
+    await until(() => !!player(), "the player");
+    expect(f.calls).toEqual([null, "2", "5", "8"]);
+    expect(player()!.dataset.total).toBe(String(f.log.length));
+    expect(player()!.dataset.replayState).toBe("ready");
+    expect(el.querySelectorAll(".replay-marks .rm").length).toBe(2); // the step start and the CI result
+
+    flushSync(() => button(el, "Vitesse 50×").click());
+    expect(button(el, "Vitesse 50×").getAttribute("aria-pressed")).toBe("true");
+    flushSync(() => button(el, "Lire").click());
+    await until(() => el.querySelector('[data-testid="replay-skip"]') !== null, "the skip notice");
+    expect(el.querySelector('[data-testid="replay-skip"]')!.textContent).toMatch(/Inactivité de 10 min 00 s raccourcie à 2.00 s/);
+    await until(() => player()!.dataset.replayState === "ended", "the end of the replay");
+    expect(player()!.dataset.position).toBe(String(f.log.length));
+    expect(el.querySelector(".replay-state .badge")!.getAttribute("data-status")).toBe("COMPLETED");
+    const messages = [...el.querySelectorAll(".log-row .log-msg")].map((m) => m.textContent);
+    expect(messages).toEqual(["line 0", "line 1", "line 2", "line 3", "line 4", "after ten idle minutes"]);
+
+    // Seeking to the start empties the state; to a marker shows its prefix.
+    flushSync(() => button(el, "Revenir au début").click());
+    expect(player()!.dataset.position).toBe("0");
+    expect(el.querySelectorAll(".log-row").length).toBe(0);
+    flushSync(() => button(el, "Aller à : CI réussie").click());
+    expect(player()!.dataset.position).toBe("9");
+    expect(el.querySelectorAll(".log-row").length).toBe(5);
+    expect(el.querySelector(".replay-state .badge")!.getAttribute("data-status")).toBe("IN_PROGRESS");
+
+    root.unmount();
+    el.remove();
+  });
+
+  it("formats the replay clock", () => {
+    expect([0, 950, 61_250, 600_000].map(formatClock)).toEqual(["0:00.0", "0:00.9", "1:01.2", "10:00.0"]);
+  });
+});

@@ -1,0 +1,386 @@
+// Package forgetest runs fake forges for tests: a GitHub and a GitLab HTTP server speaking the
+// documented endpoints ticketflow uses (pull/merge request list, create and update, commit
+// statuses, GitHub's markPullRequestReadyForReview GraphQL mutation), keeping what they were
+// told, and builders of signed review webhooks.
+package forgetest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/ticketflow/ticketflow/libs/forge"
+)
+
+// PR is a pull (merge) request as the fake keeps it.
+type PR struct {
+	Number int
+	NodeID string
+	Title  string
+	Body   string
+	Head   string
+	Base   string
+	Draft  bool
+	State  string // open / opened, closed
+	URL    string
+}
+
+// Status is one commit status the fake received.
+type Status struct {
+	SHA, State, Context, Description, TargetURL string
+}
+
+// Server is one fake forge.
+type Server struct {
+	*httptest.Server
+	// Token is the token every API request must carry.
+	Token string
+	// Repo is the one repository the fake hosts ("owner/name").
+	Repo string
+	kind string
+
+	mu       sync.Mutex
+	prs      []*PR
+	statuses []Status
+	requests []string
+	// FailNext makes the next API request fail with this status (0: none).
+	failNext int
+}
+
+// NewGitHub starts a fake GitHub API for repo ("owner/name"), closed with the test.
+func NewGitHub(t testing.TB, repo, token string) *Server {
+	s := &Server{Token: token, Repo: repo, kind: forge.GitHub}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.github))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// NewGitLab starts a fake GitLab API (base: URL + "/api/v4") for the project repo.
+func NewGitLab(t testing.TB, repo, token string) *Server {
+	s := &Server{Token: token, Repo: repo, kind: forge.GitLab}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.gitlab))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// API is the base a client is configured with.
+func (s *Server) API() string {
+	if s.kind == forge.GitLab {
+		return s.URL + "/api/v4"
+	}
+	return s.URL
+}
+
+// PRs is a copy of the pull requests.
+func (s *Server) PRs() []PR {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]PR, len(s.prs))
+	for i, p := range s.prs {
+		out[i] = *p
+	}
+	return out
+}
+
+// Statuses are the commit statuses received, in order.
+func (s *Server) Statuses() []Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Status(nil), s.statuses...)
+}
+
+// Requests are "METHOD path" of every request received, in order.
+func (s *Server) Requests() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.requests...)
+}
+
+// FailNext makes the next request answer status with a forge-shaped error message.
+func (s *Server) FailNext(status int) {
+	s.mu.Lock()
+	s.failNext = status
+	s.mu.Unlock()
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// pre records the request and checks failures and auth; false means answered.
+func (s *Server) pre(w http.ResponseWriter, r *http.Request, authorized bool) bool {
+	s.requests = append(s.requests, r.Method+" "+r.URL.EscapedPath())
+	if s.failNext != 0 {
+		st := s.failNext
+		s.failNext = 0
+		writeJSON(w, st, map[string]any{"message": "injected failure"})
+		return false
+	}
+	if !authorized {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"message": "Bad credentials"})
+		return false
+	}
+	return true
+}
+
+func decode(w http.ResponseWriter, r *http.Request, into any) bool {
+	b, _ := io.ReadAll(r.Body)
+	if err := json.Unmarshal(b, into); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"message": "Problems parsing JSON"})
+		return false
+	}
+	return true
+}
+
+func (s *Server) githubPR(p *PR) map[string]any {
+	return map[string]any{"number": p.Number, "node_id": p.NodeID, "html_url": p.URL, "title": p.Title, "body": p.Body,
+		"draft": p.Draft, "state": p.State, "head": map[string]any{"ref": p.Head}, "base": map[string]any{"ref": p.Base}}
+}
+
+// github serves /repos/{o}/{r}/pulls[/{n}], /repos/{o}/{r}/statuses/{sha} and /graphql.
+func (s *Server) github(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.pre(w, r, r.Header.Get("Authorization") == "Bearer "+s.Token) {
+		return
+	}
+	owner, _, _ := strings.Cut(s.Repo, "/")
+	prefix := "/repos/" + s.Repo
+	path := r.URL.Path
+	switch {
+	case r.Method == http.MethodPost && path == "/graphql":
+		var q struct {
+			Query     string            `json:"query"`
+			Variables map[string]string `json:"variables"`
+		}
+		if !decode(w, r, &q) {
+			return
+		}
+		if !strings.Contains(q.Query, "markPullRequestReadyForReview") {
+			writeJSON(w, http.StatusOK, map[string]any{"errors": []map[string]any{{"message": "unsupported query"}}})
+			return
+		}
+		for _, p := range s.prs {
+			if p.NodeID == q.Variables["id"] {
+				p.Draft = false
+				writeJSON(w, http.StatusOK, map[string]any{"data": map[string]any{"markPullRequestReadyForReview": map[string]any{
+					"pullRequest": map[string]any{"isDraft": false}}}})
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"errors": []map[string]any{{"type": "NOT_FOUND", "message": "Could not resolve to a node with the global id of '" + q.Variables["id"] + "'"}}})
+	case !strings.HasPrefix(path, prefix+"/"):
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+	case r.Method == http.MethodGet && path == prefix+"/pulls":
+		out := []map[string]any{}
+		head := r.URL.Query().Get("head")
+		for _, p := range s.prs {
+			if p.State == "open" && (head == "" || head == owner+":"+p.Head) {
+				out = append(out, s.githubPR(p))
+			}
+		}
+		writeJSON(w, http.StatusOK, out)
+	case r.Method == http.MethodPost && path == prefix+"/pulls":
+		var in struct {
+			Title, Body, Head, Base string
+			Draft                   bool
+		}
+		if !decode(w, r, &in) {
+			return
+		}
+		for _, p := range s.prs {
+			if p.State == "open" && p.Head == in.Head {
+				writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed",
+					"errors": []map[string]any{{"message": "A pull request already exists for " + owner + ":" + in.Head + "."}}})
+				return
+			}
+		}
+		if in.Title == "" || in.Head == "" || in.Base == "" {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed"})
+			return
+		}
+		n := len(s.prs) + 1
+		p := &PR{Number: n, NodeID: fmt.Sprintf("PR_node%d", n), Title: in.Title, Body: in.Body, Head: in.Head, Base: in.Base,
+			Draft: in.Draft, State: "open", URL: fmt.Sprintf("%s/%s/pull/%d", s.URL, s.Repo, n)}
+		s.prs = append(s.prs, p)
+		writeJSON(w, http.StatusCreated, s.githubPR(p))
+	case r.Method == http.MethodPatch && strings.HasPrefix(path, prefix+"/pulls/"):
+		p := s.byNumber(strings.TrimPrefix(path, prefix+"/pulls/"))
+		if p == nil {
+			writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+			return
+		}
+		var in map[string]string
+		if !decode(w, r, &in) {
+			return
+		}
+		if v, ok := in["title"]; ok {
+			p.Title = v
+		}
+		if v, ok := in["body"]; ok {
+			p.Body = v
+		}
+		writeJSON(w, http.StatusOK, s.githubPR(p))
+	case r.Method == http.MethodPost && strings.HasPrefix(path, prefix+"/statuses/"):
+		var in struct {
+			State       string `json:"state"`
+			Context     string `json:"context"`
+			Description string `json:"description"`
+			TargetURL   string `json:"target_url"`
+		}
+		if !decode(w, r, &in) {
+			return
+		}
+		switch in.State {
+		case "pending", "success", "failure", "error":
+		default:
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed"})
+			return
+		}
+		s.statuses = append(s.statuses, Status{SHA: strings.TrimPrefix(path, prefix+"/statuses/"), State: in.State, Context: in.Context,
+			Description: in.Description, TargetURL: in.TargetURL})
+		writeJSON(w, http.StatusCreated, in)
+	default:
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+	}
+}
+
+func (s *Server) byNumber(n string) *PR {
+	i, err := strconv.Atoi(n)
+	if err != nil || i < 1 || i > len(s.prs) {
+		return nil
+	}
+	return s.prs[i-1]
+}
+
+func (s *Server) gitlabMR(p *PR) map[string]any {
+	return map[string]any{"iid": p.Number, "id": 1000 + p.Number, "web_url": p.URL, "title": p.Title, "description": p.Body,
+		"draft": p.Draft, "state": p.State, "source_branch": p.Head, "target_branch": p.Base}
+}
+
+// gitlab serves /api/v4/projects/:id/merge_requests[/:iid] and /api/v4/projects/:id/statuses/:sha
+// (:id the URL-encoded project path). A title starting with "Draft:" makes a draft.
+func (s *Server) gitlab(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.pre(w, r, r.Header.Get("PRIVATE-TOKEN") == s.Token) {
+		return
+	}
+	prefix := "/api/v4/projects/" + url.PathEscape(s.Repo)
+	path := r.URL.EscapedPath()
+	isDraft := func(title string) bool { return strings.HasPrefix(strings.ToLower(title), "draft:") }
+	switch {
+	case !strings.HasPrefix(path, prefix+"/"):
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": "404 Project Not Found"})
+	case r.Method == http.MethodGet && path == prefix+"/merge_requests":
+		out := []map[string]any{}
+		q := r.URL.Query()
+		for _, p := range s.prs {
+			if (q.Get("state") == "" || q.Get("state") == p.State) && (q.Get("source_branch") == "" || q.Get("source_branch") == p.Head) {
+				out = append(out, s.gitlabMR(p))
+			}
+		}
+		writeJSON(w, http.StatusOK, out)
+	case r.Method == http.MethodPost && path == prefix+"/merge_requests":
+		var in struct {
+			SourceBranch string `json:"source_branch"`
+			TargetBranch string `json:"target_branch"`
+			Title        string `json:"title"`
+			Description  string `json:"description"`
+		}
+		if !decode(w, r, &in) {
+			return
+		}
+		for _, p := range s.prs {
+			if p.State == "opened" && p.Head == in.SourceBranch {
+				writeJSON(w, http.StatusConflict, map[string]any{"message": []string{"Another open merge request already exists for this source branch: !" + strconv.Itoa(p.Number)}})
+				return
+			}
+		}
+		if in.Title == "" || in.SourceBranch == "" || in.TargetBranch == "" {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "title is missing"})
+			return
+		}
+		n := len(s.prs) + 1
+		p := &PR{Number: n, Title: in.Title, Body: in.Description, Head: in.SourceBranch, Base: in.TargetBranch,
+			Draft: isDraft(in.Title), State: "opened", URL: fmt.Sprintf("%s/%s/-/merge_requests/%d", s.URL, s.Repo, n)}
+		s.prs = append(s.prs, p)
+		writeJSON(w, http.StatusCreated, s.gitlabMR(p))
+	case r.Method == http.MethodPut && strings.HasPrefix(path, prefix+"/merge_requests/"):
+		p := s.byNumber(strings.TrimPrefix(path, prefix+"/merge_requests/"))
+		if p == nil {
+			writeJSON(w, http.StatusNotFound, map[string]any{"message": "404 Not found"})
+			return
+		}
+		var in map[string]string
+		if !decode(w, r, &in) {
+			return
+		}
+		if v, ok := in["title"]; ok {
+			p.Title, p.Draft = v, isDraft(v)
+		}
+		if v, ok := in["description"]; ok {
+			p.Body = v
+		}
+		writeJSON(w, http.StatusOK, s.gitlabMR(p))
+	case r.Method == http.MethodPost && strings.HasPrefix(path, prefix+"/statuses/"):
+		var in struct {
+			State       string `json:"state"`
+			Name        string `json:"name"`
+			Description string `json:"description"`
+			TargetURL   string `json:"target_url"`
+		}
+		if !decode(w, r, &in) {
+			return
+		}
+		switch in.State {
+		case "pending", "running", "success", "failed", "canceled":
+		default:
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "state does not have a valid value"})
+			return
+		}
+		s.statuses = append(s.statuses, Status{SHA: strings.TrimPrefix(path, prefix+"/statuses/"), State: in.State, Context: in.Name,
+			Description: in.Description, TargetURL: in.TargetURL})
+		writeJSON(w, http.StatusCreated, in)
+	default:
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": "404 Not Found"})
+	}
+}
+
+// GitHubReview is the body of a pull_request_review webhook delivery.
+func GitHubReview(reviewID int64, state, association, login, body, prURL, headRef string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"action": "submitted",
+		"review": map[string]any{"id": reviewID, "state": state, "body": body, "author_association": association,
+			"user": map[string]any{"login": login}},
+		"pull_request": map[string]any{"html_url": prURL, "head": map[string]any{"ref": headRef}},
+	})
+	return b
+}
+
+// SignGitHub is the X-Hub-Signature-256 of body.
+func SignGitHub(secret string, body []byte) string { return "sha256=" + forge.Sign(secret, body) }
+
+// GitLabApproval is the body of a Merge Request Hook delivery with action approved.
+func GitLabApproval(login, mrURL, sourceBranch string) []byte {
+	b, _ := json.Marshal(map[string]any{"object_kind": "merge_request", "user": map[string]any{"username": login},
+		"object_attributes": map[string]any{"action": "approved", "url": mrURL, "source_branch": sourceBranch}})
+	return b
+}
+
+// GitLabNote is the body of a Note Hook delivery on a merge request.
+func GitLabNote(noteID int64, login, note, mrURL, sourceBranch string) []byte {
+	b, _ := json.Marshal(map[string]any{"object_kind": "note", "user": map[string]any{"username": login},
+		"object_attributes": map[string]any{"id": noteID, "note": note, "noteable_type": "MergeRequest"},
+		"merge_request":     map[string]any{"url": mrURL, "source_branch": sourceBranch}})
+	return b
+}

@@ -1,0 +1,203 @@
+package forge
+
+import (
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/ticketflow/ticketflow/libs/config"
+	"github.com/ticketflow/ticketflow/libs/repourl"
+)
+
+// knownHosts are the forges every installation knows.
+var knownHosts = map[string]string{"github.com": GitHub, "gitlab.com": GitLab}
+
+// Resolver finds the forge, API and token of a ticket's repository.
+type Resolver struct {
+	kinds    map[string]string // host → kind
+	apis     map[string]string // host → API base
+	tokens   []tokenRule
+	mirrors  map[string]string // repository URL (normalised) → forge repository URL
+	gitToken string
+	policy   *repourl.Policy
+	timeout  time.Duration
+	// New builds a client; tests replace it.
+	newClient func(kind, base, token string, timeout time.Duration) Forge
+}
+
+type tokenRule struct {
+	pattern repourl.Pattern
+	token   string
+}
+
+// NewResolver reads cfg. gitToken (TICKETFLOW_GIT_TOKEN) is the fallback token of the
+// repositories policy allow-lists (nil policy: no fallback).
+func NewResolver(cfg config.Forge, gitToken string, policy *repourl.Policy) (*Resolver, error) {
+	r := &Resolver{kinds: map[string]string{}, apis: map[string]string{}, mirrors: map[string]string{},
+		gitToken: gitToken, policy: policy, timeout: cfg.Timeout, newClient: NewClient}
+	for h, k := range knownHosts {
+		r.kinds[h] = k
+	}
+	for _, kv := range cfg.Hosts {
+		host, kind, err := pair("TICKETFLOW_FORGE_HOSTS", kv)
+		if err != nil || host == "" {
+			if err == nil {
+				continue
+			}
+			return nil, err
+		}
+		switch kind = strings.ToLower(kind); kind {
+		case GitHub, GitLab, Gitea:
+		case "forgejo":
+			kind = Gitea
+		default:
+			return nil, fmt.Errorf("TICKETFLOW_FORGE_HOSTS: %q: unknown forge %q (github, gitlab, gitea, forgejo)", kv, kind)
+		}
+		r.kinds[strings.ToLower(host)] = kind
+	}
+	for _, kv := range cfg.APIURLs {
+		host, base, err := pair("TICKETFLOW_FORGE_API_URLS", kv)
+		if err != nil {
+			return nil, err
+		}
+		if host == "" {
+			continue
+		}
+		u, err := url.Parse(base)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return nil, fmt.Errorf("TICKETFLOW_FORGE_API_URLS: %s: %q is not an http(s) URL", host, base)
+		}
+		r.apis[strings.ToLower(host)] = strings.TrimRight(base, "/")
+	}
+	for _, kv := range cfg.Tokens {
+		pat, token, err := pair("TICKETFLOW_FORGE_TOKENS", kv)
+		if err != nil {
+			// The entry holds a token: never repeat it in the error.
+			return nil, fmt.Errorf("TICKETFLOW_FORGE_TOKENS: an entry is not pattern=token")
+		}
+		if pat == "" {
+			continue
+		}
+		p, err := repourl.ParsePattern(pat)
+		if err != nil {
+			return nil, fmt.Errorf("TICKETFLOW_FORGE_TOKENS: %w", err)
+		}
+		r.tokens = append(r.tokens, tokenRule{p, token})
+	}
+	for _, kv := range cfg.Repositories {
+		from, to, err := pair("TICKETFLOW_FORGE_REPOSITORIES", kv)
+		if err != nil {
+			return nil, err
+		}
+		if from == "" {
+			continue
+		}
+		fu, err := repourl.Parse(from)
+		if err != nil {
+			return nil, fmt.Errorf("TICKETFLOW_FORGE_REPOSITORIES: %q: %w", from, err)
+		}
+		tu, err := repourl.Parse(to)
+		if err != nil || tu.Scheme == repourl.File {
+			return nil, fmt.Errorf("TICKETFLOW_FORGE_REPOSITORIES: %q is not a forge repository URL", to)
+		}
+		r.mirrors[fu.String()] = tu.String()
+	}
+	return r, nil
+}
+
+// pair splits "key=value" at the first '='; an empty entry is ("", "", nil).
+func pair(name, kv string) (string, string, error) {
+	kv = strings.TrimSpace(kv)
+	if kv == "" {
+		return "", "", nil
+	}
+	k, v, ok := strings.Cut(kv, "=")
+	k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+	if !ok || k == "" || v == "" {
+		return "", "", fmt.Errorf("%s: %q is not key=value", name, kv)
+	}
+	return k, v, nil
+}
+
+// NewClient is the client of one forge kind.
+func NewClient(kind, base, token string, timeout time.Duration) Forge {
+	switch kind {
+	case GitHub:
+		return NewGitHub(base, token, timeout)
+	case GitLab:
+		return NewGitLab(base, token, timeout)
+	default:
+		return NewGitea(base, token, timeout)
+	}
+}
+
+// Target is a repository's forge, ready to use.
+type Target struct {
+	Forge Forge
+	Repo  Repo
+}
+
+// Resolve is the forge of repositoryURL, false when it is on no known forge or has no token
+// (then ticketflow opens no pull request for it: nothing is an error here). why says which.
+func (r *Resolver) Resolve(repositoryURL string) (t Target, ok bool, why string) {
+	u, err := repourl.Parse(repositoryURL)
+	if err != nil {
+		return Target{}, false, "the repository URL does not parse"
+	}
+	if m, found := r.mirrors[u.String()]; found {
+		u, _ = repourl.Parse(m)
+	}
+	if u.Scheme == repourl.File {
+		return Target{}, false, "a file:// repository is on no forge (see TICKETFLOW_FORGE_REPOSITORIES)"
+	}
+	kind := r.kinds[u.Host]
+	if kind == "" {
+		return Target{}, false, "host " + u.Host + " is not in TICKETFLOW_FORGE_HOSTS"
+	}
+	path := strings.TrimSuffix(strings.Trim(u.Path, "/"), ".git")
+	if !strings.Contains(path, "/") {
+		return Target{}, false, "the repository path has no owner"
+	}
+	token := ""
+	for _, tr := range r.tokens {
+		if tr.pattern.Matches(u) {
+			token = tr.token
+			break
+		}
+	}
+	if token == "" && r.gitToken != "" && r.policy != nil && r.policy.Allowed(u) {
+		token = r.gitToken
+	}
+	if token == "" {
+		return Target{}, false, "no token for " + u.Host + "/" + path + " (TICKETFLOW_FORGE_TOKENS, or TICKETFLOW_GIT_TOKEN for allow-listed repositories)"
+	}
+	base := r.apis[u.Host]
+	if base == "" {
+		base = DefaultAPI(kind, u.Host)
+	}
+	return Target{Forge: r.newClient(kind, base, token, r.timeout), Repo: Repo{Host: u.Host, Path: path}}, true, ""
+}
+
+// DefaultAPI is the API base of a forge host when TICKETFLOW_FORGE_API_URLS names none.
+func DefaultAPI(kind, host string) string {
+	switch {
+	case kind == GitHub && host == "github.com":
+		return "https://api.github.com"
+	case kind == GitHub:
+		return "https://" + host + "/api/v3"
+	case kind == GitLab:
+		return "https://" + host + "/api/v4"
+	default:
+		return "https://" + host + "/api/v1"
+	}
+}
+
+// Tokens are the configured tokens (for a redactor: they must never reach a log or event).
+func (r *Resolver) Tokens() []string {
+	out := make([]string, 0, len(r.tokens))
+	for _, t := range r.tokens {
+		out = append(out, t.token)
+	}
+	return out
+}
