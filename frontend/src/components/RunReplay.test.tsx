@@ -3,21 +3,10 @@ import { createRoot } from "react-dom/client";
 import { flushSync } from "react-dom";
 import { describe, expect, it } from "vitest";
 import type { Envelope, EventPage } from "../lib/types";
+import { runEvent } from "../test/runEvents";
 import { formatClock, RunReplay } from "./RunReplay";
 
 (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = false;
-
-const T0 = Date.parse("2026-03-01T10:00:00Z");
-const envelope = (i: number, type: string, sec: number, data: Record<string, unknown>): Envelope => ({
-  id: `ev-${i}`,
-  type,
-  version: 1,
-  ticket_id: "t1",
-  run_id: "r1",
-  occurred_at: new Date(T0 + sec * 1000).toISOString(),
-  actor: "processor",
-  data,
-});
 
 function fakeLog(pageSize: number) {
   const log: Envelope[] = [];
@@ -28,7 +17,7 @@ function fakeLog(pageSize: number) {
     const events = log.slice(from, from + pageSize).map((event, i) => ({ cursor: String(from + i), partition: 0, offset: from + i, event }));
     return { events, next_cursor: from + pageSize < log.length ? events[events.length - 1].cursor : null };
   };
-  const add = (type: string, sec: number, data: Record<string, unknown>) => log.push(envelope(log.length, type, sec, data));
+  const add = (type: string, sec: number, data: Record<string, unknown>) => log.push(runEvent(log.length, type, sec, data));
   return { load, add, calls, log };
 }
 

@@ -1,5 +1,5 @@
 // The events of one run, for the tests that build a run's log by hand (the waterfall's
-// computation and its component).
+// computation and its component, the replay player).
 
 import type { Envelope } from "../lib/types";
 
