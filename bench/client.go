@@ -84,12 +84,8 @@ func (d *dialers) dial(ctx context.Context, u string) (*websocket.Conn, error) {
 }
 
 // read returns the next frame (valid until the next read).
-func (w *client) read(ctx context.Context) ([]byte, error) {
-	_, r, err := w.c.Reader(ctx)
-	if err != nil {
-		return nil, err
-	}
-	w.buf, err = loadgen.ReadFrame(w.buf, r)
+func (w *client) read(ctx context.Context) (m []byte, err error) {
+	w.buf, err = loadgen.ReadMessage(ctx, w.buf, w.c.Reader)
 	return w.buf, err
 }
 
@@ -163,31 +159,28 @@ func closeAll(cs []*client) {
 
 // connectAll opens n live clients (ticket i%len(tickets)) with bounded dial concurrency.
 func connectAll(ctx context.Context, s system, tickets []string, n int) ([]*client, error) {
-	cs := make([]*client, n)
-	sem := make(chan struct{}, 128)
-	var wg sync.WaitGroup
-	var first atomic.Value
-	for i := range n {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			c, err := s.Dial(ctx, tickets[i%len(tickets)])
-			if err != nil {
-				first.CompareAndSwap(nil, err)
-				return
-			}
-			cs[i] = c
-		}()
-	}
-	wg.Wait()
-	if err, _ := first.Load().(error); err != nil {
-		closeAll(cs)
+	cs, err := loadgen.DialAll(ctx, n, 128, func(ctx context.Context, i int) (*client, error) {
+		return s.Dial(ctx, tickets[i%len(tickets)])
+	}, func(c *client) { _ = c.c.CloseNow() })
+	if err != nil {
 		return nil, err
 	}
 	for _, c := range cs {
 		c.readForever()
 	}
 	return cs, nil
+}
+
+// ticketsWithClients creates tickets tickets (named after prefix) and opens clients live
+// clients spread over them.
+func ticketsWithClients(ctx context.Context, s system, prefix string, tickets, clients int) ([]string, []*client, error) {
+	ids, err := s.Tickets(ctx, prefix, tickets)
+	if err != nil {
+		return nil, nil, err
+	}
+	cs, err := connectAll(ctx, s, ids, clients)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ids, cs, nil
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ticketflow/ticketflow/libs/tick"
 )
 
 // sizes are the scenario counts (full, -quick and -smoke differ).
@@ -26,11 +28,7 @@ type result map[string]float64
 // (a) latency publish → client at a fixed rate, open loop: every message is sent at its
 // scheduled time in its own goroutine, so a slow acknowledgement never delays the next.
 func latency(ctx context.Context, s system, z sizes, res result) error {
-	ids, err := s.Tickets(ctx, "lat", z.latTickets)
-	if err != nil {
-		return err
-	}
-	cs, err := connectAll(ctx, s, ids, z.latClients)
+	ids, cs, err := ticketsWithClients(ctx, s, "lat", z.latTickets, z.latClients)
 	if err != nil {
 		return err
 	}
@@ -98,11 +96,7 @@ var patterns = []pattern{{"light", 2, 50, false}, {"heavy", 16, 100, false}, {"b
 // (b) fan-out: closed-loop publishers; they pause while the clients are more than maxLag
 // messages per client behind (reported), so the figure is what is delivered sustainably.
 func fanout(ctx context.Context, s system, z sizes, res result) error {
-	ids, err := s.Tickets(ctx, "fan", z.fanTickets)
-	if err != nil {
-		return err
-	}
-	cs, err := connectAll(ctx, s, ids, z.fanClients)
+	ids, cs, err := ticketsWithClients(ctx, s, "fan", z.fanTickets, z.fanClients)
 	if err != nil {
 		return err
 	}
@@ -115,19 +109,11 @@ func fanout(ctx context.Context, s system, z sizes, res result) error {
 		var paused atomic.Bool
 		var pausedNs atomic.Int64
 		pctx, cancel := context.WithCancel(ctx)
-		go func() { // the lag guard
-			t := time.NewTicker(5 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-pctx.Done():
-					return
-				case <-t.C:
-				}
-				d, _ := totalDelivered(cs)
-				paused.Store(published.Load()*per-(d-base) > maxLag*int64(len(cs)))
-			}
-		}()
+		go tick.Every(pctx, 5*time.Millisecond, func() bool { // the lag guard
+			d, _ := totalDelivered(cs)
+			paused.Store(published.Load()*per-(d-base) > maxLag*int64(len(cs)))
+			return true
+		})
 		var wg sync.WaitGroup
 		var failed atomic.Int64
 		for w := range p.publishers {

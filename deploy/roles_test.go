@@ -286,6 +286,12 @@ func TestRolesAgainstPostgres(t *testing.T) {
 	if out, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(out), "TICKETFLOW_COMMAND_DB_PASSWORD") {
 		t.Errorf("roles.sql accepted a placeholder password: %v\n%s", err, out)
 	}
+	// So is a missing one, named.
+	missing := exec.CommandContext(ctx, psql, args...)
+	missing.Env = slices.DeleteFunc(slices.Clone(environ), func(kv string) bool { return strings.HasPrefix(kv, "TICKETFLOW_NOTIFIER_DB_PASSWORD=") })
+	if out, err := missing.CombinedOutput(); err == nil || !strings.Contains(string(out), "not set: TICKETFLOW_NOTIFIER_DB_PASSWORD") {
+		t.Errorf("roles.sql ran without TICKETFLOW_NOTIFIER_DB_PASSWORD: %v\n%s", err, out)
+	}
 
 	allowed := map[string][]string{
 		"command": {

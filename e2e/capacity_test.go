@@ -78,19 +78,8 @@ func TestCapacity(t *testing.T) {
 	const tickets, runs, idleConns, watchers = 60, 400, 3000, 60
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	root, err := topology.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	work := t.TempDir()
-	if err := topology.Build(ctx, root, filepath.Join(work, "bin")); err != nil {
-		t.Fatal(err)
-	}
-	pg, err := topology.StartPostgres(ctx, filepath.Join(work, "pg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Close)
+	_, work := topology.BuildT(t, ctx)
+	pg := topology.StartPostgresT(t, ctx, filepath.Join(work, "pg"))
 	shape := topology.DefaultShape
 	shape.Notifier++ // the last one is the reader without clients
 	top := topology.StartT(t, ctx, shape, topology.Options{

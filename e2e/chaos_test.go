@@ -68,22 +68,10 @@ func TestChaos(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 35*time.Minute)
 	defer cancel()
 
-	root, err := topology.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	work := t.TempDir()
 	began := time.Now()
-	if err := topology.Build(ctx, root, filepath.Join(work, "bin")); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("binaries built in %s", time.Since(began).Round(time.Millisecond))
-
-	pg, err := topology.StartPostgres(ctx, filepath.Join(work, "pg"))
-	if err != nil {
-		t.Fatalf("private PostgreSQL (restarted under load, so the machine's server is left alone): %v", err)
-	}
-	t.Cleanup(pg.Close)
+	_, work := topology.BuildT(t, ctx)
+	// A private PostgreSQL: it is restarted under load, so the machine's server is left alone.
+	pg := topology.StartPostgresT(t, ctx, filepath.Join(work, "pg"))
 	liveURL := pg.URL("ticketflow_chaos")
 	top := topology.StartT(t, ctx, topology.DefaultShape, topology.Options{
 		BinDir: filepath.Join(work, "bin"), Dir: filepath.Join(work, "run"), DatabaseURL: liveURL, JWTSecret: chaosSecret,
@@ -411,25 +399,21 @@ func (f *faultRunner) do(ctx context.Context, ft fault) {
 	case "kill":
 		in := f.pick(ft.target)
 		in.Kill()
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
+		f.wg.Go(func() {
 			sleep(ctx, time.Duration(f.rng2().IntN(400))*time.Millisecond)
 			f.restart(ctx, in)
 			f.release(in, "kill "+string(ft.target))
-		}()
+		})
 	case "pause":
 		// Stopped past its lease: its runs are claimed by others while it still believes it
 		// owns them; when it wakes up it must be fenced.
 		in := f.pick(topology.Processor)
 		in.Stop()
-		f.wg.Add(1)
-		go func() {
-			defer f.wg.Done()
+		f.wg.Go(func() {
 			sleep(ctx, f.lease*2+time.Second)
 			in.Cont()
 			f.release(in, "pause processor past its lease")
-		}()
+		})
 	case "broker":
 		f.wg.Wait() // nothing else restarting: the broker's own downtime is the fault
 		if err := f.top.Broker.Terminate(20 * time.Second); err != nil {

@@ -49,14 +49,7 @@ var perService = map[topology.Kind][]string{
 func TestEveryServiceExposesItsMetrics(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
-	root, err := topology.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	work := t.TempDir()
-	if err := topology.Build(ctx, root, filepath.Join(work, "bin")); err != nil {
-		t.Fatal(err)
-	}
+	root, work := topology.BuildT(t, ctx)
 	top := topology.StartT(t, ctx, topology.Shape{Brokers: 1, Command: 1, Processor: 1, Projector: 1, Notifier: 1}, topology.Options{
 		BinDir: filepath.Join(work, "bin"), Dir: filepath.Join(work, "run"), DatabaseURL: pgtest.NewDatabase(t),
 		JWTSecret: metricsSecret, Partitions: 2,

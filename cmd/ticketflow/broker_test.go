@@ -82,14 +82,7 @@ func TestBrokerKeepsTheLogAcrossRestarts(t *testing.T) {
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("broker exit on SIGTERM: %v", err)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("broker did not stop on SIGTERM")
-	}
+	proctest.Returned(t, done, 20*time.Second, "broker on SIGTERM")
 
 	_, seeds = startBrokerProcess(t, "-addrs", addrs, "-data-dir", dir)
 	cl, err = kgo.NewClient(kgo.SeedBrokers(seeds...), kgo.ConsumeTopics("persisted"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))

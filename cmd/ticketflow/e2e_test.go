@@ -313,13 +313,7 @@ func assertSequence(t *testing.T, got, want []statusStep) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in time")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	proctest.Eventually(t, 20*time.Second, 50*time.Millisecond, "condition", cond)
 }
 
 func TestFailedAfterMaxIterationsThenCancelled(t *testing.T) {

@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -25,6 +24,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/ticketflow/ticketflow/libs/auth"
 	"github.com/ticketflow/ticketflow/libs/gittest"
+	"github.com/ticketflow/ticketflow/libs/goldentest"
 	"github.com/ticketflow/ticketflow/libs/postgres/pgtest"
 	"github.com/ticketflow/ticketflow/libs/proctest"
 	"github.com/ticketflow/ticketflow/libs/sandboxtest"
@@ -68,14 +68,7 @@ func TestOneRunIsOneTraceAndEveryDashboardMetricIsScraped(t *testing.T) {
 	go func() { devErr <- runDevUntil(devCtx) }()
 	t.Cleanup(func() {
 		stopDev()
-		select {
-		case err := <-devErr:
-			if err != nil {
-				t.Errorf("ticketflow dev: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("ticketflow dev did not stop")
-		}
+		proctest.Returned(t, devErr, 30*time.Second, "ticketflow dev")
 	})
 	waitHTTPReady(t, ctx, "http://"+httpAddr+"/readyz", devErr)
 
@@ -222,20 +215,8 @@ func TestOneRunIsOneTraceAndEveryDashboardMetricIsScraped(t *testing.T) {
 			"# scrape of `ticketflow dev` exposes after a run. The dashboard and alert tests in deploy/\n" +
 			"# read it.\n" +
 			strings.Join(names, "\n") + "\n"
-		if *updateMetricNames {
-			if err := os.WriteFile(metricNamesFile, []byte(want), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			return
-		}
-		got, err := os.ReadFile(metricNamesFile)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(got) != want {
-			t.Errorf("%s is not what a scrape exposes (run with -update, then check the dashboard and alerts):\n got: %q\nwant: %q",
-				metricNamesFile, got, want)
-		}
+		goldentest.Check(t, metricNamesFile, want, *updateMetricNames,
+			"go test -run TestOneRunIsOneTraceAndEveryDashboardMetricIsScraped -update, then check the dashboard and alerts")
 	})
 }
 

@@ -52,27 +52,19 @@
 \getenv processor_password TICKETFLOW_PROCESSOR_DB_PASSWORD
 \getenv projector_password TICKETFLOW_PROJECTOR_DB_PASSWORD
 \getenv notifier_password TICKETFLOW_NOTIFIER_DB_PASSWORD
-\if :{?command_password}
-\else
-\echo 'roles.sql: TICKETFLOW_COMMAND_DB_PASSWORD is not set'
-\set missing_password true
-\endif
-\if :{?processor_password}
-\else
-\echo 'roles.sql: TICKETFLOW_PROCESSOR_DB_PASSWORD is not set'
-\set missing_password true
-\endif
-\if :{?projector_password}
-\else
-\echo 'roles.sql: TICKETFLOW_PROJECTOR_DB_PASSWORD is not set'
-\set missing_password true
-\endif
-\if :{?notifier_password}
-\else
-\echo 'roles.sql: TICKETFLOW_NOTIFIER_DB_PASSWORD is not set'
-\set missing_password true
-\endif
-\if :{?missing_password}
+-- The variables that are not set (:{?name} is false), listed in missing_passwords; \gset leaves
+-- it unset when the list is NULL, that is when every password is set.
+SELECT string_agg(name, ', ') AS missing_passwords
+FROM (VALUES
+    ('TICKETFLOW_COMMAND_DB_PASSWORD', :{?command_password}),
+    ('TICKETFLOW_PROCESSOR_DB_PASSWORD', :{?processor_password}),
+    ('TICKETFLOW_PROJECTOR_DB_PASSWORD', :{?projector_password}),
+    ('TICKETFLOW_NOTIFIER_DB_PASSWORD', :{?notifier_password})
+) AS p(name, present)
+WHERE NOT present
+\gset
+\if :{?missing_passwords}
+\echo 'roles.sql: not set:' :missing_passwords
 DO $$ BEGIN RAISE EXCEPTION 'roles.sql: every service database password must be set (see above)'; END $$;
 \endif
 

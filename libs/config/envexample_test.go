@@ -7,13 +7,14 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/ticketflow/ticketflow/libs/goldentest"
 )
 
 var update = flag.Bool("update", false, "rewrite .env.example from the Config structs")
@@ -38,20 +39,7 @@ func TestEnvExampleListsEveryVariable(t *testing.T) {
 		t.Fatalf("found only %d variables under %s: is the scan broken?", len(vars), root)
 	}
 	want := render(vars)
-	path := filepath.Join(root, ".env.example")
-	if *update {
-		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf(".env.example: %v (run: go test ./libs/config -run EnvExample -update)", err)
-	}
-	if string(got) != want {
-		t.Fatalf(".env.example is stale; run: cd libs && go test ./config -run EnvExample -update\n--- want\n%s", want)
-	}
+	goldentest.Check(t, filepath.Join(root, ".env.example"), want, *update, "cd libs && go test ./config -run EnvExample -update")
 }
 
 func collect(t *testing.T, root string) []variable {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/ticketflow/ticketflow/libs/tick"
 )
 
 // Message is a server message of /ws/tickets/{id} (the fields the CLI uses; see
@@ -217,18 +218,10 @@ func (c *Client) watchOnce(ctx context.Context, ticketID, cur string, seen map[s
 	// Keep the connection alive: the server closes sockets silent for its idle timeout.
 	pingCtx, stopPing := context.WithCancel(ctx)
 	defer stopPing()
-	go func() {
-		t := time.NewTicker(20 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-pingCtx.Done():
-				return
-			case <-t.C:
-				_ = conn.Write(pingCtx, websocket.MessageText, []byte("ping"))
-			}
-		}
-	}()
+	go tick.Every(pingCtx, 20*time.Second, func() bool {
+		_ = conn.Write(pingCtx, websocket.MessageText, []byte("ping"))
+		return true
+	})
 	for {
 		_, data, err := conn.Read(ctx)
 		if err != nil {

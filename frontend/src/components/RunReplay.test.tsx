@@ -2,35 +2,10 @@
 import { createRoot } from "react-dom/client";
 import { flushSync } from "react-dom";
 import { describe, expect, it } from "vitest";
-import type { Envelope, EventPage } from "../lib/types";
+import { fakeRunLog } from "../test/runEvents";
 import { formatClock, RunReplay } from "./RunReplay";
 
 (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = false;
-
-const T0 = Date.parse("2026-03-01T10:00:00Z");
-const envelope = (i: number, type: string, sec: number, data: Record<string, unknown>): Envelope => ({
-  id: `ev-${i}`,
-  type,
-  version: 1,
-  ticket_id: "t1",
-  run_id: "r1",
-  occurred_at: new Date(T0 + sec * 1000).toISOString(),
-  actor: "processor",
-  data,
-});
-
-function fakeLog(pageSize: number) {
-  const log: Envelope[] = [];
-  const calls: (string | null)[] = [];
-  const load = async (_run: string, after: string | null): Promise<EventPage> => {
-    calls.push(after);
-    const from = after === null ? 0 : Number(after) + 1;
-    const events = log.slice(from, from + pageSize).map((event, i) => ({ cursor: String(from + i), partition: 0, offset: from + i, event }));
-    return { events, next_cursor: from + pageSize < log.length ? events[events.length - 1].cursor : null };
-  };
-  const add = (type: string, sec: number, data: Record<string, unknown>) => log.push(envelope(log.length, type, sec, data));
-  return { load, add, calls, log };
-}
 
 const until = async (cond: () => boolean, what: string, ms = 5000) => {
   const end = Date.now() + ms;
@@ -46,7 +21,7 @@ const button = (el: HTMLElement, label: string) =>
 
 describe("RunReplay", () => {
   it("loads every page, plays at 50× to the final state with the whole log, says when it skips, and seeks back", async () => {
-    const f = fakeLog(3);
+    const f = fakeRunLog(3);
     f.add("TicketProcessingRequested", 0, { requested_by: "me" });
     f.add("RunStarted", 0.1, { iteration: 1 });
     f.add("StepStarted", 0.2, { step: "run_ci", progress: 85, iteration: 1, attempt: 1 });
@@ -64,7 +39,7 @@ describe("RunReplay", () => {
     flushSync(() => button(el, "Revoir l'exécution").click());
     const player = () => el.querySelector(".replay-player") as HTMLElement | null;
     await until(() => !!player(), "the player");
-    expect(f.calls).toEqual([null, "2", "5", "8"]);
+    expect(f.calls).toEqual([null, "2", "5", "8", "11"]);
     expect(player()!.dataset.total).toBe(String(f.log.length));
     expect(player()!.dataset.replayState).toBe("ready");
     expect(el.querySelectorAll(".replay-marks .rm").length).toBe(2); // the step start and the CI result

@@ -20,6 +20,7 @@ import {
   type Schedule,
 } from "../lib/replay";
 import { stepLabel, type Envelope, type EventPage } from "../lib/types";
+import { CIOutcome } from "./CIOutcome";
 import { FormError } from "./ErrorPanel";
 import { Icon } from "./Icon";
 import { LogViewer } from "./LogViewer";
@@ -290,13 +291,7 @@ export function ReplayPlayer({ events, onClose }: { events: Envelope[]; onClose?
         </div>
         <ProgressBar value={state.progress} status={state.status} label="Progression rejouée" detail={state.step ? stepLabel(state.step) : undefined} />
         <StepTimeline step={state.step} status={state.status} results={state.steps} />
-        {state.ci && (
-          <p className={`ci-result ${state.ci.passed ? "ok" : "ko"}`}>
-            <Icon name={state.ci.passed ? "check" : "x"} size={14} /> CI {state.ci.passed ? "réussie" : "en échec"}
-            {state.ci.exitCode !== null && ` (code ${state.ci.exitCode})`}
-            {state.ci.iteration !== null && ` — itération ${state.ci.iteration}`}
-          </p>
-        )}
+        {state.ci && <CIOutcome ci={state.ci} />}
         {state.llm && (
           <p className="llm-usage muted">
             LLM : {state.llm.calls} appel{state.llm.calls > 1 ? "s" : ""} · {state.toolCalls} outil{state.toolCalls > 1 ? "s" : ""} · {formatUSD(state.llm.costUsd)}

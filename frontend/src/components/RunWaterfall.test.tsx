@@ -2,36 +2,10 @@
 import { createRoot } from "react-dom/client";
 import { flushSync } from "react-dom";
 import { describe, expect, it } from "vitest";
-import type { Envelope, EventPage } from "../lib/types";
+import { fakeRunLog, T0 } from "../test/runEvents";
 import { RunWaterfall } from "./RunWaterfall";
 
 (globalThis as { IS_REACT_ACT_ENVIRONMENT?: boolean }).IS_REACT_ACT_ENVIRONMENT = false;
-
-const T0 = Date.parse("2026-03-01T10:00:00Z");
-const envelope = (i: number, type: string, sec: number, data: Record<string, unknown>): Envelope => ({
-  id: `ev-${i}`,
-  type,
-  version: 1,
-  ticket_id: "t1",
-  run_id: "r1",
-  occurred_at: new Date(T0 + sec * 1000).toISOString(),
-  actor: "processor",
-  data,
-});
-
-/** A fake GET /api/runs/{run}/events over a log that grows: pages of pageSize after a cursor. */
-function fakeLog(pageSize: number) {
-  const log: Envelope[] = [];
-  const calls: (string | null)[] = [];
-  const load = async (_run: string, after: string | null): Promise<EventPage> => {
-    calls.push(after);
-    const from = after === null ? 0 : Number(after) + 1;
-    const events = log.slice(from, from + pageSize).map((event, i) => ({ cursor: String(from + i), partition: 0, offset: from + i, event }));
-    return { events, next_cursor: events.length === pageSize ? events[events.length - 1].cursor : null };
-  };
-  const add = (type: string, sec: number, data: Record<string, unknown>) => log.push(envelope(log.length, type, sec, data));
-  return { load, add, calls };
-}
 
 const until = async (cond: () => boolean, what: string) => {
   for (let i = 0; i < 200; i++) {
@@ -43,7 +17,7 @@ const until = async (cond: () => boolean, what: string) => {
 
 describe("RunWaterfall", () => {
   it("draws one labelled row per step attempt, follows new events and offers a table", async () => {
-    const f = fakeLog(2);
+    const f = fakeRunLog(2);
     f.add("RunStarted", 0, { iteration: 1 });
     f.add("StepStarted", 0, { step: "check_iterations", iteration: 1, attempt: 1 });
     f.add("StepCompleted", 1, { step: "check_iterations", iteration: 1, attempt: 1, outcome: "ok", duration_ms: 1000 });
@@ -96,7 +70,7 @@ describe("RunWaterfall", () => {
   });
 
   it("keeps asking for a while after the run stops being live, until its terminal event shows", async () => {
-    const f = fakeLog(10);
+    const f = fakeRunLog(10);
     f.add("RunStarted", 0, { iteration: 1 });
     f.add("StepStarted", 0, { step: "run_ci", iteration: 1, attempt: 1 });
     const el = document.createElement("div");
@@ -118,7 +92,7 @@ describe("RunWaterfall", () => {
   });
 
   it("says so when the run has no step yet", async () => {
-    const f = fakeLog(10);
+    const f = fakeRunLog(10);
     const el = document.createElement("div");
     const root = createRoot(el);
     flushSync(() => root.render(<RunWaterfall runId="r1" load={f.load} />));

@@ -7,6 +7,7 @@ import { useEffect, useRef } from "react";
 import { useTicketConnection } from "../hooks/useTicketProcessing";
 import { formatUSD } from "../lib/format";
 import { stepLabel, isActive, type LogEntry, type TicketStatus } from "../lib/types";
+import { CIOutcome } from "./CIOutcome";
 import { ConnectionPill } from "./ConnectionPill";
 import { ErrorPanel } from "./ErrorPanel";
 import { Icon } from "./Icon";
@@ -55,13 +56,7 @@ export function TicketProcessingStatus({ ticketId, onComplete, onError }: Ticket
       <ProgressBar value={progress} status={status} detail={step ? stepLabel(step) : undefined} />
       <StepTimeline step={step} status={status} results={state.steps} />
 
-      {state.ci && (
-        <p className={`ci-result ${state.ci.passed ? "ok" : "ko"}`}>
-          <Icon name={state.ci.passed ? "check" : "x"} size={14} /> CI {state.ci.passed ? "réussie" : "en échec"}
-          {state.ci.exitCode !== null && ` (code ${state.ci.exitCode})`}
-          {state.ci.iteration !== null && ` — itération ${state.ci.iteration}`}
-        </p>
-      )}
+      {state.ci && <CIOutcome ci={state.ci} />}
       {state.llm && (
         <p className="llm-usage muted" data-testid="llm-usage">
           LLM : {state.llm.calls} appel{state.llm.calls > 1 ? "s" : ""} · {state.llm.inputTokens.toLocaleString("fr-FR")} jetons en entrée ·{" "}

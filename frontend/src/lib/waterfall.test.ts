@@ -1,23 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { runEvent, T0 } from "../test/runEvents";
 import type { Envelope } from "./types";
 import { computeWaterfall, placement, ticksFor } from "./waterfall";
 
-const T0 = Date.parse("2026-03-01T10:00:00Z");
 let seq = 0;
-/** ev builds an envelope of the run at T0 + sec seconds. */
-function ev(type: string, sec: number, data: Record<string, unknown> = {}): Envelope {
-  seq++;
-  return {
-    id: `ev-${seq}`,
-    type,
-    version: 1,
-    ticket_id: "t1",
-    run_id: "r1",
-    occurred_at: new Date(T0 + sec * 1000).toISOString(),
-    actor: "processor",
-    data,
-  };
-}
+/** ev builds the next envelope of the run at T0 + sec seconds. */
+const ev = (type: string, sec: number, data: Record<string, unknown> = {}): Envelope => runEvent(++seq, type, sec, data);
 const started = (sec: number, step: string, iteration = 1, attempt = 1) => ev("StepStarted", sec, { step, iteration, attempt, progress: 0, message: `start ${step}` });
 const completed = (sec: number, step: string, durationSec: number, iteration = 1, attempt = 1, outcome = "ok", error?: string) =>
   ev("StepCompleted", sec, { step, iteration, attempt, outcome, duration_ms: durationSec * 1000, ...(error ? { error } : {}) });

@@ -25,27 +25,18 @@ const SERIES = [
   { key: "p99_ms", label: "p99", className: "s-p99" },
 ] as const;
 
+/** isoSeconds is the instant ms (Unix milliseconds) in ISO 8601 without its milliseconds. */
+const isoSeconds = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+
 export function AnalyticsPage() {
   useTitle("Latence des étapes");
   const [windowS, setWindowS] = useState(24 * 3600);
   const [anchor, setAnchor] = useState(() => Date.now());
-  const data = useAsync(
-    (signal) => {
-      const until = new Date(anchor);
-      const since = new Date(anchor - windowS * 1000);
-      return api.stepAnalytics(since.toISOString().replace(/\.\d{3}Z$/, "Z"), until.toISOString().replace(/\.\d{3}Z$/, "Z"), signal);
-    },
-    [windowS, anchor],
-  );
-
-  const llm = useAsync(
-    (signal) => {
-      const until = new Date(anchor);
-      const since = new Date(anchor - windowS * 1000);
-      return api.llmAnalytics(since.toISOString().replace(/\.\d{3}Z$/, "Z"), until.toISOString().replace(/\.\d{3}Z$/, "Z"), signal);
-    },
-    [windowS, anchor],
-  );
+  // Both panels ask for the same window, the windowS seconds up to anchor, in whole seconds.
+  const since = isoSeconds(anchor - windowS * 1000);
+  const until = isoSeconds(anchor);
+  const data = useAsync((signal) => api.stepAnalytics(since, until, signal), [windowS, anchor]);
+  const llm = useAsync((signal) => api.llmAnalytics(since, until, signal), [windowS, anchor]);
 
   const steps = useMemo(() => {
     const list = data.data?.steps ?? [];

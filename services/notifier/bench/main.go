@@ -244,12 +244,8 @@ func (b *bench) dial(ctx context.Context, ticket, cur string) (*wsClient, error)
 }
 
 // read returns the next message (valid until the next read).
-func (w *wsClient) read(ctx context.Context) ([]byte, error) {
-	_, r, err := w.c.Reader(ctx)
-	if err != nil {
-		return nil, err
-	}
-	w.buf, err = loadgen.ReadFrame(w.buf, r)
+func (w *wsClient) read(ctx context.Context) (m []byte, err error) {
+	w.buf, err = loadgen.ReadMessage(ctx, w.buf, w.c.Reader)
 	return w.buf, err
 }
 
@@ -289,40 +285,25 @@ func latencyOf(m []byte, now time.Time) (int64, bool) {
 // connectAll opens one client per ticket slot with bounded dial concurrency and waits for
 // each one's connected and replay_complete messages.
 func (b *bench) connectAll(ctx context.Context, ticketOf func(i int) string, n int) ([]*wsClient, error) {
-	clients := make([]*wsClient, n)
-	sem := make(chan struct{}, 256)
-	var wg sync.WaitGroup
-	var firstErr atomic.Value
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			c, err := b.dial(ctx, ticketOf(i), "")
-			if err == nil {
-				var m []byte
-				if m, err = c.read(ctx); err == nil && string(field(m, typeKey)) != "connected" {
-					err = fmt.Errorf("first message %s", m)
-				}
-				// Then the (empty) replay up to replay_complete: what follows is live.
-				for err == nil && string(field(m, typeKey)) != "replay_complete" {
-					m, err = c.read(ctx)
-				}
-			}
-			if err != nil {
-				firstErr.CompareAndSwap(nil, err)
-				return
-			}
-			clients[i] = c
-		}()
-	}
-	wg.Wait()
-	if err, _ := firstErr.Load().(error); err != nil {
-		closeAll(clients)
-		return nil, err
-	}
-	return clients, nil
+	return loadgen.DialAll(ctx, n, 256, func(ctx context.Context, i int) (*wsClient, error) {
+		c, err := b.dial(ctx, ticketOf(i), "")
+		if err != nil {
+			return nil, err
+		}
+		m, err := c.read(ctx)
+		if err == nil && string(field(m, typeKey)) != "connected" {
+			err = fmt.Errorf("first message %s", m)
+		}
+		// Then the (empty) replay up to replay_complete: what follows is live.
+		for err == nil && string(field(m, typeKey)) != "replay_complete" {
+			m, err = c.read(ctx)
+		}
+		if err != nil {
+			_ = c.c.CloseNow()
+			return nil, err
+		}
+		return c, nil
+	}, func(c *wsClient) { _ = c.c.CloseNow() })
 }
 
 // audience creates tickets tickets (their ids made of prefix) and connects n clients spread

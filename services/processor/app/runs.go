@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/libs/tick"
 )
 
 // runAppender appends a run's events through its own producer, with the test hooks around.
@@ -173,21 +174,13 @@ func (a *Application) startDriver(ctx context.Context, runID string) {
 // PostgreSQL, so a request handled by another replica reaches the owner too).
 func (a *Application) watchCancel(ctx context.Context, runID string) (context.Context, func()) {
 	stepCtx, cancel := context.WithCancel(ctx)
-	go func() {
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stepCtx.Done():
-				return
-			case <-t.C:
-				if a.cancelRequested(stepCtx, runID) != "" {
-					cancel()
-					return
-				}
-			}
+	go tick.Every(stepCtx, 250*time.Millisecond, func() bool {
+		if a.cancelRequested(stepCtx, runID) != "" {
+			cancel()
+			return false
 		}
-	}()
+		return true
+	})
 	return stepCtx, cancel
 }
 
