@@ -3,6 +3,7 @@ package forge_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -18,7 +19,7 @@ const token = "tok-secret-123"
 
 // exercise walks a client through a run's life: open a draft, find it again, update it, set
 // statuses, mark it ready.
-func exercise(t *testing.T, f forge.Forge, srv *forgetest.Server, repo forge.Repo) {
+func exercise(t *testing.T, f forge.Forge, srv *forgetest.Server, repo forge.Repo, number int) {
 	t.Helper()
 	ctx := context.Background()
 	if pr, err := f.FindOpen(ctx, repo, "ticketflow-pr/t1"); err != nil || pr != nil {
@@ -28,7 +29,7 @@ func exercise(t *testing.T, f forge.Forge, srv *forgetest.Server, repo forge.Rep
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pr.Number != 1 || !pr.Draft || pr.URL == "" {
+	if pr.Number != number || !pr.Draft || pr.URL == "" {
 		t.Fatalf("opened %+v", pr)
 	}
 	found, err := f.FindOpen(ctx, repo, "ticketflow-pr/t1")
@@ -52,8 +53,11 @@ func exercise(t *testing.T, f forge.Forge, srv *forgetest.Server, repo forge.Rep
 		t.Fatal(err)
 	}
 	prs := srv.PRs()
-	if len(prs) != 1 || prs[0].Draft || prs[0].Body != "body 2" || !strings.HasSuffix(prs[0].Title, "Fix it (2)") || strings.Contains(prs[0].Title, "Draft") {
-		t.Fatalf("PRs = %+v", prs)
+	if len(prs) != number {
+		t.Fatalf("%d PRs, want %d", len(prs), number)
+	}
+	if p := prs[number-1]; p.Draft || p.Body != "body 2" || !strings.HasSuffix(p.Title, "Fix it (2)") || strings.Contains(p.Title, "Draft") || strings.Contains(p.Title, "WIP") {
+		t.Fatalf("PR = %+v", p)
 	}
 	sts := srv.Statuses()
 	if len(sts) != 2 || sts[0].SHA != "abc123" || sts[0].Context != "ticketflow/ci" || sts[0].TargetURL != "http://x/tickets/t1" {
@@ -67,10 +71,33 @@ func exercise(t *testing.T, f forge.Forge, srv *forgetest.Server, repo forge.Rep
 	}
 }
 
+// Gitea's list of pull requests has no head filter: the client pages through the open ones
+// (here 60 of other contributors' before its own) and tells its own by the head branch.
+func TestGiteaClient(t *testing.T) {
+	srv := forgetest.NewGitea(t, "acme/demo", token)
+	for i := range 60 {
+		srv.AddOpen(fmt.Sprintf("feature-%d", i))
+	}
+	f := forge.NewGitea(srv.API(), token, 5*time.Second)
+	exercise(t, f, srv, forge.Repo{Host: "git.example.org", Path: "acme/demo"}, 61)
+	if sts := srv.Statuses(); sts[0].State != "failure" || sts[1].State != "success" {
+		t.Fatalf("states = %+v", sts)
+	}
+	pages := 0
+	for _, r := range srv.Requests() {
+		if strings.HasPrefix(r, "GET /api/v1/repos/acme/demo/pulls") {
+			pages++
+		}
+	}
+	if pages < 6 { // three lookups, two pages each
+		t.Fatalf("the lookups did not page: %q", srv.Requests())
+	}
+}
+
 func TestGitHubClient(t *testing.T) {
 	srv := forgetest.NewGitHub(t, "acme/demo", token)
 	f := forge.NewGitHub(srv.API(), token, 5*time.Second)
-	exercise(t, f, srv, forge.Repo{Host: "github.com", Path: "acme/demo"})
+	exercise(t, f, srv, forge.Repo{Host: "github.com", Path: "acme/demo"}, 1)
 	if sts := srv.Statuses(); sts[0].State != "failure" || sts[1].State != "success" {
 		t.Fatalf("states = %+v", sts)
 	}
@@ -86,7 +113,7 @@ func TestGitHubClient(t *testing.T) {
 func TestGitLabClient(t *testing.T) {
 	srv := forgetest.NewGitLab(t, "team/sub/demo", token)
 	f := forge.NewGitLab(srv.API(), token, 5*time.Second)
-	exercise(t, f, srv, forge.Repo{Host: "gitlab.example.com", Path: "team/sub/demo"})
+	exercise(t, f, srv, forge.Repo{Host: "gitlab.example.com", Path: "team/sub/demo"}, 1)
 	if sts := srv.Statuses(); sts[0].State != "failed" || sts[1].State != "success" {
 		t.Fatalf("states = %+v", sts)
 	}

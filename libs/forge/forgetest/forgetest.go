@@ -1,4 +1,4 @@
-// Package forgetest runs fake forges for tests: a GitHub and a GitLab HTTP server speaking the
+// Package forgetest runs fake forges for tests: a GitHub, a GitLab and a Gitea HTTP server speaking the
 // documented endpoints ticketflow uses (pull/merge request list, create and update, commit
 // statuses, GitHub's markPullRequestReadyForReview GraphQL mutation), keeping what they were
 // told, and builders of signed review webhooks.
@@ -70,12 +70,33 @@ func NewGitLab(t testing.TB, repo, token string) *Server {
 	return s
 }
 
+// NewGitea starts a fake Gitea/Forgejo API (base: URL + "/api/v1") for repo ("owner/name").
+func NewGitea(t testing.TB, repo, token string) *Server {
+	s := &Server{Token: token, Repo: repo, kind: forge.Gitea}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.gitea))
+	t.Cleanup(s.Close)
+	return s
+}
+
 // API is the base a client is configured with.
 func (s *Server) API() string {
-	if s.kind == forge.GitLab {
+	switch s.kind {
+	case forge.GitLab:
 		return s.URL + "/api/v4"
+	case forge.Gitea:
+		return s.URL + "/api/v1"
 	}
 	return s.URL
+}
+
+// AddOpen adds an open pull request from head that ticketflow did not open (another
+// contributor's), so a client must tell it from its own.
+func (s *Server) AddOpen(head string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.prs) + 1
+	s.prs = append(s.prs, &PR{Number: n, NodeID: fmt.Sprintf("PR_node%d", n), Title: "other " + head, Head: head, Base: "main",
+		State: "open", URL: fmt.Sprintf("%s/%s/pulls/%d", s.URL, s.Repo, n)})
 }
 
 // PRs is a copy of the pull requests.
@@ -244,6 +265,96 @@ func (s *Server) github(w http.ResponseWriter, r *http.Request) {
 		case "pending", "success", "failure", "error":
 		default:
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed"})
+			return
+		}
+		s.statuses = append(s.statuses, Status{SHA: strings.TrimPrefix(path, prefix+"/statuses/"), State: in.State, Context: in.Context,
+			Description: in.Description, TargetURL: in.TargetURL})
+		writeJSON(w, http.StatusCreated, in)
+	default:
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
+	}
+}
+
+func (s *Server) giteaPR(p *PR) map[string]any {
+	return map[string]any{"number": p.Number, "html_url": p.URL, "title": p.Title, "body": p.Body, "state": p.State,
+		"draft": strings.HasPrefix(p.Title, "WIP: "), "head": map[string]any{"ref": p.Head}, "base": map[string]any{"ref": p.Base}}
+}
+
+// gitea serves /api/v1/repos/{o}/{r}/pulls[/{n}] (the list paged by page and limit, with no
+// head filter; a work-in-progress PR is one whose title starts "WIP: ") and
+// /api/v1/repos/{o}/{r}/statuses/{sha}, with "Authorization: token <t>".
+func (s *Server) gitea(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.pre(w, r, r.Header.Get("Authorization") == "token "+s.Token) {
+		return
+	}
+	prefix := "/api/v1/repos/" + s.Repo
+	path := r.URL.Path
+	switch {
+	case r.Method == http.MethodGet && path == prefix+"/pulls":
+		page, _ := strconv.Atoi(r.URL.Query().Get("page"))
+		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+		page, limit = max(page, 1), min(max(limit, 1), 50)
+		var open []map[string]any
+		for _, p := range s.prs {
+			if r.URL.Query().Get("state") != "open" || p.State == "open" {
+				open = append(open, s.giteaPR(p))
+			}
+		}
+		from, to := min((page-1)*limit, len(open)), min(page*limit, len(open))
+		writeJSON(w, http.StatusOK, append([]map[string]any{}, open[from:to]...))
+	case r.Method == http.MethodPost && path == prefix+"/pulls":
+		var in struct{ Title, Body, Head, Base string }
+		if !decode(w, r, &in) {
+			return
+		}
+		for _, p := range s.prs {
+			if p.State == "open" && p.Head == in.Head && p.Base == in.Base {
+				writeJSON(w, http.StatusConflict, map[string]any{"message": fmt.Sprintf("pull request already exists for these targets [id: %d, issue_id: %d, head_repo_id: 1, base_repo_id: 1, head_branch: %s, base_branch: %s]", p.Number, p.Number, in.Head, in.Base)})
+				return
+			}
+		}
+		if in.Title == "" || in.Head == "" || in.Base == "" {
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "[Title]: Required"})
+			return
+		}
+		n := len(s.prs) + 1
+		p := &PR{Number: n, Title: in.Title, Body: in.Body, Head: in.Head, Base: in.Base, Draft: strings.HasPrefix(in.Title, "WIP: "),
+			State: "open", URL: fmt.Sprintf("%s/%s/pulls/%d", s.URL, s.Repo, n)}
+		s.prs = append(s.prs, p)
+		writeJSON(w, http.StatusCreated, s.giteaPR(p))
+	case r.Method == http.MethodPatch && strings.HasPrefix(path, prefix+"/pulls/"):
+		p := s.byNumber(strings.TrimPrefix(path, prefix+"/pulls/"))
+		if p == nil {
+			writeJSON(w, http.StatusNotFound, map[string]any{"message": "The target couldn't be found."})
+			return
+		}
+		var in map[string]string
+		if !decode(w, r, &in) {
+			return
+		}
+		if v, ok := in["title"]; ok {
+			p.Title, p.Draft = v, strings.HasPrefix(v, "WIP: ")
+		}
+		if v, ok := in["body"]; ok {
+			p.Body = v
+		}
+		writeJSON(w, http.StatusCreated, s.giteaPR(p))
+	case r.Method == http.MethodPost && strings.HasPrefix(path, prefix+"/statuses/"):
+		var in struct {
+			State       string `json:"state"`
+			Context     string `json:"context"`
+			Description string `json:"description"`
+			TargetURL   string `json:"target_url"`
+		}
+		if !decode(w, r, &in) {
+			return
+		}
+		switch in.State {
+		case "pending", "success", "error", "failure", "warning":
+		default:
+			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "invalid state"})
 			return
 		}
 		s.statuses = append(s.statuses, Status{SHA: strings.TrimPrefix(path, prefix+"/statuses/"), State: in.State, Context: in.Context,
