@@ -239,7 +239,7 @@ func replay(ctx context.Context, s system, z sizes, res result) error {
 				return err
 			}
 		}
-		time.Sleep(300 * time.Millisecond)
+		settled := waitIdle(s.PID(), 30*time.Second)
 		var ts []float64
 		for range 3 {
 			t0 := time.Now()
@@ -253,7 +253,7 @@ func replay(ctx context.Context, s system, z sizes, res result) error {
 			ts = append(ts, msOf(time.Since(t0)))
 		}
 		res[fmt.Sprintf("replay_%d", n)] = median(ts)
-		fmt.Printf("    %-18s (d) replay of %d missed events: %.2f ms (tries %.1f / %.1f / %.1f ms)\n", s.Name(), n, median(ts), ts[0], ts[1], ts[2])
+		fmt.Printf("    %-18s (d) replay of %d missed events: %.2f ms (tries %.1f / %.1f / %.1f ms; idle %.1f s after publishing)\n", s.Name(), n, median(ts), ts[0], ts[1], ts[2], settled.Seconds())
 	}
 	return nil
 }

@@ -142,6 +142,48 @@ func rssOf(pid int) (int64, error) {
 	return 0, errors.New("no VmRSS")
 }
 
+// cpuTicks is the CPU time (user + system, in clock ticks) process pid has used so far.
+func cpuTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name (which may hold spaces) start after its ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("malformed /proc stat")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	return utime + stime, errors.Join(err1, err2)
+}
+
+// waitIdle returns once pid has used (almost) no CPU for three 100 ms windows in a row, or
+// after limit: what was published has then been handled everywhere it goes (Centrifugo's
+// history; ticketflow's broker, projector and notifier), so a replay measured next is the
+// replay alone on both systems.
+func waitIdle(pid int, limit time.Duration) time.Duration {
+	start := time.Now()
+	last, err := cpuTicks(pid)
+	for quiet := 0; err == nil && quiet < 3 && time.Since(start) < limit; {
+		time.Sleep(100 * time.Millisecond)
+		var now int64
+		if now, err = cpuTicks(pid); err == nil {
+			if now-last <= 1 { // ≤ 10 ms of CPU in 100 ms
+				quiet++
+			} else {
+				quiet = 0
+			}
+			last = now
+		}
+	}
+	return time.Since(start)
+}
+
 // ---- Centrifugo ----
 
 const (
