@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
-import { startBrowserStack } from "./browser.mjs";
+import { readLog, startBrowserStack } from "./browser.mjs";
 import { allEvents } from "./stack.mjs";
 
 // Four simulated steps log LINES_PER_STEP lines each (the others one or two).
@@ -50,21 +50,8 @@ it("streams a 10,000+ line log smoothly and completely", async () => {
   assert.ok(maxGap < 250, `the page froze for ${maxGap.toFixed(0)} ms`);
 
   // Every line, in order, exactly once (read by scrolling the virtualized list).
-  const rows = await page.evaluate(async () => {
-    const el = document.querySelector("section.tps .logs-scroll");
-    const out = new Map();
-    const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-    el.scrollTop = 0;
-    await frame();
-    for (;;) {
-      for (const row of el.querySelectorAll(".log-row")) out.set(Number(row.dataset.index), row.dataset.eventId);
-      if (el.scrollTop + el.clientHeight >= el.scrollHeight - 1) break;
-      el.scrollTop += el.clientHeight + 15 * 22; // the list renders 20 rows beyond the view
-      await frame();
-    }
-    return [...out.entries()].sort((a, b) => a[0] - b[0]).map(([, id]) => id);
-  });
+  const { rows } = await readLog(page, "section.tps .logs-scroll", { skip: 15 * 22 }); // the list renders 20 rows beyond the view
   assert.equal(rows.length, audit.length);
-  assert.deepEqual(rows, audit.map((e) => e.event.id));
+  assert.deepEqual(rows.map((r) => r.id), audit.map((e) => e.event.id));
   assert.deepEqual(env.errors, []);
 });

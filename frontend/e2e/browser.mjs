@@ -41,3 +41,33 @@ export async function startBrowserStack(options = {}) {
     },
   };
 }
+
+/**
+ * readLog reads every line of the virtualized log at selector (a `.logs-scroll`) by scrolling
+ * it from top to bottom: { total: its data-count when the reading starts, rows: [{ id, message }]
+ * in index order }.
+ * Each scroll moves one view plus skip pixels (rows the list renders beyond the view).
+ */
+export async function readLog(page, selector, { skip = 0 } = {}) {
+  return page.evaluate(
+    async ({ selector, skip }) => {
+      const el = document.querySelector(selector);
+      if (!el) throw new Error(`no log viewer at ${selector}`);
+      const total = Number(el.dataset.count);
+      const rows = new Map();
+      const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+      el.scrollTop = 0;
+      await frame();
+      for (let guard = 0; guard < 10_000; guard++) {
+        for (const row of el.querySelectorAll(".log-row")) {
+          rows.set(Number(row.dataset.index), { id: row.dataset.eventId, message: row.querySelector(".log-msg")?.textContent ?? "" });
+        }
+        if (el.scrollTop + el.clientHeight >= el.scrollHeight - 1) break;
+        el.scrollTop += el.clientHeight + skip;
+        await frame();
+      }
+      return { total, rows: [...rows.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v) };
+    },
+    { selector, skip },
+  );
+}

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
-import { startBrowserStack } from "./browser.mjs";
+import { readLog, startBrowserStack } from "./browser.mjs";
 import { allEvents, frontendDir } from "./stack.mjs";
 
 // Three simulated steps log LINES_PER_STEP lines each per iteration; two iterations are more
@@ -96,22 +96,7 @@ it("replays a finished run at 50× with the audit trail's log lines in order", a
   assert.equal(await player.locator(".ci-result.ok").count(), 1);
 
   // Every line, in order, exactly once (read by scrolling the virtualised list).
-  const screen = await page.evaluate(async () => {
-    const el = document.querySelector("section.replay-card .replay-player .logs-scroll");
-    const rows = new Map();
-    const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-    el.scrollTop = 0;
-    await frame();
-    for (let guard = 0; guard < 10_000; guard++) {
-      for (const row of el.querySelectorAll(".log-row")) {
-        rows.set(Number(row.dataset.index), { id: row.dataset.eventId, message: row.querySelector(".log-msg")?.textContent ?? "" });
-      }
-      if (el.scrollTop + el.clientHeight >= el.scrollHeight - 1) break;
-      el.scrollTop += el.clientHeight;
-      await frame();
-    }
-    return { total: Number(el.dataset.count), rows: [...rows.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v) };
-  });
+  const screen = await readLog(page, "section.replay-card .replay-player .logs-scroll");
   assert.equal(screen.total, audit.length);
   assert.deepEqual(screen.rows, audit);
 

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { startBrowserStack } from "./browser.mjs";
+import { readLog, startBrowserStack } from "./browser.mjs";
 import { allEvents, frontendDir } from "./stack.mjs";
 
 let env;
@@ -33,28 +33,8 @@ async function waitForCompleted(timeout = 60_000) {
 }
 
 /** screenLog reads every line of the virtualized log by scrolling it from top to bottom. */
-async function screenLog() {
-  return page.evaluate(async () => {
-    const el = document.querySelector("section.tps .logs-scroll");
-    if (!el) throw new Error("no log viewer");
-    const rows = new Map();
-    const total = Number(el.getAttribute("data-count"));
-    const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-    el.scrollTop = 0;
-    await frame();
-    for (let guard = 0; guard < 10_000; guard++) {
-      for (const row of el.querySelectorAll(".log-row")) {
-        rows.set(Number(row.getAttribute("data-index")), {
-          id: row.getAttribute("data-event-id"),
-          message: row.querySelector(".log-msg")?.textContent ?? "",
-        });
-      }
-      if (el.scrollTop + el.clientHeight >= el.scrollHeight - 1) break;
-      el.scrollTop += el.clientHeight;
-      await frame();
-    }
-    return { total, rows: [...rows.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v) };
-  });
+function screenLog() {
+  return readLog(page, "section.tps .logs-scroll");
 }
 
 /** auditLog is the run's LogEmitted events from GET /api/runs/{id}/events, in order. */
