@@ -14,18 +14,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, it } from "node:test";
-import { chromium } from "playwright-core";
-import { allEvents, startStack } from "./stack.mjs";
+import { startBrowserStack } from "./browser.mjs";
+import { allEvents } from "./stack.mjs";
 
 const run = promisify(execFile);
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
 
-let stack;
-let browser;
 let dir;
 let origin;
-const errors = [];
 
 // A repository the sandbox uid can read: the ticket's subject is in one of its files, and its
 // CI prints a few lines slowly enough that the live page shows them as they come.
@@ -46,11 +41,12 @@ async function makeOrigin(root) {
   return bare;
 }
 
+let env;
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), "tf-agent-e2e-"));
   chmodSync(dir, 0o755);
   origin = await makeOrigin(dir);
-  stack = await startStack({
+  env = await startBrowserStack({
     extraEnv: {
       TICKETFLOW_EXECUTOR: "real",
       TICKETFLOW_LLM_PROVIDER: "demo",
@@ -61,31 +57,26 @@ before(async () => {
       // The demo model priced like claude-sonnet-4-5, so the run has a cost to show.
       TICKETFLOW_LLM_PRICES: "demo=3:15",
     },
-    log: (m) => console.log(`# ${m.split("\n").join("\n# ")}`),
   });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
 });
 
 after(async () => {
-  await browser?.close().catch(() => {});
-  await stack?.stop();
+  await env?.stop();
   if (dir && !process.env.E2E_KEEP_TMP) rmSync(dir, { recursive: true, force: true });
 });
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 it("shows the agent's tool calls live, its cost, and replays its log", async () => {
-  const ticket = await stack.api("/api/tickets", {
+  const ticket = await env.stack.api("/api/tickets", {
     method: "POST",
     body: JSON.stringify({ title: "Invoice rounding", repository_url: `file://${origin}`, base_branch: "main", ci_command: "./ci.sh" }),
   });
-  const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
-  page.on("console", (m) => m.type() === "error" && errors.push(`${m.text()} (${m.location().url})`));
-  page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`${stack.baseUrl}/tickets/${encodeURIComponent(ticket.id)}#access_token=${stack.token}`);
+  const page = await env.openPage();
+  await page.goto(`${env.stack.baseUrl}/tickets/${encodeURIComponent(ticket.id)}#access_token=${env.stack.token}`);
   const live = page.locator("section.tps");
   await live.waitFor();
-  await stack.api("/api/tickets/processing/start", { method: "POST", body: JSON.stringify({ ticket_id: ticket.id }) });
+  await env.stack.api("/api/tickets/processing/start", { method: "POST", body: JSON.stringify({ ticket_id: ticket.id }) });
 
   // Live: the tool calls reach the page while the run is still going (CI after them takes > 1 s).
   await live.locator(".log-row.lvl-tool").first().waitFor({ timeout: 120_000 });
@@ -94,14 +85,14 @@ it("shows the agent's tool calls live, its cost, and replays its log", async () 
 
   let t;
   for (const deadline = Date.now() + 180_000; ; ) {
-    t = await stack.api(`/api/tickets/${encodeURIComponent(ticket.id)}`);
+    t = await env.stack.api(`/api/tickets/${encodeURIComponent(ticket.id)}`);
     if (t.status === "COMPLETED") break;
     assert.ok(!["FAILED", "CANCELLED"].includes(t.status), `the run ended ${t.status}: ${t.error ?? ""}`);
     assert.ok(Date.now() < deadline, `the run is still ${t.status}`);
     await sleep(500);
   }
   const runId = t.current_run_id;
-  const trail = (await allEvents(stack.api, `/api/runs/${encodeURIComponent(runId)}/events`)).map((e) => e.event);
+  const trail = (await allEvents(env.stack.api, `/api/runs/${encodeURIComponent(runId)}/events`)).map((e) => e.event);
   const tools = trail.filter((e) => e.type === "AgentToolCalled");
   assert.deepEqual(
     tools.map((e) => e.data.tool),
@@ -113,7 +104,7 @@ it("shows the agent's tool calls live, its cost, and replays its log", async () 
   assert.equal(await live.locator(".log-row.lvl-tool").count(), tools.length);
 
   // The cost: the page's LLM line says the run's calls as the API sums them.
-  const runs = await stack.api(`/api/tickets/${encodeURIComponent(ticket.id)}/runs`);
+  const runs = await env.stack.api(`/api/tickets/${encodeURIComponent(ticket.id)}/runs`);
   const r = (runs.runs ?? runs).find((x) => x.id === runId);
   assert.ok(r.llm_calls >= 1, `the run has ${r.llm_calls} LLM calls`);
   assert.ok(r.llm_cost_usd > 0, `the run cost ${r.llm_cost_usd} USD`);
@@ -152,5 +143,5 @@ it("shows the agent's tool calls live, its cost, and replays its log", async () 
     if (e.type === "LogEmitted") assert.equal(row.message, e.data.message);
     else assert.ok(row.message.includes(e.data.tool), `tool row ${row.message}`);
   });
-  assert.deepEqual(errors, []);
+  assert.deepEqual(env.errors, []);
 });

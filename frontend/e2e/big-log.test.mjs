@@ -3,38 +3,22 @@
 
 import assert from "node:assert/strict";
 import { after, before, it } from "node:test";
-import { chromium } from "playwright-core";
-import { allEvents, startStack } from "./stack.mjs";
+import { readLog, startBrowserStack } from "./browser.mjs";
+import { allEvents } from "./stack.mjs";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
 // Four simulated steps log LINES_PER_STEP lines each (the others one or two).
 const LINES_PER_STEP = 2600;
 
-let stack;
-let browser;
-const errors = [];
-
+let env;
 before(async () => {
-  stack = await startStack({
-    stepDelay: "1s",
-    extraEnv: { TICKETFLOW_SIM_LOGS_PER_STEP: String(LINES_PER_STEP) },
-    log: (m) => console.log(`# ${m.split("\n").join("\n# ")}`),
-  });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  env = await startBrowserStack({ stepDelay: "1s", extraEnv: { TICKETFLOW_SIM_LOGS_PER_STEP: String(LINES_PER_STEP) } });
 });
-
-after(async () => {
-  await browser?.close().catch(() => {});
-  await stack?.stop();
-});
+after(() => env?.stop());
 
 it("streams a 10,000+ line log smoothly and completely", async () => {
-  const ticket = await stack.api("/api/tickets", { method: "POST", body: JSON.stringify({ title: "Gros journal" }) });
-  const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
-  page.on("console", (m) => m.type() === "error" && errors.push(`${m.text()} (${m.location().url})`));
-  page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`${stack.baseUrl}/tickets/${ticket.id}#access_token=${stack.token}`);
+  const ticket = await env.stack.api("/api/tickets", { method: "POST", body: JSON.stringify({ title: "Gros journal" }) });
+  const page = await env.openPage();
+  await page.goto(`${env.stack.baseUrl}/tickets/${ticket.id}#access_token=${env.stack.token}`);
   await page.getByRole("button", { name: "Développer automatiquement" }).waitFor();
 
   // Measure the longest gap between animation frames while the log streams in.
@@ -58,29 +42,16 @@ it("streams a 10,000+ line log smoothly and completely", async () => {
     return { maxGap: window.__maxGap, maxRows: window.__maxRows };
   });
 
-  const runId = (await stack.api(`/api/tickets/${ticket.id}`)).current_run_id;
-  const audit = (await allEvents(stack.api, `/api/runs/${runId}/events`)).filter((e) => e.event.type === "LogEmitted");
+  const runId = (await env.stack.api(`/api/tickets/${ticket.id}`)).current_run_id;
+  const audit = (await allEvents(env.stack.api, `/api/runs/${runId}/events`)).filter((e) => e.event.type === "LogEmitted");
   console.log(`# ${audit.length} lines; longest frame gap ${maxGap.toFixed(0)} ms; at most ${maxRows} rows in the DOM`);
   assert.ok(audit.length >= 10_000, `only ${audit.length} lines`);
   assert.ok(maxRows < 150, `${maxRows} log rows in the DOM`);
   assert.ok(maxGap < 250, `the page froze for ${maxGap.toFixed(0)} ms`);
 
   // Every line, in order, exactly once (read by scrolling the virtualized list).
-  const rows = await page.evaluate(async () => {
-    const el = document.querySelector("section.tps .logs-scroll");
-    const out = new Map();
-    const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-    el.scrollTop = 0;
-    await frame();
-    for (;;) {
-      for (const row of el.querySelectorAll(".log-row")) out.set(Number(row.dataset.index), row.dataset.eventId);
-      if (el.scrollTop + el.clientHeight >= el.scrollHeight - 1) break;
-      el.scrollTop += el.clientHeight + 15 * 22; // the list renders 20 rows beyond the view
-      await frame();
-    }
-    return [...out.entries()].sort((a, b) => a[0] - b[0]).map(([, id]) => id);
-  });
+  const { rows } = await readLog(page, "section.tps .logs-scroll", { skip: 15 * 22 }); // the list renders 20 rows beyond the view
   assert.equal(rows.length, audit.length);
-  assert.deepEqual(rows, audit.map((e) => e.event.id));
-  assert.deepEqual(errors, []);
+  assert.deepEqual(rows.map((r) => r.id), audit.map((e) => e.event.id));
+  assert.deepEqual(env.errors, []);
 });

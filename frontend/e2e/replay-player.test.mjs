@@ -9,58 +9,42 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, it } from "node:test";
-import { chromium } from "playwright-core";
-import { allEvents, frontendDir, startStack } from "./stack.mjs";
+import { readLog, startBrowserStack } from "./browser.mjs";
+import { allEvents, frontendDir } from "./stack.mjs";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
 // Three simulated steps log LINES_PER_STEP lines each per iteration; two iterations are more
 // events than one page (5,000) of the audit trail.
 const LINES_PER_STEP = 850;
 const SPEED = 50;
 const MAX_GAP_MS = 2000;
 
-let stack;
-let browser;
-const errors = [];
-
+let env;
 before(async () => {
-  stack = await startStack({
-    stepDelay: "2s",
-    extraEnv: { TICKETFLOW_SIM_LOGS_PER_STEP: String(LINES_PER_STEP) },
-    log: (m) => console.log(`# ${m.split("\n").join("\n# ")}`),
-  });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  env = await startBrowserStack({ stepDelay: "2s", extraEnv: { TICKETFLOW_SIM_LOGS_PER_STEP: String(LINES_PER_STEP) } });
 });
-
-after(async () => {
-  await browser?.close().catch(() => {});
-  await stack?.stop();
-});
+after(() => env?.stop());
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 it("replays a finished run at 50× with the audit trail's log lines in order", async () => {
-  const ticket = await stack.api("/api/tickets", { method: "POST", body: JSON.stringify({ title: "Relecture", simulate_failure: "once" }) });
-  await stack.api("/api/tickets/processing/start", { method: "POST", body: JSON.stringify({ ticket_id: ticket.id }) });
+  const ticket = await env.stack.api("/api/tickets", { method: "POST", body: JSON.stringify({ title: "Relecture", simulate_failure: "once" }) });
+  await env.stack.api("/api/tickets/processing/start", { method: "POST", body: JSON.stringify({ ticket_id: ticket.id }) });
   let t;
   for (const deadline = Date.now() + 240_000; ; ) {
-    t = await stack.api(`/api/tickets/${encodeURIComponent(ticket.id)}`);
+    t = await env.stack.api(`/api/tickets/${encodeURIComponent(ticket.id)}`);
     if (t.status === "COMPLETED") break;
     assert.ok(!["FAILED", "CANCELLED"].includes(t.status), `the run ended ${t.status}`);
     assert.ok(Date.now() < deadline, `the run is still ${t.status}`);
     await sleep(500);
   }
   const runId = t.current_run_id;
-  const trail = (await allEvents(stack.api, `/api/runs/${encodeURIComponent(runId)}/events`)).map((e) => e.event);
+  const trail = (await allEvents(env.stack.api, `/api/runs/${encodeURIComponent(runId)}/events`)).map((e) => e.event);
   const audit = trail.filter((e) => e.type === "LogEmitted").map((e) => ({ id: e.id, message: e.data.message }));
   assert.ok(trail.length > 5000, `only ${trail.length} events: the player's paging is not exercised`);
   assert.equal(trail.filter((e) => e.type === "AgentToolCalled").length, 0, "the simulated run has no tool calls (they would be log lines too)");
 
-  const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
-  page.on("console", (m) => m.type() === "error" && errors.push(`${m.text()} (${m.location().url})`));
-  page.on("pageerror", (e) => errors.push(e.message));
-  await page.goto(`${stack.baseUrl}/tickets/${encodeURIComponent(ticket.id)}#access_token=${stack.token}`);
+  const page = await env.openPage();
+  await page.goto(`${env.stack.baseUrl}/tickets/${encodeURIComponent(ticket.id)}#access_token=${env.stack.token}`);
   const card = page.locator("section.replay-card");
   await card.getByRole("button", { name: "Revoir l'exécution" }).click();
   const player = card.locator(".replay-player");
@@ -112,22 +96,7 @@ it("replays a finished run at 50× with the audit trail's log lines in order", a
   assert.equal(await player.locator(".ci-result.ok").count(), 1);
 
   // Every line, in order, exactly once (read by scrolling the virtualised list).
-  const screen = await page.evaluate(async () => {
-    const el = document.querySelector("section.replay-card .replay-player .logs-scroll");
-    const rows = new Map();
-    const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-    el.scrollTop = 0;
-    await frame();
-    for (let guard = 0; guard < 10_000; guard++) {
-      for (const row of el.querySelectorAll(".log-row")) {
-        rows.set(Number(row.dataset.index), { id: row.dataset.eventId, message: row.querySelector(".log-msg")?.textContent ?? "" });
-      }
-      if (el.scrollTop + el.clientHeight >= el.scrollHeight - 1) break;
-      el.scrollTop += el.clientHeight;
-      await frame();
-    }
-    return { total: Number(el.dataset.count), rows: [...rows.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v) };
-  });
+  const screen = await readLog(page, "section.replay-card .replay-player .logs-scroll");
   assert.equal(screen.total, audit.length);
   assert.deepEqual(screen.rows, audit);
 
@@ -147,5 +116,5 @@ it("replays a finished run at 50× with the audit trail's log lines in order", a
   assert.equal(Number(await player.locator(".logs-scroll").getAttribute("data-count")), linesBefore);
   mkdirSync(join(frontendDir, "screenshots"), { recursive: true });
   await card.screenshot({ path: join(frontendDir, "screenshots", "replay-player.png") });
-  assert.deepEqual(errors, []);
+  assert.deepEqual(env.errors, []);
 });

@@ -7,36 +7,22 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { chromium } from "playwright-core";
-import { allEvents, frontendDir, startStack } from "./stack.mjs";
+import { readLog, startBrowserStack } from "./browser.mjs";
+import { allEvents, frontendDir } from "./stack.mjs";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"];
-
-let stack;
-let browser;
+let env;
 let context;
 let page;
-const consoleErrors = [];
 const sockets = [];
 
 before(async () => {
-  stack = await startStack({ log: (m) => console.log(`# ${m.split("\n").join("\n# ")}`) });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
-  context = await browser.newContext({ viewport: { width: 1360, height: 960 } });
-  page = await context.newPage();
-  page.on("console", (msg) => {
-    // The location names the resource of a failed load ("Failed to load resource" says no more).
-    if (msg.type() === "error") consoleErrors.push(`console.error: ${msg.text()} (${msg.location().url})`);
-  });
-  page.on("pageerror", (err) => consoleErrors.push(`page error: ${err.message}`));
+  env = await startBrowserStack();
+  page = await env.openPage({ width: 1360, height: 960 });
+  context = page.context();
   page.on("websocket", (ws) => sockets.push(ws.url()));
 });
 
-after(async () => {
-  await browser?.close().catch(() => {});
-  await stack?.stop();
-});
+after(() => env?.stop());
 
 /** The ticket page's processing component. */
 const tps = () => page.locator("section.tps");
@@ -47,45 +33,25 @@ async function waitForCompleted(timeout = 60_000) {
 }
 
 /** screenLog reads every line of the virtualized log by scrolling it from top to bottom. */
-async function screenLog() {
-  return page.evaluate(async () => {
-    const el = document.querySelector("section.tps .logs-scroll");
-    if (!el) throw new Error("no log viewer");
-    const rows = new Map();
-    const total = Number(el.getAttribute("data-count"));
-    const frame = () => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
-    el.scrollTop = 0;
-    await frame();
-    for (let guard = 0; guard < 10_000; guard++) {
-      for (const row of el.querySelectorAll(".log-row")) {
-        rows.set(Number(row.getAttribute("data-index")), {
-          id: row.getAttribute("data-event-id"),
-          message: row.querySelector(".log-msg")?.textContent ?? "",
-        });
-      }
-      if (el.scrollTop + el.clientHeight >= el.scrollHeight - 1) break;
-      el.scrollTop += el.clientHeight;
-      await frame();
-    }
-    return { total, rows: [...rows.entries()].sort((a, b) => a[0] - b[0]).map(([, v]) => v) };
-  });
+function screenLog() {
+  return readLog(page, "section.tps .logs-scroll");
 }
 
 /** auditLog is the run's LogEmitted events from GET /api/runs/{id}/events, in order. */
 async function auditLog(runId) {
-  const events = await allEvents(stack.api, `/api/runs/${encodeURIComponent(runId)}/events`);
+  const events = await allEvents(env.stack.api, `/api/runs/${encodeURIComponent(runId)}/events`);
   return events.filter((e) => e.event.type === "LogEmitted").map((e) => ({ id: e.event.id, message: e.event.data.message, at: Date.parse(e.event.occurred_at) }));
 }
 
 function assertNoConsoleErrors() {
-  assert.deepEqual(consoleErrors, [], "the browser logged errors");
+  assert.deepEqual(env.errors, [], "the browser logged errors");
 }
 
 describe("ticket page", () => {
   let ticketId;
 
   it("signs in from #access_token and strips it from the address bar", async () => {
-    const resp = await page.goto(`${stack.baseUrl}/#access_token=${stack.token}`);
+    const resp = await page.goto(`${env.stack.baseUrl}/#access_token=${env.stack.token}`);
     await page.getByRole("heading", { name: "Tickets", level: 1 }).waitFor();
     assert.ok(!page.url().includes("access_token"), `token left in URL: ${page.url()}`);
     // Served with a Content-Security-Policy the app lives with (a violation is a console error).
@@ -111,7 +77,7 @@ describe("ticket page", () => {
     await waitForCompleted();
     await page.getByRole("button", { name: "Approuver" }).waitFor();
 
-    const ticket = await stack.api(`/api/tickets/${encodeURIComponent(ticketId)}`);
+    const ticket = await env.stack.api(`/api/tickets/${encodeURIComponent(ticketId)}`);
     assert.equal(ticket.status, "COMPLETED");
     const screen = await screenLog();
     const audit = await auditLog(ticket.current_run_id);
@@ -122,7 +88,7 @@ describe("ticket page", () => {
     // The waterfall, from the run's events: one row per step of the run, all done.
     const waterfall = page.locator("section.wf-card .waterfall");
     await waterfall.and(page.locator('[data-outcome="completed"]')).waitFor({ timeout: 30_000 });
-    const started = (await allEvents(stack.api, `/api/runs/${encodeURIComponent(ticket.current_run_id)}/events`)).filter((e) => e.event.type === "StepStarted");
+    const started = (await allEvents(env.stack.api, `/api/runs/${encodeURIComponent(ticket.current_run_id)}/events`)).filter((e) => e.event.type === "StepStarted");
     const rows = waterfall.locator(".wf-row");
     assert.equal(await rows.count(), started.length);
     assert.deepEqual(
@@ -137,7 +103,7 @@ describe("ticket page", () => {
   });
 
   it("loses and doubles nothing when the connection drops mid-run", async () => {
-    const firstRun = (await stack.api(`/api/tickets/${encodeURIComponent(ticketId)}`)).current_run_id;
+    const firstRun = (await env.stack.api(`/api/tickets/${encodeURIComponent(ticketId)}`)).current_run_id;
     const socketsBefore = sockets.length;
 
     // A second run: request changes on the completed one.
@@ -160,7 +126,7 @@ describe("ticket page", () => {
     await context.setOffline(false);
 
     await waitForCompleted();
-    const ticket = await stack.api(`/api/tickets/${encodeURIComponent(ticketId)}`);
+    const ticket = await env.stack.api(`/api/tickets/${encodeURIComponent(ticketId)}`);
     assert.notEqual(ticket.current_run_id, firstRun, "no second run started");
     assert.equal(ticket.status, "COMPLETED");
 
@@ -171,7 +137,7 @@ describe("ticket page", () => {
     const tickets = sockets.map((u) => new URL(u).searchParams.get("ticket"));
     assert.ok(tickets.every(Boolean), `a socket without a ticket among ${JSON.stringify(sockets)}`);
     assert.equal(new Set(tickets).size, tickets.length, "a WebSocket ticket was used twice");
-    assert.ok(!sockets.some((u) => u.includes("access_token") || u.includes(stack.token)), "the bearer token appeared in a WebSocket URL");
+    assert.ok(!sockets.some((u) => u.includes("access_token") || u.includes(env.stack.token)), "the bearer token appeared in a WebSocket URL");
 
     const screen = await screenLog();
     const audit = await auditLog(ticket.current_run_id);
@@ -224,7 +190,7 @@ describe("ticket page", () => {
     await page.locator("svg.chart").waitFor();
     const until = new Date(Date.now() + 60_000).toISOString().replace(/\.\d{3}Z$/, "Z");
     const since = new Date(Date.now() - 3_600_000).toISOString().replace(/\.\d{3}Z$/, "Z");
-    const { steps } = await stack.api(`/api/analytics/steps?since=${since}&until=${until}`);
+    const { steps } = await env.stack.api(`/api/analytics/steps?since=${since}&until=${until}`);
     assert.ok(steps.length >= 7, `analytics covers ${steps.length} steps`);
     assert.equal(await page.locator("table tbody tr").count(), steps.length, "one table row per step");
     assert.equal(await page.locator("svg.chart g > title").count(), steps.length, "one chart row per step");
@@ -232,18 +198,18 @@ describe("ticket page", () => {
   });
 
   it("queues an action clicked while offline and sends it when the network returns", async () => {
-    const t = await stack.api("/api/tickets", { method: "POST", body: JSON.stringify({ title: "E2E : action hors ligne" }) });
-    await page.goto(`${stack.baseUrl}/tickets/${t.id}`);
+    const t = await env.stack.api("/api/tickets", { method: "POST", body: JSON.stringify({ title: "E2E : action hors ligne" }) });
+    await page.goto(`${env.stack.baseUrl}/tickets/${t.id}`);
     await tps().locator(".conn-live").waitFor();
     await context.setOffline(true);
     await tps().getByText("Hors ligne").waitFor();
     await page.getByRole("button", { name: "Développer automatiquement" }).click();
     await page.getByText("1 action en attente").waitFor();
     await page.waitForTimeout(500);
-    assert.equal((await stack.api(`/api/tickets/${t.id}/runs`)).runs.length, 0, "sent while offline");
+    assert.equal((await env.stack.api(`/api/tickets/${t.id}/runs`)).runs.length, 0, "sent while offline");
     await context.setOffline(false);
     await waitForCompleted();
-    assert.equal((await stack.api(`/api/tickets/${t.id}/runs`)).runs.length, 1);
+    assert.equal((await env.stack.api(`/api/tickets/${t.id}/runs`)).runs.length, 1);
     await page.getByText("1 action en attente").waitFor({ state: "detached" });
     assertNoConsoleErrors();
   });

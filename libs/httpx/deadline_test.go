@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/fiber/v2"
 	"github.com/ticketflow/ticketflow/libs/httpx"
+	"github.com/ticketflow/ticketflow/libs/proctest"
 )
 
 // A handler that ignores its deadline makes /healthz fail once it has run for 3× the
@@ -49,7 +50,7 @@ func TestHealthzFailsWhenARequestOutlivesItsDeadline(t *testing.T) {
 
 	go func() { _, _ = app.Test(httptest.NewRequest("GET", "/wedged", nil), -1) }()
 	defer close(release)
-	waitFor(t, func() bool { return d.InFlight() == 1 })
+	proctest.Eventually(t, 5*time.Second, 5*time.Millisecond, "the handler in flight", func() bool { return d.InFlight() == 1 })
 	if code, _ := healthz(); code != 200 {
 		t.Fatalf("healthz failed while the request is young: %d", code)
 	}
@@ -73,16 +74,5 @@ func TestHealthzIsBoundedWhenACheckHangs(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("healthz took %v", d)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

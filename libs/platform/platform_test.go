@@ -68,30 +68,19 @@ func stopAndWait(t *testing.T, stop func(), done <-chan error, what string, wait
 	t.Helper()
 	start := time.Now()
 	stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	case <-time.After(wait):
-		t.Fatalf("%s did not return %s after the stop", what, wait)
-	}
+	proctest.Returned(t, done, wait, what)
 	return time.Since(start)
 }
 
 func waitUp(t *testing.T, addr string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if c, err := net.Dial("tcp", addr); err == nil {
+	proctest.Eventually(t, 10*time.Second, 10*time.Millisecond, addr+" listening", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
 			c.Close()
-			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never listened", addr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return err == nil
+	})
 }
 
 // The whole process path with real PostgreSQL and Kafka: a handler holds the only pool

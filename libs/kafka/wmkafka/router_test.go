@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/ticketflow/ticketflow/libs/kafka/wmkafka"
+	"github.com/ticketflow/ticketflow/libs/proctest"
 )
 
 // The router of NewRouter, consuming through the Subscriber: a handler that fails twice then
@@ -114,14 +115,7 @@ func TestRouterRetryRecoverPoison(t *testing.T) {
 	expectNone(t, poisoned, 300*time.Millisecond)
 
 	cancel()
-	select {
-	case err := <-routerDone:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("router did not stop")
-	}
+	proctest.Returned(t, routerDone, 30*time.Second, "the router")
 
 	// Everything was acked (the poisoned messages by the poison queue), so the group has
 	// nothing left to deliver.

@@ -154,22 +154,11 @@ func TestRealRepositoryConfiguration(t *testing.T) {
 
 	t.Run("a lower limit of the file bounds the agent, and the failure names it", func(t *testing.T) {
 		_, run, _ := start(map[string]string{".ticketflow.yml": "version: 1\nagent:\n  max_steps: 2\n"}, "true", "LOOP")
-		term := h.waitTerminal(run)
-		evs := h.runEvents(run)
-		if term.Type != events.RunFailed {
-			t.Fatalf("terminal %s:\n%s", term.Type, dump(evs))
-		}
-		f := payload[*events.RunFailedData](t, term)
+		f, evs := h.waitFailed(run)
 		if f.Step != "call_llm" || !strings.Contains(f.Error, "2 model calls without finishing (.ticketflow.yml agent.max_steps=2)") {
 			t.Errorf("failed %+v", f)
 		}
-		calls := 0
-		for _, ev := range evs {
-			if ev.Type == events.LLMCallCompleted {
-				calls++
-			}
-		}
-		if calls != 2 {
+		if calls := count(evs, events.LLMCallCompleted); calls != 2 {
 			t.Errorf("%d model calls, want 2", calls)
 		}
 	})
@@ -195,12 +184,7 @@ func TestRealRepositoryConfiguration(t *testing.T) {
 	t.Run("an invalid file fails the run at prepare_repository naming the field and line", func(t *testing.T) {
 		file := "version: 1\nci:\n  comand: make\n"
 		_, run, _ := start(map[string]string{"ci.sh": greetingCI, ".ticketflow.yml": file}, "sh ci.sh", "say hello")
-		term := h.waitTerminal(run)
-		evs := h.runEvents(run)
-		if term.Type != events.RunFailed {
-			t.Fatalf("terminal %s:\n%s", term.Type, dump(evs))
-		}
-		f := payload[*events.RunFailedData](t, term)
+		f, evs := h.waitFailed(run)
 		if f.Step != "prepare_repository" || !strings.Contains(f.Error, "invalid repository configuration: .ticketflow.yml: line 3: ci.comand: unknown field") {
 			t.Errorf("failed %+v", f)
 		}

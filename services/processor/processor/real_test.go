@@ -195,14 +195,26 @@ func (h *harness) waitCompleted(runID string) (events.Event, []events.Event) {
 }
 
 // waitFailed waits for the run's terminal event and fails the test unless it is RunFailed;
-// it returns that event's payload.
-func (h *harness) waitFailed(runID string) *events.RunFailedData {
+// it returns that event's payload and the run's events.
+func (h *harness) waitFailed(runID string) (*events.RunFailedData, []events.Event) {
 	h.t.Helper()
 	term := h.waitTerminal(runID)
+	evs := h.runEvents(runID)
 	if term.Type != events.RunFailed {
-		h.t.Fatalf("terminal %s", term.Type)
+		h.t.Fatalf("terminal %s, want RunFailed:\n%s", term.Type, dump(evs))
 	}
-	return payload[*events.RunFailedData](h.t, term)
+	return payload[*events.RunFailedData](h.t, term), evs
+}
+
+// count is how many of evs are of type typ.
+func count(evs []events.Event, typ events.Type) int {
+	n := 0
+	for _, ev := range evs {
+		if ev.Type == typ {
+			n++
+		}
+	}
+	return n
 }
 
 func dump(evs []events.Event) string {
@@ -479,7 +491,7 @@ func TestRealRejectsUnsafeRepositoryURL(t *testing.T) {
 	h := newHarness(t, cfg)
 	url, _ := gittest.Origin(t, map[string]string{"README.md": "x\n"})
 	_, run := h.ticket(url, "true")
-	if f := h.waitFailed(run); f.Step != "prepare_repository" || !strings.Contains(f.Error, "must be inside TICKETFLOW_FILE_REPO_ROOT") {
+	if f, _ := h.waitFailed(run); f.Step != "prepare_repository" || !strings.Contains(f.Error, "must be inside TICKETFLOW_FILE_REPO_ROOT") {
 		t.Errorf("failed %+v", f)
 	}
 	_, run2 := h.ticket("--upload-pack=touch /tmp/ticketflow-pwned", "true")
@@ -538,13 +550,7 @@ func TestRealAgentLoopCarriesToolHistoryAcrossIterations(t *testing.T) {
 	if done.LLMInputTokens != 1200 || done.LLMOutputTokens != 120 || math.Abs(done.LLMCostUSD-(1200*3+120*15)/1e6) > 1e-12 {
 		t.Errorf("run totals %+v", done)
 	}
-	tools := 0
-	for _, ev := range evs {
-		if ev.Type == events.AgentToolCalled {
-			tools++
-		}
-	}
-	if tools != 2 {
+	if tools := count(evs, events.AgentToolCalled); tools != 2 {
 		t.Errorf("%d AgentToolCalled events, want 2", tools)
 	}
 
@@ -572,7 +578,7 @@ func TestRealAgentStepLimitFailsTheRun(t *testing.T) {
 	h := newHarness(t, cfg)
 	url, _ := gittest.Origin(t, map[string]string{"README.md": "x\n"})
 	_, run := h.ticket(url, "true")
-	f := h.waitFailed(run)
+	f, _ := h.waitFailed(run)
 	if f.Step != "call_llm" || !strings.Contains(f.Error, "agent limit reached") || !strings.Contains(f.Error, "TICKETFLOW_AGENT_MAX_STEPS=3") ||
 		f.LLMInputTokens != 30 || f.LLMOutputTokens != 3 {
 		t.Errorf("failed %+v", f)

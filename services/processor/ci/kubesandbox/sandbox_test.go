@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/ticketflow/ticketflow/libs/proctest"
 	"github.com/ticketflow/ticketflow/services/processor/ci"
 )
 
@@ -147,22 +148,11 @@ func (l *lineLog) get() []ci.Line {
 	return append([]ci.Line(nil), l.lines...)
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // waitJob returns the run's Job once created.
 func (f *fixture) waitJob() *batchv1.Job {
 	f.t.Helper()
 	var job *batchv1.Job
-	eventually(f.t, "the CI Job", func() bool {
+	proctest.Eventually(f.t, 10*time.Second, 5*time.Millisecond, "the CI Job", func() bool {
 		list, err := f.cs.BatchV1().Jobs(testNS).List(context.Background(), metav1.ListOptions{})
 		if err != nil || len(list.Items) == 0 {
 			return false
@@ -324,7 +314,7 @@ func TestRunUploadsStreamsAndReportsSuccess(t *testing.T) {
 
 	pod = f.setStatus(pod, corev1.PodRunning, exited(0, "Completed"), running)
 	// Live: the lines arrive while the container still runs.
-	eventually(t, "log lines while the CI container runs", func() bool { return len(lines.get()) == 3 })
+	proctest.Eventually(t, 10*time.Second, 5*time.Millisecond, "log lines while the CI container runs", func() bool { return len(lines.get()) == 3 })
 	f.setStatus(pod, corev1.PodSucceeded, exited(0, "Completed"), exited(0, "Completed"))
 
 	o := f.wait(done)
@@ -478,7 +468,7 @@ func TestRunPodDeletedIsAnError(t *testing.T) {
 	f := newFixture(t)
 	done, _ := f.start(context.Background(), ci.Spec{})
 	_, pod := f.podAt(corev1.PodRunning, exited(0, "Completed"), running)
-	eventually(t, "the log stream", func() bool {
+	proctest.Eventually(t, 10*time.Second, 5*time.Millisecond, "the log stream", func() bool {
 		for _, a := range f.cs.Actions() {
 			if a.GetSubresource() == "log" {
 				return true
@@ -509,7 +499,7 @@ func TestRunDeletesStaleJobOfSameWorkTree(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done, _ := f.start(ctx, ci.Spec{})
-	eventually(t, "the stale Job deleted", func() bool {
+	proctest.Eventually(t, 10*time.Second, 5*time.Millisecond, "the stale Job deleted", func() bool {
 		_, err := f.cs.BatchV1().Jobs(testNS).Get(context.Background(), stale.Name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	})
