@@ -265,6 +265,25 @@ func stripDraft(title string) string {
 	}
 }
 
+// titled is title as a forge that marks drafts by a title prefix shows it: marker first when
+// draft, never twice.
+func titled(marker, title string, draft bool) string {
+	if draft {
+		return marker + stripDraft(title)
+	}
+	return stripDraft(title)
+}
+
+// openByHead is the first of prs whose head branch is head, or nil.
+func openByHead[T interface{ pr() PullRequest }](prs []T, head string) *PullRequest {
+	for _, p := range prs {
+		if pr := p.pr(); pr.HeadRef == head {
+			return &pr
+		}
+	}
+	return nil
+}
+
 // BranchPrefix is the prefix of the branches ticketflow opens pull requests from; one
 // branch per ticket (Branch), force-pushed with each iteration's commit, so that one PR
 // follows the ticket across iterations and runs.

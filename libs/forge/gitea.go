@@ -43,11 +43,8 @@ func (c *giteaClient) FindOpen(ctx context.Context, repo Repo, head string) (*Pu
 		if err := c.do(ctx, http.MethodGet, githubRepoPath(repo)+"/pulls?"+q.Encode(), nil, &prs); err != nil {
 			return nil, err
 		}
-		for _, p := range prs {
-			if p.Head.Ref == head {
-				pr := p.pr()
-				return &pr, nil
-			}
+		if pr := openByHead(prs, head); pr != nil {
+			return pr, nil
 		}
 		if len(prs) < 50 {
 			break
@@ -59,18 +56,14 @@ func (c *giteaClient) FindOpen(ctx context.Context, repo Repo, head string) (*Pu
 func (c *giteaClient) Open(ctx context.Context, repo Repo, in NewPullRequest) (PullRequest, error) {
 	var p giteaPR
 	err := c.do(ctx, http.MethodPost, githubRepoPath(repo)+"/pulls", map[string]any{
-		"title": giteaDraft + stripDraft(in.Title), "body": in.Body, "head": in.Head, "base": in.Base,
+		"title": titled(giteaDraft, in.Title, true), "body": in.Body, "head": in.Head, "base": in.Base,
 	}, &p)
 	return p.pr(), err
 }
 
 func (c *giteaClient) Update(ctx context.Context, repo Repo, pr PullRequest, title, body string) error {
-	title = stripDraft(title)
-	if pr.Draft {
-		title = giteaDraft + title
-	}
 	return c.do(ctx, http.MethodPatch, fmt.Sprintf("%s/pulls/%d", githubRepoPath(repo), pr.Number),
-		map[string]any{"title": title, "body": body}, nil)
+		map[string]any{"title": titled(giteaDraft, title, pr.Draft), "body": body}, nil)
 }
 
 func (c *giteaClient) SetStatus(ctx context.Context, repo Repo, sha string, st Status) error {

@@ -60,13 +60,7 @@ func (c *githubClient) FindOpen(ctx context.Context, repo Repo, head string) (*P
 	if err := c.do(ctx, http.MethodGet, githubRepoPath(repo)+"/pulls?"+q.Encode(), nil, &prs); err != nil {
 		return nil, err
 	}
-	for _, p := range prs {
-		if p.Head.Ref == head {
-			pr := p.pr()
-			return &pr, nil
-		}
-	}
-	return nil, nil
+	return openByHead(prs, head), nil
 }
 
 func (c *githubClient) Open(ctx context.Context, repo Repo, in NewPullRequest) (PullRequest, error) {

@@ -43,30 +43,20 @@ func (c *gitlabClient) FindOpen(ctx context.Context, repo Repo, head string) (*P
 	if err := c.do(ctx, http.MethodGet, gitlabProject(repo)+"/merge_requests?"+q.Encode(), nil, &mrs); err != nil {
 		return nil, err
 	}
-	for _, m := range mrs {
-		if m.Source == head {
-			pr := m.pr()
-			return &pr, nil
-		}
-	}
-	return nil, nil
+	return openByHead(mrs, head), nil
 }
 
 func (c *gitlabClient) Open(ctx context.Context, repo Repo, in NewPullRequest) (PullRequest, error) {
 	var m gitlabMR
 	err := c.do(ctx, http.MethodPost, gitlabProject(repo)+"/merge_requests", map[string]any{
-		"source_branch": in.Head, "target_branch": in.Base, "title": gitlabDraft + stripDraft(in.Title), "description": in.Body,
+		"source_branch": in.Head, "target_branch": in.Base, "title": titled(gitlabDraft, in.Title, true), "description": in.Body,
 	}, &m)
 	return m.pr(), err
 }
 
 func (c *gitlabClient) Update(ctx context.Context, repo Repo, pr PullRequest, title, body string) error {
-	title = stripDraft(title)
-	if pr.Draft {
-		title = gitlabDraft + title
-	}
 	return c.do(ctx, http.MethodPut, fmt.Sprintf("%s/merge_requests/%d", gitlabProject(repo), pr.Number),
-		map[string]any{"title": title, "description": body}, nil)
+		map[string]any{"title": titled(gitlabDraft, title, pr.Draft), "description": body}, nil)
 }
 
 // gitlabStates maps commit status states onto GitLab's (pending, running, success, failed, canceled).

@@ -93,6 +93,14 @@ func ignored(forge, why string) Review { return Review{Forge: forge, Ignored: wh
 // trustedAssociations are GitHub's author_association values of people who may decide.
 var trustedAssociations = map[string]bool{"OWNER": true, "MEMBER": true, "COLLABORATOR": true}
 
+// hookPullRequest is the pull request of a GitHub or Gitea review delivery.
+type hookPullRequest struct {
+	HTMLURL string `json:"html_url"`
+	Head    struct {
+		Ref string `json:"ref"`
+	} `json:"head"`
+}
+
 // ParseGitHub reads a GitHub delivery (event = X-GitHub-Event). pull_request_review
 // "submitted" with state approved or changes_requested is a decision.
 func ParseGitHub(event string, body []byte) (Review, error) {
@@ -110,12 +118,7 @@ func ParseGitHub(event string, body []byte) (Review, error) {
 				Login string `json:"login"`
 			} `json:"user"`
 		} `json:"review"`
-		PullRequest struct {
-			HTMLURL string `json:"html_url"`
-			Head    struct {
-				Ref string `json:"ref"`
-			} `json:"head"`
-		} `json:"pull_request"`
+		PullRequest hookPullRequest `json:"pull_request"`
 	}
 	if err := json.Unmarshal(body, &p); err != nil {
 		return Review{}, fmt.Errorf("github webhook: %w", err)
@@ -209,13 +212,8 @@ func ParseGitea(event, delivery string, body []byte) (Review, error) {
 		return ignored(Gitea, "event "+event+" is not a review decision"), nil
 	}
 	var p struct {
-		PullRequest struct {
-			HTMLURL string `json:"html_url"`
-			Head    struct {
-				Ref string `json:"ref"`
-			} `json:"head"`
-		} `json:"pull_request"`
-		Sender struct {
+		PullRequest hookPullRequest `json:"pull_request"`
+		Sender      struct {
 			Login string `json:"login"`
 		} `json:"sender"`
 		Review struct {

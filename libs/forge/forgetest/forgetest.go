@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,28 +55,26 @@ type Server struct {
 	failNext int
 }
 
-// NewGitHub starts a fake GitHub API for repo ("owner/name"), closed with the test.
-func NewGitHub(t testing.TB, repo, token string) *Server {
-	s := &Server{Token: token, Repo: repo, kind: forge.GitHub}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.github))
+// start serves s with its forge's handler until the test ends.
+func start(t testing.TB, s *Server, handler func(*Server, http.ResponseWriter, *http.Request)) *Server {
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler(s, w, r) }))
 	t.Cleanup(s.Close)
 	return s
+}
+
+// NewGitHub starts a fake GitHub API for repo ("owner/name"), closed with the test.
+func NewGitHub(t testing.TB, repo, token string) *Server {
+	return start(t, &Server{Token: token, Repo: repo, kind: forge.GitHub}, (*Server).github)
 }
 
 // NewGitLab starts a fake GitLab API (base: URL + "/api/v4") for the project repo.
 func NewGitLab(t testing.TB, repo, token string) *Server {
-	s := &Server{Token: token, Repo: repo, kind: forge.GitLab}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.gitlab))
-	t.Cleanup(s.Close)
-	return s
+	return start(t, &Server{Token: token, Repo: repo, kind: forge.GitLab}, (*Server).gitlab)
 }
 
 // NewGitea starts a fake Gitea/Forgejo API (base: URL + "/api/v1") for repo ("owner/name").
 func NewGitea(t testing.TB, repo, token string) *Server {
-	s := &Server{Token: token, Repo: repo, kind: forge.Gitea}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.gitea))
-	t.Cleanup(s.Close)
-	return s
+	return start(t, &Server{Token: token, Repo: repo, kind: forge.Gitea}, (*Server).gitea)
 }
 
 // API is the base a client is configured with.
@@ -235,41 +234,10 @@ func (s *Server) github(w http.ResponseWriter, r *http.Request) {
 		s.prs = append(s.prs, p)
 		writeJSON(w, http.StatusCreated, s.githubPR(p))
 	case r.Method == http.MethodPatch && strings.HasPrefix(path, prefix+"/pulls/"):
-		p := s.byNumber(strings.TrimPrefix(path, prefix+"/pulls/"))
-		if p == nil {
-			writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
-			return
-		}
-		var in map[string]string
-		if !decode(w, r, &in) {
-			return
-		}
-		if v, ok := in["title"]; ok {
-			p.Title = v
-		}
-		if v, ok := in["body"]; ok {
-			p.Body = v
-		}
-		writeJSON(w, http.StatusOK, s.githubPR(p))
+		s.editPR(w, r, strings.TrimPrefix(path, prefix+"/pulls/"), "Not Found", "body", nil, s.githubPR, http.StatusOK)
 	case r.Method == http.MethodPost && strings.HasPrefix(path, prefix+"/statuses/"):
-		var in struct {
-			State       string `json:"state"`
-			Context     string `json:"context"`
-			Description string `json:"description"`
-			TargetURL   string `json:"target_url"`
-		}
-		if !decode(w, r, &in) {
-			return
-		}
-		switch in.State {
-		case "pending", "success", "failure", "error":
-		default:
-			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed"})
-			return
-		}
-		s.statuses = append(s.statuses, Status{SHA: strings.TrimPrefix(path, prefix+"/statuses/"), State: in.State, Context: in.Context,
-			Description: in.Description, TargetURL: in.TargetURL})
-		writeJSON(w, http.StatusCreated, in)
+		s.addStatus(w, r, strings.TrimPrefix(path, prefix+"/statuses/"), "context", http.StatusUnprocessableEntity,
+			map[string]any{"message": "Validation Failed"}, "pending", "success", "failure", "error")
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
 	}
@@ -277,7 +245,7 @@ func (s *Server) github(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) giteaPR(p *PR) map[string]any {
 	return map[string]any{"number": p.Number, "html_url": p.URL, "title": p.Title, "body": p.Body, "state": p.State,
-		"draft": strings.HasPrefix(p.Title, "WIP: "), "head": map[string]any{"ref": p.Head}, "base": map[string]any{"ref": p.Base}}
+		"draft": giteaDraft(p.Title), "head": map[string]any{"ref": p.Head}, "base": map[string]any{"ref": p.Base}}
 }
 
 // gitea serves /api/v1/repos/{o}/{r}/pulls[/{n}] (the list paged by page and limit, with no
@@ -320,49 +288,62 @@ func (s *Server) gitea(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		n := len(s.prs) + 1
-		p := &PR{Number: n, Title: in.Title, Body: in.Body, Head: in.Head, Base: in.Base, Draft: strings.HasPrefix(in.Title, "WIP: "),
+		p := &PR{Number: n, Title: in.Title, Body: in.Body, Head: in.Head, Base: in.Base, Draft: giteaDraft(in.Title),
 			State: "open", URL: fmt.Sprintf("%s/%s/pulls/%d", s.URL, s.Repo, n)}
 		s.prs = append(s.prs, p)
 		writeJSON(w, http.StatusCreated, s.giteaPR(p))
 	case r.Method == http.MethodPatch && strings.HasPrefix(path, prefix+"/pulls/"):
-		p := s.byNumber(strings.TrimPrefix(path, prefix+"/pulls/"))
-		if p == nil {
-			writeJSON(w, http.StatusNotFound, map[string]any{"message": "The target couldn't be found."})
-			return
-		}
-		var in map[string]string
-		if !decode(w, r, &in) {
-			return
-		}
-		if v, ok := in["title"]; ok {
-			p.Title, p.Draft = v, strings.HasPrefix(v, "WIP: ")
-		}
-		if v, ok := in["body"]; ok {
-			p.Body = v
-		}
-		writeJSON(w, http.StatusCreated, s.giteaPR(p))
+		s.editPR(w, r, strings.TrimPrefix(path, prefix+"/pulls/"), "The target couldn't be found.", "body", giteaDraft, s.giteaPR, http.StatusCreated)
 	case r.Method == http.MethodPost && strings.HasPrefix(path, prefix+"/statuses/"):
-		var in struct {
-			State       string `json:"state"`
-			Context     string `json:"context"`
-			Description string `json:"description"`
-			TargetURL   string `json:"target_url"`
-		}
-		if !decode(w, r, &in) {
-			return
-		}
-		switch in.State {
-		case "pending", "success", "error", "failure", "warning":
-		default:
-			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "invalid state"})
-			return
-		}
-		s.statuses = append(s.statuses, Status{SHA: strings.TrimPrefix(path, prefix+"/statuses/"), State: in.State, Context: in.Context,
-			Description: in.Description, TargetURL: in.TargetURL})
-		writeJSON(w, http.StatusCreated, in)
+		s.addStatus(w, r, strings.TrimPrefix(path, prefix+"/statuses/"), "context", http.StatusUnprocessableEntity,
+			map[string]any{"message": "invalid state"}, "pending", "success", "error", "failure", "warning")
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "Not Found"})
 	}
+}
+
+// gitlabDraft and giteaDraft tell a draft by its title, as those forges do.
+func gitlabDraft(title string) bool { return strings.HasPrefix(strings.ToLower(title), "draft:") }
+func giteaDraft(title string) bool  { return strings.HasPrefix(title, "WIP: ") }
+
+// editPR applies a pull request update (its title and, under bodyField, its body); isDraft,
+// when the forge tells drafts by title, recomputes the draft flag from the new title.
+func (s *Server) editPR(w http.ResponseWriter, r *http.Request, number, notFound, bodyField string,
+	isDraft func(string) bool, render func(*PR) map[string]any, status int) {
+	p := s.byNumber(number)
+	if p == nil {
+		writeJSON(w, http.StatusNotFound, map[string]any{"message": notFound})
+		return
+	}
+	var in map[string]string
+	if !decode(w, r, &in) {
+		return
+	}
+	if v, ok := in["title"]; ok {
+		p.Title = v
+		if isDraft != nil {
+			p.Draft = isDraft(v)
+		}
+	}
+	if v, ok := in[bodyField]; ok {
+		p.Body = v
+	}
+	writeJSON(w, status, render(p))
+}
+
+// addStatus records a commit status whose state is one of states (its context under
+// contextField), or answers badStatus with badBody, as the forge refuses an unknown state.
+func (s *Server) addStatus(w http.ResponseWriter, r *http.Request, sha, contextField string, badStatus int, badBody map[string]any, states ...string) {
+	var in map[string]string
+	if !decode(w, r, &in) {
+		return
+	}
+	if !slices.Contains(states, in["state"]) {
+		writeJSON(w, badStatus, badBody)
+		return
+	}
+	s.statuses = append(s.statuses, Status{SHA: sha, State: in["state"], Context: in[contextField], Description: in["description"], TargetURL: in["target_url"]})
+	writeJSON(w, http.StatusCreated, in)
 }
 
 func (s *Server) byNumber(n string) *PR {
@@ -388,7 +369,6 @@ func (s *Server) gitlab(w http.ResponseWriter, r *http.Request) {
 	}
 	prefix := "/api/v4/projects/" + url.PathEscape(s.Repo)
 	path := r.URL.EscapedPath()
-	isDraft := func(title string) bool { return strings.HasPrefix(strings.ToLower(title), "draft:") }
 	switch {
 	case !strings.HasPrefix(path, prefix+"/"):
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "404 Project Not Found"})
@@ -423,45 +403,14 @@ func (s *Server) gitlab(w http.ResponseWriter, r *http.Request) {
 		}
 		n := len(s.prs) + 1
 		p := &PR{Number: n, Title: in.Title, Body: in.Description, Head: in.SourceBranch, Base: in.TargetBranch,
-			Draft: isDraft(in.Title), State: "opened", URL: fmt.Sprintf("%s/%s/-/merge_requests/%d", s.URL, s.Repo, n)}
+			Draft: gitlabDraft(in.Title), State: "opened", URL: fmt.Sprintf("%s/%s/-/merge_requests/%d", s.URL, s.Repo, n)}
 		s.prs = append(s.prs, p)
 		writeJSON(w, http.StatusCreated, s.gitlabMR(p))
 	case r.Method == http.MethodPut && strings.HasPrefix(path, prefix+"/merge_requests/"):
-		p := s.byNumber(strings.TrimPrefix(path, prefix+"/merge_requests/"))
-		if p == nil {
-			writeJSON(w, http.StatusNotFound, map[string]any{"message": "404 Not found"})
-			return
-		}
-		var in map[string]string
-		if !decode(w, r, &in) {
-			return
-		}
-		if v, ok := in["title"]; ok {
-			p.Title, p.Draft = v, isDraft(v)
-		}
-		if v, ok := in["description"]; ok {
-			p.Body = v
-		}
-		writeJSON(w, http.StatusOK, s.gitlabMR(p))
+		s.editPR(w, r, strings.TrimPrefix(path, prefix+"/merge_requests/"), "404 Not found", "description", gitlabDraft, s.gitlabMR, http.StatusOK)
 	case r.Method == http.MethodPost && strings.HasPrefix(path, prefix+"/statuses/"):
-		var in struct {
-			State       string `json:"state"`
-			Name        string `json:"name"`
-			Description string `json:"description"`
-			TargetURL   string `json:"target_url"`
-		}
-		if !decode(w, r, &in) {
-			return
-		}
-		switch in.State {
-		case "pending", "running", "success", "failed", "canceled":
-		default:
-			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "state does not have a valid value"})
-			return
-		}
-		s.statuses = append(s.statuses, Status{SHA: strings.TrimPrefix(path, prefix+"/statuses/"), State: in.State, Context: in.Name,
-			Description: in.Description, TargetURL: in.TargetURL})
-		writeJSON(w, http.StatusCreated, in)
+		s.addStatus(w, r, strings.TrimPrefix(path, prefix+"/statuses/"), "name", http.StatusBadRequest,
+			map[string]any{"error": "state does not have a valid value"}, "pending", "running", "success", "failed", "canceled")
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "404 Not Found"})
 	}
