@@ -93,9 +93,16 @@ func (s *Server) API() string {
 func (s *Server) AddOpen(head string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := len(s.prs) + 1
-	s.prs = append(s.prs, &PR{Number: n, NodeID: fmt.Sprintf("PR_node%d", n), Title: "other " + head, Head: head, Base: "main",
-		State: "open", URL: fmt.Sprintf("%s/%s/pulls/%d", s.URL, s.Repo, n)})
+	s.add(&PR{Title: "other " + head, Head: head, Base: "main", State: "open"}, "pulls")
+}
+
+// add keeps p as the next pull request: its number, node id and web page (under page).
+func (s *Server) add(p *PR, page string) *PR {
+	p.Number = len(s.prs) + 1
+	p.NodeID = fmt.Sprintf("PR_node%d", p.Number)
+	p.URL = fmt.Sprintf("%s/%s/%s/%d", s.URL, s.Repo, page, p.Number)
+	s.prs = append(s.prs, p)
+	return p
 }
 
 // PRs is a copy of the pull requests.
@@ -228,10 +235,7 @@ func (s *Server) github(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed"})
 			return
 		}
-		n := len(s.prs) + 1
-		p := &PR{Number: n, NodeID: fmt.Sprintf("PR_node%d", n), Title: in.Title, Body: in.Body, Head: in.Head, Base: in.Base,
-			Draft: in.Draft, State: "open", URL: fmt.Sprintf("%s/%s/pull/%d", s.URL, s.Repo, n)}
-		s.prs = append(s.prs, p)
+		p := s.add(&PR{Title: in.Title, Body: in.Body, Head: in.Head, Base: in.Base, Draft: in.Draft, State: "open"}, "pull")
 		writeJSON(w, http.StatusCreated, s.githubPR(p))
 	case r.Method == http.MethodPatch && strings.HasPrefix(path, prefix+"/pulls/"):
 		s.editPR(w, r, strings.TrimPrefix(path, prefix+"/pulls/"), "Not Found", "body", nil, s.githubPR, http.StatusOK)
@@ -287,10 +291,7 @@ func (s *Server) gitea(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"message": "[Title]: Required"})
 			return
 		}
-		n := len(s.prs) + 1
-		p := &PR{Number: n, Title: in.Title, Body: in.Body, Head: in.Head, Base: in.Base, Draft: giteaDraft(in.Title),
-			State: "open", URL: fmt.Sprintf("%s/%s/pulls/%d", s.URL, s.Repo, n)}
-		s.prs = append(s.prs, p)
+		p := s.add(&PR{Title: in.Title, Body: in.Body, Head: in.Head, Base: in.Base, Draft: giteaDraft(in.Title), State: "open"}, "pulls")
 		writeJSON(w, http.StatusCreated, s.giteaPR(p))
 	case r.Method == http.MethodPatch && strings.HasPrefix(path, prefix+"/pulls/"):
 		s.editPR(w, r, strings.TrimPrefix(path, prefix+"/pulls/"), "The target couldn't be found.", "body", giteaDraft, s.giteaPR, http.StatusCreated)
@@ -401,10 +402,8 @@ func (s *Server) gitlab(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusBadRequest, map[string]any{"error": "title is missing"})
 			return
 		}
-		n := len(s.prs) + 1
-		p := &PR{Number: n, Title: in.Title, Body: in.Description, Head: in.SourceBranch, Base: in.TargetBranch,
-			Draft: gitlabDraft(in.Title), State: "opened", URL: fmt.Sprintf("%s/%s/-/merge_requests/%d", s.URL, s.Repo, n)}
-		s.prs = append(s.prs, p)
+		p := s.add(&PR{Title: in.Title, Body: in.Description, Head: in.SourceBranch, Base: in.TargetBranch,
+			Draft: gitlabDraft(in.Title), State: "opened"}, "-/merge_requests")
 		writeJSON(w, http.StatusCreated, s.gitlabMR(p))
 	case r.Method == http.MethodPut && strings.HasPrefix(path, prefix+"/merge_requests/"):
 		s.editPR(w, r, strings.TrimPrefix(path, prefix+"/merge_requests/"), "404 Not found", "description", gitlabDraft, s.gitlabMR, http.StatusOK)
