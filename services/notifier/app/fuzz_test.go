@@ -159,6 +159,9 @@ func FuzzEncodingMatchesStdlib(f *testing.F) {
 			agentToolMsg{h, events.AgentToolCalledData{Tool: a, Arguments: b, Result: c, OK: ok, Error: a, DurationMS: n}},
 			llmCallMsg{h, events.LLMCallCompletedData{Provider: a, Model: b, InputTokens: n, CostUSD: x, LatencyMS: n}},
 			runResumedMsg{h, a, b, c, int(n), int(n)},
+			pullRequestMsg{h, events.PullRequestOpenedData{URL: a, Number: int(n), Forge: b, Branch: c, Reused: ok}},
+			repositoryConfigMsg{h, events.RepositoryConfigLoadedData{Source: a, SHA256: b, SizeBytes: int(n), Config: events.RepositoryConfig{
+				CICommand: c, CICommandFrom: a, CITimeoutMS: n, Editable: []string{a, b}, MaxCostUSD: x, Notes: []string{c}}}},
 		}
 		for _, body := range bodies {
 			want, err := json.Marshal(body)
