@@ -537,11 +537,7 @@ func TestRealRunAsPullRequestOnFakeGitHub(t *testing.T) {
 		!strings.Contains(prs[0].Body, "https://tf.example/tickets/"+id) {
 		t.Fatalf("PRs on the fake GitHub = %+v", prs)
 	}
-	var opened bool
-	for _, r := range gh.Requests() {
-		opened = opened || r == "POST /repos/acme/demo/pulls"
-	}
-	if !opened {
+	if gh.Received("POST /repos/acme/demo/pulls") == 0 {
 		t.Fatalf("no PR opened: %q", gh.Requests())
 	}
 	var tk struct {

@@ -130,6 +130,19 @@ func (s *Server) Requests() []string {
 	return append([]string(nil), s.requests...)
 }
 
+// Received is how many requests were exactly req ("METHOD path", as Requests lists them).
+func (s *Server) Received(req string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.requests {
+		if r == req {
+			n++
+		}
+	}
+	return n
+}
+
 // FailNext makes the next request answer status with a forge-shaped error message.
 func (s *Server) FailNext(status int) {
 	s.mu.Lock()

@@ -58,6 +58,13 @@ func count(e *commandtest.Env, ticketID string, typ events.Type) int {
 	return n
 }
 
+// webhookEnv is the command service with forge webhooks on (signed with hookSecret).
+func webhookEnv(t *testing.T) *commandtest.Env {
+	cfg := commandtest.DefaultConfig
+	cfg.ForgeWebhookSecret = hookSecret
+	return commandtest.New(t, cfg, 0)
+}
+
 func githubHook(e *commandtest.Env, body []byte, signature, delivery string) commandtest.Reply {
 	return e.Call("", "POST", "/api/forge/webhooks/github", string(body),
 		"X-GitHub-Event", "pull_request_review", "X-GitHub-Delivery", delivery, "X-Hub-Signature-256", signature)
@@ -66,9 +73,7 @@ func githubHook(e *commandtest.Env, body []byte, signature, delivery string) com
 // GitHub: a bad signature is 401; a non-member's approval is ignored; a member's approval
 // validates the ticket; the replayed delivery is 200 and appends nothing.
 func TestGitHubReviewWebhook(t *testing.T) {
-	cfg := commandtest.DefaultConfig
-	cfg.ForgeWebhookSecret = hookSecret
-	e := commandtest.New(t, cfg, 0)
+	e := webhookEnv(t)
 	prURL := "https://github.com/acme/demo/pull/1"
 	ticket, _ := completedWithPR(t, e, prURL)
 
@@ -118,9 +123,7 @@ func TestGitHubReviewWebhook(t *testing.T) {
 
 // GitHub "changes requested" with a body → ChangesRequested with that comment and the next run.
 func TestGitHubChangesRequestedWebhook(t *testing.T) {
-	cfg := commandtest.DefaultConfig
-	cfg.ForgeWebhookSecret = hookSecret
-	e := commandtest.New(t, cfg, 0)
+	e := webhookEnv(t)
 	prURL := "https://github.com/acme/demo/pull/1"
 	ticket, run := completedWithPR(t, e, prURL)
 	body := forgetest.GitHubReview(202, "changes_requested", "COLLABORATOR", "carol", "Please handle the empty case.", prURL, forge.Branch(ticket))
@@ -143,9 +146,7 @@ func TestGitHubChangesRequestedWebhook(t *testing.T) {
 // GitLab: the X-Gitlab-Token must be the secret; a /request-changes note asks for changes;
 // Gitea: an approval signed with X-Gitea-Signature approves.
 func TestGitLabAndGiteaWebhooks(t *testing.T) {
-	cfg := commandtest.DefaultConfig
-	cfg.ForgeWebhookSecret = hookSecret
-	e := commandtest.New(t, cfg, 0)
+	e := webhookEnv(t)
 	prURL := "https://github.com/acme/demo/pull/1" // the projection's URL is all that matters here
 	ticket, run := completedWithPR(t, e, prURL)
 	note := forgetest.GitLabNote(7, "dave", "/request-changes rename the function", prURL, forge.Branch(ticket))
@@ -188,9 +189,7 @@ func TestForgeWebhooksOffWithoutSecret(t *testing.T) {
 // A review while the run is still in progress decides nothing, nor does its redelivery after
 // the run completed (the refusal is the review's answer); a later review does.
 func TestReviewBeforeCompletionDecidesNothing(t *testing.T) {
-	cfg := commandtest.DefaultConfig
-	cfg.ForgeWebhookSecret = hookSecret
-	e := commandtest.New(t, cfg, 0)
+	e := webhookEnv(t)
 	prURL := "https://github.com/acme/demo/pull/1"
 	ticket := e.Create(e.Alice, `{"title":"pr","repository_url":"https://github.com/acme/demo"}`)
 	run, _ := e.Call(e.Alice, "POST", "/api/tickets/processing/start", `{"ticket_id":"`+ticket+`"}`).Body["run_id"].(string)
