@@ -44,8 +44,26 @@ it("replays a finished run at 50× with the audit trail's log lines in order", a
   assert.equal(trail.filter((e) => e.type === "AgentToolCalled").length, 0, "the simulated run has no tool calls (they would be log lines too)");
 
   const page = await env.openPage();
+  // Every status the header shows and whether the replay card is there, from the first paint:
+  // the socket replays the whole run on connect, and a finished run must not seem to run again
+  // meanwhile (that would also take the replay card away from under the click).
+  await page.addInitScript(() => {
+    const w = window;
+    w.__shown = [];
+    const record = () => {
+      const badge = document.querySelector(".ticket-head .badge");
+      const seen = `${badge?.getAttribute("data-status") ?? ""}|${document.querySelector("section.replay-card") ? "card" : ""}`;
+      if (badge?.getAttribute("data-status") && w.__shown[w.__shown.length - 1] !== seen) w.__shown.push(seen);
+    };
+    new MutationObserver(record).observe(document, { subtree: true, childList: true, attributes: true });
+  });
   await page.goto(`${env.stack.baseUrl}/tickets/${encodeURIComponent(ticket.id)}#access_token=${env.stack.token}`);
   const card = page.locator("section.replay-card");
+  // Caught up: the live log holds the whole run.
+  await page.locator(`.ticket-main .logs-scroll[data-count="${audit.length}"]`).waitFor({ timeout: 60_000 });
+  const shown = await page.evaluate(() => window.__shown);
+  assert.deepEqual([...new Set(shown.map((s) => s.split("|")[0]))], ["COMPLETED"], `the finished ticket's page showed other states while its socket caught up: ${shown}`);
+  assert.ok(!shown.slice(shown.indexOf("COMPLETED|card")).includes("COMPLETED|"), `the replay card went away and came back: ${shown}`);
   await card.getByRole("button", { name: "Revoir l'exécution" }).click();
   const player = card.locator(".replay-player");
   await player.and(page.locator('[data-replay-state="ready"]')).waitFor({ timeout: 60_000 });

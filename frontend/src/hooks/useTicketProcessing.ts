@@ -42,6 +42,8 @@ export interface TicketSummary {
   status: TicketStatus | null;
   runId: string | null;
   step: string | null;
+  /** False while the socket replays history: status then walks through states already past. */
+  live: boolean;
 }
 
 /**
@@ -52,11 +54,11 @@ export function useTicketSummary(ticketId: string | null | undefined): TicketSum
   const store = useTicketStore(ticketId);
   const key = useSyncExternalStore(store ? store.subscribe : noop, () => {
     const s = store ? store.getSnapshot() : initialTicketState;
-    return JSON.stringify([s.status, s.runId, s.step]);
+    return JSON.stringify([s.status, s.runId, s.step, s.live]);
   });
   return useMemo(() => {
-    const [status, runId, step] = JSON.parse(key) as [TicketStatus | null, string | null, string | null];
-    return { status, runId, step };
+    const [status, runId, step, live] = JSON.parse(key) as [TicketStatus | null, string | null, string | null, boolean];
+    return { status, runId, step, live };
   }, [key]);
 }
 

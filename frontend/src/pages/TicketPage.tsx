@@ -35,8 +35,11 @@ export function TicketPage({ ticketId }: { ticketId: string }) {
   const loadTicketEvents = useTicketEvents(ticketId);
   useTitle(ticket.data?.title ?? "Ticket");
 
-  // The socket is the live truth; the REST ticket fills in until it speaks.
-  const status = live.status ?? ticket.data?.status ?? null;
+  // The socket is the live truth once it has caught up; while it replays history its status
+  // walks through states the ticket is already past (a finished run would show IN_PROGRESS and
+  // hide its replay card), so the projected ticket speaks until then.
+  const projected = ticket.data?.status ?? null;
+  const status = live.live ? (live.status ?? projected) : (projected ?? live.status);
   const active = isActive(status);
 
   // Refresh ticket and runs as the live run moves, the audit trail when its status changes.
