@@ -31,22 +31,11 @@
 \set ON_ERROR_STOP on
 \set QUIET on
 
-\if :{?command_role}
-\else
-\set command_role ticketflow_command
-\endif
-\if :{?processor_role}
-\else
-\set processor_role ticketflow_processor
-\endif
-\if :{?projector_role}
-\else
-\set projector_role ticketflow_projector
-\endif
-\if :{?notifier_role}
-\else
-\set notifier_role ticketflow_notifier
-\endif
+-- Each role name's default, unless -v gave one.
+\if :{?command_role} \else \set command_role ticketflow_command \endif
+\if :{?processor_role} \else \set processor_role ticketflow_processor \endif
+\if :{?projector_role} \else \set projector_role ticketflow_projector \endif
+\if :{?notifier_role} \else \set notifier_role ticketflow_notifier \endif
 
 \getenv command_password TICKETFLOW_COMMAND_DB_PASSWORD
 \getenv processor_password TICKETFLOW_PROCESSOR_DB_PASSWORD

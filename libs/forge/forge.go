@@ -10,12 +10,14 @@ package forge
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -104,11 +106,7 @@ type APIError struct {
 }
 
 func (e *APIError) Error() string {
-	msg := e.Message
-	if msg == "" {
-		msg = http.StatusText(e.Status)
-	}
-	return fmt.Sprintf("%s API: %s %s: HTTP %d: %s", e.Forge, e.Method, e.Path, e.Status, msg)
+	return fmt.Sprintf("%s API: %s %s: HTTP %d: %s", e.Forge, e.Method, e.Path, e.Status, cmp.Or(e.Message, http.StatusText(e.Status)))
 }
 
 // DefaultTimeout bounds one forge request when the configuration says nothing.
@@ -272,6 +270,16 @@ func titled(marker, title string, draft bool) string {
 		return marker + stripDraft(title)
 	}
 	return stripDraft(title)
+}
+
+// findOpen lists path?q (a page of the forge's pull requests) and returns the open one from
+// head, and how many the page held.
+func findOpen[T interface{ pr() PullRequest }](ctx context.Context, a *api, path string, q url.Values, head string) (*PullRequest, int, error) {
+	var prs []T
+	if err := a.do(ctx, http.MethodGet, path+"?"+q.Encode(), nil, &prs); err != nil {
+		return nil, 0, err
+	}
+	return openByHead(prs, head), len(prs), nil
 }
 
 // openByHead is the first of prs whose head branch is head, or nil.

@@ -18,8 +18,9 @@ import (
 const token = "tok-secret-123"
 
 // exercise walks a client through a run's life: open a draft, find it again, update it, set
-// statuses, mark it ready.
-func exercise(t *testing.T, f forge.Forge, srv *forgetest.Server, repo forge.Repo, number int) {
+// statuses, mark it ready. The fake then holds the failed status, in the forge's own word
+// (failedState), and the passed one.
+func exercise(t *testing.T, f forge.Forge, srv *forgetest.Server, repo forge.Repo, number int, failedState string) {
 	t.Helper()
 	ctx := context.Background()
 	if pr, err := f.FindOpen(ctx, repo, "ticketflow-pr/t1"); err != nil || pr != nil {
@@ -60,8 +61,9 @@ func exercise(t *testing.T, f forge.Forge, srv *forgetest.Server, repo forge.Rep
 		t.Fatalf("PR = %+v", p)
 	}
 	sts := srv.Statuses()
-	if len(sts) != 2 || sts[0].SHA != "abc123" || sts[0].Context != "ticketflow/ci" || sts[0].TargetURL != "http://x/tickets/t1" {
-		t.Fatalf("statuses = %+v", sts)
+	if len(sts) != 2 || sts[0].SHA != "abc123" || sts[0].Context != "ticketflow/ci" || sts[0].TargetURL != "http://x/tickets/t1" ||
+		sts[0].State != failedState || sts[1].State != "success" {
+		t.Fatalf("statuses = %+v (want %s, then success)", sts, failedState)
 	}
 	// A second Open of the same branch is the forge's refusal, with its message and status.
 	_, err = f.Open(ctx, repo, forge.NewPullRequest{Title: "again", Head: "ticketflow-pr/t1", Base: "main"})
@@ -79,10 +81,7 @@ func TestGiteaClient(t *testing.T) {
 		srv.AddOpen(fmt.Sprintf("feature-%d", i))
 	}
 	f := forge.NewGitea(srv.API(), token, 5*time.Second)
-	exercise(t, f, srv, forge.Repo{Host: "git.example.org", Path: "acme/demo"}, 61)
-	if sts := srv.Statuses(); sts[0].State != "failure" || sts[1].State != "success" {
-		t.Fatalf("states = %+v", sts)
-	}
+	exercise(t, f, srv, forge.Repo{Host: "git.example.org", Path: "acme/demo"}, 61, "failure")
 	if srv.Received("GET /api/v1/repos/acme/demo/pulls") < 6 { // three lookups, two pages each
 		t.Fatalf("the lookups did not page: %q", srv.Requests())
 	}
@@ -91,10 +90,7 @@ func TestGiteaClient(t *testing.T) {
 func TestGitHubClient(t *testing.T) {
 	srv := forgetest.NewGitHub(t, "acme/demo", token)
 	f := forge.NewGitHub(srv.API(), token, 5*time.Second)
-	exercise(t, f, srv, forge.Repo{Host: "github.com", Path: "acme/demo"}, 1)
-	if sts := srv.Statuses(); sts[0].State != "failure" || sts[1].State != "success" {
-		t.Fatalf("states = %+v", sts)
-	}
+	exercise(t, f, srv, forge.Repo{Host: "github.com", Path: "acme/demo"}, 1, "failure")
 	if srv.Received("POST /graphql") == 0 {
 		t.Fatalf("ready for review did not use the GraphQL mutation: %q", srv.Requests())
 	}
@@ -103,10 +99,7 @@ func TestGitHubClient(t *testing.T) {
 func TestGitLabClient(t *testing.T) {
 	srv := forgetest.NewGitLab(t, "team/sub/demo", token)
 	f := forge.NewGitLab(srv.API(), token, 5*time.Second)
-	exercise(t, f, srv, forge.Repo{Host: "gitlab.example.com", Path: "team/sub/demo"}, 1)
-	if sts := srv.Statuses(); sts[0].State != "failed" || sts[1].State != "success" {
-		t.Fatalf("states = %+v", sts)
-	}
+	exercise(t, f, srv, forge.Repo{Host: "gitlab.example.com", Path: "team/sub/demo"}, 1, "failed")
 	if prs := srv.PRs(); prs[0].Title != "Fix it (2)" {
 		t.Fatalf("title after ready = %q", prs[0].Title)
 	}

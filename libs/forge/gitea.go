@@ -39,15 +39,9 @@ func (c *giteaClient) FindOpen(ctx context.Context, repo Repo, head string) (*Pu
 	// Gitea's list has no head filter: page through the open PRs (bounded).
 	for page := 1; page <= 20; page++ {
 		q := url.Values{"state": {"open"}, "limit": {"50"}, "page": {fmt.Sprint(page)}}
-		var prs []giteaPR
-		if err := c.do(ctx, http.MethodGet, githubRepoPath(repo)+"/pulls?"+q.Encode(), nil, &prs); err != nil {
-			return nil, err
-		}
-		if pr := openByHead(prs, head); pr != nil {
-			return pr, nil
-		}
-		if len(prs) < 50 {
-			break
+		pr, n, err := findOpen[giteaPR](ctx, &c.api, githubRepoPath(repo)+"/pulls", q, head)
+		if err != nil || pr != nil || n < 50 {
+			return pr, err
 		}
 	}
 	return nil, nil

@@ -56,11 +56,8 @@ func githubRepoPath(repo Repo) string {
 
 func (c *githubClient) FindOpen(ctx context.Context, repo Repo, head string) (*PullRequest, error) {
 	q := url.Values{"state": {"open"}, "head": {repo.owner() + ":" + head}, "per_page": {"10"}}
-	var prs []githubPR
-	if err := c.do(ctx, http.MethodGet, githubRepoPath(repo)+"/pulls?"+q.Encode(), nil, &prs); err != nil {
-		return nil, err
-	}
-	return openByHead(prs, head), nil
+	pr, _, err := findOpen[githubPR](ctx, &c.api, githubRepoPath(repo)+"/pulls", q, head)
+	return pr, err
 }
 
 func (c *githubClient) Open(ctx context.Context, repo Repo, in NewPullRequest) (PullRequest, error) {

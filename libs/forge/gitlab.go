@@ -39,11 +39,8 @@ func gitlabProject(repo Repo) string { return "/projects/" + url.PathEscape(repo
 
 func (c *gitlabClient) FindOpen(ctx context.Context, repo Repo, head string) (*PullRequest, error) {
 	q := url.Values{"state": {"opened"}, "source_branch": {head}}
-	var mrs []gitlabMR
-	if err := c.do(ctx, http.MethodGet, gitlabProject(repo)+"/merge_requests?"+q.Encode(), nil, &mrs); err != nil {
-		return nil, err
-	}
-	return openByHead(mrs, head), nil
+	mr, _, err := findOpen[gitlabMR](ctx, &c.api, gitlabProject(repo)+"/merge_requests", q, head)
+	return mr, err
 }
 
 func (c *gitlabClient) Open(ctx context.Context, repo Repo, in NewPullRequest) (PullRequest, error) {

@@ -39,85 +39,75 @@ func NewResolver(cfg config.Forge, gitToken string, policy *repourl.Policy) (*Re
 	for h, k := range knownHosts {
 		r.kinds[h] = k
 	}
-	for _, kv := range cfg.Hosts {
-		host, kind, err := pair("TICKETFLOW_FORGE_HOSTS", kv)
-		if err != nil || host == "" {
-			if err == nil {
-				continue
-			}
-			return nil, err
-		}
+	err := eachPair("TICKETFLOW_FORGE_HOSTS", cfg.Hosts, func(host, kind string) error {
 		switch kind = strings.ToLower(kind); kind {
 		case GitHub, GitLab, Gitea:
 		case "forgejo":
 			kind = Gitea
 		default:
-			return nil, fmt.Errorf("TICKETFLOW_FORGE_HOSTS: %q: unknown forge %q (github, gitlab, gitea, forgejo)", kv, kind)
+			return fmt.Errorf("%q: unknown forge %q (github, gitlab, gitea, forgejo)", host+"="+kind, kind)
 		}
 		r.kinds[strings.ToLower(host)] = kind
+		return nil
+	})
+	if err == nil {
+		err = eachPair("TICKETFLOW_FORGE_API_URLS", cfg.APIURLs, func(host, base string) error {
+			u, err := url.Parse(base)
+			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+				return fmt.Errorf("%s: %q is not an http(s) URL", host, base)
+			}
+			r.apis[strings.ToLower(host)] = strings.TrimRight(base, "/")
+			return nil
+		})
 	}
-	for _, kv := range cfg.APIURLs {
-		host, base, err := pair("TICKETFLOW_FORGE_API_URLS", kv)
-		if err != nil {
-			return nil, err
-		}
-		if host == "" {
-			continue
-		}
-		u, err := url.Parse(base)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, fmt.Errorf("TICKETFLOW_FORGE_API_URLS: %s: %q is not an http(s) URL", host, base)
-		}
-		r.apis[strings.ToLower(host)] = strings.TrimRight(base, "/")
+	if err == nil {
+		err = eachPair("TICKETFLOW_FORGE_TOKENS", cfg.Tokens, func(pat, token string) error {
+			p, err := repourl.ParsePattern(pat)
+			if err != nil {
+				return err
+			}
+			r.tokens = append(r.tokens, tokenRule{p, token})
+			return nil
+		})
 	}
-	for _, kv := range cfg.Tokens {
-		pat, token, err := pair("TICKETFLOW_FORGE_TOKENS", kv)
-		if err != nil {
-			// The entry holds a token: never repeat it in the error.
-			return nil, fmt.Errorf("TICKETFLOW_FORGE_TOKENS: an entry is not pattern=token")
-		}
-		if pat == "" {
-			continue
-		}
-		p, err := repourl.ParsePattern(pat)
-		if err != nil {
-			return nil, fmt.Errorf("TICKETFLOW_FORGE_TOKENS: %w", err)
-		}
-		r.tokens = append(r.tokens, tokenRule{p, token})
+	if err == nil {
+		err = eachPair("TICKETFLOW_FORGE_REPOSITORIES", cfg.Repositories, func(from, to string) error {
+			fu, err := repourl.Parse(from)
+			if err != nil {
+				return fmt.Errorf("%q: %w", from, err)
+			}
+			tu, err := repourl.Parse(to)
+			if err != nil || tu.Scheme == repourl.File {
+				return fmt.Errorf("%q is not a forge repository URL", to)
+			}
+			r.mirrors[fu.String()] = tu.String()
+			return nil
+		})
 	}
-	for _, kv := range cfg.Repositories {
-		from, to, err := pair("TICKETFLOW_FORGE_REPOSITORIES", kv)
-		if err != nil {
-			return nil, err
-		}
-		if from == "" {
-			continue
-		}
-		fu, err := repourl.Parse(from)
-		if err != nil {
-			return nil, fmt.Errorf("TICKETFLOW_FORGE_REPOSITORIES: %q: %w", from, err)
-		}
-		tu, err := repourl.Parse(to)
-		if err != nil || tu.Scheme == repourl.File {
-			return nil, fmt.Errorf("TICKETFLOW_FORGE_REPOSITORIES: %q is not a forge repository URL", to)
-		}
-		r.mirrors[fu.String()] = tu.String()
+	if err != nil {
+		return nil, err
 	}
 	return r, nil
 }
 
-// pair splits "key=value" at the first '='; an empty entry is ("", "", nil).
-func pair(name, kv string) (string, string, error) {
-	kv = strings.TrimSpace(kv)
-	if kv == "" {
-		return "", "", nil
+// eachPair calls fn with each "key=value" entry of the variable name, split at the first '='
+// and trimmed, skipping empty entries; an error names the variable. An entry that is not
+// key=value is not quoted: it may hold a token.
+func eachPair(name string, entries []string, fn func(key, value string) error) error {
+	for _, kv := range entries {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || k == "" || v == "" {
+			return fmt.Errorf("%s: an entry is not key=value", name)
+		}
+		if err := fn(k, v); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
 	}
-	k, v, ok := strings.Cut(kv, "=")
-	k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-	if !ok || k == "" || v == "" {
-		return "", "", fmt.Errorf("%s: %q is not key=value", name, kv)
-	}
-	return k, v, nil
+	return nil
 }
 
 // NewClient is the client of one forge kind.

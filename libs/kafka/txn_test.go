@@ -85,13 +85,18 @@ func message(ev events.Event) string {
 
 func equal(a, b []string) bool { return fmt.Sprint(a) == fmt.Sprint(b) }
 
+// startTxnTest starts a one-broker cluster and gives the test 30 s.
+func startTxnTest(t *testing.T) (*kafkatest.Broker, context.Context) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return kafkatest.Start(t, 1), ctx
+}
+
 // A committed Append is visible, at the positions it returned; an aborted transaction and one
 // left open and then aborted by a fencing producer are invisible to read_committed readers
 // and to ScanPartition, which still ends on a log whose tail is transaction markers.
 func TestTxnProducerCommitVisibleAbortInvisible(t *testing.T) {
-	b := kafkatest.Start(t, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	b, ctx := startTxnTest(t)
 
 	p := txnProducer(ctx, t, b, "tx-visible")
 	envs := []events.Envelope{logEnv("t", "c1"), logEnv("t", "c2"), logEnv("t", "c3")}
@@ -185,9 +190,7 @@ func TestTxnProducerCommitVisibleAbortInvisible(t *testing.T) {
 // A second producer with the same transactional id fences the first: the first's next
 // Append fails with ErrFenced and stays failed, and nothing it tried is visible.
 func TestTxnProducerFencedBySecond(t *testing.T) {
-	b := kafkatest.Start(t, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	b, ctx := startTxnTest(t)
 	first := txnProducer(ctx, t, b, "ticketflow-run-x")
 	if _, err := first.Append(ctx, logEnv("t", "first-1")); err != nil {
 		t.Fatal(err)
@@ -222,9 +225,7 @@ func TestTxnProducerFencedBySecond(t *testing.T) {
 // records as appended: it appends again once (an abort is final, so no copy can appear),
 // and when that is aborted too it says nothing was appended (ErrUnavailable, not unconfirmed).
 func TestTxnAppendIsCommittedWhenItSaysSo(t *testing.T) {
-	b := kafkatest.Start(t, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	b, ctx := startTxnTest(t)
 	p := txnProducer(ctx, t, b, "tx-silent-abort")
 	cluster := kafka.ClusterOf(b.Embedded)
 	abortCommits := func(n int) {

@@ -5,6 +5,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -43,15 +44,11 @@ type APIError struct {
 }
 
 func (e *APIError) Error() string {
-	msg := e.Message
-	if msg == "" {
-		msg = http.StatusText(e.Status)
-	}
-	code := e.Code
-	if code == "" {
+	msg := cmp.Or(e.Message, http.StatusText(e.Status))
+	if e.Code == "" {
 		return fmt.Sprintf("%s (%d)", msg, e.Status)
 	}
-	return fmt.Sprintf("%s (%d %s)", msg, e.Status, code)
+	return fmt.Sprintf("%s (%d %s)", msg, e.Status, e.Code)
 }
 
 // IsStatus reports whether err is an *APIError with that HTTP status.

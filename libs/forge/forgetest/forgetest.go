@@ -418,11 +418,11 @@ func (s *Server) gitlab(w http.ResponseWriter, r *http.Request) {
 		p := s.add(&PR{Title: in.Title, Body: in.Description, Head: in.SourceBranch, Base: in.TargetBranch,
 			Draft: gitlabDraft(in.Title), State: "opened"}, "-/merge_requests")
 		writeJSON(w, http.StatusCreated, s.gitlabMR(p))
-	case r.Method == http.MethodPut && strings.HasPrefix(path, prefix+"/merge_requests/"):
-		s.editPR(w, r, strings.TrimPrefix(path, prefix+"/merge_requests/"), "404 Not found", "description", gitlabDraft, s.gitlabMR, http.StatusOK)
 	case r.Method == http.MethodPost && strings.HasPrefix(path, prefix+"/statuses/"):
 		s.addStatus(w, r, strings.TrimPrefix(path, prefix+"/statuses/"), "name", http.StatusBadRequest,
 			map[string]any{"error": "state does not have a valid value"}, "pending", "running", "success", "failed", "canceled")
+	case r.Method == http.MethodPut && strings.HasPrefix(path, prefix+"/merge_requests/"):
+		s.editPR(w, r, strings.TrimPrefix(path, prefix+"/merge_requests/"), "404 Not found", "description", gitlabDraft, s.gitlabMR, http.StatusOK)
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]any{"message": "404 Not Found"})
 	}

@@ -108,12 +108,12 @@ type Claim struct {
 // Ticket is the API's ticket representation (a row of the tickets projection).
 type Ticket struct {
 	ID            string    `json:"id"`
+	Owner         string    `json:"owner"`
 	Title         string    `json:"title"`
 	Description   string    `json:"description"`
 	RepositoryURL string    `json:"repository_url"`
 	BaseBranch    string    `json:"base_branch"`
 	CICommand     string    `json:"ci_command"`
-	Owner         string    `json:"owner"`
 	Status        string    `json:"status"`
 	Step          string    `json:"step"`
 	Progress      int       `json:"progress"`

@@ -317,6 +317,15 @@ func (b *bench) audience(ctx context.Context, prefix string, tickets, n int) ([]
 	return ids, clients, err
 }
 
+// listeners is an audience whose clients read (and record) every message from now on.
+func (b *bench) listeners(prefix string, tickets, n int) ([]string, []*wsClient, error) {
+	ids, clients, err := b.audience(context.Background(), prefix, tickets, n)
+	if err == nil {
+		readForever(clients)
+	}
+	return ids, clients, err
+}
+
 func closeAll(cs []*wsClient) {
 	for _, c := range cs {
 		if c != nil {
@@ -425,13 +434,12 @@ func (b *bench) paced(ctx context.Context, ids []string, rate int, failed *atomi
 // (a) end-to-end latency at 1,000 events/s, 1,000 clients over 100 tickets.
 func (b *bench) latency(d time.Duration) ([][]string, error) {
 	fmt.Println("(a) latency: 1,000 clients over 100 tickets, 1,000 events/s for", d)
-	ctx := context.Background()
-	ids, clients, err := b.audience(ctx, "lat", 100, 1000)
+	ids, clients, err := b.listeners("lat", 100, 1000)
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(clients)
-	readForever(clients)
+	ctx := context.Background()
 	pctx, cancel := context.WithTimeout(ctx, d+time.Second)
 	var failed atomic.Int64
 	go func() { // 1 s warm-up, then record
@@ -454,13 +462,12 @@ func (b *bench) latency(d time.Duration) ([][]string, error) {
 // (b) fan-out: 10,000 clients over 100 tickets, increasing event rates.
 func (b *bench) fanout(rates []int, step time.Duration) ([][]string, error) {
 	fmt.Println("(b) fan-out: 10,000 clients over 100 tickets (100 per ticket)")
-	ctx := context.Background()
-	ids, clients, err := b.audience(ctx, "fan", 100, 10000)
+	ids, clients, err := b.listeners("fan", 100, 10000)
 	if err != nil {
 		return nil, err
 	}
 	defer closeAll(clients)
-	readForever(clients)
+	ctx := context.Background()
 	best := []string{"(b) fan-out, 10k clients/100 tickets", "no step sustained", "≥ 300,000 msg/s"}
 	bestRate := 0.0
 	for _, rate := range rates {

@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -121,6 +122,55 @@ func objectOrEmpty(input json.RawMessage) json.RawMessage {
 	return input
 }
 
+// decodedAnswer is a model answer: what it says of its model and token usage.
+type decodedAnswer interface {
+	modelName() string
+	usage() Usage
+}
+
+type anthropicAnswer struct {
+	Model      string           `json:"model"`
+	Content    []anthropicBlock `json:"content"`
+	StopReason string           `json:"stop_reason"`
+	Usage      struct {
+		InputTokens  int64 `json:"input_tokens"`
+		OutputTokens int64 `json:"output_tokens"`
+	} `json:"usage"`
+}
+
+func (a *anthropicAnswer) modelName() string { return a.Model }
+func (a *anthropicAnswer) usage() Usage {
+	return Usage{InputTokens: a.Usage.InputTokens, OutputTokens: a.Usage.OutputTokens}
+}
+
+type openaiAnswer struct {
+	Model   string `json:"model"`
+	Choices []struct {
+		Message      openaiMessage `json:"message"`
+		FinishReason string        `json:"finish_reason"`
+	} `json:"choices"`
+	Usage struct {
+		PromptTokens     int64 `json:"prompt_tokens"`
+		CompletionTokens int64 `json:"completion_tokens"`
+	} `json:"usage"`
+}
+
+func (o *openaiAnswer) modelName() string { return o.Model }
+func (o *openaiAnswer) usage() Usage {
+	return Usage{InputTokens: o.Usage.PromptTokens, OutputTokens: o.Usage.CompletionTokens}
+}
+
+// exchange posts one turn's body and decodes the answer into out; the response it starts holds what
+// both APIs report alike (attempts, latency, model, usage), the error names the vendor.
+func exchange(ctx context.Context, post func(ctx context.Context, body, out any) (int, error), vendor, model string, body any, out decodedAnswer) (ToolResponse, error) {
+	start := time.Now()
+	attempts, err := post(ctx, body, out)
+	if err != nil {
+		return ToolResponse{Attempts: attempts}, fmt.Errorf("%s: %w", vendor, err)
+	}
+	return ToolResponse{Attempts: attempts, Latency: time.Since(start), Model: cmp.Or(out.modelName(), model), Usage: out.usage()}, nil
+}
+
 func (a *Anthropic) Chat(ctx context.Context, req ToolRequest) (ToolResponse, error) {
 	msgs := make([]anthropicMessage, 0, len(req.Turns))
 	for _, t := range req.Turns {
@@ -145,25 +195,12 @@ func (a *Anthropic) Chat(ctx context.Context, req ToolRequest) (ToolResponse, er
 	}
 	body := map[string]any{"model": a.Model, "max_tokens": maxTokens(Request{MaxTokens: req.MaxTokens}), "system": req.System,
 		"messages": msgs, "tools": tools}
-	var out struct {
-		Model      string           `json:"model"`
-		Content    []anthropicBlock `json:"content"`
-		StopReason string           `json:"stop_reason"`
-		Usage      struct {
-			InputTokens  int64 `json:"input_tokens"`
-			OutputTokens int64 `json:"output_tokens"`
-		} `json:"usage"`
-	}
-	start := time.Now()
-	attempts, err := a.post(ctx, body, &out)
+	var out anthropicAnswer
+	resp, err := exchange(ctx, a.post, "anthropic", a.Model, body, &out)
 	if err != nil {
-		return ToolResponse{Attempts: attempts}, fmt.Errorf("anthropic: %w", err)
+		return resp, err
 	}
-	resp := ToolResponse{StopReason: out.StopReason, Model: out.Model, Attempts: attempts, Latency: time.Since(start),
-		Usage: Usage{InputTokens: out.Usage.InputTokens, OutputTokens: out.Usage.OutputTokens}}
-	if resp.Model == "" {
-		resp.Model = a.Model
-	}
+	resp.StopReason = out.StopReason
 	var text strings.Builder
 	for _, b := range out.Content {
 		switch b.Type {
@@ -234,26 +271,10 @@ func (o *OpenAI) Chat(ctx context.Context, req ToolRequest) (ToolResponse, error
 		tools[i] = map[string]any{"type": "function", "function": map[string]any{"name": t.Name, "description": t.Description, "parameters": t.Schema}}
 	}
 	body := map[string]any{"model": o.Model, "max_tokens": maxTokens(Request{MaxTokens: req.MaxTokens}), "messages": msgs, "tools": tools}
-	var out struct {
-		Model   string `json:"model"`
-		Choices []struct {
-			Message      openaiMessage `json:"message"`
-			FinishReason string        `json:"finish_reason"`
-		} `json:"choices"`
-		Usage struct {
-			PromptTokens     int64 `json:"prompt_tokens"`
-			CompletionTokens int64 `json:"completion_tokens"`
-		} `json:"usage"`
-	}
-	start := time.Now()
-	attempts, err := o.post(ctx, body, &out)
+	var out openaiAnswer
+	resp, err := exchange(ctx, o.post, "openai", o.Model, body, &out)
 	if err != nil {
-		return ToolResponse{Attempts: attempts}, fmt.Errorf("openai: %w", err)
-	}
-	resp := ToolResponse{Model: out.Model, Attempts: attempts, Latency: time.Since(start),
-		Usage: Usage{InputTokens: out.Usage.PromptTokens, OutputTokens: out.Usage.CompletionTokens}}
-	if resp.Model == "" {
-		resp.Model = o.Model
+		return resp, err
 	}
 	if len(out.Choices) == 0 {
 		return resp, fmt.Errorf("openai: %w (no choices)", errEmptyAnswer)

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -204,42 +205,56 @@ func join(parent, name string) string {
 	return parent + "." + name
 }
 
-func walk(root *yaml.Node, c *Config) error {
-	top, err := fields(root, "", "version", "ci", "agent", "overrides")
+// knownKey is one key a mapping may have, with what decodes and checks its value (name is
+// the key's full path, for errors).
+type knownKey struct {
+	key    string
+	decode func(v *yaml.Node, name string) error
+}
+
+// decodeMapping decodes the mapping n at path section key by key, in the file's order; a key
+// outside known is refused with the list of those that are.
+func decodeMapping(n *yaml.Node, section string, known ...knownKey) error {
+	names := make([]string, len(known))
+	for i, k := range known {
+		names[i] = k.key
+	}
+	fs, err := fields(n, section, names...)
 	if err != nil {
 		return err
 	}
+	for _, kv := range fs {
+		k := known[slices.Index(names, kv[0].Value)]
+		if err := k.decode(kv[1], join(section, k.key)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func walk(root *yaml.Node, c *Config) error {
 	hasVersion := false
-	for _, kv := range top {
-		k, v := kv[0], kv[1]
-		switch k.Value {
-		case "version":
+	err := decodeMapping(root, "",
+		knownKey{"version", func(v *yaml.Node, name string) error {
 			hasVersion = true
-			if err := integer(v, "version", &c.Version); err != nil {
+			if err := integer(v, name, &c.Version); err != nil {
 				return err
 			}
 			if c.Version != Version {
-				return errAt(v, "version", "%d is not a known version (this build reads version: %d)", c.Version, Version)
+				return errAt(v, name, "%d is not a known version (this build reads version: %d)", c.Version, Version)
 			}
-		case "ci":
-			if err := walkCI(v, &c.CI); err != nil {
-				return err
-			}
-		case "agent":
-			if err := walkAgent(v, &c.Agent); err != nil {
-				return err
-			}
-		case "overrides":
-			fs, err := fields(v, "overrides", "ci_command")
-			if err != nil {
-				return err
-			}
-			for _, kv := range fs {
-				if err := boolean(kv[1], "overrides."+kv[0].Value, &c.Overrides.CICommand); err != nil {
-					return err
-				}
-			}
-		}
+			return nil
+		}},
+		knownKey{"ci", func(v *yaml.Node, _ string) error { return walkCI(v, &c.CI) }},
+		knownKey{"agent", func(v *yaml.Node, _ string) error { return walkAgent(v, &c.Agent) }},
+		knownKey{"overrides", func(v *yaml.Node, name string) error {
+			return decodeMapping(v, name, knownKey{"ci_command", func(v *yaml.Node, name string) error {
+				return boolean(v, name, &c.Overrides.CICommand)
+			}})
+		}},
+	)
+	if err != nil {
+		return err
 	}
 	if !hasVersion {
 		return errAt(root, "version", "missing: the file must start with version: %d", Version)
@@ -248,14 +263,8 @@ func walk(root *yaml.Node, c *Config) error {
 }
 
 func walkCI(n *yaml.Node, ci *CI) error {
-	fs, err := fields(n, "ci", "command", "timeout")
-	if err != nil {
-		return err
-	}
-	for _, kv := range fs {
-		v, name := kv[1], "ci."+kv[0].Value
-		switch kv[0].Value {
-		case "command":
+	return decodeMapping(n, "ci",
+		knownKey{"command", func(v *yaml.Node, name string) error {
 			if err := str(v, name, &ci.Command); err != nil {
 				return err
 			}
@@ -267,58 +276,41 @@ func walkCI(n *yaml.Node, ci *CI) error {
 			case strings.ContainsRune(ci.Command, 0):
 				return errAt(v, name, "must not contain a NUL byte")
 			}
-		case "timeout":
-			if err := duration(v, name, &ci.Timeout); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+			return nil
+		}},
+		knownKey{"timeout", func(v *yaml.Node, name string) error { return duration(v, name, &ci.Timeout) }},
+	)
 }
 
 func walkAgent(n *yaml.Node, a *Agent) error {
-	fs, err := fields(n, "agent", "editable", "max_steps", "max_tokens", "max_cost_usd", "max_duration")
-	if err != nil {
-		return err
-	}
-	for _, kv := range fs {
-		v, name := kv[1], "agent."+kv[0].Value
-		switch kv[0].Value {
-		case "editable":
-			if err := globs(v, name, &a.Editable); err != nil {
-				return err
-			}
-		case "max_steps":
-			if err := integer(v, name, &a.MaxSteps); err != nil {
-				return err
-			}
-			if a.MaxSteps <= 0 {
-				return errAt(v, name, "must be a positive integer, got %d", a.MaxSteps)
-			}
-		case "max_tokens":
-			if err := integer(v, name, &a.MaxTokens); err != nil {
-				return err
-			}
-			if a.MaxTokens <= 0 {
-				return errAt(v, name, "must be a positive integer, got %d", a.MaxTokens)
-			}
-		case "max_cost_usd":
-			if v.Kind != yaml.ScalarNode || (v.Tag != "!!float" && v.Tag != "!!int") {
-				return errAt(v, name, "must be a number of US dollars (e.g. 0.5), got %s", show(v))
-			}
-			if err := v.Decode(&a.MaxCostUSD); err != nil {
+	return decodeMapping(n, "agent",
+		knownKey{"editable", func(v *yaml.Node, name string) error { return globs(v, name, &a.Editable) }},
+		knownKey{"max_steps", positiveInteger(&a.MaxSteps)},
+		knownKey{"max_tokens", positiveInteger(&a.MaxTokens)},
+		knownKey{"max_cost_usd", func(v *yaml.Node, name string) error {
+			if v.Kind != yaml.ScalarNode || (v.Tag != "!!float" && v.Tag != "!!int") || v.Decode(&a.MaxCostUSD) != nil {
 				return errAt(v, name, "must be a number of US dollars (e.g. 0.5), got %s", show(v))
 			}
 			if !(a.MaxCostUSD > 0) || math.IsInf(a.MaxCostUSD, 0) {
 				return errAt(v, name, "must be a positive number, got %s", show(v))
 			}
-		case "max_duration":
-			if err := duration(v, name, &a.MaxDuration); err != nil {
-				return err
-			}
+			return nil
+		}},
+		knownKey{"max_duration", func(v *yaml.Node, name string) error { return duration(v, name, &a.MaxDuration) }},
+	)
+}
+
+// positiveInteger decodes an integer above zero into out.
+func positiveInteger[T int | int64](out *T) func(v *yaml.Node, name string) error {
+	return func(v *yaml.Node, name string) error {
+		if err := integer(v, name, out); err != nil {
+			return err
 		}
+		if *out <= 0 {
+			return errAt(v, name, "must be a positive integer, got %d", *out)
+		}
+		return nil
 	}
-	return nil
 }
 
 // show is a node's value as the error quotes it (clipped).
