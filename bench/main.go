@@ -30,6 +30,8 @@ type options struct {
 	sources      int
 	keep         bool
 	pipeline     bool
+	// tfEnv is extra environment of `ticketflow dev` (a tuned setup, printed with the results).
+	tfEnv []string
 }
 
 func main() {
@@ -45,6 +47,13 @@ func main() {
 	flag.IntVar(&o.sources, "sources", 16, "client source addresses 127.0.0.1..N (loopback)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the run directory (configs, server logs)")
 	flag.BoolVar(&o.pipeline, "pipeline", true, "then measure the pipeline's own throughput (p1–p4) on a ticketflow of its own")
+	flag.Func("tf-env", "`KEY=VALUE` added to ticketflow dev's environment (repeatable): a tuned setup, printed with the results", func(kv string) error {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return fmt.Errorf("%q is not KEY=VALUE", kv)
+		}
+		o.tfEnv = append(o.tfEnv, kv)
+		return nil
+	})
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -180,7 +189,7 @@ func run(ctx context.Context, o options) error {
 			cf.Stop()
 			return err
 		}
-		tf, err := startTicketflow(tfBin, repDir, dbURL, d)
+		tf, err := startTicketflow(tfBin, repDir, dbURL, d, o.tfEnv...)
 		if err != nil {
 			cf.Stop()
 			dropDB(dbURL)

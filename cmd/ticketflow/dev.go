@@ -98,6 +98,9 @@ func runDevUntil(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if _, err := telemetry.ServeProfiles(ctx, pcfg.ProfileAddr, log); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dcfg.DataDir, 0o755); err != nil {
 		return fmt.Errorf("data dir %s: %w", dcfg.DataDir, err)
 	}

@@ -70,6 +70,9 @@ func run(name string, log *slog.Logger, build func(context.Context, *Base) (Serv
 func runUntil(ctx context.Context, name string, cfg Config, log *slog.Logger, build func(context.Context, *Base) (Service, error), opts ...Option) error {
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
+	if _, err := telemetry.ServeProfiles(ctx, cfg.ProfileAddr, log); err != nil {
+		return err
+	}
 	base, err := Open(ctx, cfg, log, opts...)
 	if err != nil {
 		return err

@@ -39,6 +39,9 @@ type Config struct {
 	// before /healthz fails (the process is wedged and needs a restart). Keep it above the
 	// longest request deadline.
 	PoolStall time.Duration `env:"TICKETFLOW_POOL_STALL" envDefault:"45s"`
+	// ProfileAddr, when set, serves net/http/pprof on that private address (empty: off).
+	// Keep it on loopback or a pod port that no Service exposes: profiles reveal internals.
+	ProfileAddr string `env:"TICKETFLOW_PPROF_ADDR"`
 }
 
 // Base holds the shared connections of one process.

@@ -124,40 +124,35 @@ func objectOrEmpty(input json.RawMessage) json.RawMessage {
 
 // decodedAnswer is a model answer: what it says of its model and token usage.
 type decodedAnswer interface {
-	modelName() string
-	usage() Usage
+	meta() answerMeta
 }
 
-type anthropicAnswer struct {
-	Model      string           `json:"model"`
-	Content    []anthropicBlock `json:"content"`
-	StopReason string           `json:"stop_reason"`
-	Usage      struct {
-		InputTokens  int64 `json:"input_tokens"`
-		OutputTokens int64 `json:"output_tokens"`
-	} `json:"usage"`
-}
-
-func (a *anthropicAnswer) modelName() string { return a.Model }
-func (a *anthropicAnswer) usage() Usage {
-	return Usage{InputTokens: a.Usage.InputTokens, OutputTokens: a.Usage.OutputTokens}
-}
-
-type openaiAnswer struct {
-	Model   string `json:"model"`
-	Choices []struct {
-		Message      openaiMessage `json:"message"`
-		FinishReason string        `json:"finish_reason"`
-	} `json:"choices"`
+// answerMeta is what both APIs' answers carry alike; the usage object has other names in each
+// (Anthropic's input/output_tokens, OpenAI's prompt/completion_tokens).
+type answerMeta struct {
+	Model string `json:"model"`
 	Usage struct {
+		InputTokens      int64 `json:"input_tokens"`
+		OutputTokens     int64 `json:"output_tokens"`
 		PromptTokens     int64 `json:"prompt_tokens"`
 		CompletionTokens int64 `json:"completion_tokens"`
 	} `json:"usage"`
 }
 
-func (o *openaiAnswer) modelName() string { return o.Model }
-func (o *openaiAnswer) usage() Usage {
-	return Usage{InputTokens: o.Usage.PromptTokens, OutputTokens: o.Usage.CompletionTokens}
+func (m *answerMeta) meta() answerMeta { return *m }
+
+type anthropicAnswer struct {
+	answerMeta
+	Content    []anthropicBlock `json:"content"`
+	StopReason string           `json:"stop_reason"`
+}
+
+type openaiAnswer struct {
+	answerMeta
+	Choices []struct {
+		Message      openaiMessage `json:"message"`
+		FinishReason string        `json:"finish_reason"`
+	} `json:"choices"`
 }
 
 // exchange posts one turn's body and decodes the answer into out; the response it starts holds what
@@ -168,7 +163,9 @@ func exchange(ctx context.Context, post func(ctx context.Context, body, out any)
 	if err != nil {
 		return ToolResponse{Attempts: attempts}, fmt.Errorf("%s: %w", vendor, err)
 	}
-	return ToolResponse{Attempts: attempts, Latency: time.Since(start), Model: cmp.Or(out.modelName(), model), Usage: out.usage()}, nil
+	m := out.meta()
+	return ToolResponse{Attempts: attempts, Latency: time.Since(start), Model: cmp.Or(m.Model, model),
+		Usage: Usage{InputTokens: m.Usage.InputTokens + m.Usage.PromptTokens, OutputTokens: m.Usage.OutputTokens + m.Usage.CompletionTokens}}, nil
 }
 
 func (a *Anthropic) Chat(ctx context.Context, req ToolRequest) (ToolResponse, error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/ticketflow/ticketflow/libs/config"
 	"github.com/ticketflow/ticketflow/libs/httpx"
+	"github.com/ticketflow/ticketflow/libs/kafka"
 	"github.com/ticketflow/ticketflow/libs/kafka/wmkafka"
 	"github.com/ticketflow/ticketflow/libs/platform"
 	"github.com/ticketflow/ticketflow/services/processor/adapters"
@@ -150,7 +151,7 @@ func New(cfg Config, deps Deps) (*Processor, error) {
 	}
 	if deps.Subscriber == nil {
 		sub, err := wmkafka.NewSubscriber(wmkafka.SubscriberConfig{Brokers: deps.Kafka.Brokers, ConsumerGroup: cfg.Group, Logger: deps.Log,
-			Options: groupOpts})
+			Options: append(groupOpts, kafka.BatchedFetches()...)})
 		if err != nil {
 			return nil, err
 		}

@@ -6,6 +6,7 @@ package ports
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -49,17 +50,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if c.cfg.InstanceID != "" {
 		static = append(static, kgo.InstanceID("projector@"+c.cfg.InstanceID))
 	}
-	cl, err := kafka.NewClient(c.cfg.Kafka, append(static,
+	cl, err := kafka.NewClient(c.cfg.Kafka, slices.Concat(static, kafka.BatchedFetches(), []kgo.Opt{
 		kgo.ConsumerGroup(c.cfg.Group),
 		kgo.ConsumeTopics(topic),
 		kgo.DisableAutoCommit(), // offsets live in PostgreSQL, with the rows
 		kgo.AdjustFetchOffsetsFn(c.storedOffsets),
 		kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) { c.ready.Store(true) }),
-		kgo.FetchMaxWait(200*time.Millisecond),
 		// Transaction markers are delivered too, so the stored offset moves past them and
 		// "caught up" means next_offset = the partition's end, as for any consumer.
 		kgo.KeepControlRecords(),
-	)...)
+	})...)
 	if err != nil {
 		return err
 	}
