@@ -66,9 +66,12 @@ func (r *LogReader) Consume(ctx context.Context, apply func(app.Record)) error {
 				r.log.Warn("fetch error", "topic", t, "partition", p, "err", err)
 			}
 		})
+		left := fetches.NumRecords()
 		fetches.EachRecord(func(rec *kgo.Record) {
+			left--
 			r := record(rec)
 			r.Ctx = rec.Context
+			r.CaughtUp = left == 0
 			apply(r)
 		})
 		// No consumer group: every notifier reads every partition; its lag is reported as group "notifier".

@@ -102,7 +102,7 @@ func TestHistoryIsBounded(t *testing.T) {
 			Position: events.Position{Partition: 0, Offset: off}}
 		ev.OccurredAt = now
 		it, _ := newItem(ev)
-		h.apply(&ev, it)
+		h.apply(&ev, it, false, new([]subscriber))
 		byTicket[id] = append(byTicket[id], off)
 		if h.bytes > cfg.HistoryBytes {
 			t.Fatalf("history holds %d bytes, budget %d", h.bytes, cfg.HistoryBytes)

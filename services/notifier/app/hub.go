@@ -12,7 +12,9 @@ import (
 // subscriber is what the hub fans out to. push must not block; false means the subscriber's
 // queue overflowed and it must be dropped (it closes itself with 1013).
 type subscriber interface {
-	push(it *item) bool
+	// push hands it over (see Session.push); inline: the caller owes writeInline(it).
+	push(it *item, mayInline bool) (ok, inline bool)
+	writeInline(it *item)
 }
 
 // ticket is what the notifier knows about one ticket, all of it learned from the stream.
@@ -130,9 +132,11 @@ func (h *hub) ticketLocked(id string, p int32) *ticket {
 	return t
 }
 
-// apply records one consumed event and fans its message out.
-// apply returns how many sessions the item was handed to.
-func (h *hub) apply(ev *events.Event, it *item) (sessions int) {
+// apply records one consumed event and fans its message out, and returns how many sessions
+// the item was handed to. With mayInline, the sessions it adds to inline are owed
+// writeInline(it) by the caller once the hub's lock is released (a socket write is never
+// made under it).
+func (h *hub) apply(ev *events.Event, it *item, mayInline bool, inline *[]subscriber) (sessions int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	p, off := ev.Partition, ev.Offset
@@ -167,16 +171,24 @@ func (h *hub) apply(ev *events.Event, it *item) (sessions int) {
 	}
 	h.remember(t, it)
 	for s := range t.subs {
-		if !s.push(it) {
+		ok, in := s.push(it, mayInline)
+		if !ok {
 			delete(t.subs, s)
 			continue
+		}
+		if in {
+			*inline = append(*inline, s)
 		}
 		sessions++
 	}
 	for s := range h.global {
-		if !s.push(it) {
+		ok, in := s.push(it, mayInline)
+		if !ok {
 			delete(h.global, s)
 			continue
+		}
+		if in {
+			*inline = append(*inline, s)
 		}
 		sessions++
 	}

@@ -29,6 +29,10 @@ type Record struct {
 	Control   bool
 	// Ctx carries the record's trace context (nil: none).
 	Ctx context.Context
+	// CaughtUp says no record followed this one in its fetch: the consumer is at the log's
+	// end, and the message may be written inline to idle connections. Behind a backlog the
+	// connections' writers batch many messages per write instead.
+	CaughtUp bool
 }
 
 // event decodes the record's envelope.
@@ -82,6 +86,8 @@ type Notifier struct {
 	owners  Owners
 	ready   atomic.Bool
 	running atomic.Bool
+	// inline is apply's list of sessions owed an inline write (the consumer goroutine's own).
+	inline []subscriber
 }
 
 // New builds a notifier; Run must be called for it to receive events.
@@ -147,7 +153,12 @@ func (n *Notifier) apply(rec Record) {
 	_, span := telemetry.Tracer().Start(ctx, "notifier deliver "+string(ev.Type), trace.WithAttributes(
 		attribute.String("ticketflow.event.type", string(ev.Type)), attribute.String("ticketflow.ticket_id", ev.TicketID),
 		attribute.String("ticketflow.run_id", ev.RunID)))
-	sessions := n.hub.apply(&ev, it)
+	sessions := n.hub.apply(&ev, it, rec.CaughtUp, &n.inline)
+	for i, s := range n.inline {
+		s.writeInline(it)
+		n.inline[i] = nil
+	}
+	n.inline = n.inline[:0]
 	span.SetAttributes(attribute.Int("ticketflow.notifier.sessions", sessions))
 	span.End()
 }

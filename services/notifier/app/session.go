@@ -1,20 +1,26 @@
 package app
 
 import (
+	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ticketflow/ticketflow/libs/cursor"
 )
 
-// qent is one queued outgoing message: an event item, or a pre-encoded frame payload.
+// qent is one queued outgoing message: an event item, a pre-encoded frame payload, or (op
+// opFramed) frames already encoded that an inline write could not finish.
 type qent struct {
 	it  *item
 	raw []byte
 	op  byte
 	typ string // opText: the message type, for metrics ("" = pong)
 }
+
+// opFramed marks a qent whose raw bytes are whole frames, written as they are.
+const opFramed = 0xFF
 
 // sessionConfig is what a session needs of the configuration.
 type sessionConfig struct {
@@ -33,11 +39,17 @@ func (c Config) session() sessionConfig {
 // blocking; exactly one writer goroutine drains the queue into the socket. The writer frames
 // messages itself and writes every frame queued at that moment with one syscall (one JSON
 // message per frame, many frames per write), which is what makes fan-out cheap.
+//
+// An event for a connection with nothing queued and no write under way is written by the
+// hub's goroutine itself (writeInline), without blocking: waking the writer costs a goroutine
+// hand-off per connection, which is most of an event's latency at moderate rates. What the
+// socket does not take at once goes back to the queue for the writer.
 type Session struct {
 	cfg      sessionConfig
 	m        *Metrics
 	nc       net.Conn
-	ticketID string // "" for /ws/tickets
+	raw      syscall.RawConn // nc's descriptor for non-blocking writes; nil: none (no inline writes)
+	ticketID string          // "" for /ws/tickets
 	global   bool
 
 	mu        sync.Mutex
@@ -50,6 +62,8 @@ type Session struct {
 	wake      chan struct{}
 	done      chan struct{}
 	writing   bool // a writer goroutine is running (it exits after writerLinger idle)
+	busy      bool // the writer goroutine is writing a batch (or the setup runs)
+	inline    bool // an inline write holds the connection; it wakes the writer when done
 	finished  bool // the session's last writer has exited
 	pinger    *time.Timer
 
@@ -68,14 +82,33 @@ func (n *Notifier) NewSession(nc net.Conn, ticketID string) *Session {
 		cfg:      n.cfg.session(),
 		m:        n.m,
 		nc:       nc,
+		raw:      rawConn(nc),
 		ticketID: ticketID,
 		global:   ticketID == "",
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
-		// Born writing: live pushes that arrive between registration and start() queue up
-		// behind the replay instead of starting a writer of their own.
+		// Born writing and busy: live pushes that arrive between registration and start()
+		// queue up behind the replay instead of starting a writer of their own.
 		writing: true,
+		busy:    true,
 	}
+}
+
+// rawConn is nc's descriptor, through the wrapper a hijacked fasthttp connection comes in;
+// nil when it has none (TLS, in-memory pipes).
+func rawConn(nc net.Conn) syscall.RawConn {
+	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
+		nc = u.UnsafeConn()
+	}
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
 }
 
 func (s *Session) signal() {
@@ -86,21 +119,81 @@ func (s *Session) signal() {
 }
 
 // push queues an event item; false when the queue is full (the session then closes 1013).
-func (s *Session) push(it *item) bool {
+// With mayInline, inline is true when the connection was free and the message small: the
+// caller then owes writeInline(it), once it holds no lock, and nothing was queued.
+func (s *Session) push(it *item, mayInline bool) (ok, inline bool) {
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
-		return false
+		return false, false
+	}
+	if mayInline && s.raw != nil && !s.busy && !s.inline && len(s.queue) == 0 && len(it.msg) <= maxInlineMessage {
+		s.inline = true
+		s.mu.Unlock()
+		return true, true
 	}
 	if len(s.queue) >= s.cfg.queueMessages || s.qbytes+len(it.msg) > s.cfg.queueBytes {
 		s.overflowLocked()
 		s.wakeWriterLocked()
-		return false
+		return false, false
 	}
 	s.queue = append(s.queue, qent{it: it})
 	s.qbytes += len(it.msg)
 	s.wakeWriterLocked()
-	return true
+	return true, false
+}
+
+// maxInlineMessage bounds the messages written inline (larger ones go through the writer).
+const maxInlineMessage = 16 << 10
+
+// writeInline writes the event push reserved the connection for, without blocking: the
+// socket takes it at once, or the rest goes back to the front of the queue for the writer
+// (which then writes it under the write timeout, as any frame). A write error ends the session.
+func (s *Session) writeInline(it *item) {
+	err := s.event(it)
+	var rest []byte
+	if err == nil {
+		rest, err = s.tryWrite(s.out)
+	}
+	if len(rest) > 0 {
+		rest = append([]byte(nil), rest...)
+	}
+	s.release()
+	s.mu.Lock()
+	s.inline = false
+	switch {
+	case err != nil:
+		s.stopped = true
+	case len(rest) > 0:
+		s.queue = append([]qent{{raw: rest, op: opFramed}}, s.queue...)
+		s.qbytes += len(rest)
+	case len(s.queue) == 0 && !s.stopped:
+		s.mu.Unlock()
+		return
+	}
+	s.wakeWriterLocked()
+	if err != nil {
+		_ = s.nc.Close() // the peer is gone: unblock the reader
+	}
+}
+
+// tryWrite writes what the socket takes of b now, without waiting, and returns the rest.
+func (s *Session) tryWrite(b []byte) ([]byte, error) {
+	var n int
+	var werr error
+	if err := s.raw.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), b)
+		return true
+	}); err != nil {
+		return b, err
+	}
+	if errors.Is(werr, syscall.EAGAIN) || errors.Is(werr, syscall.EINTR) {
+		return b, nil
+	}
+	if werr != nil {
+		return b, werr
+	}
+	return b[n:], nil
 }
 
 // wakeWriterLocked (called with s.mu held, which it releases) starts a writer if none runs,
@@ -195,6 +288,18 @@ func (s *Session) frame(op byte, payload []byte) error {
 	return nil
 }
 
+// framed appends frames encoded already (an inline write's rest).
+func (s *Session) framed(b []byte) error {
+	if s.out == nil {
+		s.out = (*outPool.Get().(*[]byte))[:0]
+	}
+	s.out = append(s.out, b...)
+	if len(s.out) >= flushThreshold {
+		return s.flush()
+	}
+	return nil
+}
+
 // text frames a JSON message and counts it.
 func (s *Session) text(typ string, payload []byte) error {
 	s.m.countSent(typ)
@@ -242,6 +347,8 @@ func (s *Session) flush() error {
 	_ = s.nc.SetWriteDeadline(time.Now().Add(s.cfg.writeTimeout))
 	_, err := s.nc.Write(s.out)
 	s.out = s.out[:0]
+	// An expired deadline would also fail the next inline write, which never waits.
+	_ = s.nc.SetWriteDeadline(time.Time{})
 	return err
 }
 
@@ -314,16 +421,22 @@ func (s *Session) drain() {
 	defer linger.Stop()
 	for {
 		s.mu.Lock()
-		if len(s.queue) == 0 && !s.stopped {
+		if s.inline || (len(s.queue) == 0 && !s.stopped) {
+			// Nothing to write, or an inline write holds the connection (it wakes us after).
+			// The buffer is released before the connection is: an inline write may take it
+			// the moment busy is false.
+			if s.busy {
+				s.release()
+				s.busy = false
+			}
 			s.mu.Unlock()
-			s.release()
 			linger.Reset(writerLinger)
 			select {
 			case <-s.wake:
 				continue
 			case <-linger.C:
 				s.mu.Lock()
-				if len(s.queue) == 0 && !s.stopped {
+				if !s.inline && len(s.queue) == 0 && !s.stopped {
 					s.writing = false
 					s.mu.Unlock()
 					return
@@ -332,6 +445,7 @@ func (s *Session) drain() {
 				continue
 			}
 		}
+		s.busy = true
 		batch := s.queue
 		s.queue, s.qbytes = s.spare, 0
 		s.spare = nil
@@ -348,6 +462,8 @@ func (s *Session) drain() {
 			switch {
 			case e.it != nil:
 				err = s.event(e.it)
+			case e.op == opFramed:
+				err = s.framed(e.raw)
 			case e.op == opText && e.typ != "":
 				err = s.text(e.typ, e.raw)
 			case e.op == opText:

@@ -69,3 +69,27 @@ func TestLiveRunSequence(t *testing.T) {
 		t.Fatalf("%d logs, want 7", logs)
 	}
 }
+
+// Events reach a connection whose last write through its writer is older than the write
+// timeout: that write's deadline must not fail the writes made since without waiting (an
+// event for an idle connection is written by the hub's goroutine, never blocking). Events
+// appended one by one, each once the previous one arrived, are each written that way.
+func TestIdleConnectionGetsEventsLongAfterItsLastWrite(t *testing.T) {
+	e := newTestEnv(t, 4)
+	cfg := testConfig()
+	cfg.WriteTimeout = 50 * time.Millisecond
+	srv, ticket := e.startTicket(cfg, "idle")
+	c := mustDial(t, srv.addr, ticket, dialOpts{token: e.token("alice", "user")})
+	if _, err := c.readConnectedNoRun(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	run := runEvents(ticket, "run-1", "alice")
+	for i, ev := range run {
+		time.Sleep(3 * cfg.WriteTimeout)
+		e.append(ev)
+		m, err := c.read(5 * time.Second)
+		if err != nil || m.EventID != ev.ID {
+			t.Fatalf("event %d of %d: %s, %v (want %s)", i+1, len(run), m.raw, err, ev.ID)
+		}
+	}
+}
