@@ -170,30 +170,26 @@ func (h *hub) apply(ev *events.Event, it *item, mayInline bool, inline *[]subscr
 		t.state = it
 	}
 	h.remember(t, it)
-	for s := range t.subs {
-		ok, in := s.push(it, mayInline)
-		if !ok {
-			delete(t.subs, s)
-			continue
-		}
-		if in {
-			*inline = append(*inline, s)
-		}
-		sessions++
-	}
-	for s := range h.global {
-		ok, in := s.push(it, mayInline)
-		if !ok {
-			delete(h.global, s)
-			continue
-		}
-		if in {
-			*inline = append(*inline, s)
-		}
-		sessions++
-	}
+	sessions = handOver(t.subs, it, mayInline, inline) + handOver(h.global, it, mayInline, inline)
 	h.advanceLocked(p, off)
 	return sessions
+}
+
+// handOver pushes it to every subscriber of subs, drops those that refuse it (their queue is
+// full: they close), adds those owed an inline write to inline, and returns how many took it.
+func handOver(subs map[subscriber]struct{}, it *item, mayInline bool, inline *[]subscriber) (n int) {
+	for s := range subs {
+		ok, in := s.push(it, mayInline)
+		if !ok {
+			delete(subs, s)
+			continue
+		}
+		if in {
+			*inline = append(*inline, s)
+		}
+		n++
+	}
+	return n
 }
 
 // advance records a consumed record that has no client message (unknown type or version,
