@@ -446,6 +446,22 @@ func TestWorkSpreadsAcrossProcessors(t *testing.T) {
 	for _, id := range ids {
 		request(id)
 	}
+	// The joiner starts once the first two own every first run: it can then get running runs
+	// only by handover (had it joined earlier, it could take its share of them unowned, and
+	// the test would see no handover to prove).
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var owned int
+		if err := c.db.QueryRow(context.Background(), `SELECT count(*) FROM processor_runs WHERE owner <> ''`).Scan(&owned); err != nil {
+			t.Fatal(err)
+		}
+		if owned >= tickets {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of the %d first runs owned after 30 s", owned, tickets)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	joined := time.Now()
 	startProc(names[2], app.Hooks{})
