@@ -1,11 +1,14 @@
 package notifier
 
 import (
-	"github.com/ticketflow/ticketflow/services/notifier/app"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/ticketflow/ticketflow/libs/cursor"
+	"github.com/ticketflow/ticketflow/libs/events"
+	"github.com/ticketflow/ticketflow/services/notifier/app"
 )
 
 // TestLiveRunSequence is the brief's exact sequence on a client connected before the run.
@@ -90,6 +93,34 @@ func TestIdleConnectionGetsEventsLongAfterItsLastWrite(t *testing.T) {
 		m, err := c.read(5 * time.Second)
 		if err != nil || m.EventID != ev.ID {
 			t.Fatalf("event %d of %d: %s, %v (want %s)", i+1, len(run), m.raw, err, ev.ID)
+		}
+	}
+}
+
+// A client that stops reading while events keep coming one at a time (each written inline to
+// its idle connection, the socket taking less and less of them) gets every event once it reads
+// again, whole and in order: what the socket did not take went back to the connection's queue
+// and was written by its writer, ahead of everything queued later.
+func TestStalledReaderGetsEveryInlineEventInOrder(t *testing.T) {
+	e := newTestEnv(t, 4)
+	cfg := testConfig()
+	cfg.QueueBytes = 64 << 20
+	srv, ticket := e.startTicket(cfg, "stall")
+	c := mustDial(t, srv.addr, ticket, dialOpts{token: e.token("alice", "user")})
+	if _, err := c.readConnectedNoRun(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Repeat("x", 12<<10) // under the inline bound; 600 of them overflow any socket buffer
+	var ids []string
+	for i := range 600 {
+		env := events.MustNew(ticket, "run-1", "processor", &events.LogEmittedData{Level: "INFO", Message: fmt.Sprintf("%04d %s", i, line), Step: "run_ci"})
+		e.append(env)
+		ids = append(ids, env.ID)
+	}
+	for i, id := range ids {
+		m, err := c.read(10 * time.Second)
+		if err != nil || m.EventID != id || !strings.HasPrefix(m.Message, fmt.Sprintf("%04d ", i)) {
+			t.Fatalf("message %d of %d: event %s, %.10q, %v (want %s)", i+1, len(ids), m.EventID, m.Message, err, id)
 		}
 	}
 }
