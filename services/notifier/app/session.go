@@ -94,13 +94,23 @@ func (n *Notifier) NewSession(nc net.Conn, ticketID string) *Session {
 	}
 }
 
-// rawConn is nc's descriptor, through the wrapper a hijacked fasthttp connection comes in;
-// nil when it has none (TLS, in-memory pipes).
-func rawConn(nc net.Conn) syscall.RawConn {
+// socket is the connection under the wrapper a hijacked fasthttp connection comes in: the
+// wrapper's Close does nothing (fasthttp closes the socket once the handler returns).
+func socket(nc net.Conn) net.Conn {
 	if u, ok := nc.(interface{ UnsafeConn() net.Conn }); ok {
-		nc = u.UnsafeConn()
+		return u.UnsafeConn()
 	}
-	sc, ok := nc.(syscall.Conn)
+	return nc
+}
+
+// closeSocket closes the connection for real: a peer that is gone without a word (a write
+// failed) must not keep the reader waiting for its idle timeout.
+func (s *Session) closeSocket() { _ = socket(s.nc).Close() }
+
+// rawConn is nc's descriptor for non-blocking writes; nil when it has none (TLS, in-memory
+// pipes).
+func rawConn(nc net.Conn) syscall.RawConn {
+	sc, ok := socket(nc).(syscall.Conn)
 	if !ok {
 		return nil
 	}
@@ -173,7 +183,7 @@ func (s *Session) writeInline(it *item) {
 	}
 	s.wakeWriterLocked()
 	if err != nil {
-		_ = s.nc.Close() // the peer is gone: unblock the reader
+		s.closeSocket() // the peer is gone: unblock the reader
 	}
 }
 
@@ -483,7 +493,7 @@ func (s *Session) drain() {
 			s.stopped = true
 			s.mu.Unlock()
 			s.finish()
-			_ = s.nc.Close() // the peer is gone: unblock the reader
+			s.closeSocket() // the peer is gone: unblock the reader
 			return
 		}
 		if stopped {
