@@ -68,6 +68,30 @@ describe("RunReplay", () => {
     el.remove();
   });
 
+  it("goes to exactly a marker's event when the next event has the same time", async () => {
+    const f = fakeRunLog(100);
+    f.add("TicketProcessingRequested", 0, { requested_by: "me" });
+    f.add("StepStarted", 0.1, { step: "run_ci", progress: 85, iteration: 1, attempt: 1 });
+    f.add("LogEmitted", 0.2, { level: "INFO", step: "run_ci", message: "before" });
+    f.add("CIResult", 0.5, { iteration: 1, passed: false, exit_code: 1, duration_ms: 300 });
+    f.add("LogEmitted", 0.5, { level: "INFO", step: "run_ci", message: "same millisecond" });
+    f.add("RunFailed", 0.6, { iteration: 1, error: "CI" });
+
+    const el = document.createElement("div");
+    document.body.appendChild(el);
+    const root = createRoot(el);
+    flushSync(() => root.render(<RunReplay runId="r1" load={f.load} />));
+    flushSync(() => button(el, "Revoir l'exécution").click());
+    const player = () => el.querySelector(".replay-player") as HTMLElement | null;
+    await until(() => !!player(), "the player");
+    flushSync(() => button(el, "Aller à : CI en échec").click());
+    expect(player()!.dataset.position).toBe("4");
+    expect([...el.querySelectorAll(".log-row .log-msg")].map((m) => m.textContent)).toEqual(["before"]);
+
+    root.unmount();
+    el.remove();
+  });
+
   it("formats the replay clock", () => {
     expect([0, 950, 61_250, 600_000].map(formatClock)).toEqual(["0:00.0", "0:00.9", "1:01.2", "10:00.0"]);
   });

@@ -121,12 +121,16 @@ export function ReplayPlayer({ events, onClose }: { events: Envelope[]; onClose?
   // Where the clock started: the replay is at anchor.pos + (now - anchor.at) while playing.
   const anchor = useRef({ pos: 0, at: 0 });
 
-  /** goto shows the state at real time t: played forward from where it is, or rebuilt from the prefix. */
+  /**
+   * goto shows the state at real time t: played forward from where it is, or rebuilt from the
+   * prefix. upTo, when given, is the number of events shown instead of all those at or before t
+   * (a marker's event, when the events after it share its time).
+   */
   const goto = useCallback(
-    (t: number) => {
+    (t: number, upTo?: number) => {
       const pos = Math.max(0, Math.min(sched.duration, t));
       // Position 0 is before the first event (which plays at 0): the start shows nothing yet.
-      const k = pos <= 0 ? 0 : eventsAt(sched.at, pos);
+      const k = upTo ?? (pos <= 0 ? 0 : eventsAt(sched.at, pos));
       const prev = cur.current.state;
       const state = k === prev.position ? prev : k > prev.position ? foldReplay(prev, events, k) : replayAt(events, k);
       cur.current = { pos, state };
@@ -136,12 +140,14 @@ export function ReplayPlayer({ events, onClose }: { events: Envelope[]; onClose?
   );
 
   const seek = useCallback(
-    (t: number) => {
-      goto(t);
+    (t: number, upTo?: number) => {
+      goto(t, upTo);
       anchor.current = { pos: cur.current.pos, at: performance.now() };
     },
     [goto],
   );
+  /** seekEvent shows the state right after event i (a marker's). */
+  const seekEvent = useCallback((i: number) => seek(sched.at[i], i + 1), [seek, sched]);
 
   // A new speed keeps the events shown: the position moves to the last one's time in the new schedule.
   const firstSched = useRef(sched);
@@ -180,12 +186,12 @@ export function ReplayPlayer({ events, onClose }: { events: Envelope[]; onClose?
   // The markers before and after the position, for the keyboard.
   const prevMarker = () => {
     const k = state.position;
-    for (let i = marks.length - 1; i >= 0; i--) if (marks[i].index < k - 1) return seek(sched.at[marks[i].index]);
+    for (let i = marks.length - 1; i >= 0; i--) if (marks[i].index < k - 1) return seekEvent(marks[i].index);
     seek(0);
   };
   const nextMarker = () => {
     const k = state.position;
-    for (const m of marks) if (m.index >= k) return seek(sched.at[m.index]);
+    for (const m of marks) if (m.index >= k) return seekEvent(m.index);
     seek(sched.duration);
   };
   const onSliderKey = (e: KeyboardEvent<HTMLInputElement>) => {
@@ -258,7 +264,7 @@ export function ReplayPlayer({ events, onClose }: { events: Envelope[]; onClose?
           aria-label="Position dans la relecture (Page préc./suiv. : repère précédent/suivant)"
           aria-valuetext={valueText}
         />
-        <ReplayMarks marks={marks} sched={sched} onSeek={seek} />
+        <ReplayMarks marks={marks} sched={sched} onSeekEvent={seekEvent} />
         <div className="replay-nav">
           <button type="button" className="btn btn-ghost btn-sm" onClick={prevMarker}>
             ← Repère précédent
@@ -305,7 +311,7 @@ export function ReplayPlayer({ events, onClose }: { events: Envelope[]; onClose?
 }
 
 /** The markers under the slider; memoised: they change with the speed, not the position. */
-const ReplayMarks = memo(function ReplayMarks({ marks, sched, onSeek }: { marks: Marker[]; sched: Schedule; onSeek: (t: number) => void }) {
+const ReplayMarks = memo(function ReplayMarks({ marks, sched, onSeekEvent }: { marks: Marker[]; sched: Schedule; onSeekEvent: (index: number) => void }) {
   const d = sched.duration || 1;
   return (
     <div className="replay-marks">
@@ -330,7 +336,7 @@ const ReplayMarks = memo(function ReplayMarks({ marks, sched, onSeek }: { marks:
           style={{ left: `${(sched.at[m.index] / d) * 100}%` }}
           title={`${m.label} — ${formatClock(sched.at[m.index])}`}
           aria-label={`Aller à : ${m.label}`}
-          onClick={() => onSeek(sched.at[m.index])}
+          onClick={() => onSeekEvent(m.index)}
         />
       ))}
     </div>
