@@ -9,10 +9,10 @@ import (
 	"github.com/ticketflow/ticketflow/libs/events"
 )
 
-// subscriber is what the hub fans out to. push must not block; false means the subscriber's
-// queue overflowed and it must be dropped (it closes itself with 1013).
+// subscriber is what the hub fans out to. push must not block; ok false means the
+// subscriber's queue overflowed and it must be dropped (it closes itself with 1013); inline
+// true means the caller owes writeInline(it), made outside the hub's lock (see Session.push).
 type subscriber interface {
-	// push hands it over (see Session.push); inline: the caller owes writeInline(it).
 	push(it *item, mayInline bool) (ok, inline bool)
 	writeInline(it *item)
 }

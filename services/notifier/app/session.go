@@ -287,27 +287,31 @@ const flushThreshold = 64 << 10
 
 var outPool = sync.Pool{New: func() any { b := make([]byte, 0, flushThreshold+4096); return &b }}
 
-func (s *Session) frame(op byte, payload []byte) error {
+// buffer is the write buffer, taken from the pool when the connection holds none.
+func (s *Session) buffer() []byte {
 	if s.out == nil {
 		s.out = (*outPool.Get().(*[]byte))[:0]
 	}
-	s.out = appendFrame(s.out, op, payload)
+	return s.out
+}
+
+// flushIfFull writes the buffer once it holds flushThreshold bytes.
+func (s *Session) flushIfFull() error {
 	if len(s.out) >= flushThreshold {
 		return s.flush()
 	}
 	return nil
 }
 
+func (s *Session) frame(op byte, payload []byte) error {
+	s.out = appendFrame(s.buffer(), op, payload)
+	return s.flushIfFull()
+}
+
 // framed appends frames encoded already (an inline write's rest).
 func (s *Session) framed(b []byte) error {
-	if s.out == nil {
-		s.out = (*outPool.Get().(*[]byte))[:0]
-	}
-	s.out = append(s.out, b...)
-	if len(s.out) >= flushThreshold {
-		return s.flush()
-	}
-	return nil
+	s.out = append(s.buffer(), b...)
+	return s.flushIfFull()
 }
 
 // text frames a JSON message and counts it.
@@ -330,11 +334,8 @@ func (s *Session) event(it *item) error {
 		s.cur = cursor.Cursor{}
 	}
 	s.cur[it.partition] = it.offset
-	if s.out == nil {
-		s.out = (*outPool.Get().(*[]byte))[:0]
-	}
 	// Frame in place: reserve the longest header, encode, then fix the header.
-	start := len(s.out)
+	start := len(s.buffer())
 	s.out = append(s.out, make([]byte, maxHeader)...)
 	s.out = it.messageWith(s.out, s.cur.String())
 	payload := s.out[start+maxHeader:]
@@ -344,10 +345,7 @@ func (s *Session) event(it *item) error {
 	copy(s.out[start:], hdr)
 	copy(s.out[start+len(hdr):], payload)
 	s.out = s.out[:start+len(hdr)+n]
-	if len(s.out) >= flushThreshold {
-		return s.flush()
-	}
-	return nil
+	return s.flushIfFull()
 }
 
 func (s *Session) flush() error {
