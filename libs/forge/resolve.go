@@ -39,52 +39,52 @@ func NewResolver(cfg config.Forge, gitToken string, policy *repourl.Policy) (*Re
 	for h, k := range knownHosts {
 		r.kinds[h] = k
 	}
-	err := eachPair("TICKETFLOW_FORGE_HOSTS", cfg.Hosts, func(host, kind string) error {
-		switch kind = strings.ToLower(kind); kind {
+	if err := eachPair("TICKETFLOW_FORGE_HOSTS", cfg.Hosts, func(host, kind string) error {
+		k := strings.ToLower(kind)
+		switch k {
 		case GitHub, GitLab, Gitea:
 		case "forgejo":
-			kind = Gitea
+			k = Gitea
 		default:
 			return fmt.Errorf("%q: unknown forge %q (github, gitlab, gitea, forgejo)", host+"="+kind, kind)
 		}
-		r.kinds[strings.ToLower(host)] = kind
+		r.kinds[strings.ToLower(host)] = k
 		return nil
-	})
-	if err == nil {
-		err = eachPair("TICKETFLOW_FORGE_API_URLS", cfg.APIURLs, func(host, base string) error {
-			u, err := url.Parse(base)
-			if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-				return fmt.Errorf("%s: %q is not an http(s) URL", host, base)
-			}
-			r.apis[strings.ToLower(host)] = strings.TrimRight(base, "/")
-			return nil
-		})
+	}); err != nil {
+		return nil, err
 	}
-	if err == nil {
-		err = eachPair("TICKETFLOW_FORGE_TOKENS", cfg.Tokens, func(pat, token string) error {
-			p, err := repourl.ParsePattern(pat)
-			if err != nil {
-				return err
-			}
-			r.tokens = append(r.tokens, tokenRule{p, token})
-			return nil
-		})
+	if err := eachPair("TICKETFLOW_FORGE_API_URLS", cfg.APIURLs, func(host, base string) error {
+		u, err := url.Parse(base)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("%s: %q is not an http(s) URL", host, base)
+		}
+		r.apis[strings.ToLower(host)] = strings.TrimRight(base, "/")
+		return nil
+	}); err != nil {
+		return nil, err
 	}
-	if err == nil {
-		err = eachPair("TICKETFLOW_FORGE_REPOSITORIES", cfg.Repositories, func(from, to string) error {
-			fu, err := repourl.Parse(from)
-			if err != nil {
-				return fmt.Errorf("%q: %w", from, err)
-			}
-			tu, err := repourl.Parse(to)
-			if err != nil || tu.Scheme == repourl.File {
-				return fmt.Errorf("%q is not a forge repository URL", to)
-			}
-			r.mirrors[fu.String()] = tu.String()
-			return nil
-		})
+	if err := eachPair("TICKETFLOW_FORGE_TOKENS", cfg.Tokens, func(pat, token string) error {
+		p, err := repourl.ParsePattern(pat)
+		if err != nil {
+			return err
+		}
+		r.tokens = append(r.tokens, tokenRule{p, token})
+		return nil
+	}); err != nil {
+		return nil, err
 	}
-	if err != nil {
+	if err := eachPair("TICKETFLOW_FORGE_REPOSITORIES", cfg.Repositories, func(from, to string) error {
+		fu, err := repourl.Parse(from)
+		if err != nil {
+			return fmt.Errorf("%q: %w", from, err)
+		}
+		tu, err := repourl.Parse(to)
+		if err != nil || tu.Scheme == repourl.File {
+			return fmt.Errorf("%q is not a forge repository URL", to)
+		}
+		r.mirrors[fu.String()] = tu.String()
+		return nil
+	}); err != nil {
 		return nil, err
 	}
 	return r, nil
