@@ -19,6 +19,27 @@ const until = async (cond: () => boolean, what: string, ms = 5000) => {
 const button = (el: HTMLElement, label: string) =>
   [...el.querySelectorAll("button")].find((b) => b.getAttribute("aria-label") === label || b.textContent?.trim() === label) as HTMLButtonElement;
 
+/** mount renders the replay of f's run; open opens the player and waits for it. */
+const mount = (f: ReturnType<typeof fakeRunLog>) => {
+  const el = document.createElement("div");
+  document.body.appendChild(el);
+  const root = createRoot(el);
+  flushSync(() => root.render(<RunReplay runId="r1" load={f.load} />));
+  const player = () => el.querySelector(".replay-player") as HTMLElement | null;
+  return {
+    el,
+    player,
+    open: async () => {
+      flushSync(() => button(el, "Revoir l'exécution").click());
+      await until(() => !!player(), "the player");
+    },
+    unmount: () => {
+      root.unmount();
+      el.remove();
+    },
+  };
+};
+
 describe("RunReplay", () => {
   it("loads every page, plays at 50× to the final state with the whole log, says when it skips, and seeks back", async () => {
     const f = fakeRunLog(3);
@@ -31,14 +52,9 @@ describe("RunReplay", () => {
     f.add("StepCompleted", 601.1, { step: "run_ci", outcome: "ok", duration_ms: 900 });
     f.add("RunCompleted", 601.2, { iteration: 1, message: "Terminé, en attente de validation" });
 
-    const el = document.createElement("div");
-    document.body.appendChild(el);
-    const root = createRoot(el);
-    flushSync(() => root.render(<RunReplay runId="r1" load={f.load} />));
+    const { el, player, open, unmount } = mount(f);
     expect(f.calls).toEqual([]); // nothing loads before the player is opened
-    flushSync(() => button(el, "Revoir l'exécution").click());
-    const player = () => el.querySelector(".replay-player") as HTMLElement | null;
-    await until(() => !!player(), "the player");
+    await open();
     expect(f.calls).toEqual([null, "2", "5", "8", "11"]);
     expect(player()!.dataset.total).toBe(String(f.log.length));
     expect(player()!.dataset.replayState).toBe("ready");
@@ -64,8 +80,7 @@ describe("RunReplay", () => {
     expect(el.querySelectorAll(".log-row").length).toBe(5);
     expect(el.querySelector(".replay-state .badge")!.getAttribute("data-status")).toBe("IN_PROGRESS");
 
-    root.unmount();
-    el.remove();
+    unmount();
   });
 
   it("goes to exactly a marker's event when the next event has the same time", async () => {
@@ -77,19 +92,13 @@ describe("RunReplay", () => {
     f.add("LogEmitted", 0.5, { level: "INFO", step: "run_ci", message: "same millisecond" });
     f.add("RunFailed", 0.6, { iteration: 1, error: "CI" });
 
-    const el = document.createElement("div");
-    document.body.appendChild(el);
-    const root = createRoot(el);
-    flushSync(() => root.render(<RunReplay runId="r1" load={f.load} />));
-    flushSync(() => button(el, "Revoir l'exécution").click());
-    const player = () => el.querySelector(".replay-player") as HTMLElement | null;
-    await until(() => !!player(), "the player");
+    const { el, player, open, unmount } = mount(f);
+    await open();
     flushSync(() => button(el, "Aller à : CI en échec").click());
     expect(player()!.dataset.position).toBe("4");
     expect([...el.querySelectorAll(".log-row .log-msg")].map((m) => m.textContent)).toEqual(["before"]);
 
-    root.unmount();
-    el.remove();
+    unmount();
   });
 
   it("formats the replay clock", () => {
